@@ -1,0 +1,88 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// setting is one COINOP_* variable with its flag. The README's
+// configuration table lists the same settings with the same defaults.
+type setting struct {
+	env, flag, def, help string
+	secret               bool
+}
+
+var settings = []setting{
+	{"COINOP_ADDR", "addr", ":8080", "address the HTTP API listens on", false},
+	{"COINOP_DATABASE_URL", "database-url", "postgres://postgres@127.0.0.1:5432/coinop?sslmode=disable", "Postgres connection URL (system of record)", true},
+	{"COINOP_DB_MAX_CONNS", "db-max-conns", "20", "most Postgres connections in the pool", false},
+	{"COINOP_REDIS_URL", "redis-url", "redis://127.0.0.1:6379/0", "Redis URL (cache)", true},
+	{"COINOP_REDIS_PREFIX", "redis-prefix", "coinop:", "prefix of every Redis key", false},
+	{"COINOP_JWT_SECRET", "jwt-secret", "", "HS256 secret of player tokens (required, at least 32 bytes)", true},
+	{"COINOP_JWT_ISSUER", "jwt-issuer", "", "required iss of player tokens, when set", false},
+	{"COINOP_JWT_AUDIENCE", "jwt-audience", "", "required aud of player tokens, when set", false},
+	{"COINOP_ADMIN_TOKEN", "admin-token", "", "bearer token of the admin API; empty disables it", true},
+	{"COINOP_AUTO_MIGRATE", "auto-migrate", "false", "apply database migrations when serve starts", false},
+	{"COINOP_REQUEST_TIMEOUT", "request-timeout", "10s", "most time spent on one request", false},
+	{"COINOP_SHUTDOWN_TIMEOUT", "shutdown-timeout", "20s", "how long SIGTERM waits for in-flight requests", false},
+	{"COINOP_BODY_LIMIT", "body-limit", "65536", "largest player or grant request body, in bytes", false},
+	{"COINOP_IDEMPOTENCY_RETENTION", "idempotency-retention", "24h", "how long idempotency keys are kept (at least 24h)", false},
+	{"COINOP_IDEMPOTENCY_WAIT", "idempotency-wait", "5s", "how long a duplicate waits for the first request before 409 idempotency_key_in_use", false},
+	{"COINOP_CATALOG_REFRESH", "catalog-refresh", "1s", "how often each replica checks Postgres for a newer catalog", false},
+	{"COINOP_LOG_LEVEL", "log-level", "info", "debug, info, warn or error", false},
+	{"COINOP_LOG_FORMAT", "log-format", "json", "json or text", false},
+}
+
+// config is the parsed settings.
+type config struct {
+	values map[string]string
+}
+
+// bindSettings registers every setting as a flag on fs whose default comes
+// from the environment, so flags override COINOP_* which override defaults.
+func bindSettings(fs *flag.FlagSet, getenv func(string) string) *config {
+	cfg := &config{values: map[string]string{}}
+	for _, s := range settings {
+		v := s.def
+		if e := getenv(s.env); e != "" {
+			v = e
+		}
+		cfg.values[s.env] = v
+		// Help shows the built-in default, never the environment's value,
+		// so secrets set in the environment are not printed.
+		fs.Func(s.flag, fmt.Sprintf("%s (env %s, default %q)", s.help, s.env, s.def), func(val string) error {
+			cfg.values[s.env] = val
+			return nil
+		})
+	}
+	return cfg
+}
+
+func (c *config) str(env string) string { return c.values[env] }
+
+func (c *config) duration(env string) (time.Duration, error) {
+	d, err := time.ParseDuration(c.values[env])
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%s: %q is not a duration like 10s or 24h", env, c.values[env])
+	}
+	return d, nil
+}
+
+func (c *config) integer(env string) (int, error) {
+	n, err := strconv.Atoi(c.values[env])
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%s: %q is not a non-negative integer", env, c.values[env])
+	}
+	return n, nil
+}
+
+func (c *config) boolean(env string) (bool, error) {
+	b, err := strconv.ParseBool(strings.TrimSpace(c.values[env]))
+	if err != nil {
+		return false, fmt.Errorf("%s: %q is not true or false", env, c.values[env])
+	}
+	return b, nil
+}

@@ -1,0 +1,224 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/coinop/coinop/catalog"
+	"github.com/coinop/coinop/entitlements"
+	"github.com/coinop/coinop/migrations"
+	"github.com/coinop/coinop/server"
+)
+
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := bindSettings(fs, getenv)
+	if err := fs.Parse(args); err != nil {
+		return exitError{2}
+	}
+	logger, err := newLogger(cfg, stderr)
+	if err != nil {
+		return err
+	}
+	w, err := wire(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer w.close()
+	return w.serve(ctx, nil)
+}
+
+func runMigrate(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := bindSettings(fs, getenv)
+	if err := fs.Parse(args); err != nil {
+		return exitError{2}
+	}
+	if err := migrations.Up(ctx, cfg.str("COINOP_DATABASE_URL")); err != nil {
+		return err
+	}
+	fmt.Fprintln(stderr, "coinop: migrations applied")
+	return nil
+}
+
+func newLogger(cfg *config, w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.str("COINOP_LOG_LEVEL"))); err != nil {
+		return nil, fmt.Errorf("COINOP_LOG_LEVEL: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch cfg.str("COINOP_LOG_FORMAT") {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("COINOP_LOG_FORMAT: %q is not json or text", cfg.str("COINOP_LOG_FORMAT"))
+}
+
+// wired is a running set of parts: pools, catalog, ledger and server.
+type wired struct {
+	cfg       *config
+	log       *slog.Logger
+	db        *pgxpool.Pool
+	redis     redis.UniversalClient
+	catalogs  *catalog.Store
+	live      *catalog.Live
+	ledger    *entitlements.Ledger
+	server    *server.Server
+	retention time.Duration
+	stop      context.CancelFunc
+}
+
+func wire(ctx context.Context, cfg *config, logger *slog.Logger) (_ *wired, err error) {
+	secret := cfg.str("COINOP_JWT_SECRET")
+	if len(secret) < 32 {
+		return nil, errors.New("COINOP_JWT_SECRET must be set to at least 32 bytes (for example: openssl rand -hex 32)")
+	}
+	if cfg.str("COINOP_ADMIN_TOKEN") == "" {
+		logger.Warn("COINOP_ADMIN_TOKEN is empty: the admin API refuses every request")
+	}
+	durations := map[string]time.Duration{}
+	for _, env := range []string{"COINOP_REQUEST_TIMEOUT", "COINOP_SHUTDOWN_TIMEOUT", "COINOP_IDEMPOTENCY_RETENTION", "COINOP_IDEMPOTENCY_WAIT", "COINOP_CATALOG_REFRESH"} {
+		if durations[env], err = cfg.duration(env); err != nil {
+			return nil, err
+		}
+	}
+	if durations["COINOP_IDEMPOTENCY_RETENTION"] < 24*time.Hour {
+		return nil, errors.New("COINOP_IDEMPOTENCY_RETENTION must be at least 24h: clients retry for up to a day")
+	}
+	maxConns, err := cfg.integer("COINOP_DB_MAX_CONNS")
+	if err != nil {
+		return nil, err
+	}
+	bodyLimit, err := cfg.integer("COINOP_BODY_LIMIT")
+	if err != nil {
+		return nil, err
+	}
+	autoMigrate, err := cfg.boolean("COINOP_AUTO_MIGRATE")
+	if err != nil {
+		return nil, err
+	}
+
+	dbURL := cfg.str("COINOP_DATABASE_URL")
+	if autoMigrate {
+		if err := migrations.Up(ctx, dbURL); err != nil {
+			return nil, err
+		}
+		logger.Info("migrations applied")
+	}
+	poolCfg, err := pgxpool.ParseConfig(dbURL)
+	if err != nil {
+		return nil, fmt.Errorf("COINOP_DATABASE_URL: %w", err)
+	}
+	if maxConns > 0 {
+		poolCfg.MaxConns = int32(maxConns)
+	}
+	db, err := pgxpool.NewWithConfig(ctx, poolCfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	rdb, err := newRedis(cfg.str("COINOP_REDIS_URL"))
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+
+	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	w := &wired{cfg: cfg, log: logger, db: db, redis: rdb, stop: stop, retention: durations["COINOP_IDEMPOTENCY_RETENTION"]}
+	w.catalogs = catalog.NewStore(db)
+	w.live = catalog.NewLive(w.catalogs)
+	if _, err := w.live.Refresh(ctx); err != nil && !errors.Is(err, catalog.ErrNoCatalog) {
+		logger.Warn("catalog not loaded at start; will retry", slog.Any("error", err))
+	}
+	go w.live.Run(runCtx, durations["COINOP_CATALOG_REFRESH"])
+	w.ledger = entitlements.New(db, w.live, entitlements.WithKeyWait(durations["COINOP_IDEMPOTENCY_WAIT"]))
+	go w.purgeIdempotencyKeys(runCtx)
+	w.server = server.New(server.Config{
+		JWTSecret:      []byte(secret),
+		JWTIssuer:      cfg.str("COINOP_JWT_ISSUER"),
+		JWTAudience:    cfg.str("COINOP_JWT_AUDIENCE"),
+		AdminToken:     cfg.str("COINOP_ADMIN_TOKEN"),
+		RequestTimeout: durations["COINOP_REQUEST_TIMEOUT"],
+		BodyLimit:      bodyLimit,
+	}, server.Deps{Ledger: w.ledger, Catalogs: w.catalogs, Live: w.live, DB: db, Redis: rdb, Logger: logger})
+	return w, nil
+}
+
+// newRedis accepts one redis:// or rediss:// URL; the cache uses short
+// timeouts so a slow Redis degrades to Postgres instead of stalling requests.
+func newRedis(url string) (redis.UniversalClient, error) {
+	opt, err := redis.ParseURL(strings.TrimSpace(url))
+	if err != nil {
+		return nil, fmt.Errorf("COINOP_REDIS_URL: %w", err)
+	}
+	opt.DialTimeout = 500 * time.Millisecond
+	opt.ReadTimeout = 250 * time.Millisecond
+	opt.WriteTimeout = 250 * time.Millisecond
+	return redis.NewClient(opt), nil
+}
+
+func (w *wired) purgeIdempotencyKeys(ctx context.Context) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		n, err := w.ledger.PurgeIdempotencyKeys(ctx, w.retention)
+		if err != nil && ctx.Err() == nil {
+			w.log.Warn("purging idempotency keys failed", slog.Any("error", err))
+		} else if n > 0 {
+			w.log.Info("purged idempotency keys", slog.Int64("deleted", n))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// serve listens until ctx ends, then stops taking connections and waits for
+// in-flight requests up to COINOP_SHUTDOWN_TIMEOUT. ready, when set, is called
+// with the bound address once listening.
+func (w *wired) serve(ctx context.Context, ready func(addr string)) error {
+	ln, err := net.Listen("tcp", w.cfg.str("COINOP_ADDR"))
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	w.log.Info("listening", slog.String("addr", ln.Addr().String()))
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- w.server.App().Listener(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	timeout, _ := w.cfg.duration("COINOP_SHUTDOWN_TIMEOUT")
+	w.log.Info("shutting down", slog.Duration("timeout", timeout))
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := w.server.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+func (w *wired) close() {
+	w.stop()
+	_ = w.redis.Close()
+	w.db.Close()
+}

@@ -1,0 +1,51 @@
+package entitlements
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// Code names a business rejection. Rejections are stored with the
+// idempotency key and replayed unchanged, so codes are part of the API.
+type Code string
+
+const (
+	CodeItemNotFound      Code = "item_not_found"
+	CodeItemUnavailable   Code = "item_unavailable"
+	CodePriceMismatch     Code = "price_mismatch"
+	CodeInsufficientFunds Code = "insufficient_funds"
+	CodeAlreadyOwned      Code = "already_owned"
+	CodeLimitExceeded     Code = "limit_exceeded"
+)
+
+// Rejection is a business refusal: the request was well formed but cannot be
+// honoured (not enough gold, already owned, ...). Detail carries the facts the
+// client needs, such as the current prices after a price_mismatch.
+type Rejection struct {
+	Code     Code
+	Detail   json.RawMessage
+	Replayed bool
+}
+
+func (r *Rejection) Error() string { return "entitlements: rejected: " + string(r.Code) }
+
+// InvalidError reports a malformed request: it is never stored, so a
+// corrected retry with the same idempotency key is accepted.
+type InvalidError struct {
+	Field   string
+	Message string
+}
+
+func (e *InvalidError) Error() string {
+	return fmt.Sprintf("entitlements: invalid %s: %s", e.Field, e.Message)
+}
+
+var (
+	// ErrIdempotencyKeyReused means the key was used before with a different request.
+	ErrIdempotencyKeyReused = errors.New("entitlements: idempotency key reused with a different request")
+	// ErrIdempotencyKeyInUse means a request with the same key is still running.
+	ErrIdempotencyKeyInUse = errors.New("entitlements: idempotency key in use by a concurrent request")
+	// ErrNoCatalog means nothing can be sold because no catalog is published.
+	ErrNoCatalog = errors.New("entitlements: no catalog published")
+)

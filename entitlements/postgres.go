@@ -1,0 +1,255 @@
+package entitlements
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// posting is one call of coinop_post.
+type posting struct {
+	playerID, scope, key string
+	fingerprint          []byte
+	kind, reference      string
+	account              string
+	rejection            *Rejection
+	changes              []change
+	currencies           []string
+	result, metadata     map[string]any
+}
+
+// post runs coinop_post: one statement, so one round trip and one
+// transaction holding the idempotency record, the ledger entries and the
+// balance changes together.
+func (l *Ledger) post(ctx context.Context, p posting) (Outcome, error) {
+	changes, err := json.Marshal(p.changes)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("entitlements: encode changes: %w", err)
+	}
+	result, err := json.Marshal(p.result)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("entitlements: encode result: %w", err)
+	}
+	metadata, err := json.Marshal(p.metadata)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("entitlements: encode metadata: %w", err)
+	}
+	var rejection *string
+	var rejectionDetail []byte
+	if p.rejection != nil {
+		code := string(p.rejection.Code)
+		rejection, rejectionDetail = &code, p.rejection.Detail
+	}
+	var (
+		outcome  string
+		response []byte
+		replayed bool
+		version  int64
+	)
+	err = l.db.QueryRow(ctx, `SELECT outcome, response, replayed, version
+		FROM coinop_post($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+		p.playerID, p.scope, p.key, p.fingerprint, p.kind, p.reference, p.account,
+		rejection, rejectionDetail, changes, p.currencies, result, metadata, l.keyWait,
+	).Scan(&outcome, &response, &replayed, &version)
+	if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "55P03" { // lock_not_available
+			return Outcome{}, ErrIdempotencyKeyInUse
+		}
+		return Outcome{}, fmt.Errorf("entitlements: post %s for %q: %w", p.kind, p.playerID, err)
+	}
+	switch outcome {
+	case "ok":
+		return Outcome{Body: response, Replayed: replayed, Version: version}, nil
+	case "idempotency_key_reused":
+		return Outcome{}, ErrIdempotencyKeyReused
+	case "pending":
+		// Unreachable: a pending row is only visible inside its own transaction.
+		return Outcome{}, ErrIdempotencyKeyInUse
+	default:
+		return Outcome{}, &Rejection{Code: Code(outcome), Detail: response, Replayed: replayed}
+	}
+}
+
+// Holdings is everything one player holds, as of ledger version Version.
+type Holdings struct {
+	PlayerID   string
+	Version    int64
+	Currencies map[string]int64
+	Items      map[string]int64
+}
+
+// Holdings reads a player's balances and inventory in one query. A player
+// never seen before has version 0 and holds nothing.
+func (l *Ledger) Holdings(ctx context.Context, playerID string) (Holdings, error) {
+	if err := ValidatePlayerID(playerID); err != nil {
+		return Holdings{}, err
+	}
+	h := Holdings{PlayerID: playerID, Currencies: map[string]int64{}, Items: map[string]int64{}}
+	rows, err := l.db.Query(ctx, `SELECT p.version, b.asset_type, b.asset_id, b.quantity
+		FROM players p LEFT JOIN balances b ON b.player_id = p.player_id
+		WHERE p.player_id = $1`, playerID)
+	if err != nil {
+		return Holdings{}, fmt.Errorf("entitlements: holdings of %q: %w", playerID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var typ, id *string
+		var qty *int64
+		if err := rows.Scan(&h.Version, &typ, &id, &qty); err != nil {
+			return Holdings{}, fmt.Errorf("entitlements: holdings of %q: %w", playerID, err)
+		}
+		if typ == nil {
+			continue
+		}
+		switch *typ {
+		case assetCurrency:
+			h.Currencies[*id] = *qty
+		case assetItem:
+			if *qty > 0 {
+				h.Items[*id] = *qty
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return Holdings{}, fmt.Errorf("entitlements: holdings of %q: %w", playerID, err)
+	}
+	return h, nil
+}
+
+// LedgerEntry is one leg of a ledger transaction.
+type LedgerEntry struct {
+	Account   string `json:"account"`
+	AssetType string `json:"asset_type"`
+	AssetID   string `json:"asset_id"`
+	Amount    int64  `json:"amount"`
+}
+
+// LedgerTransaction is one change to a player's holdings with its entries.
+type LedgerTransaction struct {
+	ID        int64           `json:"id"`
+	Kind      string          `json:"kind"`
+	Reference string          `json:"reference"`
+	Metadata  json.RawMessage `json:"metadata"`
+	CreatedAt time.Time       `json:"created_at"`
+	Entries   []LedgerEntry   `json:"entries"`
+}
+
+// MaxHistoryPage is the largest page History returns.
+const MaxHistoryPage = 500
+
+// History returns a player's ledger transactions newest first, those with id
+// below before when before > 0, at most limit of them. next is the cursor for
+// the following page, 0 when there is none.
+func (l *Ledger) History(ctx context.Context, playerID string, before int64, limit int) (txs []LedgerTransaction, next int64, err error) {
+	if err := ValidatePlayerID(playerID); err != nil {
+		return nil, 0, err
+	}
+	if limit < 1 || limit > MaxHistoryPage {
+		return nil, 0, &InvalidError{Field: "limit", Message: fmt.Sprintf("must be between 1 and %d", MaxHistoryPage)}
+	}
+	if before <= 0 {
+		before = 1<<63 - 1
+	}
+	rows, err := l.db.Query(ctx, `SELECT t.id, t.kind, t.reference, t.metadata, t.created_at,
+			(SELECT json_agg(json_build_object('account', e.account, 'asset_type', e.asset_type,
+			        'asset_id', e.asset_id, 'amount', e.amount) ORDER BY e.account, e.asset_type, e.asset_id)
+			 FROM ledger_entries e WHERE e.transaction_id = t.id)
+		FROM ledger_transactions t
+		WHERE t.player_id = $1 AND t.id < $2
+		ORDER BY t.id DESC LIMIT $3`, playerID, before, limit+1)
+	if err != nil {
+		return nil, 0, fmt.Errorf("entitlements: history of %q: %w", playerID, err)
+	}
+	txs, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (LedgerTransaction, error) {
+		var t LedgerTransaction
+		var entries []byte
+		if err := row.Scan(&t.ID, &t.Kind, &t.Reference, &t.Metadata, &t.CreatedAt, &entries); err != nil {
+			return t, err
+		}
+		return t, json.Unmarshal(entries, &t.Entries)
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("entitlements: history of %q: %w", playerID, err)
+	}
+	if len(txs) > limit {
+		txs = txs[:limit]
+		next = txs[limit-1].ID
+	}
+	return txs, next, nil
+}
+
+// AuditCheck is one invariant checked over the whole ledger.
+type AuditCheck struct {
+	Name   string `json:"name"`
+	OK     bool   `json:"ok"`
+	Detail any    `json:"detail"`
+}
+
+// auditQueries each return the offending rows (at most 20) as JSON; an empty
+// result means the invariant holds.
+var auditQueries = []struct{ name, sql string }{
+	{"entries_sum_to_zero_per_asset", `SELECT asset_type, asset_id, sum(amount) AS sum
+		FROM ledger_entries GROUP BY asset_type, asset_id HAVING sum(amount) <> 0`},
+	{"transactions_balance_per_asset", `SELECT transaction_id, asset_type, asset_id, sum(amount) AS sum
+		FROM ledger_entries GROUP BY transaction_id, asset_type, asset_id HAVING sum(amount) <> 0`},
+	{"no_negative_balance", `SELECT player_id, asset_type, asset_id, quantity FROM balances WHERE quantity < 0`},
+	{"balances_match_ledger", `SELECT coalesce(b.player_id, e.player_id) AS player_id,
+			coalesce(b.asset_type, e.asset_type) AS asset_type, coalesce(b.asset_id, e.asset_id) AS asset_id,
+			coalesce(b.quantity, 0) AS balance, coalesce(e.sum, 0) AS ledger_sum
+		FROM balances b
+		FULL JOIN (SELECT substr(account, 8) AS player_id, asset_type, asset_id, sum(amount) AS sum
+		           FROM ledger_entries WHERE account LIKE 'player:%'
+		           GROUP BY account, asset_type, asset_id) e
+		  ON e.player_id = b.player_id AND e.asset_type = b.asset_type AND e.asset_id = b.asset_id
+		WHERE coalesce(b.quantity, 0) <> coalesce(e.sum, 0)`},
+	{"player_versions_match_ledger", `SELECT p.player_id, p.version, t.last AS last_transaction
+		FROM players p LEFT JOIN (SELECT player_id, max(id) AS last FROM ledger_transactions GROUP BY player_id) t
+		  ON t.player_id = p.player_id
+		WHERE p.version <> coalesce(t.last, 0)`},
+}
+
+// Audit checks the ledger's invariants: entries sum to zero per asset and per
+// transaction, no balance is negative, every balance equals the sum of its
+// entries, and every player's version is their last transaction. It scans
+// whole tables: an operator's tool, not a request path.
+func (l *Ledger) Audit(ctx context.Context) ([]AuditCheck, error) {
+	checks := make([]AuditCheck, 0, len(auditQueries))
+	for _, q := range auditQueries {
+		var bad []byte
+		err := l.db.QueryRow(ctx, `SELECT coalesce(json_agg(r), '[]') FROM (`+q.sql+` LIMIT 20) r`).Scan(&bad)
+		if err != nil {
+			return nil, fmt.Errorf("entitlements: audit %s: %w", q.name, err)
+		}
+		ok := strings.TrimSpace(string(bad)) == "[]"
+		c := AuditCheck{Name: q.name, OK: ok}
+		if !ok {
+			c.Detail = json.RawMessage(bad)
+		}
+		checks = append(checks, c)
+	}
+	return checks, nil
+}
+
+// PurgeIdempotencyKeys deletes keys older than retention in batches, so a
+// large backlog never holds long locks. It returns how many it deleted.
+func (l *Ledger) PurgeIdempotencyKeys(ctx context.Context, retention time.Duration) (int64, error) {
+	var total int64
+	for {
+		tag, err := l.db.Exec(ctx, `DELETE FROM idempotency_keys WHERE ctid IN (
+			SELECT ctid FROM idempotency_keys WHERE created_at < now() - $1::interval LIMIT 5000)`, retention)
+		if err != nil {
+			return total, fmt.Errorf("entitlements: purge idempotency keys: %w", err)
+		}
+		total += tag.RowsAffected()
+		if tag.RowsAffected() < 5000 || ctx.Err() != nil {
+			return total, nil
+		}
+	}
+}

@@ -1,0 +1,236 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/coinop/coinop/catalog"
+	"github.com/coinop/coinop/entitlements"
+)
+
+// Problem codes. They are part of the API: clients switch on them, so they
+// never change once published.
+const (
+	codeInvalidRequest        = "invalid_request"
+	codeIdempotencyKeyMissing = "idempotency_key_missing"
+	codeIdempotencyKeyReused  = "idempotency_key_reused"
+	codeIdempotencyKeyInUse   = "idempotency_key_in_use"
+	codeUnauthenticated       = "unauthenticated"
+	codeForbidden             = "forbidden"
+	codeNotFound              = "not_found"
+	codeMethodNotAllowed      = "method_not_allowed"
+	codeRequestTooLarge       = "request_too_large"
+	codeUnsupportedMediaType  = "unsupported_media_type"
+	codeCatalogInvalid        = "catalog_invalid"
+	codeCatalogNotPublished   = "catalog_not_published"
+	codeUnavailable           = "unavailable"
+	codeInternal              = "internal"
+)
+
+// problem is an RFC 9457 problem detail. Extensions are merged into the top
+// level object, as the RFC prescribes.
+type problem struct {
+	Type       string
+	Title      string
+	Status     int
+	Code       string
+	Detail     string
+	Extensions map[string]any
+}
+
+func (p problem) MarshalJSON() ([]byte, error) {
+	m := make(map[string]any, len(p.Extensions)+5)
+	for k, v := range p.Extensions {
+		m[k] = v
+	}
+	m["type"] = "urn:coinop:problem:" + p.Code
+	m["title"] = p.Title
+	m["status"] = p.Status
+	m["code"] = p.Code
+	if p.Detail != "" {
+		m["detail"] = p.Detail
+	}
+	return json.Marshal(m)
+}
+
+func (p problem) Error() string { return p.Code + ": " + p.Detail }
+
+func newProblem(status int, code, detail string) problem {
+	return problem{Status: status, Code: code, Title: titleFor(code, status), Detail: detail}
+}
+
+func (p problem) with(key string, value any) problem {
+	ext := make(map[string]any, len(p.Extensions)+1)
+	for k, v := range p.Extensions {
+		ext[k] = v
+	}
+	ext[key] = value
+	p.Extensions = ext
+	return p
+}
+
+var titles = map[string]string{
+	codeInvalidRequest:                         "Invalid request",
+	codeIdempotencyKeyMissing:                  "Idempotency-Key header required",
+	codeIdempotencyKeyReused:                   "Idempotency key reused with a different request",
+	codeIdempotencyKeyInUse:                    "A request with this idempotency key is in progress",
+	codeUnauthenticated:                        "Authentication required",
+	codeForbidden:                              "Forbidden",
+	codeNotFound:                               "Not found",
+	codeMethodNotAllowed:                       "Method not allowed",
+	codeRequestTooLarge:                        "Request too large",
+	codeUnsupportedMediaType:                   "Unsupported media type",
+	codeCatalogInvalid:                         "Catalog invalid",
+	codeCatalogNotPublished:                    "No catalog published",
+	codeUnavailable:                            "Service unavailable",
+	codeInternal:                               "Internal error",
+	string(entitlements.CodeItemNotFound):      "Item not found",
+	string(entitlements.CodeItemUnavailable):   "Item not available now",
+	string(entitlements.CodePriceMismatch):     "Price changed",
+	string(entitlements.CodeInsufficientFunds): "Insufficient funds",
+	string(entitlements.CodeAlreadyOwned):      "Already owned",
+	string(entitlements.CodeLimitExceeded):     "Limit exceeded",
+}
+
+func titleFor(code string, status int) string {
+	if t, ok := titles[code]; ok {
+		return t
+	}
+	return fiberStatusText(status)
+}
+
+func fiberStatusText(status int) string { return fiber.NewError(status).Message }
+
+// rejectionStatus maps stored business rejections to HTTP statuses. Replays
+// rebuild the problem from the stored code and detail, so this map must stay
+// stable for stored keys to replay identically.
+var rejectionStatus = map[entitlements.Code]int{
+	entitlements.CodeItemNotFound:      fiber.StatusNotFound,
+	entitlements.CodeItemUnavailable:   fiber.StatusConflict,
+	entitlements.CodePriceMismatch:     fiber.StatusConflict,
+	entitlements.CodeInsufficientFunds: fiber.StatusPaymentRequired,
+	entitlements.CodeAlreadyOwned:      fiber.StatusConflict,
+	entitlements.CodeLimitExceeded:     fiber.StatusConflict,
+}
+
+var rejectionDetail = map[entitlements.Code]string{
+	entitlements.CodeItemNotFound:      "The catalog has no such item or bundle.",
+	entitlements.CodeItemUnavailable:   "The item is outside its availability window.",
+	entitlements.CodePriceMismatch:     "The price shown to the player is not the current price; the current prices are included.",
+	entitlements.CodeInsufficientFunds: "The player's balance does not cover the price.",
+	entitlements.CodeAlreadyOwned:      "The player already owns this durable item.",
+	entitlements.CodeLimitExceeded:     "The purchase would exceed the most a player may hold.",
+}
+
+// problemFor maps any error from a domain call to a problem. It is the only
+// place errors become HTTP statuses.
+func problemFor(err error) problem {
+	var (
+		p          problem
+		rejection  *entitlements.Rejection
+		invalid    *entitlements.InvalidError
+		validation *catalog.ValidationError
+		parse      *catalog.ParseError
+		fe         *fiber.Error
+	)
+	switch {
+	case errors.As(err, &p):
+		return p
+	case errors.As(err, &rejection):
+		p := newProblem(statusOr(rejectionStatus[rejection.Code], fiber.StatusConflict), string(rejection.Code), rejectionDetail[rejection.Code])
+		var ext map[string]any
+		if len(rejection.Detail) > 0 && json.Unmarshal(rejection.Detail, &ext) == nil {
+			p.Extensions = ext
+		}
+		return p
+	case errors.As(err, &invalid):
+		return newProblem(fiber.StatusBadRequest, codeInvalidRequest, invalid.Field+": "+invalid.Message)
+	case errors.Is(err, entitlements.ErrIdempotencyKeyReused):
+		return newProblem(fiber.StatusUnprocessableEntity, codeIdempotencyKeyReused,
+			"This Idempotency-Key was already used with a different request body; use a new key for a new request.")
+	case errors.Is(err, entitlements.ErrIdempotencyKeyInUse):
+		return newProblem(fiber.StatusConflict, codeIdempotencyKeyInUse,
+			"A request with this Idempotency-Key is still being processed; retry shortly.")
+	case errors.Is(err, entitlements.ErrNoCatalog), errors.Is(err, catalog.ErrNoCatalog):
+		return newProblem(fiber.StatusServiceUnavailable, codeCatalogNotPublished, "No catalog has been published yet.")
+	case errors.As(err, &validation):
+		return newProblem(fiber.StatusUnprocessableEntity, codeCatalogInvalid,
+			fmt.Sprintf("The catalog has %d problem(s).", len(validation.Problems))).with("errors", validation.Problems)
+	case errors.As(err, &parse):
+		return newProblem(fiber.StatusUnprocessableEntity, codeCatalogInvalid, "The catalog document cannot be read.").
+			with("errors", []catalog.Problem{{Path: "", Message: parse.Error()}})
+	case errors.As(err, &fe):
+		return fiberProblem(fe)
+	case unavailable(err):
+		return newProblem(fiber.StatusServiceUnavailable, codeUnavailable, "A backing service is unavailable; retry shortly.")
+	}
+	return newProblem(fiber.StatusInternalServerError, codeInternal, "An unexpected error occurred; the request id identifies it in the logs.")
+}
+
+func fiberProblem(fe *fiber.Error) problem {
+	switch fe.Code {
+	case fiber.StatusNotFound:
+		return newProblem(fe.Code, codeNotFound, "No such route.")
+	case fiber.StatusMethodNotAllowed:
+		return newProblem(fe.Code, codeMethodNotAllowed, "The route does not accept this method.")
+	case fiber.StatusRequestEntityTooLarge:
+		return newProblem(fe.Code, codeRequestTooLarge, "The request body is larger than the limit.")
+	case fiber.StatusUnsupportedMediaType:
+		return newProblem(fe.Code, codeUnsupportedMediaType, fe.Message)
+	}
+	if fe.Code >= 400 && fe.Code < 500 {
+		return newProblem(fe.Code, codeInvalidRequest, fe.Message)
+	}
+	return newProblem(fiber.StatusInternalServerError, codeInternal, "An unexpected error occurred; the request id identifies it in the logs.")
+}
+
+func statusOr(status, fallback int) int {
+	if status == 0 {
+		return fallback
+	}
+	return status
+}
+
+// unavailable reports errors that mean Postgres (or another backing service)
+// could not be reached in time, as opposed to a bug: the client should retry.
+func unavailable(err error) bool {
+	var connErr *pgconn.ConnectError
+	var netErr net.Error
+	return errors.As(err, &connErr) || errors.As(err, &netErr) ||
+		errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err)
+}
+
+// errorHandler renders every error as application/problem+json. Server-side
+// failures are logged with the request id; their details never reach the client.
+func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
+	p := problemFor(err)
+	if p.Status >= 500 {
+		s.log.ErrorContext(c.UserContext(), "request failed",
+			slog.String("request_id", requestID(c)), slog.String("method", c.Method()),
+			slog.String("path", c.Path()), slog.Int("status", p.Status), slog.Any("error", err))
+		p = p.with("request_id", requestID(c))
+	}
+	if p.Status == fiber.StatusServiceUnavailable {
+		c.Set(fiber.HeaderRetryAfter, "1")
+	}
+	if p.Status == fiber.StatusUnauthorized {
+		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="coinop"`)
+	}
+	return writeProblem(c, p)
+}
+
+func writeProblem(c *fiber.Ctx, p problem) error {
+	body, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderContentType, "application/problem+json")
+	return c.Status(p.Status).Send(body)
+}

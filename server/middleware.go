@@ -1,0 +1,103 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+)
+
+const localRequestID = "coinop.request_id"
+
+// requestContext gives each request an id (the caller's X-Request-Id when it
+// is sane, so traces join up across services) and a deadline.
+func (s *Server) requestContext(c *fiber.Ctx) error {
+	id := c.Get(fiber.HeaderXRequestID)
+	if id == "" || len(id) > 128 || !isToken(id) {
+		id = uuid.NewString()
+	} else {
+		id = string([]byte(id)) // fiber reuses the header buffer after the handler
+	}
+	c.Locals(localRequestID, id)
+	c.Set(fiber.HeaderXRequestID, id)
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+	defer cancel()
+	c.SetUserContext(ctx)
+	return c.Next()
+}
+
+func requestID(c *fiber.Ctx) string {
+	id, _ := c.Locals(localRequestID).(string)
+	return id
+}
+
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		if b <= ' ' || b >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// observe records latency per route and status, and logs one line per request.
+func (s *Server) observe(c *fiber.Ctx) error {
+	start := time.Now()
+	err := c.Next()
+	if err != nil {
+		// Render now so the status below is the one the client gets.
+		if herr := s.errorHandler(c, err); herr != nil {
+			return herr
+		}
+	}
+	status := c.Response().StatusCode()
+	route := c.Route().Path
+	if status == fiber.StatusNotFound && route == "/" && c.Path() != "/" {
+		route = "unmatched"
+	}
+	elapsed := time.Since(start)
+	s.metrics.observe(c.Method(), route, status, elapsed)
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelWarn
+	}
+	if s.log.Enabled(c.UserContext(), level) {
+		s.log.LogAttrs(c.UserContext(), level, "request",
+			slog.String("request_id", requestID(c)),
+			slog.String("method", c.Method()),
+			slog.String("route", route),
+			slog.Int("status", status),
+			slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
+		)
+	}
+	return nil
+}
+
+// recoverPanics turns a panic into a 500 problem and logs the stack.
+func (s *Server) recoverPanics(c *fiber.Ctx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("panic", slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
+	return c.Next()
+}
+
+// limitBody refuses bodies above limit on one route; the app-wide limit is
+// the largest of all routes.
+func (s *Server) limitBody(limit int) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if len(c.Body()) > limit {
+			return newProblem(fiber.StatusRequestEntityTooLarge, codeRequestTooLarge,
+				"The request body is larger than "+strconv.Itoa(limit)+" bytes.")
+		}
+		return c.Next()
+	}
+}

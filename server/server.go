@@ -1,0 +1,130 @@
+// Package server is coinop's HTTP API: it authenticates requests, decodes and
+// validates bodies, calls one domain method per request and encodes the
+// result. It holds no business rules and opens no transactions; errors become
+// RFC 9457 problem documents in errors.go, the only such map.
+package server
+
+import (
+	"context"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/coinop/coinop/catalog"
+	"github.com/coinop/coinop/entitlements"
+)
+
+// Config holds the server's settings; cmd/coinop fills it from COINOP_*.
+type Config struct {
+	// JWTSecret verifies player tokens (HS256).
+	JWTSecret []byte
+	// JWTIssuer and JWTAudience, when set, must match the token's iss and aud.
+	JWTIssuer, JWTAudience string
+	// AdminToken is the bearer token of the admin API; empty disables it.
+	AdminToken string
+	// RequestTimeout bounds the work done for one request.
+	RequestTimeout time.Duration
+	// BodyLimit is the largest request body for the player API.
+	BodyLimit int
+	// CatalogBodyLimit is the largest catalog document an admin may upload.
+	CatalogBodyLimit int
+}
+
+// Deps are the parts the server calls.
+type Deps struct {
+	Ledger   *entitlements.Ledger
+	Catalogs *catalog.Store
+	Live     *catalog.Live
+	DB       *pgxpool.Pool
+	Redis    redis.UniversalClient
+	Logger   *slog.Logger
+	// Registry receives the server's metrics; nil means a fresh registry.
+	Registry *prometheus.Registry
+}
+
+// Server is the HTTP API.
+type Server struct {
+	cfg      Config
+	ledger   *entitlements.Ledger
+	catalogs *catalog.Store
+	live     *catalog.Live
+	db       *pgxpool.Pool
+	redis    redis.UniversalClient
+	log      *slog.Logger
+	metrics  *metrics
+	app      *fiber.App
+
+	catalogBody atomic.Pointer[catalogBody]
+}
+
+// New builds the server and its routes.
+func New(cfg Config, deps Deps) *Server {
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 10 * time.Second
+	}
+	if cfg.BodyLimit <= 0 {
+		cfg.BodyLimit = 64 << 10
+	}
+	if cfg.CatalogBodyLimit <= 0 {
+		cfg.CatalogBodyLimit = catalog.MaxDocumentSize
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	if deps.Registry == nil {
+		deps.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{
+		cfg: cfg, ledger: deps.Ledger, catalogs: deps.Catalogs, live: deps.Live,
+		db: deps.DB, redis: deps.Redis, log: deps.Logger,
+	}
+	s.metrics = newMetrics(deps.Registry, deps.DB)
+	s.app = fiber.New(fiber.Config{
+		AppName:               "coinop",
+		DisableStartupMessage: true,
+		ErrorHandler:          s.errorHandler,
+		// fasthttp refuses bodies above this before a handler runs; routes
+		// then apply their own, smaller limits.
+		BodyLimit:    max(cfg.BodyLimit, cfg.CatalogBodyLimit),
+		ReadTimeout:  30 * time.Second,
+		WriteTimeout: 30 * time.Second,
+		IdleTimeout:  120 * time.Second,
+	})
+	s.routes()
+	return s
+}
+
+// App returns the fiber app, for Listen and for tests (app.Test).
+func (s *Server) App() *fiber.App { return s.app }
+
+// Shutdown stops accepting connections and waits for in-flight requests.
+func (s *Server) Shutdown(ctx context.Context) error { return s.app.ShutdownWithContext(ctx) }
+
+func (s *Server) routes() {
+	app := s.app
+	app.Use(s.requestContext, s.observe, s.recoverPanics)
+
+	app.Get("/healthz", s.healthz)
+	app.Get("/readyz", s.readyz)
+	app.Get("/metrics", s.metrics.handler())
+
+	v1 := app.Group("/v1")
+	v1.Get("/catalog", s.getCatalog)
+	player := v1.Group("", s.requirePlayer)
+	player.Get("/wallet", s.getWallet)
+	player.Get("/entitlements", s.getEntitlements)
+	player.Post("/purchases", s.limitBody(s.cfg.BodyLimit), s.postPurchase)
+
+	admin := app.Group("/admin/v1", s.requireAdmin)
+	admin.Put("/catalog", s.limitBody(s.cfg.CatalogBodyLimit), s.putCatalog)
+	admin.Post("/players/:player_id/grants", s.limitBody(s.cfg.BodyLimit), s.postGrant)
+	admin.Get("/players/:player_id/ledger", s.getLedger)
+	admin.Get("/audit", s.getAudit)
+
+	app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
+}
