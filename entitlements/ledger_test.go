@@ -42,7 +42,7 @@ func fixtureCatalog(t testing.TB) *catalog.Snapshot {
 		},
 		Bundles: []catalog.Bundle{{
 			ID: "starter", Name: "Starter Pack", Prices: []catalog.Price{{Currency: "gems", Amount: 50}},
-			Contents: catalog.Grants{Items: map[string]int64{"sword": 1, "potion": 5}, Currencies: map[string]int64{"gold": 1000}},
+			Contents:       catalog.Grants{Items: map[string]int64{"sword": 1, "potion": 5}, Currencies: map[string]int64{"gold": 1000}},
 			AvailableUntil: &future,
 		}},
 	}
@@ -379,7 +379,9 @@ func TestStoredOutcomeWinsOverLaterCatalogChanges(t *testing.T) {
 	}
 }
 
-type swappableCatalog struct{ snap atomic.Pointer[catalog.Snapshot] }
+type swappableCatalog struct {
+	snap atomic.Pointer[catalog.Snapshot]
+}
 
 func (s *swappableCatalog) Current() *catalog.Snapshot { return s.snap.Load() }
 
