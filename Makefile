@@ -1,0 +1,37 @@
+# coinop developer and CI entry points. `make test` is what CI runs (.ci/run).
+
+GO       ?= go
+# How long each fuzz target runs under `make fuzz`.
+FUZZTIME ?= 10s
+
+.PHONY: test dev build fuzz
+
+# Formatting, vet, then every test under the race detector. -count=1 because
+# integration tests depend on Postgres and Redis, which the test cache cannot
+# see. The harness (internal/testenv) finds or starts both servers.
+test:
+	@unformatted="$$(gofmt -l .)"; \
+	if [ -n "$$unformatted" ]; then \
+		echo "gofmt needed on:"; echo "$$unformatted"; exit 1; \
+	fi
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+
+# A local server with throwaway Postgres and Redis when none are running.
+dev:
+	$(GO) run ./cmd/coinop dev
+
+build:
+	$(GO) build -o bin/coinop ./cmd/coinop
+
+# Every Fuzz* target in the module, one at a time (go test -fuzz takes one
+# target in one package), FUZZTIME each. `go test -list` prints a package's
+# targets before its "ok <package>" line, which awk pairs them with.
+fuzz:
+	@list="$$($(GO) test -list '^Fuzz' ./...)" || { echo "$$list"; exit 1; }; \
+	targets="$$(echo "$$list" | awk '/^Fuzz/ { n[c++] = $$1; next } /^ok / { for (i = 0; i < c; i++) print $$2, n[i]; c = 0 }')"; \
+	if [ -z "$$targets" ]; then echo "no fuzz targets"; exit 0; fi; \
+	echo "$$targets" | while read -r pkg target; do \
+		echo "== $$pkg $$target ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) "$$pkg" || exit 1; \
+	done
