@@ -9,6 +9,7 @@ import (
 	"math/bits"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -52,6 +53,8 @@ type Ledger struct {
 	catalog CatalogSource
 	now     func() time.Time
 	keyWait time.Duration
+	cache   *Cache
+	loads   atomic.Int64
 }
 
 // Option configures a Ledger.
@@ -59,6 +62,9 @@ type Option func(*Ledger)
 
 // WithClock replaces time.Now, for tests of availability windows.
 func WithClock(now func() time.Time) Option { return func(l *Ledger) { l.now = now } }
+
+// WithCache serves holdings reads from c and updates it after each commit.
+func WithCache(c *Cache) Option { return func(l *Ledger) { l.cache = c } }
 
 // WithKeyWait bounds how long a request waits for a concurrent request with
 // the same idempotency key before answering ErrIdempotencyKeyInUse.
@@ -70,7 +76,23 @@ func New(db *pgxpool.Pool, cat CatalogSource, opts ...Option) *Ledger {
 	for _, o := range opts {
 		o(l)
 	}
+	if l.cache != nil {
+		l.cache.load = l.loadHoldings
+		l.cache.loadMany = l.loadHoldingsMany
+		l.cache.db = db
+	}
 	return l
+}
+
+// PostgresLoads counts holdings reads that reached Postgres, for tests and
+// metrics of the cache's effect.
+func (l *Ledger) PostgresLoads() int64 { return l.loads.Load() }
+
+// afterCommit hands a committed change to the cache.
+func (l *Ledger) afterCommit(ctx context.Context, h Holdings) {
+	if l.cache != nil {
+		l.cache.committed(ctx, h)
+	}
 }
 
 // Outcome is the stored answer to an idempotent request: the first request and

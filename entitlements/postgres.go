@@ -51,12 +51,13 @@ func (l *Ledger) post(ctx context.Context, p posting) (Outcome, error) {
 		response []byte
 		replayed bool
 		version  int64
+		holdings []byte
 	)
-	err = l.db.QueryRow(ctx, `SELECT outcome, response, replayed, version
+	err = l.db.QueryRow(ctx, `SELECT outcome, response, replayed, version, holdings
 		FROM coinop_post($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 		p.playerID, p.scope, p.key, p.fingerprint, p.kind, p.reference, p.account,
 		rejection, rejectionDetail, changes, p.currencies, result, metadata, l.keyWait,
-	).Scan(&outcome, &response, &replayed, &version)
+	).Scan(&outcome, &response, &replayed, &version, &holdings)
 	if err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "55P03" { // lock_not_available
@@ -66,7 +67,17 @@ func (l *Ledger) post(ctx context.Context, p posting) (Outcome, error) {
 	}
 	switch outcome {
 	case "ok":
-		return Outcome{Body: response, Replayed: replayed, Version: version}, nil
+		out := Outcome{Body: response, Replayed: replayed, Version: version}
+		if holdings != nil {
+			h := Holdings{PlayerID: p.playerID, Version: version}
+			if err := decodeHoldings(holdings, &h); err != nil {
+				return Outcome{}, err
+			}
+			// The change is committed; the cache learns of it only now, so
+			// no Redis work ever happens inside the transaction.
+			l.afterCommit(ctx, h)
+		}
+		return out, nil
 	case "idempotency_key_reused":
 		return Outcome{}, ErrIdempotencyKeyReused
 	case "pending":
@@ -85,12 +96,57 @@ type Holdings struct {
 	Items      map[string]int64
 }
 
-// Holdings reads a player's balances and inventory in one query. A player
-// never seen before has version 0 and holds nothing.
+// holdingsJSON is how holdings travel from coinop_post and to the cache.
+type holdingsJSON struct {
+	Currencies map[string]int64 `json:"currencies"`
+	Items      map[string]int64 `json:"items"`
+}
+
+func decodeHoldings(b []byte, h *Holdings) error {
+	var j holdingsJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return fmt.Errorf("entitlements: decode holdings: %w", err)
+	}
+	h.Currencies, h.Items = j.Currencies, j.Items
+	if h.Currencies == nil {
+		h.Currencies = map[string]int64{}
+	}
+	if h.Items == nil {
+		h.Items = map[string]int64{}
+	}
+	return nil
+}
+
+// Holdings returns a player's balances and inventory: from the cache when
+// one is configured and current, else from Postgres. A player never seen
+// before has version 0 and holds nothing.
 func (l *Ledger) Holdings(ctx context.Context, playerID string) (Holdings, error) {
 	if err := ValidatePlayerID(playerID); err != nil {
 		return Holdings{}, err
 	}
+	if l.cache != nil {
+		return l.cache.holdings(ctx, playerID)
+	}
+	return l.loadHoldings(ctx, playerID)
+}
+
+// HoldingsMany returns several players' holdings, from the cache when one is
+// configured. Unknown players hold nothing at version 0.
+func (l *Ledger) HoldingsMany(ctx context.Context, playerIDs []string) (map[string]Holdings, error) {
+	for _, id := range playerIDs {
+		if err := ValidatePlayerID(id); err != nil {
+			return nil, err
+		}
+	}
+	if l.cache != nil {
+		return l.cache.holdingsMany(ctx, playerIDs)
+	}
+	return l.loadHoldingsMany(ctx, playerIDs)
+}
+
+// loadHoldings reads a player's holdings from Postgres in one query.
+func (l *Ledger) loadHoldings(ctx context.Context, playerID string) (Holdings, error) {
+	l.loads.Add(1)
 	h := Holdings{PlayerID: playerID, Currencies: map[string]int64{}, Items: map[string]int64{}}
 	rows, err := l.db.Query(ctx, `SELECT p.version, b.asset_type, b.asset_id, b.quantity
 		FROM players p LEFT JOIN balances b ON b.player_id = p.player_id
@@ -121,6 +177,47 @@ func (l *Ledger) Holdings(ctx context.Context, playerID string) (Holdings, error
 		return Holdings{}, fmt.Errorf("entitlements: holdings of %q: %w", playerID, err)
 	}
 	return h, nil
+}
+
+// loadHoldingsMany reads several players' holdings in one query; players
+// never seen hold nothing at version 0.
+func (l *Ledger) loadHoldingsMany(ctx context.Context, playerIDs []string) (map[string]Holdings, error) {
+	l.loads.Add(1)
+	out := make(map[string]Holdings, len(playerIDs))
+	for _, id := range playerIDs {
+		out[id] = Holdings{PlayerID: id, Currencies: map[string]int64{}, Items: map[string]int64{}}
+	}
+	rows, err := l.db.Query(ctx, `SELECT p.player_id, p.version, b.asset_type, b.asset_id, b.quantity
+		FROM players p LEFT JOIN balances b ON b.player_id = p.player_id
+		WHERE p.player_id = ANY($1)`, playerIDs)
+	if err != nil {
+		return nil, fmt.Errorf("entitlements: holdings of %d players: %w", len(playerIDs), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var version int64
+		var typ, asset *string
+		var qty *int64
+		if err := rows.Scan(&id, &version, &typ, &asset, &qty); err != nil {
+			return nil, fmt.Errorf("entitlements: holdings of %d players: %w", len(playerIDs), err)
+		}
+		h := out[id]
+		h.Version = version
+		if typ != nil {
+			switch {
+			case *typ == assetCurrency:
+				h.Currencies[*asset] = *qty
+			case *typ == assetItem && *qty > 0:
+				h.Items[*asset] = *qty
+			}
+		}
+		out[id] = h
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("entitlements: holdings of %d players: %w", len(playerIDs), err)
+	}
+	return out, nil
 }
 
 // LedgerEntry is one leg of a ledger transaction.

@@ -12,14 +12,16 @@
 -- p_rejection: a rejection decided before touching holdings (price_mismatch,
 --            item_not_found, ...); it is stored with the key and returned.
 -- Returns outcome 'ok', a rejection code, or 'idempotency_key_reused';
--- response is the stored body; replayed is true when the key was seen before.
+-- response is the stored body; replayed is true when the key was seen before;
+-- holdings is everything the player holds at version (for the cache), set
+-- only when this call changed it.
 CREATE FUNCTION coinop_post(
   p_player text, p_scope text, p_key text, p_fingerprint bytea,
   p_kind text, p_reference text, p_counterparty text,
   p_rejection text, p_rejection_detail jsonb,
   p_changes jsonb, p_currencies text[], p_result jsonb, p_metadata jsonb,
   p_key_wait interval
-) RETURNS TABLE (outcome text, response jsonb, replayed boolean, version bigint)
+) RETURNS TABLE (outcome text, response jsonb, replayed boolean, version bigint, holdings jsonb)
 LANGUAGE plpgsql AS $$
 DECLARE
   v_prior record;
@@ -44,11 +46,11 @@ BEGIN
     FROM idempotency_keys i
     WHERE i.player_id = p_player AND i.scope = p_scope AND i.key = p_key;
     IF v_prior.fingerprint <> p_fingerprint THEN
-      RETURN QUERY SELECT 'idempotency_key_reused'::text, '{}'::jsonb, true, 0::bigint;
+      RETURN QUERY SELECT 'idempotency_key_reused'::text, '{}'::jsonb, true, 0::bigint, NULL::jsonb;
       RETURN;
     END IF;
     RETURN QUERY SELECT v_prior.outcome, v_prior.response, true,
-      coalesce((SELECT p.version FROM players p WHERE p.player_id = p_player), 0);
+      coalesce((SELECT p.version FROM players p WHERE p.player_id = p_player), 0), NULL::jsonb;
     RETURN;
   END IF;
 
@@ -91,7 +93,7 @@ BEGIN
     v_response := coalesce(p_rejection_detail, '{}'::jsonb);
     UPDATE idempotency_keys i SET outcome = p_rejection, response = v_response
     WHERE i.player_id = p_player AND i.scope = p_scope AND i.key = p_key;
-    RETURN QUERY SELECT p_rejection, v_response, false, v_version;
+    RETURN QUERY SELECT p_rejection, v_response, false, v_version, NULL::jsonb;
     RETURN;
   END IF;
 
@@ -135,5 +137,9 @@ BEGIN
   UPDATE idempotency_keys i SET outcome = 'ok', response = v_response
   WHERE i.player_id = p_player AND i.scope = p_scope AND i.key = p_key;
 
-  RETURN QUERY SELECT 'ok'::text, v_response, false, v_tx;
+  RETURN QUERY SELECT 'ok'::text, v_response, false, v_tx, (
+    SELECT jsonb_build_object(
+      'currencies', coalesce(jsonb_object_agg(b.asset_id, b.quantity) FILTER (WHERE b.asset_type = 'currency'), '{}'::jsonb),
+      'items', coalesce(jsonb_object_agg(b.asset_id, b.quantity) FILTER (WHERE b.asset_type = 'item' AND b.quantity > 0), '{}'::jsonb))
+    FROM balances b WHERE b.player_id = p_player);
 END $$;

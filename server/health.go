@@ -34,10 +34,18 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 	case s.live.Current() == nil:
 		status = "degraded"
 	}
+	checks := fiber.Map{"postgres": pg, "redis": rd}
+	if s.cache != nil {
+		breaker := "closed"
+		if s.cache.BreakerOpen() {
+			breaker, status = "open", "degraded"
+		}
+		checks["cache"] = fiber.Map{"breaker": breaker}
+	}
 	return c.Status(code).JSON(fiber.Map{
 		"status":          status,
 		"catalog_version": catalogVersion(s),
-		"checks":          fiber.Map{"postgres": pg, "redis": rd},
+		"checks":          checks,
 	})
 }
 

@@ -27,6 +27,13 @@ type Config struct {
 	JWTIssuer, JWTAudience string
 	// AdminToken is the bearer token of the admin API; empty disables it.
 	AdminToken string
+	// ServerToken is the game-server key for entitlement checks; empty
+	// disables those routes.
+	ServerToken string
+	// RateLimits caps the player API; zero limits mean none.
+	RateLimits RateLimits
+	// RedisPrefix starts the rate limiter's Redis keys.
+	RedisPrefix string
 	// RequestTimeout bounds the work done for one request.
 	RequestTimeout time.Duration
 	// BodyLimit is the largest request body for the player API.
@@ -37,7 +44,9 @@ type Config struct {
 
 // Deps are the parts the server calls.
 type Deps struct {
-	Ledger   *entitlements.Ledger
+	Ledger *entitlements.Ledger
+	// Cache, when set, has its metrics exported and its state in /readyz.
+	Cache    *entitlements.Cache
 	Catalogs *catalog.Store
 	Live     *catalog.Live
 	DB       *pgxpool.Pool
@@ -57,6 +66,8 @@ type Server struct {
 	redis    redis.UniversalClient
 	log      *slog.Logger
 	metrics  *metrics
+	limiter  *rateLimiter
+	cache    *entitlements.Cache
 	app      *fiber.App
 
 	catalogBody atomic.Pointer[catalogBody]
@@ -81,16 +92,20 @@ func New(cfg Config, deps Deps) *Server {
 	}
 	s := &Server{
 		cfg: cfg, ledger: deps.Ledger, catalogs: deps.Catalogs, live: deps.Live,
-		db: deps.DB, redis: deps.Redis, log: deps.Logger,
+		db: deps.DB, redis: deps.Redis, log: deps.Logger, cache: deps.Cache,
 	}
 	s.metrics = newMetrics(deps.Registry, deps.DB)
+	if deps.Cache != nil {
+		deps.Registry.MustRegister(deps.Cache.Collectors()...)
+	}
+	s.limiter = newRateLimiter(deps.Redis, cfg.RedisPrefix, cfg.RateLimits)
 	s.app = fiber.New(fiber.Config{
 		AppName:               "coinop",
 		DisableStartupMessage: true,
 		ErrorHandler:          s.errorHandler,
 		// fasthttp refuses bodies above this before a handler runs; routes
 		// then apply their own, smaller limits.
-		BodyLimit:    max(cfg.BodyLimit, cfg.CatalogBodyLimit),
+		BodyLimit:    max(cfg.BodyLimit, cfg.CatalogBodyLimit, 1<<20),
 		ReadTimeout:  30 * time.Second,
 		WriteTimeout: 30 * time.Second,
 		IdleTimeout:  120 * time.Second,
@@ -115,7 +130,12 @@ func (s *Server) routes() {
 
 	v1 := app.Group("/v1")
 	v1.Get("/catalog", s.getCatalog)
-	player := v1.Group("", s.requirePlayer)
+	// Game-server routes come first: /v1/players/... and /v1/entitlements/check
+	// must not fall into the player group's middleware.
+	v1.Get("/players/:player_id/entitlements/:item_id", s.requireServer, s.getEntitlementCheck)
+	v1.Post("/entitlements/check", s.requireServer, s.limitBody(1<<20), s.postEntitlementChecks)
+
+	player := v1.Group("", s.requirePlayer, s.limiter.check)
 	player.Get("/wallet", s.getWallet)
 	player.Get("/entitlements", s.getEntitlements)
 	player.Post("/purchases", s.limitBody(s.cfg.BodyLimit), s.postPurchase)

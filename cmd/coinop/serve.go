@@ -77,6 +77,7 @@ type wired struct {
 	catalogs  *catalog.Store
 	live      *catalog.Live
 	ledger    *entitlements.Ledger
+	cache     *entitlements.Cache
 	server    *server.Server
 	retention time.Duration
 	stop      context.CancelFunc
@@ -91,13 +92,21 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger) (_ *wired, err 
 		logger.Warn("COINOP_ADMIN_TOKEN is empty: the admin API refuses every request")
 	}
 	durations := map[string]time.Duration{}
-	for _, env := range []string{"COINOP_REQUEST_TIMEOUT", "COINOP_SHUTDOWN_TIMEOUT", "COINOP_IDEMPOTENCY_RETENTION", "COINOP_IDEMPOTENCY_WAIT", "COINOP_CATALOG_REFRESH"} {
+	for _, env := range []string{"COINOP_CACHE_TTL", "COINOP_REQUEST_TIMEOUT", "COINOP_SHUTDOWN_TIMEOUT", "COINOP_IDEMPOTENCY_RETENTION", "COINOP_IDEMPOTENCY_WAIT", "COINOP_CATALOG_REFRESH"} {
 		if durations[env], err = cfg.duration(env); err != nil {
 			return nil, err
 		}
 	}
 	if durations["COINOP_IDEMPOTENCY_RETENTION"] < 24*time.Hour {
 		return nil, errors.New("COINOP_IDEMPOTENCY_RETENTION must be at least 24h: clients retry for up to a day")
+	}
+	rateLimits, err := server.ParseRateLimits(cfg.str("COINOP_RATE_LIMIT"))
+	if err != nil {
+		return nil, fmt.Errorf("COINOP_RATE_LIMIT: %w", err)
+	}
+	prefix := cfg.str("COINOP_REDIS_PREFIX")
+	if strings.ContainsAny(prefix, "{}") {
+		return nil, errors.New("COINOP_REDIS_PREFIX must not contain { or }: they would break Redis Cluster hash tags")
 	}
 	maxConns, err := cfg.integer("COINOP_DB_MAX_CONNS")
 	if err != nil {
@@ -130,7 +139,7 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger) (_ *wired, err 
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	rdb, err := newRedis(cfg.str("COINOP_REDIS_URL"))
+	rdb, err := newRedis(cfg.str("COINOP_REDIS_URL"), cfg.str("COINOP_REDIS_MASTER_NAME"))
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -144,30 +153,44 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger) (_ *wired, err 
 		logger.Warn("catalog not loaded at start; will retry", slog.Any("error", err))
 	}
 	go w.live.Run(runCtx, durations["COINOP_CATALOG_REFRESH"])
-	w.ledger = entitlements.New(db, w.live, entitlements.WithKeyWait(durations["COINOP_IDEMPOTENCY_WAIT"]))
+	w.cache = entitlements.NewCache(rdb, entitlements.CacheConfig{Prefix: prefix, TTL: durations["COINOP_CACHE_TTL"], Logger: logger})
+	w.ledger = entitlements.New(db, w.live, entitlements.WithKeyWait(durations["COINOP_IDEMPOTENCY_WAIT"]), entitlements.WithCache(w.cache))
+	go w.cache.RunEpochRefresh(runCtx)
 	go w.purgeIdempotencyKeys(runCtx)
 	w.server = server.New(server.Config{
 		JWTSecret:      []byte(secret),
 		JWTIssuer:      cfg.str("COINOP_JWT_ISSUER"),
 		JWTAudience:    cfg.str("COINOP_JWT_AUDIENCE"),
 		AdminToken:     cfg.str("COINOP_ADMIN_TOKEN"),
+		ServerToken:    cfg.str("COINOP_SERVER_TOKEN"),
+		RateLimits:     rateLimits,
+		RedisPrefix:    prefix,
 		RequestTimeout: durations["COINOP_REQUEST_TIMEOUT"],
 		BodyLimit:      bodyLimit,
-	}, server.Deps{Ledger: w.ledger, Catalogs: w.catalogs, Live: w.live, DB: db, Redis: rdb, Logger: logger})
+	}, server.Deps{Cache: w.cache, Ledger: w.ledger, Catalogs: w.catalogs, Live: w.live, DB: db, Redis: rdb, Logger: logger})
 	return w, nil
 }
 
-// newRedis accepts one redis:// or rediss:// URL; the cache uses short
-// timeouts so a slow Redis degrades to Postgres instead of stalling requests.
-func newRedis(url string) (redis.UniversalClient, error) {
-	opt, err := redis.ParseURL(strings.TrimSpace(url))
-	if err != nil {
-		return nil, fmt.Errorf("COINOP_REDIS_URL: %w", err)
+// newRedis accepts one redis:// or rediss:// URL, several (Redis Cluster),
+// or sentinels with a master name. Timeouts are short so a slow Redis
+// degrades reads to Postgres instead of stalling requests.
+func newRedis(urls, masterName string) (redis.UniversalClient, error) {
+	var opts redis.UniversalOptions
+	for i, u := range strings.Split(urls, ",") {
+		o, err := redis.ParseURL(strings.TrimSpace(u))
+		if err != nil {
+			return nil, fmt.Errorf("COINOP_REDIS_URL: %w", err)
+		}
+		if i == 0 {
+			opts.Username, opts.Password, opts.DB, opts.TLSConfig = o.Username, o.Password, o.DB, o.TLSConfig
+		}
+		opts.Addrs = append(opts.Addrs, o.Addr)
 	}
-	opt.DialTimeout = 500 * time.Millisecond
-	opt.ReadTimeout = 250 * time.Millisecond
-	opt.WriteTimeout = 250 * time.Millisecond
-	return redis.NewClient(opt), nil
+	opts.MasterName = masterName
+	opts.DialTimeout = 500 * time.Millisecond
+	opts.ReadTimeout = 250 * time.Millisecond
+	opts.WriteTimeout = 250 * time.Millisecond
+	return redis.NewUniversalClient(&opts), nil
 }
 
 func (w *wired) purgeIdempotencyKeys(ctx context.Context) {

@@ -1,0 +1,409 @@
+package entitlements
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"github.com/sony/gobreaker/v2"
+	"golang.org/x/sync/singleflight"
+)
+
+// Cache keeps each player's holdings in Redis for the hot read path.
+// Postgres stays the system of record; the cache may lose anything, but it
+// never serves holdings older than a change this process or another has
+// committed and reported, because:
+//
+//   - every entry carries the player's ledger version, and entries are
+//     written with a compare-on-version script, so an older snapshot never
+//     overwrites a newer one whichever writer finishes last;
+//   - every entry carries the cache epoch from Postgres (table cache_state);
+//     a committed change that cannot be written to Redis bumps the epoch, so
+//     every replica refuses entries from before it, which also covers a
+//     Redis that restarts with old data;
+//   - while Redis is failing, a circuit breaker sends reads to Postgres.
+//
+// Keys: <prefix>{<player>}:holdings (hash: e epoch, v version, d data) and
+// <prefix>{<player>}:loading (a short lock so replicas load a cold player
+// once). The hash tag keeps a player's keys in one Redis Cluster slot.
+type Cache struct {
+	rdb      redis.UniversalClient
+	cfg      CacheConfig
+	log      *slog.Logger
+	db       *pgxpool.Pool
+	load     func(context.Context, string) (Holdings, error)
+	loadMany func(context.Context, []string) (map[string]Holdings, error)
+	group    singleflight.Group
+	breaker  *gobreaker.CircuitBreaker[any]
+	epoch    atomic.Int64
+	// epochUnknown is set when this process cannot be sure it knows the
+	// current epoch (at start, after Redis recovers, after a failed bump);
+	// entries are not trusted until the epoch is read from Postgres again.
+	epochUnknown atomic.Bool
+	metrics      cacheMetrics
+}
+
+// CacheConfig tunes the cache; zero values take the defaults shown.
+type CacheConfig struct {
+	// Prefix starts every key ("coinop:"). It must not contain '{'.
+	Prefix string
+	// TTL is how long an entry lives (10m); each write adds up to 10% jitter
+	// so entries written together do not expire together.
+	TTL time.Duration
+	// EpochRefresh is how often the epoch is re-read from Postgres (250ms).
+	EpochRefresh time.Duration
+	// BreakerCooldown is how long reads bypass Redis after it fails (2s).
+	BreakerCooldown time.Duration
+	// LockWait is how long a replica waits for another replica loading the
+	// same cold player before loading it itself (150ms).
+	LockWait time.Duration
+	Logger   *slog.Logger
+}
+
+// NewCache returns a cache over rdb; pass it to New with WithCache.
+func NewCache(rdb redis.UniversalClient, cfg CacheConfig) *Cache {
+	if cfg.Prefix == "" {
+		cfg.Prefix = "coinop:"
+	}
+	if cfg.TTL <= 0 {
+		cfg.TTL = 10 * time.Minute
+	}
+	if cfg.EpochRefresh <= 0 {
+		cfg.EpochRefresh = 250 * time.Millisecond
+	}
+	if cfg.BreakerCooldown <= 0 {
+		cfg.BreakerCooldown = 2 * time.Second
+	}
+	if cfg.LockWait <= 0 {
+		cfg.LockWait = 150 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	c := &Cache{rdb: rdb, cfg: cfg, log: cfg.Logger, metrics: newCacheMetrics()}
+	c.epochUnknown.Store(true)
+	c.breaker = gobreaker.NewCircuitBreaker[any](gobreaker.Settings{
+		Name:    "redis",
+		Timeout: cfg.BreakerCooldown,
+		ReadyToTrip: func(counts gobreaker.Counts) bool {
+			return counts.ConsecutiveFailures >= 3
+		},
+		IsSuccessful: func(err error) bool { return err == nil || errors.Is(err, redis.Nil) },
+		OnStateChange: func(_ string, from, to gobreaker.State) {
+			c.metrics.breaker.Set(float64(to))
+			c.log.Warn("redis circuit breaker", slog.String("from", from.String()), slog.String("to", to.String()))
+			if to == gobreaker.StateClosed {
+				// Redis is back, possibly restarted with old data: re-read
+				// the epoch before trusting any entry.
+				c.epochUnknown.Store(true)
+			}
+		},
+	})
+	return c
+}
+
+func (c *Cache) holdingsKey(player string) string { return c.cfg.Prefix + "{" + player + "}:holdings" }
+func (c *Cache) loadingKey(player string) string  { return c.cfg.Prefix + "{" + player + "}:loading" }
+
+// storeScript writes an entry unless the stored one is newer: a higher
+// epoch, or the same epoch and a higher version.
+var storeScript = redis.NewScript(`
+local cur = redis.call('HMGET', KEYS[1], 'e', 'v')
+local ce, cv = tonumber(cur[1]), tonumber(cur[2])
+local ne, nv = tonumber(ARGV[1]), tonumber(ARGV[2])
+if ce and cv and (ce > ne or (ce == ne and cv > nv)) then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'e', ARGV[1], 'v', ARGV[2], 'd', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
+`)
+
+// do runs one Redis call through the breaker.
+func (c *Cache) do(fn func() error) error {
+	_, err := c.breaker.Execute(func() (any, error) { return nil, fn() })
+	if err != nil && !errors.Is(err, redis.Nil) {
+		if !errors.Is(err, gobreaker.ErrOpenState) && !errors.Is(err, gobreaker.ErrTooManyRequests) {
+			c.metrics.redisErrors.Inc()
+		}
+	}
+	return err
+}
+
+// usable reports whether entries may be read now.
+func (c *Cache) usable(ctx context.Context) bool {
+	if c.breaker.State() == gobreaker.StateOpen {
+		return false
+	}
+	if c.epochUnknown.Load() {
+		if err := c.refreshEpoch(ctx); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *Cache) refreshEpoch(ctx context.Context) error {
+	if c.db == nil {
+		return errors.New("entitlements: cache has no database")
+	}
+	var epoch int64
+	if err := c.db.QueryRow(ctx, `SELECT epoch FROM cache_state`).Scan(&epoch); err != nil {
+		return fmt.Errorf("entitlements: read cache epoch: %w", err)
+	}
+	c.setEpoch(epoch)
+	c.epochUnknown.Store(false)
+	return nil
+}
+
+func (c *Cache) setEpoch(e int64) {
+	for {
+		cur := c.epoch.Load()
+		if e <= cur || c.epoch.CompareAndSwap(cur, e) {
+			return
+		}
+	}
+}
+
+// RunEpochRefresh re-reads the epoch from Postgres until ctx ends, so a bump
+// by another replica takes effect here within CacheConfig.EpochRefresh.
+func (c *Cache) RunEpochRefresh(ctx context.Context) {
+	t := time.NewTicker(c.cfg.EpochRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := c.refreshEpoch(ctx); err != nil && ctx.Err() == nil {
+				c.epochUnknown.Store(true)
+				c.log.Warn("cache epoch refresh failed", slog.Any("error", err))
+			}
+		}
+	}
+}
+
+// get reads one entry; ok is false on a miss or an entry from an old epoch.
+func (c *Cache) get(ctx context.Context, player string) (h Holdings, ok bool, err error) {
+	var vals []any
+	err = c.do(func() error {
+		var err error
+		vals, err = c.rdb.HMGet(ctx, c.holdingsKey(player), "e", "v", "d").Result()
+		return err
+	})
+	if err != nil {
+		return Holdings{}, false, err
+	}
+	return c.decodeEntry(player, vals)
+}
+
+func (c *Cache) decodeEntry(player string, vals []any) (Holdings, bool, error) {
+	if len(vals) != 3 || vals[0] == nil || vals[1] == nil || vals[2] == nil {
+		return Holdings{}, false, nil
+	}
+	es, _ := vals[0].(string)
+	vs, _ := vals[1].(string)
+	ds, _ := vals[2].(string)
+	epoch, err1 := strconv.ParseInt(es, 10, 64)
+	version, err2 := strconv.ParseInt(vs, 10, 64)
+	if err1 != nil || err2 != nil {
+		return Holdings{}, false, nil
+	}
+	if epoch != c.epoch.Load() {
+		c.metrics.staleRefusals.Inc()
+		return Holdings{}, false, nil
+	}
+	h := Holdings{PlayerID: player, Version: version}
+	if err := decodeHoldings([]byte(ds), &h); err != nil {
+		return Holdings{}, false, nil
+	}
+	return h, true, nil
+}
+
+// store writes h unless the cache holds something newer.
+func (c *Cache) store(ctx context.Context, h Holdings) error {
+	data, err := json.Marshal(holdingsJSON{Currencies: h.Currencies, Items: h.Items})
+	if err != nil {
+		return err
+	}
+	ttl := c.cfg.TTL + time.Duration(rand.Int64N(int64(c.cfg.TTL/10)+1))
+	return c.do(func() error {
+		return storeScript.Run(ctx, c.rdb, []string{c.holdingsKey(h.PlayerID)},
+			c.epoch.Load(), h.Version, data, ttl.Milliseconds()).Err()
+	})
+}
+
+// holdings is the cached read path behind Ledger.Holdings.
+func (c *Cache) holdings(ctx context.Context, player string) (Holdings, error) {
+	if !c.usable(ctx) {
+		c.metrics.bypass.Inc()
+		return c.load(ctx, player)
+	}
+	h, ok, err := c.get(ctx, player)
+	if err != nil {
+		c.metrics.bypass.Inc()
+		return c.load(ctx, player)
+	}
+	if ok {
+		c.metrics.hits.Inc()
+		return h, nil
+	}
+	c.metrics.misses.Inc()
+	// One load per player per process at a time; the caller's deadline
+	// still applies to its own wait.
+	ch := c.group.DoChan(player, func() (any, error) {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		return c.fill(fctx, player)
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return Holdings{}, r.Err
+		}
+		return r.Val.(Holdings), nil
+	case <-ctx.Done():
+		return Holdings{}, ctx.Err()
+	}
+}
+
+// fill loads a cold player. Across replicas, the one that takes the
+// loading lock reads Postgres; the others wait briefly for its entry.
+func (c *Cache) fill(ctx context.Context, player string) (Holdings, error) {
+	var locked bool
+	err := c.do(func() error {
+		var err error
+		locked, err = c.rdb.SetNX(ctx, c.loadingKey(player), "1", time.Second).Result()
+		return err
+	})
+	if err == nil && !locked {
+		deadline := time.Now().Add(c.cfg.LockWait)
+		for time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+			if h, ok, err := c.get(ctx, player); err == nil && ok {
+				return h, nil
+			} else if err != nil {
+				break
+			}
+		}
+	}
+	h, err := c.load(ctx, player)
+	if err != nil {
+		return Holdings{}, err
+	}
+	if c.usable(ctx) {
+		_ = c.store(ctx, h)
+		if locked {
+			_ = c.do(func() error { return c.rdb.Del(ctx, c.loadingKey(player)).Err() })
+		}
+	}
+	return h, nil
+}
+
+// holdingsMany is the cached batch read: one pipelined round trip to Redis,
+// one Postgres query for all misses.
+func (c *Cache) holdingsMany(ctx context.Context, players []string) (map[string]Holdings, error) {
+	if !c.usable(ctx) {
+		c.metrics.bypass.Add(float64(len(players)))
+		return c.loadMany(ctx, players)
+	}
+	cmds := make([]*redis.SliceCmd, len(players))
+	err := c.do(func() error {
+		_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, id := range players {
+				cmds[i] = p.HMGet(ctx, c.holdingsKey(id), "e", "v", "d")
+			}
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		c.metrics.bypass.Add(float64(len(players)))
+		return c.loadMany(ctx, players)
+	}
+	out := make(map[string]Holdings, len(players))
+	var missing []string
+	for i, id := range players {
+		h, ok, _ := c.decodeEntry(id, cmds[i].Val())
+		if ok {
+			out[id] = h
+			continue
+		}
+		missing = append(missing, id)
+	}
+	c.metrics.hits.Add(float64(len(players) - len(missing)))
+	c.metrics.misses.Add(float64(len(missing)))
+	if len(missing) == 0 {
+		return out, nil
+	}
+	loaded, err := c.loadMany(ctx, missing)
+	if err != nil {
+		return nil, err
+	}
+	for id, h := range loaded {
+		out[id] = h
+		_ = c.store(ctx, h)
+	}
+	return out, nil
+}
+
+// committed records a change that Postgres has committed. If Redis cannot
+// take it, the epoch is bumped so no replica serves the older entry.
+func (c *Cache) committed(ctx context.Context, h Holdings) {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	if !c.epochUnknown.Load() && c.store(wctx, h) == nil {
+		return
+	}
+	var epoch int64
+	err := c.db.QueryRow(wctx, `UPDATE cache_state SET epoch = epoch + 1 RETURNING epoch`).Scan(&epoch)
+	if err != nil {
+		// This process no longer knows a safe epoch: it bypasses the cache
+		// until it can read the epoch again.
+		c.epochUnknown.Store(true)
+		c.log.Error("cache: committed change not cached and epoch not bumped; other replicas may serve a stale entry until it expires",
+			slog.String("player_id", h.PlayerID), slog.Int64("version", h.Version), slog.Any("error", err))
+		return
+	}
+	c.metrics.epochBumps.Inc()
+	c.setEpoch(epoch)
+}
+
+// Collectors returns the cache's Prometheus metrics.
+func (c *Cache) Collectors() []prometheus.Collector {
+	m := c.metrics
+	return []prometheus.Collector{m.hits, m.misses, m.bypass, m.staleRefusals, m.redisErrors, m.epochBumps, m.breaker}
+}
+
+// BreakerOpen reports whether reads currently bypass Redis.
+func (c *Cache) BreakerOpen() bool { return c.breaker.State() == gobreaker.StateOpen }
+
+type cacheMetrics struct {
+	hits, misses, bypass, staleRefusals, redisErrors, epochBumps prometheus.Counter
+	breaker                                                      prometheus.Gauge
+}
+
+func newCacheMetrics() cacheMetrics {
+	counter := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: "coinop", Subsystem: "cache", Name: name, Help: help})
+	}
+	return cacheMetrics{
+		hits:          counter("hits_total", "Holdings reads served from Redis."),
+		misses:        counter("misses_total", "Holdings reads not in Redis (or from an old epoch), loaded from Postgres."),
+		bypass:        counter("bypass_total", "Holdings reads sent straight to Postgres because Redis was failing."),
+		staleRefusals: counter("stale_refusals_total", "Entries refused because they predate the current cache epoch."),
+		redisErrors:   counter("redis_errors_total", "Redis calls that failed."),
+		epochBumps:    counter("epoch_bumps_total", "Cache epoch bumps after a committed change could not be cached."),
+		breaker: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "coinop", Subsystem: "cache", Name: "breaker_state",
+			Help: "Redis circuit breaker: 0 closed, 1 half-open, 2 open."}),
+	}
+}

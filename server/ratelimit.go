@@ -1,0 +1,126 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-redis/redis_rate/v10"
+	"github.com/gofiber/fiber/v2"
+	"github.com/redis/go-redis/v9"
+	"github.com/sony/gobreaker/v2"
+)
+
+// RateLimits caps requests on the player API per player and per client IP.
+// A zero Limit means no cap of that kind.
+type RateLimits struct {
+	Player redis_rate.Limit
+	IP     redis_rate.Limit
+}
+
+// DefaultRateLimits is COINOP_RATE_LIMIT's default: generous for a game
+// client, tight enough to stop a runaway loop or a scripted abuser.
+const DefaultRateLimits = "player=20/s,ip=300/s"
+
+// ParseRateLimits reads "player=20/s,ip=300/s" (rates per s, m or h; burst
+// equals the rate) or "off".
+func ParseRateLimits(s string) (RateLimits, error) {
+	var rl RateLimits
+	s = strings.TrimSpace(s)
+	if s == "off" || s == "" {
+		return rl, nil
+	}
+	for _, part := range strings.Split(s, ",") {
+		name, spec, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok {
+			return rl, fmt.Errorf("rate limit %q: want name=N/s", part)
+		}
+		nStr, unit, ok := strings.Cut(spec, "/")
+		n, err := strconv.Atoi(nStr)
+		if !ok || err != nil || n < 1 {
+			return rl, fmt.Errorf("rate limit %q: want a positive count like 20/s", part)
+		}
+		var period time.Duration
+		switch unit {
+		case "s":
+			period = time.Second
+		case "m":
+			period = time.Minute
+		case "h":
+			period = time.Hour
+		default:
+			return rl, fmt.Errorf("rate limit %q: unit must be s, m or h", part)
+		}
+		limit := redis_rate.Limit{Rate: n, Burst: n, Period: period}
+		switch name {
+		case "player":
+			rl.Player = limit
+		case "ip":
+			rl.IP = limit
+		default:
+			return rl, fmt.Errorf("rate limit %q: name must be player or ip", part)
+		}
+	}
+	return rl, nil
+}
+
+// rateLimiter applies RateLimits with GCRA in Redis (redis_rate), so the
+// limit holds across replicas. When Redis fails, requests are let through:
+// an outage of the cache must not take the API down with it.
+type rateLimiter struct {
+	limits  RateLimits
+	limiter *redis_rate.Limiter
+	prefix  string
+	breaker *gobreaker.CircuitBreaker[*redis_rate.Result]
+}
+
+func newRateLimiter(rdb redis.UniversalClient, prefix string, limits RateLimits) *rateLimiter {
+	if rdb == nil || (limits.Player.IsZero() && limits.IP.IsZero()) {
+		return nil
+	}
+	return &rateLimiter{
+		limits: limits, limiter: redis_rate.NewLimiter(rdb), prefix: prefix,
+		breaker: gobreaker.NewCircuitBreaker[*redis_rate.Result](gobreaker.Settings{
+			Name: "rate-limit", Timeout: 2 * time.Second,
+			ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= 3 },
+		}),
+	}
+}
+
+var errRateLimited = newProblem(fiber.StatusTooManyRequests, "rate_limited", "Too many requests; retry after the time in Retry-After.")
+
+// check runs after authentication, so the player limit keys on the token's
+// player and the IP limit on the connection's address.
+func (r *rateLimiter) check(c *fiber.Ctx) error {
+	if r == nil {
+		return c.Next()
+	}
+	for _, k := range []struct {
+		key   string
+		limit redis_rate.Limit
+	}{
+		{r.prefix + "rl:ip:" + c.IP(), r.limits.IP},
+		{r.prefix + "rl:player:" + playerID(c), r.limits.Player},
+	} {
+		if k.limit.IsZero() || (k.key == r.prefix+"rl:player:" && playerID(c) == "") {
+			continue
+		}
+		res, err := r.breaker.Execute(func() (*redis_rate.Result, error) {
+			return r.limiter.Allow(c.UserContext(), k.key, k.limit)
+		})
+		if err != nil {
+			if !errors.Is(err, gobreaker.ErrOpenState) {
+				c.Locals("coinop.rate_limit_error", err.Error())
+			}
+			continue
+		}
+		if res.Allowed == 0 {
+			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(math.Ceil(res.RetryAfter.Seconds()))))
+			return errRateLimited
+		}
+	}
+	return c.Next()
+}
