@@ -69,8 +69,9 @@ type CacheConfig struct {
 	Logger   *slog.Logger
 }
 
-// NewCache returns a cache over rdb; pass it to New with WithCache.
-func NewCache(rdb redis.UniversalClient, cfg CacheConfig) *Cache {
+// NewCache returns a cache over rdb whose epoch lives in db; pass it to New
+// with WithCache.
+func NewCache(rdb redis.UniversalClient, db *pgxpool.Pool, cfg CacheConfig) *Cache {
 	if cfg.Prefix == "" {
 		cfg.Prefix = "coinop:"
 	}
@@ -89,7 +90,7 @@ func NewCache(rdb redis.UniversalClient, cfg CacheConfig) *Cache {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	c := &Cache{rdb: rdb, cfg: cfg, log: cfg.Logger, metrics: newCacheMetrics()}
+	c := &Cache{rdb: rdb, db: db, cfg: cfg, log: cfg.Logger, metrics: newCacheMetrics()}
 	c.epochUnknown.Store(true)
 	c.breaker = gobreaker.NewCircuitBreaker[any](gobreaker.Settings{
 		Name:    "redis",
@@ -153,9 +154,6 @@ func (c *Cache) usable(ctx context.Context) bool {
 }
 
 func (c *Cache) refreshEpoch(ctx context.Context) error {
-	if c.db == nil {
-		return errors.New("entitlements: cache has no database")
-	}
 	var epoch int64
 	if err := c.db.QueryRow(ctx, `SELECT epoch FROM cache_state`).Scan(&epoch); err != nil {
 		return fmt.Errorf("entitlements: read cache epoch: %w", err)

@@ -79,7 +79,6 @@ func New(db *pgxpool.Pool, cat CatalogSource, opts ...Option) *Ledger {
 	if l.cache != nil {
 		l.cache.load = l.loadHoldings
 		l.cache.loadMany = l.loadHoldingsMany
-		l.cache.db = db
 	}
 	return l
 }

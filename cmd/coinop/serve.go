@@ -153,7 +153,7 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger) (_ *wired, err 
 		logger.Warn("catalog not loaded at start; will retry", slog.Any("error", err))
 	}
 	go w.live.Run(runCtx, durations["COINOP_CATALOG_REFRESH"])
-	w.cache = entitlements.NewCache(rdb, entitlements.CacheConfig{Prefix: prefix, TTL: durations["COINOP_CACHE_TTL"], Logger: logger})
+	w.cache = entitlements.NewCache(rdb, db, entitlements.CacheConfig{Prefix: prefix, TTL: durations["COINOP_CACHE_TTL"], Logger: logger})
 	w.ledger = entitlements.New(db, w.live, entitlements.WithKeyWait(durations["COINOP_IDEMPOTENCY_WAIT"]), entitlements.WithCache(w.cache))
 	go w.cache.RunEpochRefresh(runCtx)
 	go w.purgeIdempotencyKeys(runCtx)

@@ -1,0 +1,291 @@
+package entitlements_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/coinop/coinop/entitlements"
+	"github.com/coinop/coinop/internal/testenv"
+)
+
+// redisSetup names a Redis topology the cache suite runs against.
+type redisSetup struct {
+	name   string
+	client func(t *testing.T) (redis.UniversalClient, string)
+}
+
+var redisSetups = []redisSetup{
+	{"single", func(t *testing.T) (redis.UniversalClient, string) { return testenv.RedisClient(t) }},
+	{"cluster", func(t *testing.T) (redis.UniversalClient, string) {
+		cl := testenv.NewRedisCluster(t)
+		c := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: cl.Addrs()})
+		t.Cleanup(func() { _ = c.Close() })
+		return c, "t" + strconv.FormatUint(rand.Uint64(), 36) + ":"
+	}},
+}
+
+// forEachRedis runs the test against a single Redis and a 3-node cluster.
+func forEachRedis(t *testing.T, test func(t *testing.T, rdb redis.UniversalClient, prefix string)) {
+	for _, setup := range redisSetups {
+		t.Run(setup.name, func(t *testing.T) {
+			rdb, prefix := setup.client(t)
+			test(t, rdb, prefix)
+		})
+	}
+}
+
+func cachedLedger(t *testing.T, pool *pgxpool.Pool, rdb redis.UniversalClient, prefix string, cfg entitlements.CacheConfig) (*entitlements.Ledger, *entitlements.Cache) {
+	t.Helper()
+	cfg.Prefix = prefix
+	cache := entitlements.NewCache(rdb, pool, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go cache.RunEpochRefresh(ctx)
+	return entitlements.New(pool, staticCatalog{fixtureCatalog(t)}, entitlements.WithCache(cache)), cache
+}
+
+func uncached(t *testing.T, pool *pgxpool.Pool) *entitlements.Ledger {
+	return entitlements.New(pool, staticCatalog{fixtureCatalog(t)})
+}
+
+func sameHoldings(a, b entitlements.Holdings) bool {
+	return a.Version == b.Version && fmt.Sprint(a.Currencies) == fmt.Sprint(b.Currencies) && fmt.Sprint(a.Items) == fmt.Sprint(b.Items)
+}
+
+func TestCacheServesReadsAndSeesEveryWrite(t *testing.T) {
+	forEachRedis(t, func(t *testing.T, rdb redis.UniversalClient, prefix string) {
+		pool, _ := testenv.NewPool(t)
+		l, _ := cachedLedger(t, pool, rdb, prefix, entitlements.CacheConfig{})
+		fund(t, l, "p1", map[string]int64{"gold": 1000})
+		first := holdings(t, l, "p1")
+		loads := l.PostgresLoads()
+		for i := 0; i < 10; i++ {
+			if h := holdings(t, l, "p1"); !sameHoldings(h, first) {
+				t.Fatalf("read %d = %+v, want %+v", i, h, first)
+			}
+		}
+		if l.PostgresLoads() != loads {
+			t.Errorf("warm reads reached Postgres %d times", l.PostgresLoads()-loads)
+		}
+		// Read your writes: the state after a purchase is what the next read shows.
+		if _, err := buy(l, "p1", "k1", "potion", 2, "gold", 100); err != nil {
+			t.Fatal(err)
+		}
+		h := holdings(t, l, "p1")
+		if h.Currencies["gold"] != 800 || h.Items["potion"] != 2 {
+			t.Fatalf("after purchase: %+v", h)
+		}
+		if db := holdings(t, uncached(t, pool), "p1"); !sameHoldings(h, db) {
+			t.Fatalf("cache %+v, postgres %+v", h, db)
+		}
+	})
+}
+
+// Writers and cache loads race; once writes stop, the cache must hold the
+// committed state, never an older snapshot written late.
+func TestCacheNeverKeepsAnOlderSnapshotAfterRacingWrites(t *testing.T) {
+	forEachRedis(t, func(t *testing.T, rdb redis.UniversalClient, prefix string) {
+		pool, _ := testenv.NewPool(t)
+		// Two replicas sharing Postgres and Redis.
+		a, cacheA := cachedLedger(t, pool, rdb, prefix, entitlements.CacheConfig{})
+		b, _ := cachedLedger(t, pool, rdb, prefix, entitlements.CacheConfig{})
+		fund(t, a, "p1", map[string]int64{"gold": 1_000_000})
+		var stop atomic.Bool
+		var readers sync.WaitGroup
+		for i := 0; i < 8; i++ {
+			readers.Add(1)
+			go func(i int) {
+				defer readers.Done()
+				l := a
+				if i%2 == 1 {
+					l = b
+				}
+				for !stop.Load() {
+					if _, err := l.Holdings(context.Background(), "p1"); err != nil {
+						t.Error(err)
+						return
+					}
+					if i%4 == 0 {
+						// Force cold loads racing the writers.
+						_ = rdb.Del(context.Background(), prefix+"{p1}:holdings").Err()
+					}
+				}
+			}(i)
+		}
+		var writers sync.WaitGroup
+		for w := 0; w < 4; w++ {
+			writers.Add(1)
+			go func(w int) {
+				defer writers.Done()
+				l := a
+				if w%2 == 1 {
+					l = b
+				}
+				for i := 0; i < 25; i++ {
+					var err error
+					if i%3 == 0 {
+						_, err = l.Grant(context.Background(), entitlements.GrantRequest{PlayerID: "p1",
+							IdempotencyKey: fmt.Sprintf("g-%d-%d", w, i), Reason: "race", Currencies: map[string]int64{"gems": 1}})
+					} else {
+						_, err = buy(l, "p1", fmt.Sprintf("b-%d-%d", w, i), "potion", 1, "gold", 100)
+					}
+					if err != nil {
+						t.Error(err)
+					}
+				}
+			}(w)
+		}
+		writers.Wait()
+		stop.Store(true)
+		readers.Wait()
+		want := holdings(t, uncached(t, pool), "p1")
+		for name, l := range map[string]*entitlements.Ledger{"replica a": a, "replica b": b} {
+			if got := holdings(t, l, "p1"); !sameHoldings(got, want) {
+				t.Errorf("%s reads %+v, committed %+v", name, got, want)
+			}
+		}
+		// Whatever Redis holds must not be older than the last commit.
+		v, err := rdb.HGet(context.Background(), prefix+"{p1}:holdings", "v").Int64()
+		if err == nil && v != want.Version {
+			t.Errorf("Redis entry at version %d, committed %d", v, want.Version)
+		}
+		_ = cacheA
+	})
+}
+
+func TestColdPlayerLoadsOnceUnderConcurrentReads(t *testing.T) {
+	forEachRedis(t, func(t *testing.T, rdb redis.UniversalClient, prefix string) {
+		pool, _ := testenv.NewPool(t)
+		a, _ := cachedLedger(t, pool, rdb, prefix, entitlements.CacheConfig{})
+		b, _ := cachedLedger(t, pool, rdb, prefix, entitlements.CacheConfig{})
+		fund(t, uncached(t, pool), "cold", map[string]int64{"gold": 5})
+		startA, startB := a.PostgresLoads(), b.PostgresLoads()
+		var wg sync.WaitGroup
+		gate := make(chan struct{})
+		for i := 0; i < 500; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				<-gate
+				l := a
+				if i%2 == 1 {
+					l = b
+				}
+				h, err := l.Holdings(context.Background(), "cold")
+				if err != nil || h.Currencies["gold"] != 5 {
+					t.Errorf("read %d: %+v %v", i, h, err)
+				}
+			}(i)
+		}
+		close(gate)
+		wg.Wait()
+		loads := a.PostgresLoads() - startA + b.PostgresLoads() - startB
+		if loads > 4 {
+			t.Errorf("500 concurrent cold reads on two replicas made %d Postgres loads, want at most 4", loads)
+		}
+		t.Logf("Postgres loads for 500 cold reads: %d", loads)
+	})
+}
+
+// With Redis gone mid-test, reads and purchases keep working from Postgres,
+// and after Redis returns (here: restored with an old entry, as from an old
+// snapshot) the cache refuses the stale state.
+func TestCacheSurvivesARedisOutage(t *testing.T) {
+	pool, _ := testenv.NewPool(t)
+	srv := testenv.NewRedisServer(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), DialTimeout: 200 * time.Millisecond,
+		ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond, MaxRetries: -1})
+	t.Cleanup(func() { _ = rdb.Close() })
+	l, cache := cachedLedger(t, pool, rdb, "coinop:", entitlements.CacheConfig{BreakerCooldown: 300 * time.Millisecond})
+	fund(t, l, "p1", map[string]int64{"gold": 1000})
+	before := holdings(t, l, "p1") // cached now
+	old, err := rdb.HGetAll(context.Background(), "coinop:{p1}:holdings").Result()
+	if err != nil || old["v"] == "" {
+		t.Fatalf("no cache entry before the outage: %v %v", old, err)
+	}
+
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		if _, err := buy(l, "p1", fmt.Sprintf("outage-%d", i), "potion", 1, "gold", 100); err != nil {
+			t.Fatalf("purchase during the outage: %v", err)
+		}
+		h, err := l.Holdings(context.Background(), "p1")
+		if err != nil || h.Currencies["gold"] != 900-int64(i)*100 {
+			t.Fatalf("read during the outage: %+v %v", h, err)
+		}
+	}
+	if !cache.BreakerOpen() {
+		t.Error("breaker still closed after repeated Redis failures")
+	}
+
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Redis comes back holding the pre-outage entry.
+	if err := rdb.HSet(context.Background(), "coinop:{p1}:holdings", "e", old["e"], "v", old["v"], "d", old["d"]).Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := holdings(t, uncached(t, pool), "p1")
+	if want.Version == before.Version {
+		t.Fatal("test setup: no write happened during the outage")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := holdings(t, l, "p1")
+		if got.Version < want.Version {
+			t.Fatalf("served version %d from before the outage, committed %d", got.Version, want.Version)
+		}
+		if !cache.BreakerOpen() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("breaker did not close after Redis returned")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Back to serving from Redis, with the current state.
+	holdings(t, l, "p1")
+	loads := l.PostgresLoads()
+	if got := holdings(t, l, "p1"); !sameHoldings(got, want) || l.PostgresLoads() != loads {
+		t.Errorf("after recovery: %+v (Postgres loads +%d), want %+v from Redis", got, l.PostgresLoads()-loads, want)
+	}
+}
+
+// A second replica that had no traffic during the outage still refuses the
+// stale entry, because the epoch lives in Postgres.
+func TestOtherReplicasRefuseEntriesFromBeforeAFailedCacheWrite(t *testing.T) {
+	pool, _ := testenv.NewPool(t)
+	rdb, prefix := testenv.RedisClient(t)
+	a, _ := cachedLedger(t, pool, rdb, prefix, entitlements.CacheConfig{})
+	b, _ := cachedLedger(t, pool, rdb, prefix, entitlements.CacheConfig{EpochRefresh: 50 * time.Millisecond})
+	fund(t, a, "p1", map[string]int64{"gold": 1000})
+	holdings(t, b, "p1")
+	old, _ := rdb.HGetAll(context.Background(), prefix+"{p1}:holdings").Result()
+
+	// Replica a commits while its Redis is unreachable.
+	dead := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 50 * time.Millisecond, MaxRetries: -1})
+	t.Cleanup(func() { _ = dead.Close() })
+	cut, _ := cachedLedger(t, pool, dead, prefix, entitlements.CacheConfig{})
+	if _, err := buy(cut, "p1", "k", "potion", 1, "gold", 100); err != nil {
+		t.Fatal(err)
+	}
+	// The old entry is still in the shared Redis.
+	if cur, _ := rdb.HGet(context.Background(), prefix+"{p1}:holdings", "v").Result(); cur != old["v"] {
+		t.Fatalf("setup: entry version %s, want the old %s", cur, old["v"])
+	}
+	time.Sleep(200 * time.Millisecond) // b's epoch refresh
+	if h := holdings(t, b, "p1"); h.Currencies["gold"] != 900 {
+		t.Fatalf("replica b served %+v from before the committed purchase", h)
+	}
+}

@@ -1,0 +1,326 @@
+package receipts
+
+import (
+	"bytes"
+	"context"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/awa/go-iap/playstore"
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// PushMessage is a decoded Google Play real-time developer notification,
+// delivered by a Pub/Sub push subscription.
+type PushMessage struct {
+	MessageID    string // Pub/Sub message id: deduplicate on it
+	Subscription string // projects/P/subscriptions/S
+	PublishTime  time.Time
+	Attributes   map[string]string
+	EventTime    time.Time
+	// Notification holds exactly one of its Subscription, OneTimeProduct,
+	// VoidedPurchase or Test notifications.
+	Notification playstore.DeveloperNotificationV2
+}
+
+// maxPushBody bounds a Pub/Sub push request body; notifications are < 1 KB.
+const maxPushBody = 64 << 10
+
+type pushEnvelope struct {
+	Message *struct {
+		Data         string            `json:"data"`
+		MessageID    string            `json:"messageId"`
+		MessageIDAlt string            `json:"message_id"`
+		PublishTime  string            `json:"publishTime"`
+		PublishAlt   string            `json:"publish_time"`
+		Attributes   map[string]string `json:"attributes"`
+		OrderingKey  string            `json:"orderingKey"`
+	} `json:"message"`
+	Subscription    string `json:"subscription"`
+	DeliveryAttempt int    `json:"deliveryAttempt"`
+}
+
+// DecodePushEnvelope decodes a Pub/Sub push body whose message.data is a
+// Google Play developer notification. It checks shapes only: the caller
+// authenticates the push (PushAuthenticator) and compares the package name
+// (GooglePlay.DecodePush does). Errors: *InvalidError with ReasonFormat.
+func DecodePushEnvelope(body []byte) (*PushMessage, error) {
+	if len(body) > maxPushBody {
+		return nil, invalid(ReasonFormat, "push body longer than %d bytes", maxPushBody)
+	}
+	var env pushEnvelope
+	d := json.NewDecoder(bytes.NewReader(body))
+	if err := d.Decode(&env); err != nil {
+		return nil, invalid(ReasonFormat, "push envelope: %v", err)
+	}
+	if d.More() {
+		return nil, invalid(ReasonFormat, "push envelope: trailing data")
+	}
+	m := env.Message
+	if m == nil {
+		return nil, invalid(ReasonFormat, "push envelope has no message")
+	}
+	out := &PushMessage{
+		MessageID:    firstNonEmpty(m.MessageID, m.MessageIDAlt),
+		Subscription: env.Subscription,
+		Attributes:   m.Attributes,
+	}
+	if out.MessageID == "" {
+		return nil, invalid(ReasonFormat, "push message has no messageId")
+	}
+	if pt := firstNonEmpty(m.PublishTime, m.PublishAlt); pt != "" {
+		t, err := time.Parse(time.RFC3339Nano, pt)
+		if err != nil {
+			return nil, invalid(ReasonFormat, "publishTime %q", pt)
+		}
+		out.PublishTime = t.UTC()
+	}
+	if m.Data == "" {
+		return nil, invalid(ReasonFormat, "push message has no data")
+	}
+	data, err := base64.StdEncoding.DecodeString(m.Data)
+	if err != nil {
+		return nil, invalid(ReasonFormat, "message.data is not base64")
+	}
+	n := &out.Notification
+	if err := json.Unmarshal(data, n); err != nil {
+		return nil, invalid(ReasonFormat, "developer notification: %v", err)
+	}
+	if n.PackageName == "" || n.Version == "" {
+		return nil, invalid(ReasonFormat, "developer notification without packageName or version")
+	}
+	ms, err := strconv.ParseInt(n.EventTimeMillis, 10, 64)
+	if err != nil || ms <= 0 {
+		return nil, invalid(ReasonFormat, "eventTimeMillis %q", n.EventTimeMillis)
+	}
+	out.EventTime = msTime(ms)
+	kinds := 0
+	if s := n.SubscriptionNotification; s != nil {
+		kinds++
+		if s.PurchaseToken == "" || s.SubscriptionID == "" || s.NotificationType == 0 {
+			return nil, invalid(ReasonFormat, "subscriptionNotification without purchaseToken, subscriptionId or notificationType")
+		}
+	}
+	if o := n.OneTimeProductNotification; o != nil {
+		kinds++
+		if o.PurchaseToken == "" || o.SKU == "" || o.NotificationType == 0 {
+			return nil, invalid(ReasonFormat, "oneTimeProductNotification without purchaseToken, sku or notificationType")
+		}
+	}
+	if v := n.VoidedPurchaseNotification; v != nil {
+		kinds++
+		if v.PurchaseToken == "" {
+			return nil, invalid(ReasonFormat, "voidedPurchaseNotification without purchaseToken")
+		}
+	}
+	if n.TestNotification != nil {
+		kinds++
+	}
+	if kinds != 1 {
+		return nil, invalid(ReasonFormat, "developer notification holds %d kinds of notification, want 1", kinds)
+	}
+	return out, nil
+}
+
+// DecodePush is DecodePushEnvelope plus the package name check
+// (ReasonBundle).
+func (g *GooglePlay) DecodePush(body []byte) (*PushMessage, error) {
+	m, err := DecodePushEnvelope(body)
+	if err != nil {
+		return nil, err
+	}
+	if m.Notification.PackageName != g.cfg.PackageName {
+		return nil, invalid(ReasonBundle, "notification for package %q, want %q", m.Notification.PackageName, g.cfg.PackageName)
+	}
+	return m, nil
+}
+
+// GoogleCertsURL serves the keys Google signs its OIDC tokens with.
+const GoogleCertsURL = "https://www.googleapis.com/oauth2/v3/certs"
+
+// ErrPushUnauthorized is returned (wrapped) for a push whose bearer token is
+// missing or not acceptable. Answer 401/403; Pub/Sub retries.
+var ErrPushUnauthorized = errors.New("receipts: push not authenticated")
+
+// PushAuthConfig configures PushAuthenticator.
+type PushAuthConfig struct {
+	// Audience the push subscription was configured with (its push
+	// endpoint URL by default).
+	Audience string
+	// ServiceAccountEmail the push subscription authenticates as.
+	ServiceAccountEmail string
+	// JWKSURL defaults to GoogleCertsURL; tests serve their own.
+	JWKSURL string
+	// HTTPClient fetches the JWKS; default: 10 s timeout.
+	HTTPClient *http.Client
+	// Now defaults to time.Now.
+	Now func() time.Time
+}
+
+// PushAuthenticator checks the OIDC token Pub/Sub puts in a push request's
+// Authorization header. Safe for concurrent use; keys are cached.
+type PushAuthenticator struct {
+	cfg PushAuthConfig
+
+	mu        sync.Mutex
+	keys      map[string]*rsa.PublicKey
+	expires   time.Time
+	lastFetch time.Time
+}
+
+// NewPushAuthenticator checks cfg and returns an authenticator.
+func NewPushAuthenticator(cfg PushAuthConfig) (*PushAuthenticator, error) {
+	if cfg.Audience == "" || cfg.ServiceAccountEmail == "" {
+		return nil, errors.New("receipts: push auth: Audience and ServiceAccountEmail are required")
+	}
+	if cfg.JWKSURL == "" {
+		cfg.JWKSURL = GoogleCertsURL
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &PushAuthenticator{cfg: cfg}, nil
+}
+
+var googleIssuers = map[string]bool{"accounts.google.com": true, "https://accounts.google.com": true}
+
+// Authenticate checks an Authorization header value ("Bearer <JWT>"): RS256
+// signed by a key from the JWKS, issuer Google, the configured audience and
+// service account email with email_verified, not expired. Errors:
+// ErrPushUnauthorized (wrapped), or ErrStoreUnavailable when the keys cannot
+// be fetched.
+func (a *PushAuthenticator) Authenticate(ctx context.Context, authorization string) error {
+	scheme, tok, ok := strings.Cut(strings.TrimSpace(authorization), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" || len(tok) > 16<<10 {
+		return fmt.Errorf("%w: no bearer token", ErrPushUnauthorized)
+	}
+	var fetchErr error
+	claims := jwt.MapClaims{}
+	_, err := jwt.ParseWithClaims(strings.TrimSpace(tok), claims, func(t *jwt.Token) (any, error) {
+		kid, _ := t.Header["kid"].(string)
+		k, err := a.key(ctx, kid)
+		if err != nil {
+			fetchErr = err
+		}
+		return k, err
+	},
+		jwt.WithValidMethods([]string{"RS256"}),
+		jwt.WithAudience(a.cfg.Audience),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithTimeFunc(a.cfg.Now),
+		jwt.WithLeeway(30*time.Second),
+	)
+	if fetchErr != nil && errors.Is(fetchErr, ErrStoreUnavailable) {
+		return fetchErr
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrPushUnauthorized, err)
+	}
+	if iss, _ := claims["iss"].(string); !googleIssuers[iss] {
+		return fmt.Errorf("%w: issuer %q", ErrPushUnauthorized, iss)
+	}
+	if email, _ := claims["email"].(string); email != a.cfg.ServiceAccountEmail {
+		return fmt.Errorf("%w: email %q is not the push service account", ErrPushUnauthorized, email)
+	}
+	if v, _ := claims["email_verified"].(bool); !v {
+		return fmt.Errorf("%w: email not verified", ErrPushUnauthorized)
+	}
+	return nil
+}
+
+// key returns the verification key kid, refreshing the JWKS when it has
+// expired or does not know kid (at most once a minute for unknown kids).
+func (a *PushAuthenticator) key(ctx context.Context, kid string) (*rsa.PublicKey, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := a.cfg.Now()
+	k, known := a.keys[kid]
+	fresh := a.keys != nil && now.Before(a.expires)
+	if known && fresh {
+		return k, nil
+	}
+	if !fresh || now.Sub(a.lastFetch) >= time.Minute {
+		if err := a.fetch(ctx, now); err != nil {
+			if known {
+				return k, nil // keep using a known key while the JWKS is unreachable
+			}
+			return nil, err
+		}
+		if k, ok := a.keys[kid]; ok {
+			return k, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: unknown key id %q", ErrPushUnauthorized, kid)
+}
+
+func (a *PushAuthenticator) fetch(ctx context.Context, now time.Time) error {
+	a.lastFetch = now
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.cfg.JWKSURL, nil)
+	if err != nil {
+		return fmt.Errorf("receipts: push auth: %w", err)
+	}
+	resp, err := a.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return unavailable("fetching JWKS: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return unavailable("fetching JWKS: HTTP %d", resp.StatusCode)
+	}
+	var set struct {
+		Keys []struct {
+			Kty, Kid, Alg, Use, N, E string
+		} `json:"keys"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&set); err != nil {
+		return unavailable("decoding JWKS: %v", err)
+	}
+	keys := map[string]*rsa.PublicKey{}
+	for _, k := range set.Keys {
+		if k.Kty != "RSA" || (k.Alg != "" && k.Alg != "RS256") || (k.Use != "" && k.Use != "sig") {
+			continue
+		}
+		nb, err1 := base64.RawURLEncoding.DecodeString(strings.TrimRight(k.N, "="))
+		eb, err2 := base64.RawURLEncoding.DecodeString(strings.TrimRight(k.E, "="))
+		if err1 != nil || err2 != nil || len(eb) == 0 || len(eb) > 4 {
+			continue
+		}
+		n := new(big.Int).SetBytes(nb)
+		e := new(big.Int).SetBytes(eb)
+		if n.BitLen() < 2048 || e.Int64() < 3 {
+			continue
+		}
+		keys[k.Kid] = &rsa.PublicKey{N: n, E: int(e.Int64())}
+	}
+	if len(keys) == 0 {
+		return unavailable("JWKS holds no usable RSA key")
+	}
+	a.keys = keys
+	a.expires = now.Add(cacheMaxAge(resp.Header.Get("Cache-Control")))
+	return nil
+}
+
+func cacheMaxAge(cc string) time.Duration {
+	for _, part := range strings.Split(cc, ",") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(part), "max-age="); ok {
+			if s, err := strconv.Atoi(v); err == nil {
+				return min(max(time.Duration(s)*time.Second, time.Minute), 24*time.Hour)
+			}
+		}
+	}
+	return time.Hour
+}
