@@ -31,6 +31,7 @@ const (
 	codeCatalogInvalid        = "catalog_invalid"
 	codeCatalogNotPublished   = "catalog_not_published"
 	codeUnavailable           = "unavailable"
+	codeRateLimited           = "rate_limited"
 	codeInternal              = "internal"
 )
 
@@ -165,7 +166,7 @@ func problemFor(err error) problem {
 			fmt.Sprintf("The catalog has %d problem(s).", len(validation.Problems))).with("errors", validation.Problems)
 	case errors.As(err, &parse):
 		return newProblem(fiber.StatusUnprocessableEntity, codeCatalogInvalid, "The catalog document cannot be read.").
-			with("errors", []catalog.Problem{{Path: "", Message: parse.Error()}})
+			with("errors", []catalog.Problem{{Path: parse.Path, Message: parse.Error()}})
 	case errors.As(err, &fe):
 		return fiberProblem(fe)
 	case unavailable(err):

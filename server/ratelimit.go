@@ -90,7 +90,7 @@ func newRateLimiter(rdb redis.UniversalClient, prefix string, limits RateLimits)
 	}
 }
 
-var errRateLimited = newProblem(fiber.StatusTooManyRequests, "rate_limited", "Too many requests; retry after the time in Retry-After.")
+var errRateLimited = newProblem(fiber.StatusTooManyRequests, codeRateLimited, "Too many requests; retry after the time in Retry-After.")
 
 // check runs after authentication, so the player limit keys on the token's
 // player and the IP limit on the connection's address.

@@ -81,10 +81,13 @@ func catalogPush(ctx context.Context, args []string, getenv func(string) string,
 	fs := flag.NewFlagSet("catalog push", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	baseURL := fs.String("url", envOr(getenv, "COINOP_URL", "http://127.0.0.1:8080"), "coinop base URL (env COINOP_URL)")
-	token := fs.String("admin-token", getenv("COINOP_ADMIN_TOKEN"), "admin token (env COINOP_ADMIN_TOKEN)")
+	token := fs.String("admin-token", "", "admin token (default: env COINOP_ADMIN_TOKEN)")
 	note := fs.String("note", "", "note recorded with the published version")
 	if err := fs.Parse(args); err != nil {
 		return exitError{2}
+	}
+	if *token == "" {
+		*token = getenv("COINOP_ADMIN_TOKEN")
 	}
 	if fs.NArg() != 1 {
 		fmt.Fprintln(stderr, "usage: coinop catalog push [flags] FILE")

@@ -55,17 +55,27 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		return exitError{2}
 	}
 
-	pgURL, stopPG, err := localsvc.EnsurePostgres(ctx, getenv("COINOP_DATABASE_URL"), filepath.Join(*stateDir, "postgres"))
+	// A URL given by flag or environment is used as is; otherwise dev finds
+	// or starts a server and uses its own database there.
+	explicit := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+	givenURL := func(env, flagName string) string {
+		if explicit[flagName] || getenv(env) != "" {
+			return cfg.str(env)
+		}
+		return ""
+	}
+	pgURL, stopPG, err := localsvc.EnsurePostgres(ctx, givenURL("COINOP_DATABASE_URL", "database-url"), filepath.Join(*stateDir, "postgres"))
 	if err != nil {
 		return err
 	}
 	defer stopPG()
-	if getenv("COINOP_DATABASE_URL") == "" {
+	if givenURL("COINOP_DATABASE_URL", "database-url") == "" {
 		if pgURL, err = ensureDatabase(ctx, pgURL, devDatabase); err != nil {
 			return err
 		}
 	}
-	redisURL, stopRedis, err := localsvc.EnsureRedis(ctx, getenv("COINOP_REDIS_URL"), filepath.Join(*stateDir, "redis"))
+	redisURL, stopRedis, err := localsvc.EnsureRedis(ctx, givenURL("COINOP_REDIS_URL", "redis-url"), filepath.Join(*stateDir, "redis"))
 	if err != nil {
 		return err
 	}
@@ -86,15 +96,17 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		return err
 	}
 	snap := w.live.Current()
+	funding := demoFunding(snap)
+	// One funding a day per catalog's currencies, so restarts do not print money.
 	_, err = w.ledger.Grant(ctx, entitlements.GrantRequest{
 		PlayerID:       devPlayer,
-		IdempotencyKey: "dev-funding-" + time.Now().UTC().Format("2006-01-02"),
+		IdempotencyKey: fmt.Sprintf("dev-funding-%s-%v", time.Now().UTC().Format("2006-01-02"), snap.CurrencyIDs()),
 		Reason:         "make dev demo funding",
 		Actor:          "coinop dev",
-		Currencies:     demoFunding(snap),
+		Currencies:     funding,
 	})
 	var rej *entitlements.Rejection
-	if err != nil && !errors.As(err, &rej) {
+	if err != nil && !errors.As(err, &rej) && !errors.Is(err, entitlements.ErrIdempotencyKeyReused) {
 		return fmt.Errorf("funding %s: %w", devPlayer, err)
 	}
 	token, err := playerToken(cfg.str("COINOP_JWT_SECRET"), devPlayer, cfg.str("COINOP_JWT_ISSUER"), cfg.str("COINOP_JWT_AUDIENCE"), 24*time.Hour, time.Now())

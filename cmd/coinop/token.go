@@ -15,11 +15,15 @@ func runToken(args []string, getenv func(string) string, stdout, stderr io.Write
 	fs.SetOutput(stderr)
 	player := fs.String("player", "", "player id (the token's sub)")
 	ttl := fs.Duration("ttl", time.Hour, "how long the token is valid")
-	secret := fs.String("secret", getenv("COINOP_JWT_SECRET"), "HS256 secret (env COINOP_JWT_SECRET)")
+	// Secrets default to the environment after parsing, so -h never prints them.
+	secret := fs.String("secret", "", "HS256 secret (default: env COINOP_JWT_SECRET)")
 	issuer := fs.String("issuer", getenv("COINOP_JWT_ISSUER"), "iss claim (env COINOP_JWT_ISSUER)")
 	audience := fs.String("audience", getenv("COINOP_JWT_AUDIENCE"), "aud claim (env COINOP_JWT_AUDIENCE)")
 	if err := fs.Parse(args); err != nil {
 		return exitError{2}
+	}
+	if *secret == "" {
+		*secret = getenv("COINOP_JWT_SECRET")
 	}
 	if *player == "" {
 		return errors.New("token: --player is required")
