@@ -335,6 +335,7 @@ type change struct {
 	Delta  int64  `json:"delta"`
 	Max    *int64 `json:"max,omitempty"`
 	Exceed Code   `json:"exceed,omitempty"`
+	Clamp  bool   `json:"clamp,omitempty"`
 }
 
 type assetKey struct{ typ, id string }

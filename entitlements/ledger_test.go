@@ -45,6 +45,11 @@ func fixtureCatalog(t testing.TB) *catalog.Snapshot {
 			Contents:       catalog.Grants{Items: map[string]int64{"sword": 1, "potion": 5}, Currencies: map[string]int64{"gold": 1000}},
 			AvailableUntil: &future,
 		}},
+		StoreProducts: []catalog.StoreProduct{
+			{Store: "apple", ProductID: "com.example.gems100", Grants: catalog.Grants{Currencies: map[string]int64{"gems": 100}}},
+			{Store: "apple", ProductID: "com.example.sword", Grants: catalog.Grants{Items: map[string]int64{"sword": 1}}},
+			{Store: "google", ProductID: "gems_100", Grants: catalog.Grants{Currencies: map[string]int64{"gems": 100}}},
+		},
 	}
 	snap, err := catalog.NewSnapshot(1, time.Now(), c)
 	if err != nil {

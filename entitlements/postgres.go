@@ -24,21 +24,47 @@ type posting struct {
 	result, metadata     map[string]any
 }
 
+// querier is satisfied by *pgxpool.Pool and pgx.Tx, so a posting can run on
+// its own or as one step of a larger transaction.
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// postResult is a posting's outcome plus, when it changed holdings, the new
+// holdings for the cache.
+type postResult struct {
+	Outcome
+	holdings *Holdings
+}
+
 // post runs coinop_post: one statement, so one round trip and one
 // transaction holding the idempotency record, the ledger entries and the
-// balance changes together.
+// balance changes together. The cache hears of the change after commit.
 func (l *Ledger) post(ctx context.Context, p posting) (Outcome, error) {
+	res, err := l.postTx(ctx, l.db, p)
+	if err != nil {
+		return Outcome{}, err
+	}
+	if res.holdings != nil {
+		l.afterCommit(ctx, *res.holdings)
+	}
+	return res.Outcome, nil
+}
+
+// postTx runs coinop_post on q; inside a caller's transaction nothing is
+// committed yet, so it never touches the cache.
+func (l *Ledger) postTx(ctx context.Context, q querier, p posting) (postResult, error) {
 	changes, err := json.Marshal(p.changes)
 	if err != nil {
-		return Outcome{}, fmt.Errorf("entitlements: encode changes: %w", err)
+		return postResult{}, fmt.Errorf("entitlements: encode changes: %w", err)
 	}
 	result, err := json.Marshal(p.result)
 	if err != nil {
-		return Outcome{}, fmt.Errorf("entitlements: encode result: %w", err)
+		return postResult{}, fmt.Errorf("entitlements: encode result: %w", err)
 	}
 	metadata, err := json.Marshal(p.metadata)
 	if err != nil {
-		return Outcome{}, fmt.Errorf("entitlements: encode metadata: %w", err)
+		return postResult{}, fmt.Errorf("entitlements: encode metadata: %w", err)
 	}
 	var rejection *string
 	var rejectionDetail []byte
@@ -53,7 +79,7 @@ func (l *Ledger) post(ctx context.Context, p posting) (Outcome, error) {
 		version  int64
 		holdings []byte
 	)
-	err = l.db.QueryRow(ctx, `SELECT outcome, response, replayed, version, holdings
+	err = q.QueryRow(ctx, `SELECT outcome, response, replayed, version, holdings
 		FROM coinop_post($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 		p.playerID, p.scope, p.key, p.fingerprint, p.kind, p.reference, p.account,
 		rejection, rejectionDetail, changes, p.currencies, result, metadata, l.keyWait,
@@ -61,30 +87,28 @@ func (l *Ledger) post(ctx context.Context, p posting) (Outcome, error) {
 	if err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "55P03" { // lock_not_available
-			return Outcome{}, ErrIdempotencyKeyInUse
+			return postResult{}, ErrIdempotencyKeyInUse
 		}
-		return Outcome{}, fmt.Errorf("entitlements: post %s for %q: %w", p.kind, p.playerID, err)
+		return postResult{}, fmt.Errorf("entitlements: post %s for %q: %w", p.kind, p.playerID, err)
 	}
 	switch outcome {
 	case "ok":
-		out := Outcome{Body: response, Replayed: replayed, Version: version}
+		res := postResult{Outcome: Outcome{Body: response, Replayed: replayed, Version: version}}
 		if holdings != nil {
 			h := Holdings{PlayerID: p.playerID, Version: version}
 			if err := decodeHoldings(holdings, &h); err != nil {
-				return Outcome{}, err
+				return postResult{}, err
 			}
-			// The change is committed; the cache learns of it only now, so
-			// no Redis work ever happens inside the transaction.
-			l.afterCommit(ctx, h)
+			res.holdings = &h
 		}
-		return out, nil
+		return res, nil
 	case "idempotency_key_reused":
-		return Outcome{}, ErrIdempotencyKeyReused
+		return postResult{}, ErrIdempotencyKeyReused
 	case "pending":
 		// Unreachable: a pending row is only visible inside its own transaction.
-		return Outcome{}, ErrIdempotencyKeyInUse
+		return postResult{}, ErrIdempotencyKeyInUse
 	default:
-		return Outcome{}, &Rejection{Code: Code(outcome), Detail: response, Replayed: replayed}
+		return postResult{}, &Rejection{Code: Code(outcome), Detail: response, Replayed: replayed}
 	}
 }
 
@@ -306,6 +330,13 @@ var auditQueries = []struct{ name, sql string }{
 		           GROUP BY account, asset_type, asset_id) e
 		  ON e.player_id = b.player_id AND e.asset_type = b.asset_type AND e.asset_id = b.asset_id
 		WHERE coalesce(b.quantity, 0) <> coalesce(e.sum, 0)`},
+	{"store_purchases_granted_once", `SELECT s.store, s.transaction_id, s.ledger_transaction_id
+		FROM store_purchases s LEFT JOIN ledger_transactions t ON t.id = s.ledger_transaction_id
+		WHERE s.ledger_transaction_id IS NOT NULL AND (t.kind IS DISTINCT FROM 'store_purchase' OR t.player_id <> s.player_id
+		   OR EXISTS (SELECT 1 FROM store_purchases o WHERE o.ledger_transaction_id = s.ledger_transaction_id
+		              AND (o.store, o.transaction_id) <> (s.store, s.transaction_id)))`},
+	{"refunds_reversed_once", `SELECT reference, count(*) FROM ledger_transactions
+		WHERE kind = 'store_refund' GROUP BY reference HAVING count(*) > 1`},
 	{"player_versions_match_ledger", `SELECT p.player_id, p.version, t.last AS last_transaction
 		FROM players p LEFT JOIN (SELECT player_id, max(id) AS last FROM ledger_transactions GROUP BY player_id) t
 		  ON t.player_id = p.player_id

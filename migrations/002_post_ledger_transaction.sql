@@ -7,14 +7,27 @@
 -- function only knows holdings, limits and the idempotency contract.
 --
 -- p_changes: [{"type": "currency"|"item", "id": "gold", "delta": -200,
---              "max": 99, "exceed": "limit_exceeded"}], one entry per asset,
---            deltas already netted per asset by the caller.
+--              "max": 99, "exceed": "limit_exceeded", "clamp": false}], one
+--            entry per asset, deltas already netted per asset by the caller.
+--            With clamp, a credit past max is cut to max instead of refused
+--            (a paid store purchase never fails on a virtual-economy limit).
 -- p_rejection: a rejection decided before touching holdings (price_mismatch,
 --            item_not_found, ...); it is stored with the key and returned.
 -- Returns outcome 'ok', a rejection code, or 'idempotency_key_reused';
 -- response is the stored body; replayed is true when the key was seen before;
 -- holdings is everything the player holds at version (for the cache), set
 -- only when this call changed it.
+-- A player's currency balances, with every catalog currency present (0 when
+-- never held), as the API reports them.
+CREATE FUNCTION coinop_player_balances(p_player text, p_currencies text[]) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+  SELECT coalesce(jsonb_object_agg(a.id, coalesce(b.quantity, 0)), '{}'::jsonb)
+  FROM (SELECT unnest(p_currencies) AS id
+        UNION SELECT b2.asset_id FROM balances b2
+              WHERE b2.player_id = p_player AND b2.asset_type = 'currency') a
+  LEFT JOIN balances b ON b.player_id = p_player AND b.asset_type = 'currency' AND b.asset_id = a.id
+$$;
+
 CREATE FUNCTION coinop_post(
   p_player text, p_scope text, p_key text, p_fingerprint bytea,
   p_kind text, p_reference text, p_counterparty text,
@@ -31,6 +44,8 @@ DECLARE
   v_version bigint;
   v_response jsonb;
   v_claimed int;
+  v_delta bigint;
+  v_effective jsonb := '[]'::jsonb;
 BEGIN
   -- A concurrent request holding the same key makes this insert wait for it;
   -- p_key_wait bounds that wait (lock_not_available then means "in use").
@@ -62,12 +77,17 @@ BEGIN
 
   IF p_rejection IS NULL THEN
     FOR v_change IN
-      SELECT c.type, c.id, c.delta, c.max, c.exceed
-      FROM jsonb_to_recordset(p_changes) AS c(type text, id text, delta bigint, max bigint, exceed text)
+      SELECT c.type, c.id, c.delta, c.max, c.exceed, coalesce(c.clamp, false) AS clamp
+      FROM jsonb_to_recordset(p_changes) AS c(type text, id text, delta bigint, max bigint, exceed text, clamp boolean)
     LOOP
       SELECT b.quantity INTO v_have FROM balances b
       WHERE b.player_id = p_player AND b.asset_type = v_change.type AND b.asset_id = v_change.id;
       v_have := coalesce(v_have, 0);
+      v_delta := v_change.delta;
+      IF v_change.clamp AND v_change.max IS NOT NULL AND v_delta > 0 AND v_have + v_delta > v_change.max THEN
+        v_delta := greatest(v_change.max - v_have, 0);
+        v_change.delta := v_delta;
+      END IF;
       IF v_change.delta < 0 AND v_have + v_change.delta < 0 THEN
         p_rejection := 'insufficient_funds';
         p_rejection_detail := jsonb_build_object('asset_type', v_change.type, 'asset_id', v_change.id,
@@ -86,7 +106,11 @@ BEGIN
           'held', v_have, 'max', v_change.max);
         EXIT;
       END IF;
+      IF v_delta <> 0 THEN
+        v_effective := v_effective || jsonb_build_object('type', v_change.type, 'id', v_change.id, 'delta', v_delta);
+      END IF;
     END LOOP;
+    p_changes := v_effective;
   END IF;
 
   IF p_rejection IS NOT NULL THEN
@@ -94,6 +118,17 @@ BEGIN
     UPDATE idempotency_keys i SET outcome = p_rejection, response = v_response
     WHERE i.player_id = p_player AND i.scope = p_scope AND i.key = p_key;
     RETURN QUERY SELECT p_rejection, v_response, false, v_version, NULL::jsonb;
+    RETURN;
+  END IF;
+
+  IF jsonb_array_length(p_changes) = 0 THEN
+    -- Nothing to move (a clamped grant of something already held): the
+    -- request still succeeds and is remembered, without a ledger transaction.
+    v_response := coalesce(p_result, '{}'::jsonb) || jsonb_build_object(
+      'balances', coinop_player_balances(p_player, p_currencies), 'entitlements', '[]'::jsonb);
+    UPDATE idempotency_keys i SET outcome = 'ok', response = v_response
+    WHERE i.player_id = p_player AND i.scope = p_scope AND i.key = p_key;
+    RETURN QUERY SELECT 'ok'::text, v_response, false, v_version, NULL::jsonb;
     RETURN;
   END IF;
 
@@ -122,12 +157,7 @@ BEGIN
   UPDATE players p SET version = v_tx WHERE p.player_id = p_player;
 
   v_response := coalesce(p_result, '{}'::jsonb) || jsonb_build_object(
-    'balances', (
-      SELECT coalesce(jsonb_object_agg(a.id, coalesce(b.quantity, 0)), '{}'::jsonb)
-      FROM (SELECT unnest(p_currencies) AS id
-            UNION SELECT b2.asset_id FROM balances b2
-                  WHERE b2.player_id = p_player AND b2.asset_type = 'currency') a
-      LEFT JOIN balances b ON b.player_id = p_player AND b.asset_type = 'currency' AND b.asset_id = a.id),
+    'balances', coinop_player_balances(p_player, p_currencies),
     'entitlements', (
       SELECT coalesce(jsonb_agg(jsonb_build_object('item_id', b.asset_id, 'quantity', b.quantity) ORDER BY b.asset_id), '[]'::jsonb)
       FROM jsonb_to_recordset(p_changes) AS c(type text, id text, delta bigint)

@@ -11,7 +11,7 @@ CREATE TABLE store_purchases (
   quantity                bigint NOT NULL CHECK (quantity > 0),
   purchased_at            timestamptz NOT NULL,
   expires_at              timestamptz,
-  ledger_transaction_id   bigint NOT NULL REFERENCES ledger_transactions,
+  ledger_transaction_id   bigint REFERENCES ledger_transactions,
   -- Google purchases must be acknowledged or consumed within 3 days after the
   -- grant commits; NULL means not yet done.
   purchase_token          text NOT NULL DEFAULT '',

@@ -1,0 +1,372 @@
+package entitlements
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/coinop/coinop/catalog"
+)
+
+// Kinds of ledger transactions for store purchases.
+const (
+	KindStorePurchase = "store_purchase"
+	KindStoreRefund   = "store_refund"
+)
+
+// StorePurchase is a purchase a store has verified (package receipts turns
+// store input into this), to be recorded and granted exactly once.
+type StorePurchase struct {
+	Store                 string // "apple" | "google"
+	Environment           string
+	TransactionID         string
+	OriginalTransactionID string
+	ProductID             string
+	Quantity              int64
+	PurchasedAt           time.Time
+	// ExpiresAt is set for subscriptions: the granted items hold until then.
+	ExpiresAt *time.Time
+	// PurchaseToken and Consumable drive Google's acknowledge or consume.
+	PurchaseToken string
+	Consumable    bool
+}
+
+var (
+	// ErrReceiptOwnedByAnotherPlayer means the store transaction was already
+	// redeemed by a different player; nothing is granted.
+	ErrReceiptOwnedByAnotherPlayer = errors.New("entitlements: store transaction redeemed by another player")
+	// ErrUnknownStoreProduct means the catalog maps no grant to the product.
+	ErrUnknownStoreProduct = errors.New("entitlements: store product not in the catalog")
+	// ErrStorePurchaseNotFound means no redeemed purchase has that transaction id.
+	ErrStorePurchaseNotFound = errors.New("entitlements: store purchase not found")
+)
+
+func storeAccount(store string) string { return "system:store_" + store }
+
+// Redeem records a verified store purchase and grants its catalog product in
+// the same transaction. (store, transaction id) is unique across players: a
+// retry by the same player replays the first grant (Outcome.Replayed), by
+// another player it is ErrReceiptOwnedByAnotherPlayer. Limits of the virtual
+// economy never refuse a paid purchase: a durable already owned is simply
+// not granted twice.
+// Errors: *InvalidError, ErrUnknownStoreProduct, ErrReceiptOwnedByAnotherPlayer, ErrNoCatalog.
+func (l *Ledger) Redeem(ctx context.Context, playerID string, p StorePurchase) (Outcome, error) {
+	if err := ValidatePlayerID(playerID); err != nil {
+		return Outcome{}, err
+	}
+	if p.Store == "" || p.TransactionID == "" || p.ProductID == "" {
+		return Outcome{}, &InvalidError{Field: "purchase", Message: "store, transaction id and product id are required"}
+	}
+	if p.Quantity < 1 || p.Quantity > MaxQuantity {
+		return Outcome{}, &InvalidError{Field: "quantity", Message: fmt.Sprintf("must be between 1 and %d", MaxQuantity)}
+	}
+	snap := l.catalog.Current()
+	if snap == nil {
+		return Outcome{}, ErrNoCatalog
+	}
+	product, ok := snap.StoreProduct(p.Store, p.ProductID)
+	if !ok {
+		return Outcome{}, ErrUnknownStoreProduct
+	}
+	plan := newPlan()
+	for id, n := range product.Grants.Currencies {
+		plan.add(assetCurrency, id, mulClamp(n, p.Quantity))
+	}
+	for id, n := range product.Grants.Items {
+		plan.grantItem(snap, id, mulClamp(n, p.Quantity))
+	}
+	changes := plan.changes()
+	for i := range changes {
+		changes[i].Clamp = true
+	}
+	key := p.Store + ":" + p.TransactionID
+	sum := sha256.Sum256([]byte(key))
+	purchaseID := uuid.Must(uuid.NewV7()).String()
+	result := map[string]any{
+		"purchase_id": purchaseID, "store": p.Store, "transaction_id": p.TransactionID,
+		"product_id": p.ProductID, "quantity": p.Quantity,
+	}
+	if p.ExpiresAt != nil {
+		result["expires_at"] = p.ExpiresAt.UTC()
+	}
+	metadata := map[string]any{
+		"store": p.Store, "transaction_id": p.TransactionID, "original_transaction_id": p.OriginalTransactionID,
+		"product_id": p.ProductID, "environment": p.Environment, "catalog_version": snap.Version,
+	}
+
+	var out Outcome
+	var changed *Holdings
+	err := pgx.BeginFunc(ctx, l.db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO players (player_id) VALUES ($1) ON CONFLICT DO NOTHING`, playerID); err != nil {
+			return fmt.Errorf("create player: %w", err)
+		}
+		// A concurrent redemption of the same transaction waits here for the
+		// first to commit, then sees its row: one grant, whoever asks.
+		tag, err := tx.Exec(ctx, `INSERT INTO store_purchases (store, transaction_id, player_id, original_transaction_id,
+				product_id, environment, quantity, purchased_at, expires_at, purchase_token, consumable, response)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, '{}')
+			ON CONFLICT (store, transaction_id) DO NOTHING`,
+			p.Store, p.TransactionID, playerID, p.OriginalTransactionID, p.ProductID, p.Environment,
+			p.Quantity, p.PurchasedAt, p.ExpiresAt, p.PurchaseToken, p.Consumable)
+		if err != nil {
+			return fmt.Errorf("claim store purchase: %w", err)
+		}
+		if tag.RowsAffected() == 0 {
+			var owner string
+			var response []byte
+			if err := tx.QueryRow(ctx, `SELECT player_id, response FROM store_purchases WHERE store = $1 AND transaction_id = $2`,
+				p.Store, p.TransactionID).Scan(&owner, &response); err != nil {
+				return fmt.Errorf("read store purchase: %w", err)
+			}
+			if owner != playerID {
+				return ErrReceiptOwnedByAnotherPlayer
+			}
+			out = Outcome{Body: response, Replayed: true}
+			return nil
+		}
+		res, err := l.postTx(ctx, tx, posting{
+			playerID: playerID, scope: "store", key: key, fingerprint: sum[:],
+			kind: KindStorePurchase, reference: purchaseID, account: storeAccount(p.Store),
+			changes: changes, currencies: snap.CurrencyIDs(), result: result, metadata: metadata,
+		})
+		if err != nil {
+			return err
+		}
+		out, changed = res.Outcome, res.holdings
+		var ledgerTx *int64
+		if res.holdings != nil {
+			ledgerTx = &res.Version
+		}
+		if _, err := tx.Exec(ctx, `UPDATE store_purchases SET ledger_transaction_id = $3, response = $4
+			WHERE store = $1 AND transaction_id = $2`, p.Store, p.TransactionID, ledgerTx, []byte(out.Body)); err != nil {
+			return fmt.Errorf("record store purchase: %w", err)
+		}
+		if p.ExpiresAt != nil {
+			if err := upsertSubscription(ctx, tx, playerID, p, product); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, ErrReceiptOwnedByAnotherPlayer) {
+			return Outcome{}, err
+		}
+		return Outcome{}, fmt.Errorf("entitlements: redeem %s %s: %w", p.Store, p.TransactionID, err)
+	}
+	if changed != nil {
+		l.afterCommit(ctx, *changed)
+	}
+	return out, nil
+}
+
+func upsertSubscription(ctx context.Context, tx pgx.Tx, playerID string, p StorePurchase, product *catalog.StoreProduct) error {
+	original := p.OriginalTransactionID
+	if original == "" {
+		original = p.TransactionID
+	}
+	items := make([]string, 0, len(product.Grants.Items))
+	for id := range product.Grants.Items {
+		items = append(items, id)
+	}
+	sort.Strings(items)
+	for _, item := range items {
+		_, err := tx.Exec(ctx, `INSERT INTO subscriptions (player_id, store, original_transaction_id, product_id, item_id, expires_at, state)
+			VALUES ($1, $2, $3, $4, $5, $6, 'active')
+			ON CONFLICT (store, original_transaction_id) DO UPDATE
+			SET expires_at = greatest(subscriptions.expires_at, excluded.expires_at), state = 'active', updated_at = now()`,
+			playerID, p.Store, original, p.ProductID, item, *p.ExpiresAt)
+		if err != nil {
+			return fmt.Errorf("record subscription: %w", err)
+		}
+	}
+	return nil
+}
+
+// ClawbackPolicy decides what a refund does with currency already spent.
+type ClawbackPolicy string
+
+const (
+	// ClawbackClamp takes back what the player still holds and records the
+	// rest as debt.
+	ClawbackClamp ClawbackPolicy = "clamp"
+	// ClawbackNegative takes back everything, the part already spent through
+	// the player's debt account (system:debt:<player>), and records the debt.
+	ClawbackNegative ClawbackPolicy = "negative"
+	// ClawbackFlag takes nothing back and records the whole grant for support.
+	ClawbackFlag ClawbackPolicy = "flag"
+)
+
+// ParseClawbackPolicy reads clamp, negative or flag.
+func ParseClawbackPolicy(s string) (ClawbackPolicy, error) {
+	switch p := ClawbackPolicy(s); p {
+	case ClawbackClamp, ClawbackNegative, ClawbackFlag:
+		return p, nil
+	}
+	return "", fmt.Errorf("clawback policy %q: want clamp, negative or flag", s)
+}
+
+// Revocation is what Revoke did.
+type Revocation struct {
+	PlayerID  string
+	Reversed  bool // false when the purchase was already revoked
+	Shortfall map[string]int64
+}
+
+// Revoke reverses a store purchase after a refund or revocation, exactly
+// once: a second call for the same transaction changes nothing. What the
+// player has already spent is handled by policy.
+// Errors: ErrStorePurchaseNotFound.
+func (l *Ledger) Revoke(ctx context.Context, store, transactionID, reason string, policy ClawbackPolicy) (Revocation, error) {
+	var rev Revocation
+	var changed *Holdings
+	err := pgx.BeginFunc(ctx, l.db, func(tx pgx.Tx) error {
+		var ledgerTx *int64
+		var revokedAt *time.Time
+		err := tx.QueryRow(ctx, `SELECT player_id, ledger_transaction_id, revoked_at FROM store_purchases
+			WHERE store = $1 AND transaction_id = $2 FOR UPDATE`, store, transactionID).Scan(&rev.PlayerID, &ledgerTx, &revokedAt)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrStorePurchaseNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if revokedAt != nil {
+			return nil
+		}
+		rev.Reversed = true
+		var version int64
+		if err := tx.QueryRow(ctx, `SELECT version FROM players WHERE player_id = $1 FOR UPDATE`, rev.PlayerID).Scan(&version); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE subscriptions SET state = 'revoked', expires_at = least(expires_at, now()), updated_at = now()
+			WHERE store = $1 AND original_transaction_id = (SELECT coalesce(nullif(original_transaction_id, ''), transaction_id)
+			FROM store_purchases WHERE store = $1 AND transaction_id = $2)`, store, transactionID); err != nil {
+			return err
+		}
+		var revocationTx *int64
+		if ledgerTx != nil {
+			id, shortfall, err := reverse(ctx, tx, rev.PlayerID, store, transactionID, *ledgerTx, reason, policy)
+			if err != nil {
+				return err
+			}
+			revocationTx, rev.Shortfall = id, shortfall
+		}
+		if _, err := tx.Exec(ctx, `UPDATE store_purchases SET revoked_at = now(), revocation_ledger_transaction_id = $3
+			WHERE store = $1 AND transaction_id = $2`, store, transactionID, revocationTx); err != nil {
+			return err
+		}
+		if revocationTx != nil {
+			h, err := holdingsTx(ctx, tx, rev.PlayerID, *revocationTx)
+			if err != nil {
+				return err
+			}
+			changed = &h
+		}
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, ErrStorePurchaseNotFound) {
+			return rev, err
+		}
+		return rev, fmt.Errorf("entitlements: revoke %s %s: %w", store, transactionID, err)
+	}
+	if changed != nil {
+		l.afterCommit(ctx, *changed)
+	}
+	return rev, nil
+}
+
+// reverse writes the ledger transaction that takes a grant back.
+func reverse(ctx context.Context, tx pgx.Tx, player, store, transactionID string, grantTx int64, reason string, policy ClawbackPolicy) (*int64, map[string]int64, error) {
+	rows, err := tx.Query(ctx, `SELECT e.asset_type, e.asset_id, e.amount, coalesce(b.quantity, 0)
+		FROM ledger_entries e
+		LEFT JOIN balances b ON b.player_id = $2 AND b.asset_type = e.asset_type AND b.asset_id = e.asset_id
+		WHERE e.transaction_id = $1 AND e.account = 'player:' || $2 AND e.amount > 0
+		ORDER BY e.asset_type, e.asset_id`, grantTx, player)
+	if err != nil {
+		return nil, nil, err
+	}
+	type leg struct {
+		typ, id      string
+		granted, has int64
+	}
+	legs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (leg, error) {
+		var g leg
+		return g, r.Scan(&g.typ, &g.id, &g.granted, &g.has)
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	shortfall := map[string]int64{}
+	type entry struct {
+		account, typ, id string
+		amount           int64
+	}
+	var entries []entry
+	for _, g := range legs {
+		take := min(g.granted, g.has)
+		short := g.granted - take
+		if policy == ClawbackFlag {
+			take, short = 0, g.granted
+		}
+		if short > 0 {
+			shortfall[g.id] = short
+			if _, err := tx.Exec(ctx, `INSERT INTO player_debts (player_id, store, transaction_id, asset_type, asset_id, amount, policy)
+				VALUES ($1, $2, $3, $4, $5, $6, $7)`, player, store, transactionID, g.typ, g.id, short, string(policy)); err != nil {
+				return nil, nil, err
+			}
+		}
+		if take > 0 {
+			entries = append(entries, entry{"player:" + player, g.typ, g.id, -take}, entry{storeAccount(store), g.typ, g.id, take})
+			if _, err := tx.Exec(ctx, `UPDATE balances SET quantity = quantity - $4
+				WHERE player_id = $1 AND asset_type = $2 AND asset_id = $3`, player, g.typ, g.id, take); err != nil {
+				return nil, nil, err
+			}
+		}
+		if policy == ClawbackNegative && short > 0 {
+			entries = append(entries, entry{"system:debt:" + player, g.typ, g.id, -short}, entry{storeAccount(store), g.typ, g.id, short})
+		}
+	}
+	if len(entries) == 0 {
+		return nil, shortfall, nil
+	}
+	meta, _ := json.Marshal(map[string]any{"store": store, "transaction_id": transactionID, "reason": reason,
+		"policy": policy, "shortfall": shortfall, "reverses": grantTx})
+	var id int64
+	if err := tx.QueryRow(ctx, `INSERT INTO ledger_transactions (player_id, kind, reference, metadata)
+		VALUES ($1, $2, $3, $4) RETURNING id`, player, KindStoreRefund, store+":"+transactionID, meta).Scan(&id); err != nil {
+		return nil, nil, err
+	}
+	batch := &pgx.Batch{}
+	for _, e := range entries {
+		batch.Queue(`INSERT INTO ledger_entries (transaction_id, account, asset_type, asset_id, amount) VALUES ($1, $2, $3, $4, $5)`,
+			id, e.account, e.typ, e.id, e.amount)
+	}
+	batch.Queue(`UPDATE players SET version = $2 WHERE player_id = $1`, player, id)
+	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+		return nil, nil, err
+	}
+	return &id, shortfall, nil
+}
+
+// holdingsTx reads a player's holdings inside tx, at version.
+func holdingsTx(ctx context.Context, tx pgx.Tx, player string, version int64) (Holdings, error) {
+	var b []byte
+	err := tx.QueryRow(ctx, `SELECT jsonb_build_object(
+		'currencies', coalesce(jsonb_object_agg(asset_id, quantity) FILTER (WHERE asset_type = 'currency'), '{}'::jsonb),
+		'items', coalesce(jsonb_object_agg(asset_id, quantity) FILTER (WHERE asset_type = 'item' AND quantity > 0), '{}'::jsonb))
+		FROM balances WHERE player_id = $1`, player).Scan(&b)
+	if err != nil {
+		return Holdings{}, err
+	}
+	h := Holdings{PlayerID: player, Version: version}
+	return h, decodeHoldings(b, &h)
+}

@@ -1,0 +1,197 @@
+package entitlements_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coinop/coinop/entitlements"
+)
+
+func applePurchase(tx, product string) entitlements.StorePurchase {
+	return entitlements.StorePurchase{Store: "apple", Environment: "production", TransactionID: tx,
+		OriginalTransactionID: tx, ProductID: product, Quantity: 1, PurchasedAt: time.Now()}
+}
+
+func TestRedeemGrantsOncePerTransaction(t *testing.T) {
+	l, _ := newLedger(t)
+	var granted, replayed atomic.Int64
+	var wg sync.WaitGroup
+	bodies := make([]string, 50)
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			out, err := l.Redeem(context.Background(), "p1", applePurchase("tx-1", "com.example.gems100"))
+			if err != nil {
+				t.Errorf("redeem %d: %v", i, err)
+				return
+			}
+			bodies[i] = string(out.Body)
+			if out.Replayed {
+				replayed.Add(1)
+			} else {
+				granted.Add(1)
+			}
+		}(i)
+	}
+	wg.Wait()
+	if granted.Load() != 1 || replayed.Load() != 49 {
+		t.Fatalf("granted %d, replayed %d; want 1 and 49", granted.Load(), replayed.Load())
+	}
+	for i := range bodies {
+		if bodies[i] != bodies[0] {
+			t.Fatalf("replay %d differs: %s vs %s", i, bodies[i], bodies[0])
+		}
+	}
+	if h := holdings(t, l, "p1"); h.Currencies["gems"] != 100 {
+		t.Fatalf("gems = %d, want 100", h.Currencies["gems"])
+	}
+	assertAuditOK(t, l)
+}
+
+func TestRedeemByTwoPlayersGrantsOnce(t *testing.T) {
+	l, _ := newLedger(t)
+	var ok, owned atomic.Int64
+	var wg sync.WaitGroup
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			player := fmt.Sprintf("p%d", i%2)
+			out, err := l.Redeem(context.Background(), player, applePurchase("tx-shared", "com.example.gems100"))
+			switch {
+			case errors.Is(err, entitlements.ErrReceiptOwnedByAnotherPlayer):
+				owned.Add(1)
+			case err == nil:
+				if !out.Replayed {
+					ok.Add(1)
+				}
+			default:
+				t.Errorf("redeem: %v", err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	gems := holdings(t, l, "p0").Currencies["gems"] + holdings(t, l, "p1").Currencies["gems"]
+	if ok.Load() != 1 || owned.Load() != 25 || gems != 100 {
+		t.Fatalf("granted %d, refused %d, gems in total %d; want 1, 25, 100", ok.Load(), owned.Load(), gems)
+	}
+	assertAuditOK(t, l)
+}
+
+func TestRedeemRefusesUnknownProductsAndDoesNotDuplicateDurables(t *testing.T) {
+	l, _ := newLedger(t)
+	if _, err := l.Redeem(context.Background(), "p1", applePurchase("tx-x", "com.example.unknown")); !errors.Is(err, entitlements.ErrUnknownStoreProduct) {
+		t.Fatalf("unknown product: %v", err)
+	}
+	if _, err := l.Grant(context.Background(), entitlements.GrantRequest{PlayerID: "p1", IdempotencyKey: "g", Reason: "r", Items: map[string]int64{"sword": 1}}); err != nil {
+		t.Fatal(err)
+	}
+	// Paid for, so never refused; but a durable is not owned twice.
+	out, err := l.Redeem(context.Background(), "p1", applePurchase("tx-sword", "com.example.sword"))
+	if err != nil || out.Replayed {
+		t.Fatalf("redeem an owned durable: %v", err)
+	}
+	if h := holdings(t, l, "p1"); h.Items["sword"] != 1 {
+		t.Fatalf("swords = %d, want 1", h.Items["sword"])
+	}
+	assertAuditOK(t, l)
+}
+
+func TestRefundReversesOnceWithClawbackPolicies(t *testing.T) {
+	for _, tt := range []struct {
+		policy    entitlements.ClawbackPolicy
+		spend     bool
+		wantGems  int64
+		shortfall int64
+	}{
+		{entitlements.ClawbackClamp, false, 0, 0},
+		{entitlements.ClawbackClamp, true, 0, 50},
+		{entitlements.ClawbackNegative, true, 0, 50},
+		{entitlements.ClawbackFlag, true, 50, 100},
+	} {
+		t.Run(fmt.Sprintf("%s spent=%v", tt.policy, tt.spend), func(t *testing.T) {
+			l, _ := newLedger(t)
+			ctx := context.Background()
+			if _, err := l.Redeem(ctx, "p1", applePurchase("tx-r", "com.example.gems100")); err != nil {
+				t.Fatal(err)
+			}
+			if tt.spend {
+				if _, err := buy(l, "p1", "spend", "starter", 1, "gems", 50); err != nil {
+					t.Fatal(err)
+				}
+			}
+			reversals := 0
+			for i := 0; i < 3; i++ { // the store delivers the refund three times
+				rev, err := l.Revoke(ctx, "apple", "tx-r", "REFUND", tt.policy)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if rev.Reversed {
+					reversals++
+					if rev.Shortfall["gems"] != tt.shortfall {
+						t.Errorf("shortfall = %v, want gems %d", rev.Shortfall, tt.shortfall)
+					}
+				}
+			}
+			if reversals != 1 {
+				t.Fatalf("%d reversals, want 1", reversals)
+			}
+			if h := holdings(t, l, "p1"); h.Currencies["gems"] != tt.wantGems {
+				t.Errorf("gems after refund = %d, want %d", h.Currencies["gems"], tt.wantGems)
+			}
+			debts, err := l.Debts(ctx, "p1", 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var owed int64
+			for _, d := range debts {
+				owed += d.Amount
+			}
+			if owed != tt.shortfall {
+				t.Errorf("debts = %d, want %d", owed, tt.shortfall)
+			}
+			assertAuditOK(t, l)
+		})
+	}
+	l, _ := newLedger(t)
+	if _, err := l.Revoke(context.Background(), "apple", "never", "REFUND", entitlements.ClawbackClamp); !errors.Is(err, entitlements.ErrStorePurchaseNotFound) {
+		t.Fatalf("unknown transaction: %v", err)
+	}
+}
+
+func TestNotificationInboxDeduplicatesAndRetries(t *testing.T) {
+	l, _ := newLedger(t)
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		dup, err := l.ReceiveNotification(ctx, "apple", "uuid-1", "REFUND", []byte(`{"a":1}`))
+		if err != nil || dup != (i > 0) {
+			t.Fatalf("delivery %d: duplicate=%v err=%v", i, dup, err)
+		}
+	}
+	claimed, err := l.ClaimNotifications(ctx, 10, time.Minute)
+	if err != nil || len(claimed) != 1 {
+		t.Fatalf("claimed %d, %v", len(claimed), err)
+	}
+	if again, _ := l.ClaimNotifications(ctx, 10, time.Minute); len(again) != 0 {
+		t.Fatalf("a leased notification was handed out again")
+	}
+	if err := l.FinishNotification(ctx, claimed[0], errors.New("store down")); err != nil {
+		t.Fatal(err)
+	}
+	list, err := l.Notifications(ctx, "pending", 10)
+	if err != nil || len(list) != 1 || list[0].LastError != "store down" || list[0].Attempts != 1 {
+		t.Fatalf("inbox = %+v, %v", list, err)
+	}
+	if err := l.FinishNotification(ctx, list[0], nil); err != nil {
+		t.Fatal(err)
+	}
+	if done, _ := l.Notifications(ctx, "processed", 10); len(done) != 1 {
+		t.Fatalf("processed = %d, want 1", len(done))
+	}
+}
