@@ -2,53 +2,78 @@ package server
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"strings"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/coinop/coinop/catalog"
 )
 
 // decodeStrict decodes exactly one JSON object into v, refusing unknown
-// fields, wrong types and trailing data, so a typo in a client never turns
-// into a silently ignored field when money is involved.
+// fields, field names in another case, duplicate fields, wrong types and
+// trailing data, so a typo in a client never turns into a silently ignored
+// or silently overridden field when money is involved. encoding/json
+// matches names case-insensitively and keeps the last duplicate, so this
+// uses the JSON v2 prototype (go-json-experiment/json), which refuses both.
 func decodeStrict(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return invalid("The request body must be a JSON object.")
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	dec := jsontext.NewDecoder(bytes.NewReader(body))
+	value, err := dec.ReadValue()
+	if err != nil {
 		return invalid(describeJSONError(err))
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+	value = bytes.Clone(value) // the decoder reuses its buffer on the next read
+	if _, err := dec.ReadToken(); !errors.Is(err, io.EOF) {
 		return invalid("Unexpected data after the JSON object.")
+	}
+	if err := jsonv2.Unmarshal(value, v, jsonv2.RejectUnknownMembers(true)); err != nil {
+		return invalid(describeJSONError(err))
 	}
 	return nil
 }
 
+// jsonField names the member a JSON pointer ends at, and where it is.
+func jsonField(p jsontext.Pointer) (name, path string) {
+	path = strings.TrimPrefix(strings.ReplaceAll(string(p), "/", "."), ".")
+	return p.LastToken(), path
+}
+
 func describeJSONError(err error) string {
-	var syntax *json.SyntaxError
-	var typ *json.UnmarshalTypeError
+	var semantic *jsonv2.SemanticError
+	var syntax *jsontext.SyntacticError
 	switch {
-	case errors.As(err, &syntax):
-		return fmt.Sprintf("Malformed JSON at byte %d: %s.", syntax.Offset, syntax.Error())
-	case errors.As(err, &typ):
-		if typ.Field == "" {
-			return fmt.Sprintf("The body must be a JSON object, not %s.", typ.Value)
+	case errors.As(err, &semantic):
+		name, field := jsonField(semantic.JSONPointer)
+		switch {
+		case errors.Is(semantic.Err, jsonv2.ErrUnknownName):
+			if name != field {
+				return fmt.Sprintf("Unknown field %q in %q.", name, strings.TrimSuffix(field, "."+name))
+			}
+			return fmt.Sprintf("Unknown field %q.", name)
+		case field == "" && semantic.GoType != nil:
+			return "The body must be a JSON object."
+		case semantic.GoType != nil:
+			return fmt.Sprintf("Field %q must be %s.", field, jsonTypeName(semantic.GoType.Kind().String()))
 		}
-		return fmt.Sprintf("Field %q must be %s, not %s.", typ.Field, jsonTypeName(typ.Type.Kind().String()), typ.Value)
+		return fmt.Sprintf("Field %q is malformed.", field)
+	case errors.As(err, &syntax):
+		if errors.Is(err, jsontext.ErrDuplicateName) {
+			_, field := jsonField(syntax.JSONPointer)
+			return fmt.Sprintf("Field %q appears more than once.", field)
+		}
+		return fmt.Sprintf("Malformed JSON at byte %d.", syntax.ByteOffset)
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return "Malformed JSON: unexpected end of input."
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return "Unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ") + "."
 	}
-	return "Malformed JSON: " + err.Error() + "."
+	return "Malformed JSON."
 }
 
 func jsonTypeName(kind string) string {

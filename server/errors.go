@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/puddle/v2"
 
 	"github.com/coinop/coinop/catalog"
 	"github.com/coinop/coinop/entitlements"
@@ -201,11 +204,18 @@ func statusOr(status, fallback int) int {
 
 // unavailable reports errors that mean Postgres (or another backing service)
 // could not be reached in time, as opposed to a bug: the client should retry.
+// That includes a pool closed during shutdown and connections cut by a
+// Postgres restart or failover (SQLSTATE classes 08 and 57P).
 func unavailable(err error) bool {
 	var connErr *pgconn.ConnectError
 	var netErr net.Error
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P")
+	}
 	return errors.As(err, &connErr) || errors.As(err, &netErr) ||
-		errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err)
+		errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err) ||
+		errors.Is(err, puddle.ErrClosedPool) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // errorHandler renders every error as application/problem+json. Server-side

@@ -62,7 +62,7 @@ func (s *Server) observe(c *fiber.Ctx) error {
 		route = "unmatched"
 	}
 	elapsed := time.Since(start)
-	s.metrics.observe(c.Method(), route, status, elapsed)
+	s.metrics.observe(string([]byte(c.Method())), route, status, elapsed) // the histogram keeps label values; c.Method() aliases a reused buffer
 	level := slog.LevelInfo
 	if status >= 500 {
 		level = slog.LevelWarn
