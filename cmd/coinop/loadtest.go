@@ -3,12 +3,13 @@ package main
 import (
 	"context"
 	"io"
+
+	"github.com/coinop/coinop/loadtest"
 )
 
 func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	_ = ctx
-	_ = args
-	_ = stdout
-	io.WriteString(stderr, "coinop loadtest: not wired yet\n")
-	return exitError{2}
+	if code := loadtest.Command(ctx, args, stdout, stderr); code != 0 {
+		return exitError{code}
+	}
+	return nil
 }

@@ -1,0 +1,541 @@
+package loadtest
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Actions a virtual player can take, as named in --mix and scenario files.
+const (
+	ActionCatalog          = "catalog"
+	ActionWallet           = "wallet"
+	ActionEntitlements     = "entitlements"
+	ActionPurchase         = "purchase"
+	ActionEntitlementCheck = "entitlement_check"
+	ActionReceipt          = "receipt"
+)
+
+// Actions lists every action in a stable order.
+var Actions = []string{ActionCatalog, ActionWallet, ActionEntitlements, ActionPurchase, ActionEntitlementCheck, ActionReceipt}
+
+// Scenario is the mix of what virtual players do. It comes from defaults,
+// then a --scenario YAML file, then flags.
+//
+//	mix:                 # relative weights
+//	  catalog: 10
+//	  wallet: 20
+//	  entitlements: 20
+//	  purchase: 40
+//	  entitlement_check: 10
+//	  receipt: 0
+//	purchase:
+//	  retry_share: 0.1        # purchases sent again with the same Idempotency-Key
+//	  stale_price_share: 0.05 # purchases sent with a wrong price, expecting 409
+//	  max_quantity: 3         # quantity is uniform in 1..max_quantity
+type Scenario struct {
+	Mix      map[string]float64 `json:"mix"`
+	Purchase PurchaseMix        `json:"purchase"`
+}
+
+// PurchaseMix shapes purchases.
+type PurchaseMix struct {
+	RetryShare      float64 `json:"retry_share"`
+	StalePriceShare float64 `json:"stale_price_share"`
+	MaxQuantity     int64   `json:"max_quantity"`
+}
+
+// DefaultScenario is the mix used when nothing else is given: mostly reads,
+// with purchases heavy enough to stress the write path.
+func DefaultScenario() Scenario {
+	return Scenario{
+		Mix: map[string]float64{
+			ActionCatalog: 10, ActionWallet: 20, ActionEntitlements: 20,
+			ActionPurchase: 40, ActionEntitlementCheck: 10, ActionReceipt: 0,
+		},
+		Purchase: PurchaseMix{RetryShare: 0.1, StalePriceShare: 0.05, MaxQuantity: 3},
+	}
+}
+
+// Validate returns an error for unknown actions, negative weights, an
+// all-zero mix or shares outside [0, 1].
+func (s Scenario) Validate() error {
+	total := 0.0
+	for a, w := range s.Mix {
+		if !slices.Contains(Actions, a) {
+			return fmt.Errorf("unknown action %q in mix (want %s)", a, strings.Join(Actions, ", "))
+		}
+		if w < 0 || math.IsNaN(w) || math.IsInf(w, 0) {
+			return fmt.Errorf("mix weight of %s must be a non-negative number", a)
+		}
+		total += w
+	}
+	if total == 0 {
+		return errors.New("mix: every weight is zero")
+	}
+	p := s.Purchase
+	if p.RetryShare < 0 || p.RetryShare > 1 || p.StalePriceShare < 0 || p.StalePriceShare > 1 || p.RetryShare+p.StalePriceShare > 1 {
+		return errors.New("purchase shares must be in [0, 1] and sum to at most 1")
+	}
+	if p.MaxQuantity < 1 || p.MaxQuantity > 1000 {
+		return errors.New("purchase max_quantity must be in 1..1000")
+	}
+	return nil
+}
+
+// ParseScenario reads a scenario YAML file over base: sections present in
+// the file replace base's (a mix given in the file is the whole mix), and
+// unknown fields are errors so a typo cannot silently fall back to defaults.
+func ParseScenario(data []byte, base Scenario) (Scenario, error) {
+	var f struct {
+		Mix      map[string]float64 `json:"mix"`
+		Purchase *struct {
+			RetryShare      *float64 `json:"retry_share"`
+			StalePriceShare *float64 `json:"stale_price_share"`
+			MaxQuantity     *int64   `json:"max_quantity"`
+		} `json:"purchase"`
+	}
+	if err := yaml.UnmarshalStrict(data, &f); err != nil {
+		return base, err
+	}
+	s := base
+	if f.Mix != nil {
+		s.Mix = f.Mix
+	}
+	if p := f.Purchase; p != nil {
+		if p.RetryShare != nil {
+			s.Purchase.RetryShare = *p.RetryShare
+		}
+		if p.StalePriceShare != nil {
+			s.Purchase.StalePriceShare = *p.StalePriceShare
+		}
+		if p.MaxQuantity != nil {
+			s.Purchase.MaxQuantity = *p.MaxQuantity
+		}
+	}
+	return s, s.Validate()
+}
+
+// ParseMix parses --mix "purchase=50,wallet=30,catalog=20". Actions not
+// named get weight 0.
+func ParseMix(s string) (map[string]float64, error) {
+	out := map[string]float64{}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(part, "=")
+		if !ok {
+			return nil, fmt.Errorf("mix %q: want action=weight", part)
+		}
+		w, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil {
+			return nil, fmt.Errorf("mix %q: bad weight", part)
+		}
+		out[strings.TrimSpace(k)] = w
+	}
+	return out, nil
+}
+
+// ParseFund parses --fund: "1000000" grants that much of every catalog
+// currency, "gold=100000,gems=500" names currencies, and both combine
+// ("1000,gems=50"). The key "*" stands for every currency.
+func ParseFund(s string) (map[string]int64, error) {
+	out := map[string]int64{}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		cur, amt := "*", part
+		if k, v, ok := strings.Cut(part, "="); ok {
+			cur, amt = strings.TrimSpace(k), v
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(amt), 10, 64)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("fund %q: want a non-negative integer amount", part)
+		}
+		out[cur] = n
+	}
+	return out, nil
+}
+
+// Config is one load test run, everything flags, environment and files
+// decided. Secrets are never printed or written to reports.
+type Config struct {
+	URL         string
+	Duration    time.Duration // the load phase; with Stages, their total unless --duration is shorter
+	MaxRequests int64         // hard bound on requests sent in the load phase
+	Rate        float64       // open model, constant rate
+	Stages      []Stage       // open model, ramp (instead of Rate)
+	VUs         int           // closed model (instead of Rate/Stages)
+	Workers     int           // open model worker pool size; 0 picks one from the peak rate
+	Players     int
+	Fund        map[string]int64
+
+	JWTSecret   string
+	JWTIssuer   string
+	JWTAudience string
+	AdminToken  string
+	ServerToken string
+
+	TokensFile   string
+	TokenPlayers []*Player // read from TokensFile
+	Scenario     Scenario
+	ReceiptsFile string
+	Receipts     []string // read from ReceiptsFile
+	ReceiptStore string
+
+	SLOs    []SLO
+	Out     string
+	HTML    string
+	Seed    uint64
+	Timeout time.Duration
+	Verify  bool
+
+	RunID string
+}
+
+// Defaults and hard limits.
+const (
+	DefaultURL         = "http://127.0.0.1:8080"
+	DefaultDuration    = 30 * time.Second
+	DefaultMaxRequests = 1_000_000
+	DefaultRate        = 200
+	DefaultPlayers     = 50
+	DefaultFund        = 1_000_000
+	DefaultTimeout     = 5 * time.Second
+	maxPlayers         = 100_000
+	maxWorkers         = 10_000
+)
+
+// Open reports whether the run uses the open (arrival rate) model.
+func (c Config) Open() bool { return c.VUs == 0 }
+
+// RunLength is how long the load phase lasts.
+func (c Config) RunLength() time.Duration {
+	if len(c.Stages) == 0 {
+		return c.Duration
+	}
+	var total time.Duration
+	for _, s := range c.Stages {
+		total += s.Duration
+	}
+	if c.Duration > 0 && c.Duration < total {
+		return c.Duration
+	}
+	return total
+}
+
+// Scheduler returns the open model's schedule. With Stages the first stage
+// ramps up from zero, as in k6; write "0s:100,60s:400" to start at 100.
+func (c Config) Scheduler() (*Scheduler, error) {
+	if len(c.Stages) > 0 {
+		return NewScheduler(0, c.Stages)
+	}
+	return ConstantRate(c.Rate, c.Duration)
+}
+
+// PoolSize is how many requests can be in flight at once: the worker pool
+// of the open model, or the virtual players of the closed one. With
+// --workers 0 the pool is peak rate / 5 (Little's law: enough for responses
+// of up to 200 ms before requests queue; queueing is measured anyway),
+// between 16 and 2048.
+func (c Config) PoolSize() int {
+	if !c.Open() {
+		return c.VUs
+	}
+	if c.Workers > 0 {
+		return c.Workers
+	}
+	sched, err := c.Scheduler()
+	if err != nil {
+		return 16
+	}
+	return min(max(16, int(math.Ceil(sched.Peak()/5))), 2048)
+}
+
+// IsLoopback reports whether rawURL names a loopback host (localhost,
+// 127.0.0.0/8, ::1), the only place this tool sends load without a warning.
+func IsLoopback(rawURL string) bool {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return false
+	}
+	host := u.Hostname()
+	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// stringList is a repeatable flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+// ParseArgs turns command-line arguments into a validated Config, reading
+// the scenario, tokens and receipts files it names. getenv supplies the
+// COINOP_* fallbacks for secrets, so they need not appear in the process
+// list. It returns flag.ErrHelp for -h, and otherwise an error that says
+// which flag is wrong.
+func ParseArgs(args []string, getenv func(string) string, usage io.Writer) (Config, error) {
+	fs := flag.NewFlagSet("coinop loadtest", flag.ContinueOnError)
+	fs.SetOutput(usage)
+	fs.Usage = func() {
+		fmt.Fprint(usage, `usage: coinop loadtest [flags]
+
+Creates and funds players, drives a mix of catalog, wallet, entitlement and
+purchase requests at a target rate (or with N virtual players), then checks
+every player's ledger against what it saw succeed. Exit status: 0 ok,
+1 a threshold failed or verification found a problem, 2 usage or setup error.
+
+`)
+		fs.PrintDefaults()
+	}
+	var (
+		cfg                             Config
+		stages, fund, scenario, mix     string
+		retryShare, staleShare          float64
+		slos                            stringList
+		noVerify                        bool
+		maxRequests                     int64
+		rate                            float64
+		jwtSecret, adminToken, srvToken string
+	)
+	fs.StringVar(&cfg.URL, "url", DefaultURL, "coinop base URL; anything but loopback prints a warning")
+	fs.DurationVar(&cfg.Duration, "duration", DefaultDuration, "length of the load phase (with --stages: an upper bound)")
+	fs.Int64Var(&maxRequests, "max-requests", DefaultMaxRequests, "hard bound on requests sent in the load phase")
+	fs.Float64Var(&rate, "rate", DefaultRate, "open model: requests per second")
+	fs.StringVar(&stages, "stages", "", "open model ramp, e.g. 30s:100,60s:400 (rate moves linearly to each target; starts from 0)")
+	fs.IntVar(&cfg.VUs, "vus", 0, "closed model: this many virtual players loop back to back (instead of --rate)")
+	fs.IntVar(&cfg.Workers, "workers", 0, "open model: worker pool size (0: peak rate / 5, at least 16)")
+	fs.IntVar(&cfg.Players, "players", DefaultPlayers, "players to create (lt-<runid>-<n>)")
+	fs.StringVar(&cfg.TokensFile, "tokens", "", "file of \"player_id token\" lines to use instead of minting players")
+	fs.StringVar(&fund, "fund", strconv.Itoa(DefaultFund), "grant per player per currency: 1000000, or gold=100000,gems=500; 0 to skip funding")
+	fs.StringVar(&jwtSecret, "jwt-secret", "", "HS256 secret for player tokens (env COINOP_JWT_SECRET)")
+	fs.StringVar(&cfg.JWTIssuer, "jwt-issuer", "", "iss claim for minted player tokens, if the server checks it")
+	fs.StringVar(&cfg.JWTAudience, "jwt-audience", "", "aud claim for minted player tokens, if the server checks it")
+	fs.StringVar(&adminToken, "admin-token", "", "admin API token for funding and verification (env COINOP_ADMIN_TOKEN)")
+	fs.StringVar(&srvToken, "server-token", "", "server-to-server token for entitlement checks (env COINOP_SERVER_TOKEN)")
+	fs.StringVar(&scenario, "scenario", "", "scenario YAML file (mix weights, purchase shares)")
+	fs.StringVar(&mix, "mix", "", "action weights, e.g. purchase=50,wallet=30,catalog=20 (replaces the scenario's mix)")
+	fs.Float64Var(&retryShare, "retry-share", 0, "share of purchases re-sent with the same Idempotency-Key (default 0.1)")
+	fs.Float64Var(&staleShare, "stale-share", 0, "share of purchases sent with a wrong price, expecting 409 price_mismatch (default 0.05)")
+	fs.StringVar(&cfg.ReceiptsFile, "receipts", "", "`file` of pre-minted signed transactions, one per line (from coinop receipts mint); enables the receipt scenario")
+	fs.StringVar(&cfg.ReceiptStore, "receipt-store", "apple", "store named in receipt redemptions")
+	fs.Var(&slos, "slo", "`thresholds`, e.g. 'purchase:p99<25ms,errors<0.1%' (repeatable; exit 1 when broken)")
+	fs.StringVar(&cfg.Out, "out", "", "write the report as JSON to this file")
+	fs.StringVar(&cfg.HTML, "html", "", "write a self-contained HTML report to this file")
+	fs.Uint64Var(&cfg.Seed, "seed", 0, "seed for the request mix (0: random, printed so a run can be repeated)")
+	fs.DurationVar(&cfg.Timeout, "timeout", DefaultTimeout, "per-request timeout")
+	fs.BoolVar(&noVerify, "no-verify", false, "skip the verification phase")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+
+	cfg.MaxRequests = maxRequests
+	cfg.Verify = !noVerify
+	cfg.JWTSecret = firstNonEmpty(jwtSecret, getenv("COINOP_JWT_SECRET"))
+	cfg.AdminToken = firstNonEmpty(adminToken, getenv("COINOP_ADMIN_TOKEN"))
+	cfg.ServerToken = firstNonEmpty(srvToken, getenv("COINOP_SERVER_TOKEN"))
+
+	switch {
+	case set["vus"] && (set["rate"] || set["stages"]):
+		return cfg, errors.New("--vus (closed model) cannot be combined with --rate or --stages (open model)")
+	case set["rate"] && set["stages"]:
+		return cfg, errors.New("give --rate or --stages, not both")
+	}
+	if set["vus"] && cfg.VUs <= 0 {
+		return cfg, errors.New("--vus must be positive")
+	}
+	if stages != "" {
+		st, err := ParseStages(stages)
+		if err != nil {
+			return cfg, fmt.Errorf("--stages: %w", err)
+		}
+		cfg.Stages = st
+		if !set["duration"] {
+			cfg.Duration = 0 // the stages set the length
+		}
+	} else if cfg.VUs == 0 {
+		cfg.Rate = rate
+	}
+
+	var err error
+	if cfg.Fund, err = ParseFund(fund); err != nil {
+		return cfg, fmt.Errorf("--fund: %w", err)
+	}
+	cfg.Scenario = DefaultScenario()
+	if scenario != "" {
+		data, err := os.ReadFile(scenario)
+		if err != nil {
+			return cfg, fmt.Errorf("--scenario: %w", err)
+		}
+		if cfg.Scenario, err = ParseScenario(data, cfg.Scenario); err != nil {
+			return cfg, fmt.Errorf("--scenario %s: %w", scenario, err)
+		}
+	}
+	if mix != "" {
+		if cfg.Scenario.Mix, err = ParseMix(mix); err != nil {
+			return cfg, fmt.Errorf("--mix: %w", err)
+		}
+	}
+	if set["retry-share"] {
+		cfg.Scenario.Purchase.RetryShare = retryShare
+	}
+	if set["stale-share"] {
+		cfg.Scenario.Purchase.StalePriceShare = staleShare
+	}
+	if cfg.ReceiptsFile != "" {
+		f, err := os.Open(cfg.ReceiptsFile)
+		if err != nil {
+			return cfg, fmt.Errorf("--receipts: %w", err)
+		}
+		cfg.Receipts, err = ReadReceipts(f)
+		f.Close()
+		if err != nil {
+			return cfg, fmt.Errorf("--receipts %s: %w", cfg.ReceiptsFile, err)
+		}
+		if cfg.Scenario.Mix[ActionReceipt] == 0 && mix == "" {
+			cfg.Scenario.Mix[ActionReceipt] = 5 // asking for receipts means running them
+		}
+	}
+	if cfg.TokensFile != "" {
+		f, err := os.Open(cfg.TokensFile)
+		if err != nil {
+			return cfg, fmt.Errorf("--tokens: %w", err)
+		}
+		cfg.TokenPlayers, err = ReadTokens(f)
+		f.Close()
+		if err != nil {
+			return cfg, fmt.Errorf("--tokens %s: %w", cfg.TokensFile, err)
+		}
+		if set["players"] && cfg.Players < len(cfg.TokenPlayers) {
+			cfg.TokenPlayers = cfg.TokenPlayers[:max(cfg.Players, 0)]
+		}
+		cfg.Players = len(cfg.TokenPlayers)
+	}
+	for _, s := range slos {
+		parsed, err := ParseSLOs(s)
+		if err != nil {
+			return cfg, fmt.Errorf("--slo: %w", err)
+		}
+		cfg.SLOs = append(cfg.SLOs, parsed...)
+	}
+	cfg.RunID = NewRunID()
+	if cfg.Seed == 0 {
+		cfg.Seed = randomSeed()
+	}
+	return cfg, cfg.Validate()
+}
+
+// Validate checks that the run is bounded and has what its phases need.
+func (c Config) Validate() error {
+	u, err := url.Parse(c.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("--url %q: want http(s)://host[:port]", c.URL)
+	}
+	if c.RunLength() <= 0 {
+		return errors.New("--duration must be positive: every run is bounded in time")
+	}
+	if c.MaxRequests <= 0 {
+		return errors.New("--max-requests must be positive: every run is bounded in requests")
+	}
+	if c.Open() {
+		if _, err := c.Scheduler(); err != nil {
+			return fmt.Errorf("rate: %w", err)
+		}
+	}
+	if c.Timeout <= 0 {
+		return errors.New("--timeout must be positive")
+	}
+	if c.Players <= 0 || c.Players > maxPlayers {
+		return fmt.Errorf("--players must be in 1..%d", maxPlayers)
+	}
+	if c.Workers < 0 || c.Workers > maxWorkers || c.VUs > maxWorkers {
+		return fmt.Errorf("--workers and --vus must be at most %d", maxWorkers)
+	}
+	if len(c.TokenPlayers) == 0 && c.JWTSecret == "" {
+		return errors.New("player tokens need --jwt-secret (or COINOP_JWT_SECRET), or a --tokens file")
+	}
+	if c.AdminToken == "" {
+		funding := false
+		for _, amt := range c.Fund {
+			funding = funding || amt > 0
+		}
+		if funding || c.Verify {
+			return errors.New("funding and verification use the admin API: give --admin-token (or COINOP_ADMIN_TOKEN), or --fund 0 --no-verify")
+		}
+	}
+	return c.Scenario.Validate()
+}
+
+// Describe is a one-line summary of the run's shape, without secrets.
+func (c Config) Describe() string {
+	var load string
+	switch {
+	case !c.Open():
+		load = fmt.Sprintf("closed model, %d virtual players for %s", c.VUs, c.RunLength())
+	case len(c.Stages) > 0:
+		var parts []string
+		for _, s := range c.Stages {
+			parts = append(parts, fmt.Sprintf("%s:%g", s.Duration, s.Target))
+		}
+		load = fmt.Sprintf("open model, stages %s", strings.Join(parts, ","))
+		if c.RunLength() < c.totalStages() {
+			load += fmt.Sprintf(" cut at %s", c.RunLength())
+		}
+	default:
+		load = fmt.Sprintf("open model, %g req/s for %s", c.Rate, c.Duration)
+	}
+	return fmt.Sprintf("%s, at most %d requests, %d players, seed %d", load, c.MaxRequests, c.Players, c.Seed)
+}
+
+func (c Config) totalStages() time.Duration {
+	var t time.Duration
+	for _, s := range c.Stages {
+		t += s.Duration
+	}
+	return t
+}
+
+// randomSeed picks a seed when none was given; it is printed, so the run's
+// request mix can be repeated with --seed.
+func randomSeed() uint64 {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	return binary.LittleEndian.Uint64(b[:])>>1 | 1
+}
+
+func firstNonEmpty(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

@@ -1,0 +1,41 @@
+// Package loadtest is the load generator studios run against a coinop
+// deployment before launch (`coinop loadtest`).
+//
+// A run has three phases:
+//
+//  1. Setup creates players lt-<runid>-<n> (tokens minted from the shared JWT
+//     secret, or players read from a --tokens file), funds them through the
+//     admin grant API and reads the live catalog to pick what can be bought
+//     over and over: consumables without a per-player limit and bundles of
+//     them, on sale for the whole run.
+//  2. Load drives a weighted mix of catalog (with ETags), wallet, entitlement,
+//     purchase (with idempotent retries and stale prices), server-to-server
+//     and receipt requests. The open model (default) sends requests at a
+//     target arrival rate and measures latency from the time each request was
+//     due, so a slow server cannot hide its own queueing (no coordinated
+//     omission); the closed model runs N virtual players back to back.
+//     Latencies go into HDR histograms per endpoint.
+//  3. Verification compares what the tool saw succeed with each player's
+//     ledger, wallet and entitlements read back from the server, and with the
+//     admin audit, to catch lost, duplicated or unexplained grants, negative
+//     balances and caches that disagree with the ledger.
+//
+// Every run is bounded by a duration and by a request budget and stops by
+// itself. The default target is loopback; any other target is allowed (studios
+// test staging) but announced with a warning.
+//
+// A typical run:
+//
+//	COINOP_JWT_SECRET=... COINOP_ADMIN_TOKEN=... coinop loadtest \
+//	    --rate 200 --duration 30s --players 50 \
+//	    --slo 'purchase:p99<25ms,errors<0.1%' --out report.json --html report.html
+//
+// It exits 0 when thresholds hold and verification finds nothing, 1 when a
+// threshold fails or verification finds a problem, and 2 for usage or setup
+// errors and interrupted runs.
+//
+// The package speaks HTTP only and must not import anything else from the
+// coinop module: it tests the server from the outside, exactly as a game
+// client, a game server and an operator would, and a shared type would let a
+// server bug agree with itself. imports_test.go enforces this.
+package loadtest

@@ -1,0 +1,514 @@
+package loadtest
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// fakeCoinop is a small in-memory coinop server for tests: the catalog,
+// wallet, entitlements, purchases with idempotency, admin grants, the
+// ledger with pagination, the audit, the server-to-server ownership check
+// and receipt redemption. Fault knobs make it misbehave the ways the
+// verification phase must catch. It listens on loopback only (httptest).
+type fakeCoinop struct {
+	secret                  []byte
+	adminToken, serverToken string
+
+	// Faults, by 1-based order of arrival; 0 disables.
+	loseGrant         int           // answer 201 to this grant but record nothing
+	losePurchase      int           // answer 201 to this purchase but record nothing
+	duplicatePurchase int           // record this purchase twice
+	noOwnershipRoute  bool          // behave like a server without the s2s route
+	noReceiptRoute    bool          // behave like a server without a store configured
+	walletDelay       time.Duration // a slow GET /v1/wallet
+	throttleWallet    atomic.Int32  // answer this many wallet reads 429 rate_limited
+
+	requests atomic.Int64 // every request received
+	loadReqs atomic.Int64 // requests to player-facing and s2s routes
+
+	mu        sync.Mutex
+	doc       CatalogDocument
+	etag      string
+	nextTx    int64
+	grants    int
+	purchases int
+	ledger    map[string][]LedgerTransaction // by player, oldest first
+	holdings  map[string]map[string]int64    // player → "currency:gold" → amount
+	idem      map[string]idemRecord
+}
+
+type idemRecord struct {
+	body   string // the request, to refuse a reused key with another body
+	status int
+	resp   []byte
+}
+
+func newFakeCoinop() *fakeCoinop {
+	now := time.Now()
+	past, soon, later := now.Add(-time.Hour), now.Add(10*time.Second), now.Add(24*time.Hour)
+	one := int64(1)
+	return &fakeCoinop{
+		secret:      []byte("test-secret"),
+		adminToken:  "admin-token",
+		serverToken: "server-token",
+		etag:        `"catalog-v3"`,
+		ledger:      map[string][]LedgerTransaction{},
+		holdings:    map[string]map[string]int64{},
+		idem:        map[string]idemRecord{},
+		doc: CatalogDocument{Version: 3, Catalog: Catalog{
+			Currencies: []Currency{{ID: "gold", Name: "Gold"}, {ID: "gems", Name: "Gems"}},
+			Items: []Item{
+				{ID: "potion", Name: "Potion", Kind: "consumable", Prices: []Price{{"gold", 10}}},
+				{ID: "elixir", Name: "Elixir", Kind: "consumable", Prices: []Price{{"gems", 3}}, AvailableFrom: &past, AvailableUntil: &later},
+				{ID: "sword", Name: "Sword", Kind: "durable", Prices: []Price{{"gold", 100}}},
+				{ID: "founder", Name: "Founder pass", Kind: "consumable", Prices: []Price{{"gold", 5}}, MaxPerPlayer: &one},
+				{ID: "flash", Name: "Flash sale", Kind: "consumable", Prices: []Price{{"gold", 1}}, AvailableUntil: &soon},
+			},
+			Bundles: []Bundle{
+				{ID: "starter", Name: "Starter pack", Prices: []Price{{"gold", 50}},
+					Contents: BundleContents{Items: map[string]int64{"potion": 5}, Currencies: map[string]int64{"gems": 10}}},
+				{ID: "knight", Name: "Knight pack", Prices: []Price{{"gold", 120}},
+					Contents: BundleContents{Items: map[string]int64{"sword": 1, "potion": 1}}},
+			},
+		}},
+	}
+}
+
+// start serves the fake on loopback for the test's lifetime.
+func (f *fakeCoinop) start(t *testing.T) string {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/catalog", f.catalog)
+	mux.HandleFunc("GET /v1/wallet", f.wallet)
+	mux.HandleFunc("GET /v1/entitlements", f.entitlements)
+	mux.HandleFunc("POST /v1/purchases", f.purchase)
+	mux.HandleFunc("POST /v1/receipts", f.receipt)
+	mux.HandleFunc("GET /v1/players/{player_id}/entitlements/{item_id}", f.ownership)
+	mux.HandleFunc("POST /admin/v1/players/{player_id}/grants", f.grant)
+	mux.HandleFunc("GET /admin/v1/players/{player_id}/ledger", f.ledgerPage)
+	mux.HandleFunc("GET /admin/v1/audit", f.audit)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.requests.Add(1)
+		if !strings.HasPrefix(r.URL.Path, "/admin/") {
+			f.loadReqs.Add(1)
+		}
+		mux.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	if !IsLoopback(srv.URL) {
+		t.Fatalf("test server %s is not on loopback", srv.URL)
+	}
+	return srv.URL
+}
+
+func problem(w http.ResponseWriter, status int, code string) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, `{"type":"about:blank","title":%q,"status":%d,"code":%q}`, http.StatusText(status), status, code)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) []byte {
+	b, _ := json.Marshal(v)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(b)
+	return b
+}
+
+func bearer(r *http.Request) string {
+	tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return tok
+}
+
+// player authenticates a player token the way the server must: HS256 only,
+// exp required.
+func (f *fakeCoinop) player(w http.ResponseWriter, r *http.Request) string {
+	tok, err := jwt.Parse(bearer(r), func(*jwt.Token) (any, error) { return f.secret, nil },
+		jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired())
+	if err != nil {
+		problem(w, http.StatusUnauthorized, "unauthorized")
+		return ""
+	}
+	sub, _ := tok.Claims.GetSubject()
+	if sub == "" {
+		problem(w, http.StatusUnauthorized, "unauthorized")
+	}
+	return sub
+}
+
+func (f *fakeCoinop) admin(w http.ResponseWriter, r *http.Request) bool {
+	if bearer(r) != f.adminToken {
+		problem(w, http.StatusUnauthorized, "unauthorized")
+		return false
+	}
+	return true
+}
+
+func (f *fakeCoinop) catalog(w http.ResponseWriter, r *http.Request) {
+	if f.player(w, r) == "" {
+		return
+	}
+	if r.Header.Get("If-None-Match") == f.etag {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	w.Header().Set("ETag", f.etag)
+	writeJSON(w, http.StatusOK, f.doc)
+}
+
+// balancesLocked returns a player's currencies (every catalog currency,
+// zero included) and items.
+func (f *fakeCoinop) balancesLocked(pid string) (map[string]int64, []Entitlement) {
+	cur := map[string]int64{}
+	for _, c := range f.doc.Catalog.Currencies {
+		cur[c.ID] = 0
+	}
+	var items []Entitlement
+	for asset, n := range f.holdings[pid] {
+		typ, id, _ := strings.Cut(asset, ":")
+		if typ == "currency" {
+			cur[id] = n
+		} else if n > 0 {
+			items = append(items, Entitlement{ItemID: id, Quantity: n})
+		}
+	}
+	sort.Slice(items, func(i, j int) bool { return items[i].ItemID < items[j].ItemID })
+	return cur, items
+}
+
+func (f *fakeCoinop) wallet(w http.ResponseWriter, r *http.Request) {
+	time.Sleep(f.walletDelay)
+	if f.throttleWallet.Add(-1) >= 0 {
+		w.Header().Set("Retry-After", "0")
+		problem(w, http.StatusTooManyRequests, "rate_limited")
+		return
+	}
+	pid := f.player(w, r)
+	if pid == "" {
+		return
+	}
+	f.mu.Lock()
+	cur, _ := f.balancesLocked(pid)
+	f.mu.Unlock()
+	writeJSON(w, http.StatusOK, Wallet{PlayerID: pid, Balances: cur})
+}
+
+func (f *fakeCoinop) entitlements(w http.ResponseWriter, r *http.Request) {
+	pid := f.player(w, r)
+	if pid == "" {
+		return
+	}
+	f.mu.Lock()
+	_, items := f.balancesLocked(pid)
+	f.mu.Unlock()
+	writeJSON(w, http.StatusOK, Entitlements{PlayerID: pid, Entitlements: items})
+}
+
+// idempotent runs apply once per (player, scope, key) and replays the first
+// answer to retries with the same body.
+func (f *fakeCoinop) idempotent(w http.ResponseWriter, r *http.Request, pid, scope string, apply func(body []byte) (int, any)) {
+	key := r.Header.Get("Idempotency-Key")
+	if key == "" {
+		problem(w, http.StatusBadRequest, "idempotency_key_required")
+		return
+	}
+	body, _ := io.ReadAll(r.Body)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	id := pid + "|" + scope + "|" + key
+	if rec, ok := f.idem[id]; ok {
+		if rec.body != string(body) {
+			problem(w, http.StatusUnprocessableEntity, "idempotency_key_reused")
+			return
+		}
+		w.Header().Set("Idempotent-Replayed", "true")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(rec.status)
+		w.Write(rec.resp)
+		return
+	}
+	status, v := apply(body)
+	if p, ok := v.(problemBody); ok {
+		b, _ := json.Marshal(p)
+		f.idem[id] = idemRecord{body: string(body), status: status, resp: b}
+		problem(w, status, p.Code)
+		return
+	}
+	b := writeJSON(w, status, v)
+	f.idem[id] = idemRecord{body: string(body), status: status, resp: b}
+}
+
+type problemBody struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Code   string `json:"code"`
+}
+
+func rejection(status int, code string) (int, any) {
+	return status, problemBody{Type: "about:blank", Title: http.StatusText(status), Status: status, Code: code}
+}
+
+// recordLocked appends a ledger transaction and applies the player's
+// entries to holdings.
+func (f *fakeCoinop) recordLocked(pid, kind, ref string, meta map[string]any, entries []LedgerEntry) {
+	f.nextTx++
+	m, _ := json.Marshal(meta)
+	f.ledger[pid] = append(f.ledger[pid], LedgerTransaction{
+		ID: f.nextTx, Kind: kind, Reference: ref, CreatedAt: time.Now().UTC().Format(time.RFC3339Nano),
+		Metadata: m, Entries: entries,
+	})
+	if f.holdings[pid] == nil {
+		f.holdings[pid] = map[string]int64{}
+	}
+	for _, e := range entries {
+		if e.Account == "player:"+pid {
+			f.holdings[pid][e.AssetType+":"+e.AssetID] += e.Amount
+		}
+	}
+}
+
+// move is a player/system pair of entries for one asset.
+func move(pid, system, typ, id string, amount int64) []LedgerEntry {
+	return []LedgerEntry{
+		{Account: "player:" + pid, AssetType: typ, AssetID: id, Amount: amount},
+		{Account: "system:" + system, AssetType: typ, AssetID: id, Amount: -amount},
+	}
+}
+
+func (f *fakeCoinop) purchase(w http.ResponseWriter, r *http.Request) {
+	pid := f.player(w, r)
+	if pid == "" {
+		return
+	}
+	key := r.Header.Get("Idempotency-Key")
+	f.idempotent(w, r, pid, "purchase", func(body []byte) (int, any) {
+		var req PurchaseRequest
+		if json.Unmarshal(body, &req) != nil || req.Quantity < 1 {
+			return rejection(http.StatusBadRequest, "invalid_request")
+		}
+		var prices []Price
+		grantItems, grantCur := map[string]int64{}, map[string]int64{}
+		for _, it := range f.doc.Catalog.Items {
+			if it.ID == req.ItemID {
+				prices, grantItems[it.ID] = it.Prices, 1
+				if it.Kind == "durable" && f.holdings[pid]["item:"+it.ID] > 0 {
+					return rejection(http.StatusConflict, "already_owned")
+				}
+			}
+		}
+		for _, b := range f.doc.Catalog.Bundles {
+			if b.ID == req.ItemID {
+				prices, grantItems, grantCur = b.Prices, b.Contents.Items, b.Contents.Currencies
+			}
+		}
+		if prices == nil {
+			return rejection(http.StatusNotFound, "item_not_found")
+		}
+		var unit *Price
+		for i := range prices {
+			if prices[i].Currency == req.Price.Currency {
+				unit = &prices[i]
+			}
+		}
+		if unit == nil || unit.Amount != req.Price.Amount {
+			return rejection(http.StatusConflict, "price_mismatch")
+		}
+		for _, it := range f.doc.Catalog.Items {
+			if n := grantItems[it.ID]; n > 0 && it.MaxPerPlayer != nil && f.holdings[pid]["item:"+it.ID]+n*req.Quantity > *it.MaxPerPlayer {
+				return rejection(http.StatusConflict, "limit_exceeded")
+			}
+		}
+		cost := unit.Amount * req.Quantity
+		if f.holdings[pid]["currency:"+unit.Currency] < cost {
+			return rejection(http.StatusPaymentRequired, "insufficient_funds")
+		}
+		f.purchases++
+		n := f.purchases
+		id := fmt.Sprintf("pur-%d", n)
+		entries := move(pid, "purchases", "currency", unit.Currency, -cost)
+		for it, q := range grantItems {
+			entries = append(entries, move(pid, "purchases", "item", it, q*req.Quantity)...)
+		}
+		for c, q := range grantCur {
+			entries = append(entries, move(pid, "purchases", "currency", c, q*req.Quantity)...)
+		}
+		meta := map[string]any{"item_id": req.ItemID, "quantity": req.Quantity, "idempotency_key": key}
+		switch n {
+		case f.losePurchase:
+		case f.duplicatePurchase:
+			f.recordLocked(pid, KindPurchase, id, map[string]any{"item_id": req.ItemID, "quantity": req.Quantity}, entries)
+			f.recordLocked(pid, KindPurchase, id, map[string]any{"item_id": req.ItemID, "quantity": req.Quantity}, entries)
+		default:
+			f.recordLocked(pid, KindPurchase, id, meta, entries)
+		}
+		cur, items := f.balancesLocked(pid)
+		return http.StatusCreated, PurchaseResult{PurchaseID: id, ItemID: req.ItemID, Quantity: req.Quantity,
+			Price: *unit, Balances: cur, Entitlements: items}
+	})
+}
+
+func (f *fakeCoinop) grant(w http.ResponseWriter, r *http.Request) {
+	if !f.admin(w, r) {
+		return
+	}
+	pid := r.PathValue("player_id")
+	f.idempotent(w, r, pid, "grant", func(body []byte) (int, any) {
+		var g GrantRequest
+		if json.Unmarshal(body, &g) != nil {
+			return rejection(http.StatusBadRequest, "invalid_request")
+		}
+		f.grants++
+		id := fmt.Sprintf("grant-%d", f.grants)
+		if f.grants != f.loseGrant {
+			var entries []LedgerEntry
+			for _, c := range sortedKeys(g.Currencies) {
+				entries = append(entries, move(pid, "admin_grants", "currency", c, g.Currencies[c])...)
+			}
+			for _, it := range sortedKeys(g.Items) {
+				entries = append(entries, move(pid, "admin_grants", "item", it, g.Items[it])...)
+			}
+			f.recordLocked(pid, KindAdminGrant, id, map[string]any{"reason": g.Reason}, entries)
+		}
+		cur, items := f.balancesLocked(pid)
+		return http.StatusCreated, GrantResult{GrantID: id, Balances: cur, Entitlements: items}
+	})
+}
+
+func (f *fakeCoinop) ledgerPage(w http.ResponseWriter, r *http.Request) {
+	if !f.admin(w, r) {
+		return
+	}
+	pid := r.PathValue("player_id")
+	limit, err := strconv.Atoi(r.URL.Query().Get("limit"))
+	if err != nil || limit < 1 || limit > 100 {
+		limit = 100
+	}
+	before := int64(1) << 62
+	if b := r.URL.Query().Get("before"); b != "" {
+		before, _ = strconv.ParseInt(b, 10, 64)
+	}
+	f.mu.Lock()
+	all := f.ledger[pid]
+	var page []LedgerTransaction
+	more := false
+	for i := len(all) - 1; i >= 0; i-- {
+		if all[i].ID >= before {
+			continue
+		}
+		if len(page) == limit {
+			more = true
+			break
+		}
+		page = append(page, all[i])
+	}
+	f.mu.Unlock()
+	out := LedgerPage{PlayerID: pid, Transactions: page}
+	if more {
+		out.NextBefore = &page[len(page)-1].ID
+	}
+	if out.Transactions == nil {
+		out.Transactions = []LedgerTransaction{}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// audit checks what a real server's audit would: every transaction sums to
+// zero per asset, and holdings equal the ledger.
+func (f *fakeCoinop) audit(w http.ResponseWriter, r *http.Request) {
+	if !f.admin(w, r) {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	balanced, matches := true, true
+	for pid, txs := range f.ledger {
+		sums := map[string]int64{}
+		for _, tx := range txs {
+			per := map[string]int64{}
+			for _, e := range tx.Entries {
+				per[e.AssetType+":"+e.AssetID] += e.Amount
+				if e.Account == "player:"+pid {
+					sums[e.AssetType+":"+e.AssetID] += e.Amount
+				}
+			}
+			for _, v := range per {
+				balanced = balanced && v == 0
+			}
+		}
+		for asset, n := range f.holdings[pid] {
+			matches = matches && sums[asset] == n
+		}
+	}
+	writeJSON(w, http.StatusOK, Audit{OK: balanced && matches, Checks: []AuditCheck{
+		{Name: "transactions_balanced", OK: balanced},
+		{Name: "balances_match_ledger", OK: matches},
+	}})
+}
+
+func (f *fakeCoinop) ownership(w http.ResponseWriter, r *http.Request) {
+	if f.noOwnershipRoute {
+		http.NotFound(w, r)
+		return
+	}
+	if bearer(r) != f.serverToken {
+		problem(w, http.StatusUnauthorized, "unauthorized")
+		return
+	}
+	pid, item := r.PathValue("player_id"), r.PathValue("item_id")
+	known := false
+	for _, it := range f.doc.Catalog.Items {
+		known = known || it.ID == item
+	}
+	if !known {
+		problem(w, http.StatusNotFound, "item_not_found")
+		return
+	}
+	f.mu.Lock()
+	q := f.holdings[pid]["item:"+item]
+	f.mu.Unlock()
+	writeJSON(w, http.StatusOK, OwnershipCheck{PlayerID: pid, ItemID: item, Owned: q > 0, Quantity: q})
+}
+
+// receipt redeems any well-formed JWS once, granting 10 gems.
+func (f *fakeCoinop) receipt(w http.ResponseWriter, r *http.Request) {
+	if f.noReceiptRoute {
+		problem(w, http.StatusNotFound, "not_found")
+		return
+	}
+	pid := f.player(w, r)
+	if pid == "" {
+		return
+	}
+	var req struct {
+		Store string `json:"store"`
+		JWS   string `json:"signed_transaction"`
+	}
+	if json.NewDecoder(r.Body).Decode(&req) != nil || strings.Count(req.JWS, ".") != 2 {
+		problem(w, http.StatusBadRequest, "invalid_receipt")
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	id := "receipt|" + req.JWS
+	if _, dup := f.idem[id]; dup {
+		problem(w, http.StatusConflict, "receipt_already_redeemed")
+		return
+	}
+	f.idem[id] = idemRecord{}
+	f.recordLocked(pid, "receipt", "rcpt-"+strconv.Itoa(len(f.idem)), map[string]any{"store": req.Store},
+		move(pid, "stores", "currency", "gems", 10))
+	writeJSON(w, http.StatusCreated, map[string]any{"player_id": pid, "store": req.Store})
+}
