@@ -1,0 +1,180 @@
+package server_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"testing"
+
+	"github.com/go-redis/redis_rate/v10"
+
+	"github.com/coinop/coinop/entitlements"
+	"github.com/coinop/coinop/internal/testenv"
+	"github.com/coinop/coinop/server"
+)
+
+const serverToken = "test-game-server-key"
+
+func withServerToken() option {
+	return withConfig(func(c *server.Config) { c.ServerToken = serverToken })
+}
+
+// cachedEnv is a server whose holdings reads go through the Redis cache.
+func cachedEnv(t *testing.T, opts ...option) *env {
+	t.Helper()
+	pool, _ := testenv.NewPool(t)
+	rdb, prefix := testenv.RedisClient(t)
+	cache := entitlements.NewCache(rdb, pool, entitlements.CacheConfig{Prefix: prefix})
+	return newEnv(t, append(opts, withRedis(rdb), withConfig(func(c *server.Config) { c.RedisPrefix = prefix }),
+		withLedgerOptions(entitlements.WithCache(cache)))...)
+}
+
+func TestGameServerChecksOneEntitlement(t *testing.T) {
+	e := cachedEnv(t, withServerToken())
+	e.grant(t, "p1", "g1", nil, map[string]int64{"sword": 1})
+	r := e.get(t, "/v1/players/p1/entitlements/sword", serverToken)
+	var got struct {
+		PlayerID string `json:"player_id"`
+		ItemID   string `json:"item_id"`
+		Owned    bool   `json:"owned"`
+		Quantity int64  `json:"quantity"`
+	}
+	r.decode(t, &got)
+	if r.status != 200 || !got.Owned || got.Quantity != 1 || got.PlayerID != "p1" || got.ItemID != "sword" {
+		t.Fatalf("owned sword: %s", r)
+	}
+	r = e.get(t, "/v1/players/p1/entitlements/potion", serverToken)
+	r.decode(t, &got)
+	if r.status != 200 || got.Owned || got.Quantity != 0 {
+		t.Fatalf("unowned potion: %s", r)
+	}
+	for name, token := range map[string]string{"player token": playerToken("p1"), "admin token": adminToken} {
+		assertProblem(t, e.get(t, "/v1/players/p1/entitlements/sword", token), http.StatusForbidden, "forbidden")
+		_ = name
+	}
+	assertProblem(t, e.get(t, "/v1/players/p1/entitlements/sword", ""), http.StatusUnauthorized, "unauthenticated")
+	assertProblem(t, e.get(t, "/v1/players/p1/entitlements/sword", "wrong-key"), http.StatusUnauthorized, "unauthenticated")
+}
+
+func TestGameServerChecksAThousandPairsAtOnce(t *testing.T) {
+	e := cachedEnv(t, withServerToken())
+	for i := 0; i < 10; i++ {
+		if i%2 == 0 {
+			e.grant(t, fmt.Sprintf("p%d", i), "g", nil, map[string]int64{"sword": 1})
+		}
+	}
+	type pair struct {
+		PlayerID string `json:"player_id"`
+		ItemID   string `json:"item_id"`
+	}
+	checks := make([]pair, server.MaxChecks)
+	for i := range checks {
+		item := "sword"
+		if i%3 == 0 {
+			item = "potion"
+		}
+		checks[i] = pair{fmt.Sprintf("p%d", i%25), item}
+	}
+	body, _ := json.Marshal(map[string]any{"checks": checks})
+	post := func(token string, body []byte) response {
+		return e.do(t, newRequest(http.MethodPost, "/v1/entitlements/check", body,
+			"Authorization", bearer(token), "Content-Type", "application/json"))
+	}
+	r := post(serverToken, body)
+	var got struct {
+		Results []struct {
+			PlayerID string `json:"player_id"`
+			ItemID   string `json:"item_id"`
+			Owned    bool   `json:"owned"`
+			Quantity int64  `json:"quantity"`
+		} `json:"results"`
+	}
+	r.decode(t, &got)
+	if r.status != 200 || len(got.Results) != len(checks) {
+		t.Fatalf("batch: %d results, status %d", len(got.Results), r.status)
+	}
+	for i, res := range got.Results {
+		n, _ := strconv.Atoi(checks[i].PlayerID[1:])
+		want := checks[i].ItemID == "sword" && n < 10 && n%2 == 0
+		if res.PlayerID != checks[i].PlayerID || res.ItemID != checks[i].ItemID || res.Owned != want {
+			t.Fatalf("result %d = %+v, want owned=%v for %+v", i, res, want, checks[i])
+		}
+	}
+	assertProblem(t, post(playerToken("p0"), body), http.StatusForbidden, "forbidden")
+	assertProblem(t, post(adminToken, body), http.StatusForbidden, "forbidden")
+	tooMany, _ := json.Marshal(map[string]any{"checks": append(checks, pair{"p1", "sword"})})
+	assertProblem(t, post(serverToken, tooMany), http.StatusBadRequest, "invalid_request")
+	assertProblem(t, post(serverToken, []byte(`{"checks":[{"player_id":"p1"}]}`)), http.StatusBadRequest, "invalid_request")
+	assertProblem(t, post(serverToken, []byte(`{"checks":[{"player_id":"a b","item_id":"x"}]}`)), http.StatusBadRequest, "invalid_request")
+}
+
+func TestReadsThroughTheCacheSeeEachPurchase(t *testing.T) {
+	e := cachedEnv(t)
+	e.grant(t, "p1", "fund", map[string]int64{"gold": 1000}, nil)
+	for i := 1; i <= 3; i++ {
+		_ = e.wallet(t, "p1") // warm the cache
+		r := e.purchase(t, "p1", fmt.Sprintf("k%d", i), buy("potion", 1, "gold", 100))
+		if r.status != http.StatusCreated {
+			t.Fatalf("purchase %d: %s", i, r)
+		}
+		if w := e.wallet(t, "p1"); w["gold"] != 1000-int64(i)*100 {
+			t.Fatalf("wallet after purchase %d: %v", i, w)
+		}
+		if items := e.items(t, "p1"); items["potion"] != int64(i) {
+			t.Fatalf("entitlements after purchase %d: %v", i, items)
+		}
+	}
+}
+
+func TestPlayerAPIIsRateLimitedPerPlayer(t *testing.T) {
+	e := cachedEnv(t, withServerToken(), withConfig(func(c *server.Config) {
+		c.RateLimits = server.RateLimits{Player: redis_rate.Limit{Rate: 3, Burst: 3, Period: 60e9}}
+	}))
+	for i := 0; i < 3; i++ {
+		if r := e.get(t, "/v1/wallet", playerToken("p1")); r.status != 200 {
+			t.Fatalf("request %d: %s", i, r)
+		}
+	}
+	r := e.get(t, "/v1/wallet", playerToken("p1"))
+	assertProblem(t, r, http.StatusTooManyRequests, "rate_limited")
+	if ra, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || ra < 1 {
+		t.Errorf("Retry-After = %q", r.header.Get("Retry-After"))
+	}
+	// Another player has their own budget; game servers and admins are never limited.
+	if r := e.get(t, "/v1/wallet", playerToken("p2")); r.status != 200 {
+		t.Fatalf("another player: %s", r)
+	}
+	for i := 0; i < 5; i++ {
+		if r := e.get(t, "/v1/players/p1/entitlements/sword", serverToken); r.status != 200 {
+			t.Fatalf("game server check %d: %s", i, r)
+		}
+		if r := e.get(t, "/admin/v1/audit", adminToken); r.status != 200 {
+			t.Fatalf("admin %d: %s", i, r)
+		}
+	}
+}
+
+func TestRateLimitsParse(t *testing.T) {
+	for _, tt := range []struct {
+		in     string
+		player int
+		ip     int
+		ok     bool
+	}{
+		{"off", 0, 0, true},
+		{"player=20/s,ip=300/s", 20, 300, true},
+		{"player=5/m", 5, 0, true},
+		{"ip=1/h", 0, 1, true},
+		{"player=0/s", 0, 0, false},
+		{"player=20", 0, 0, false},
+		{"player=20/d", 0, 0, false},
+		{"user=20/s", 0, 0, false},
+		{"player=x/s", 0, 0, false},
+	} {
+		rl, err := server.ParseRateLimits(tt.in)
+		if (err == nil) != tt.ok || rl.Player.Rate != tt.player || rl.IP.Rate != tt.ip {
+			t.Errorf("ParseRateLimits(%q) = %+v, %v", tt.in, rl, err)
+		}
+	}
+}
