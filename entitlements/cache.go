@@ -229,7 +229,7 @@ func (c *Cache) decodeEntry(player string, vals []any) (Holdings, bool, error) {
 
 // store writes h unless the cache holds something newer.
 func (c *Cache) store(ctx context.Context, h Holdings) error {
-	data, err := json.Marshal(holdingsJSON{Currencies: h.Currencies, Items: h.Items})
+	data, err := json.Marshal(holdingsJSON{Currencies: h.Currencies, Items: h.Items, Subscriptions: h.Subscriptions})
 	if err != nil {
 		return err
 	}
@@ -359,6 +359,9 @@ func (c *Cache) holdingsMany(ctx context.Context, players []string) (map[string]
 func (c *Cache) committed(ctx context.Context, h Holdings) {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancel()
+	if c.epochUnknown.Load() {
+		_ = c.refreshEpoch(wctx)
+	}
 	if !c.epochUnknown.Load() && c.store(wctx, h) == nil {
 		return
 	}

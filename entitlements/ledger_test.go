@@ -38,6 +38,7 @@ func fixtureCatalog(t testing.TB) *catalog.Snapshot {
 			{ID: "potion", Name: "Potion", Kind: catalog.KindConsumable, Prices: []catalog.Price{{Currency: "gold", Amount: 100}}},
 			{ID: "elixir", Name: "Elixir", Kind: catalog.KindConsumable, Prices: []catalog.Price{{Currency: "gold", Amount: 10}}, MaxPerPlayer: 3},
 			{ID: "old-hat", Name: "Old Hat", Kind: catalog.KindDurable, Prices: []catalog.Price{{Currency: "gold", Amount: 1}}, AvailableFrom: &past, AvailableUntil: &past2},
+			{ID: "vip", Name: "VIP Pass", Kind: catalog.KindDurable, Prices: []catalog.Price{{Currency: "gems", Amount: 1000}}},
 			{ID: "pricey", Name: "Pricey", Kind: catalog.KindConsumable, Prices: []catalog.Price{{Currency: "gems", Amount: catalog.MaxAmount}}},
 		},
 		Bundles: []catalog.Bundle{{
@@ -48,6 +49,7 @@ func fixtureCatalog(t testing.TB) *catalog.Snapshot {
 		StoreProducts: []catalog.StoreProduct{
 			{Store: "apple", ProductID: "com.example.gems100", Grants: catalog.Grants{Currencies: map[string]int64{"gems": 100}}},
 			{Store: "apple", ProductID: "com.example.sword", Grants: catalog.Grants{Items: map[string]int64{"sword": 1}}},
+			{Store: "apple", ProductID: "com.example.vip.monthly", Grants: catalog.Grants{Items: map[string]int64{"vip": 1}, Currencies: map[string]int64{"gems": 10}}},
 			{Store: "google", ProductID: "gems_100", Grants: catalog.Grants{Currencies: map[string]int64{"gems": 100}}},
 		},
 	}

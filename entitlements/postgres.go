@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -112,18 +113,59 @@ func (l *Ledger) postTx(ctx context.Context, q querier, p posting) (postResult, 
 	}
 }
 
-// Holdings is everything one player holds, as of ledger version Version.
+// Holdings is everything one player holds, as of version Version.
 type Holdings struct {
 	PlayerID   string
 	Version    int64
 	Currencies map[string]int64
 	Items      map[string]int64
+	// Subscriptions maps subscription items to the time they hold until;
+	// only subscriptions active when loaded are present.
+	Subscriptions map[string]time.Time
 }
 
-// holdingsJSON is how holdings travel from coinop_post and to the cache.
+// Quantity is how many of item the player holds at now: the items they own,
+// or 1 while a subscription to it has not expired.
+func (h Holdings) Quantity(item string, now time.Time) int64 {
+	if n := h.Items[item]; n > 0 {
+		return n
+	}
+	if exp, ok := h.Subscriptions[item]; ok && exp.After(now) {
+		return 1
+	}
+	return 0
+}
+
+// Entitlement is one thing a player holds.
+type Entitlement struct {
+	ItemID    string     `json:"item_id"`
+	Quantity  int64      `json:"quantity"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+}
+
+// Entitlements lists what the player holds at now, sorted by item id.
+func (h Holdings) Entitlements(now time.Time) []Entitlement {
+	out := make([]Entitlement, 0, len(h.Items)+len(h.Subscriptions))
+	for id, n := range h.Items {
+		out = append(out, Entitlement{ItemID: id, Quantity: n})
+	}
+	for id, exp := range h.Subscriptions {
+		if _, owned := h.Items[id]; owned || !exp.After(now) {
+			continue
+		}
+		exp := exp
+		out = append(out, Entitlement{ItemID: id, Quantity: 1, ExpiresAt: &exp})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ItemID < out[j].ItemID })
+	return out
+}
+
+// holdingsJSON is how holdings travel from Postgres (coinop_holdings) and
+// to the cache.
 type holdingsJSON struct {
-	Currencies map[string]int64 `json:"currencies"`
-	Items      map[string]int64 `json:"items"`
+	Currencies    map[string]int64     `json:"currencies"`
+	Items         map[string]int64     `json:"items"`
+	Subscriptions map[string]time.Time `json:"subscriptions,omitempty"`
 }
 
 func decodeHoldings(b []byte, h *Holdings) error {
@@ -131,7 +173,7 @@ func decodeHoldings(b []byte, h *Holdings) error {
 	if err := json.Unmarshal(b, &j); err != nil {
 		return fmt.Errorf("entitlements: decode holdings: %w", err)
 	}
-	h.Currencies, h.Items = j.Currencies, j.Items
+	h.Currencies, h.Items, h.Subscriptions = j.Currencies, j.Items, j.Subscriptions
 	if h.Currencies == nil {
 		h.Currencies = map[string]int64{}
 	}
@@ -170,37 +212,11 @@ func (l *Ledger) HoldingsMany(ctx context.Context, playerIDs []string) (map[stri
 
 // loadHoldings reads a player's holdings from Postgres in one query.
 func (l *Ledger) loadHoldings(ctx context.Context, playerID string) (Holdings, error) {
-	l.loads.Add(1)
-	h := Holdings{PlayerID: playerID, Currencies: map[string]int64{}, Items: map[string]int64{}}
-	rows, err := l.db.Query(ctx, `SELECT p.version, b.asset_type, b.asset_id, b.quantity
-		FROM players p LEFT JOIN balances b ON b.player_id = p.player_id
-		WHERE p.player_id = $1`, playerID)
+	all, err := l.loadHoldingsMany(ctx, []string{playerID})
 	if err != nil {
-		return Holdings{}, fmt.Errorf("entitlements: holdings of %q: %w", playerID, err)
+		return Holdings{}, err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var typ, id *string
-		var qty *int64
-		if err := rows.Scan(&h.Version, &typ, &id, &qty); err != nil {
-			return Holdings{}, fmt.Errorf("entitlements: holdings of %q: %w", playerID, err)
-		}
-		if typ == nil {
-			continue
-		}
-		switch *typ {
-		case assetCurrency:
-			h.Currencies[*id] = *qty
-		case assetItem:
-			if *qty > 0 {
-				h.Items[*id] = *qty
-			}
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return Holdings{}, fmt.Errorf("entitlements: holdings of %q: %w", playerID, err)
-	}
-	return h, nil
+	return all[playerID], nil
 }
 
 // loadHoldingsMany reads several players' holdings in one query; players
@@ -211,32 +227,22 @@ func (l *Ledger) loadHoldingsMany(ctx context.Context, playerIDs []string) (map[
 	for _, id := range playerIDs {
 		out[id] = Holdings{PlayerID: id, Currencies: map[string]int64{}, Items: map[string]int64{}}
 	}
-	rows, err := l.db.Query(ctx, `SELECT p.player_id, p.version, b.asset_type, b.asset_id, b.quantity
-		FROM players p LEFT JOIN balances b ON b.player_id = p.player_id
-		WHERE p.player_id = ANY($1)`, playerIDs)
+	rows, err := l.db.Query(ctx, `SELECT player_id, version, coinop_holdings(player_id)
+		FROM players WHERE player_id = ANY($1)`, playerIDs)
 	if err != nil {
 		return nil, fmt.Errorf("entitlements: holdings of %d players: %w", len(playerIDs), err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var id string
-		var version int64
-		var typ, asset *string
-		var qty *int64
-		if err := rows.Scan(&id, &version, &typ, &asset, &qty); err != nil {
+		var h Holdings
+		var doc []byte
+		if err := rows.Scan(&h.PlayerID, &h.Version, &doc); err != nil {
 			return nil, fmt.Errorf("entitlements: holdings of %d players: %w", len(playerIDs), err)
 		}
-		h := out[id]
-		h.Version = version
-		if typ != nil {
-			switch {
-			case *typ == assetCurrency:
-				h.Currencies[*asset] = *qty
-			case *typ == assetItem && *qty > 0:
-				h.Items[*asset] = *qty
-			}
+		if err := decodeHoldings(doc, &h); err != nil {
+			return nil, err
 		}
-		out[id] = h
+		out[h.PlayerID] = h
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("entitlements: holdings of %d players: %w", len(playerIDs), err)
@@ -337,10 +343,10 @@ var auditQueries = []struct{ name, sql string }{
 		              AND (o.store, o.transaction_id) <> (s.store, s.transaction_id)))`},
 	{"refunds_reversed_once", `SELECT reference, count(*) FROM ledger_transactions
 		WHERE kind = 'store_refund' GROUP BY reference HAVING count(*) > 1`},
-	{"player_versions_match_ledger", `SELECT p.player_id, p.version, t.last AS last_transaction
+	{"player_versions_not_behind_ledger", `SELECT p.player_id, p.version, t.last AS last_transaction
 		FROM players p LEFT JOIN (SELECT player_id, max(id) AS last FROM ledger_transactions GROUP BY player_id) t
 		  ON t.player_id = p.player_id
-		WHERE p.version <> coalesce(t.last, 0)`},
+		WHERE p.version < coalesce(t.last, 0)`},
 }
 
 // Audit checks the ledger's invariants: entries sum to zero per asset and per

@@ -75,12 +75,17 @@ func (l *Ledger) Redeem(ctx context.Context, playerID string, p StorePurchase) (
 	if !ok {
 		return Outcome{}, ErrUnknownStoreProduct
 	}
+	// A subscription's items hold until it expires (table subscriptions);
+	// everything else is granted for good through the ledger.
+	subscription := p.ExpiresAt != nil
 	plan := newPlan()
 	for id, n := range product.Grants.Currencies {
 		plan.add(assetCurrency, id, mulClamp(n, p.Quantity))
 	}
-	for id, n := range product.Grants.Items {
-		plan.grantItem(snap, id, mulClamp(n, p.Quantity))
+	if !subscription {
+		for id, n := range product.Grants.Items {
+			plan.grantItem(snap, id, mulClamp(n, p.Quantity))
+		}
 	}
 	changes := plan.changes()
 	for i := range changes {
@@ -93,8 +98,14 @@ func (l *Ledger) Redeem(ctx context.Context, playerID string, p StorePurchase) (
 		"purchase_id": purchaseID, "store": p.Store, "transaction_id": p.TransactionID,
 		"product_id": p.ProductID, "quantity": p.Quantity,
 	}
-	if p.ExpiresAt != nil {
+	if subscription {
+		items := make([]string, 0, len(product.Grants.Items))
+		for id := range product.Grants.Items {
+			items = append(items, id)
+		}
+		sort.Strings(items)
 		result["expires_at"] = p.ExpiresAt.UTC()
+		result["subscription_items"] = items
 	}
 	metadata := map[string]any{
 		"store": p.Store, "transaction_id": p.TransactionID, "original_transaction_id": p.OriginalTransactionID,
@@ -148,10 +159,15 @@ func (l *Ledger) Redeem(ctx context.Context, playerID string, p StorePurchase) (
 			WHERE store = $1 AND transaction_id = $2`, p.Store, p.TransactionID, ledgerTx, []byte(out.Body)); err != nil {
 			return fmt.Errorf("record store purchase: %w", err)
 		}
-		if p.ExpiresAt != nil {
+		if subscription && len(product.Grants.Items) > 0 {
 			if err := upsertSubscription(ctx, tx, playerID, p, product); err != nil {
 				return err
 			}
+			h, err := bumpVersion(ctx, tx, playerID)
+			if err != nil {
+				return err
+			}
+			changed = &h
 		}
 		return nil
 	})
@@ -263,13 +279,13 @@ func (l *Ledger) Revoke(ctx context.Context, store, transactionID, reason string
 			WHERE store = $1 AND transaction_id = $2`, store, transactionID, revocationTx); err != nil {
 			return err
 		}
-		if revocationTx != nil {
-			h, err := holdingsTx(ctx, tx, rev.PlayerID, *revocationTx)
-			if err != nil {
-				return err
-			}
-			changed = &h
+		// Even with nothing to take back (a subscription), the player's state
+		// changed: move the version so caches drop what they hold.
+		h, err := bumpVersion(ctx, tx, rev.PlayerID)
+		if err != nil {
+			return err
 		}
+		changed = &h
 		return nil
 	})
 	if err != nil {
@@ -357,16 +373,62 @@ func reverse(ctx context.Context, tx pgx.Tx, player, store, transactionID string
 	return &id, shortfall, nil
 }
 
-// holdingsTx reads a player's holdings inside tx, at version.
-func holdingsTx(ctx context.Context, tx pgx.Tx, player string, version int64) (Holdings, error) {
-	var b []byte
-	err := tx.QueryRow(ctx, `SELECT jsonb_build_object(
-		'currencies', coalesce(jsonb_object_agg(asset_id, quantity) FILTER (WHERE asset_type = 'currency'), '{}'::jsonb),
-		'items', coalesce(jsonb_object_agg(asset_id, quantity) FILTER (WHERE asset_type = 'item' AND quantity > 0), '{}'::jsonb))
-		FROM balances WHERE player_id = $1`, player).Scan(&b)
+// bumpVersion moves the player's version past every ledger transaction so
+// far (their row is already locked) and returns their holdings at it.
+func bumpVersion(ctx context.Context, tx pgx.Tx, player string) (Holdings, error) {
+	if _, err := tx.Exec(ctx, `SELECT coinop_bump_version($1)`, player); err != nil {
+		return Holdings{}, fmt.Errorf("bump version: %w", err)
+	}
+	return holdingsTx(ctx, tx, player)
+}
+
+// UpdateSubscription applies the store's view of a subscription found by
+// its original transaction id: a renewal's new expiry (never moving it
+// back unless the state is revoked or expired) and its state (active,
+// grace_period, billing_retry, expired, revoked). Only active and
+// grace_period subscriptions grant their items, until expires_at.
+// Errors: ErrStorePurchaseNotFound when no subscription has that id.
+func (l *Ledger) UpdateSubscription(ctx context.Context, store, originalTransactionID string, expiresAt *time.Time, state string) error {
+	var changed Holdings
+	err := pgx.BeginFunc(ctx, l.db, func(tx pgx.Tx) error {
+		var player string
+		err := tx.QueryRow(ctx, `SELECT player_id FROM subscriptions WHERE store = $1 AND original_transaction_id = $2`,
+			store, originalTransactionID).Scan(&player)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrStorePurchaseNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM players WHERE player_id = $1 FOR UPDATE`, player); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE subscriptions SET state = $3, updated_at = now(),
+			expires_at = CASE WHEN $3 IN ('expired', 'revoked') THEN least(expires_at, coalesce($4, now()))
+			                  ELSE greatest(expires_at, coalesce($4, expires_at)) END
+			WHERE store = $1 AND original_transaction_id = $2`, store, originalTransactionID, state, expiresAt)
+		if err != nil {
+			return err
+		}
+		changed, err = bumpVersion(ctx, tx, player)
+		return err
+	})
 	if err != nil {
+		if errors.Is(err, ErrStorePurchaseNotFound) {
+			return err
+		}
+		return fmt.Errorf("entitlements: update subscription %s %s: %w", store, originalTransactionID, err)
+	}
+	l.afterCommit(ctx, changed)
+	return nil
+}
+
+// holdingsTx reads a player's holdings inside tx.
+func holdingsTx(ctx context.Context, tx pgx.Tx, player string) (Holdings, error) {
+	h := Holdings{PlayerID: player}
+	var doc []byte
+	if err := tx.QueryRow(ctx, `SELECT version, coinop_holdings(player_id) FROM players WHERE player_id = $1`, player).Scan(&h.Version, &doc); err != nil {
 		return Holdings{}, err
 	}
-	h := Holdings{PlayerID: player, Version: version}
-	return h, decodeHoldings(b, &h)
+	return h, decodeHoldings(doc, &h)
 }

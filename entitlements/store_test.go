@@ -9,7 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/coinop/coinop/entitlements"
+	"github.com/coinop/coinop/internal/testenv"
 )
 
 func applePurchase(tx, product string) entitlements.StorePurchase {
@@ -194,4 +197,59 @@ func TestNotificationInboxDeduplicatesAndRetries(t *testing.T) {
 	if done, _ := l.Notifications(ctx, "processed", 10); len(done) != 1 {
 		t.Fatalf("processed = %d, want 1", len(done))
 	}
+}
+
+func TestSubscriptionsHoldUntilTheyExpire(t *testing.T) {
+	forEachRedis(t, func(t *testing.T, rdb redis.UniversalClient, prefix string) {
+		pool, _ := testenv.NewPool(t)
+		l, _ := cachedLedger(t, pool, rdb, prefix, entitlements.CacheConfig{})
+		ctx := context.Background()
+		month := time.Now().Add(30 * 24 * time.Hour).Truncate(time.Second)
+		sub := applePurchase("tx-s1", "com.example.vip.monthly")
+		sub.OriginalTransactionID, sub.ExpiresAt = "orig-1", &month
+		if _, err := l.Redeem(ctx, "p1", sub); err != nil {
+			t.Fatal(err)
+		}
+		h := holdings(t, l, "p1")
+		if h.Quantity("vip", time.Now()) != 1 || h.Items["vip"] != 0 || h.Currencies["gems"] != 10 {
+			t.Fatalf("after subscribing: %+v", h)
+		}
+		if ents := h.Entitlements(time.Now()); len(ents) != 1 || ents[0].ExpiresAt == nil || !ents[0].ExpiresAt.Equal(month) {
+			t.Fatalf("entitlements = %+v", ents)
+		}
+		if h.Quantity("vip", month.Add(time.Second)) != 0 {
+			t.Error("a subscription held past its expiry")
+		}
+		// A renewal is a new transaction of the same subscription.
+		next := month.Add(30 * 24 * time.Hour)
+		renewal := applePurchase("tx-s2", "com.example.vip.monthly")
+		renewal.OriginalTransactionID, renewal.ExpiresAt = "orig-1", &next
+		if _, err := l.Redeem(ctx, "p1", renewal); err != nil {
+			t.Fatal(err)
+		}
+		if h := holdings(t, l, "p1"); !h.Subscriptions["vip"].Equal(next) || h.Currencies["gems"] != 20 {
+			t.Fatalf("after renewal: %+v", h)
+		}
+		// The store says it expired (billing failed past any grace period).
+		if err := l.UpdateSubscription(ctx, "apple", "orig-1", nil, "expired"); err != nil {
+			t.Fatal(err)
+		}
+		if h := holdings(t, l, "p1"); h.Quantity("vip", time.Now()) != 0 {
+			t.Fatalf("cached read after expiry still grants vip: %+v", h)
+		}
+		if err := l.UpdateSubscription(ctx, "apple", "nope", nil, "expired"); !errors.Is(err, entitlements.ErrStorePurchaseNotFound) {
+			t.Fatalf("unknown subscription: %v", err)
+		}
+		// A refund of the subscription revokes it even while active.
+		if err := l.UpdateSubscription(ctx, "apple", "orig-1", &next, "active"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Revoke(ctx, "apple", "tx-s2", "REFUND", entitlements.ClawbackClamp); err != nil {
+			t.Fatal(err)
+		}
+		if h := holdings(t, l, "p1"); h.Quantity("vip", time.Now()) != 0 {
+			t.Fatalf("after refund: %+v", h)
+		}
+		assertAuditOK(t, l)
+	})
 }

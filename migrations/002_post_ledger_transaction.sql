@@ -167,9 +167,5 @@ BEGIN
   UPDATE idempotency_keys i SET outcome = 'ok', response = v_response
   WHERE i.player_id = p_player AND i.scope = p_scope AND i.key = p_key;
 
-  RETURN QUERY SELECT 'ok'::text, v_response, false, v_tx, (
-    SELECT jsonb_build_object(
-      'currencies', coalesce(jsonb_object_agg(b.asset_id, b.quantity) FILTER (WHERE b.asset_type = 'currency'), '{}'::jsonb),
-      'items', coalesce(jsonb_object_agg(b.asset_id, b.quantity) FILTER (WHERE b.asset_type = 'item' AND b.quantity > 0), '{}'::jsonb))
-    FROM balances b WHERE b.player_id = p_player);
+  RETURN QUERY SELECT 'ok'::text, v_response, false, v_tx, coinop_holdings(p_player);
 END $$;

@@ -73,3 +73,25 @@ CREATE TABLE subscriptions (
   PRIMARY KEY (store, original_transaction_id)
 );
 CREATE INDEX subscriptions_player ON subscriptions (player_id);
+
+-- Everything a player holds, as the cache and the API see it: currency
+-- balances, items, and subscription items with the time they hold until.
+CREATE FUNCTION coinop_holdings(p_player text) RETURNS jsonb LANGUAGE sql STABLE AS $$
+  SELECT jsonb_build_object(
+    'currencies', coalesce((SELECT jsonb_object_agg(asset_id, quantity) FROM balances
+                            WHERE player_id = p_player AND asset_type = 'currency'), '{}'::jsonb),
+    'items', coalesce((SELECT jsonb_object_agg(asset_id, quantity) FROM balances
+                       WHERE player_id = p_player AND asset_type = 'item' AND quantity > 0), '{}'::jsonb),
+    'subscriptions', coalesce((SELECT jsonb_object_agg(item_id, expires_at) FROM (
+                                 SELECT item_id, max(expires_at) AS expires_at FROM subscriptions
+                                 WHERE player_id = p_player AND state IN ('active', 'grace_period') AND expires_at > now()
+                                 GROUP BY item_id) s), '{}'::jsonb))
+$$;
+
+-- A change that writes no ledger transaction (a subscription renewing or
+-- expiring) still moves the player's version forward, past every ledger
+-- transaction id so far, so caches take the new state and refuse the old.
+CREATE FUNCTION coinop_bump_version(p_player text) RETURNS bigint LANGUAGE sql AS $$
+  UPDATE players SET version = nextval(pg_get_serial_sequence('ledger_transactions', 'id'))
+  WHERE player_id = p_player RETURNING version
+$$;
