@@ -2,7 +2,7 @@ package server
 
 import (
 	"encoding/json"
-	"sort"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -17,14 +17,9 @@ type walletResponse struct {
 	Balances map[string]int64 `json:"balances"`
 }
 
-type entitlement struct {
-	ItemID   string `json:"item_id"`
-	Quantity int64  `json:"quantity"`
-}
-
 type entitlementsResponse struct {
-	PlayerID     string        `json:"player_id"`
-	Entitlements []entitlement `json:"entitlements"`
+	PlayerID     string                     `json:"player_id"`
+	Entitlements []entitlements.Entitlement `json:"entitlements"`
 }
 
 func (s *Server) getWallet(c *fiber.Ctx) error {
@@ -49,16 +44,7 @@ func (s *Server) getEntitlements(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(entitlementsResponse{PlayerID: h.PlayerID, Entitlements: sortedEntitlements(h.Items)})
-}
-
-func sortedEntitlements(items map[string]int64) []entitlement {
-	out := make([]entitlement, 0, len(items))
-	for id, n := range items {
-		out = append(out, entitlement{ItemID: id, Quantity: n})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ItemID < out[j].ItemID })
-	return out
+	return c.JSON(entitlementsResponse{PlayerID: h.PlayerID, Entitlements: h.Entitlements(time.Now())})
 }
 
 // idempotencyKey returns the request's key, copied out of fiber's buffer.

@@ -2,17 +2,23 @@ package server
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/coinop/coinop/access"
 	"github.com/coinop/coinop/entitlements"
 )
 
 // MaxChecks is the most (player, item) pairs in one batch check.
 const MaxChecks = 1000
 
-// requireServer accepts the game-server key. Player and admin tokens are
-// refused: game servers get read access to every player, nothing more.
+var errServerOnly = newProblem(fiber.StatusForbidden, codeForbidden, "This route takes a game-server key.")
+
+// requireServer accepts the game-server key (COINOP_SERVER_TOKEN) or an
+// admin API key with the server role. Player tokens, the admin token and
+// keys without the role are refused: game servers get read access to every
+// player, nothing more, and nothing else gets it.
 func (s *Server) requireServer(c *fiber.Ctx) error {
 	token, ok := bearer(c)
 	if !ok {
@@ -21,18 +27,40 @@ func (s *Server) requireServer(c *fiber.Ctx) error {
 	if s.cfg.ServerToken != "" && constantTimeEqual(token, s.cfg.ServerToken) {
 		return c.Next()
 	}
+	if s.keys != nil && access.LooksLikeKey(token) {
+		p, err := s.keys.Authenticate(c.UserContext(), token)
+		if err != nil {
+			return err // ErrUnknownKey is a 401; Postgres trouble a 503
+		}
+		if !p.Can(access.RoleServer) {
+			return errServerOnly.with("required_role", access.RoleServer)
+		}
+		return c.Next()
+	}
 	_, isPlayer := s.playerFromToken(token)
 	if isPlayer || (s.cfg.AdminToken != "" && constantTimeEqual(token, s.cfg.AdminToken)) {
-		return newProblem(fiber.StatusForbidden, codeForbidden, "This route takes a game-server key.")
+		return errServerOnly
 	}
 	return errUnauthenticated
 }
 
 type checkResult struct {
-	PlayerID string `json:"player_id"`
-	ItemID   string `json:"item_id"`
-	Owned    bool   `json:"owned"`
-	Quantity int64  `json:"quantity"`
+	PlayerID  string     `json:"player_id"`
+	ItemID    string     `json:"item_id"`
+	Owned     bool       `json:"owned"`
+	Quantity  int64      `json:"quantity"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+}
+
+// check answers one (player, item) question; a subscription item carries
+// the time it holds until.
+func check(h entitlements.Holdings, player, item string, now time.Time) checkResult {
+	n := h.Quantity(item, now)
+	r := checkResult{PlayerID: player, ItemID: item, Owned: n > 0, Quantity: n}
+	if exp, ok := h.Subscriptions[item]; ok && h.Items[item] == 0 && n > 0 {
+		r.ExpiresAt = &exp
+	}
+	return r
 }
 
 func (s *Server) getEntitlementCheck(c *fiber.Ctx) error {
@@ -48,8 +76,7 @@ func (s *Server) getEntitlementCheck(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	n := h.Items[item]
-	return c.JSON(checkResult{PlayerID: player, ItemID: item, Owned: n > 0, Quantity: n})
+	return c.JSON(check(h, player, item, time.Now()))
 }
 
 type checkBody struct {
@@ -93,9 +120,9 @@ func (s *Server) postEntitlementChecks(c *fiber.Ctx) error {
 		if err != nil {
 			return err
 		}
+		now := time.Now()
 		for i, ch := range b.Checks {
-			n := all[*ch.PlayerID].Items[*ch.ItemID]
-			results[i] = checkResult{PlayerID: *ch.PlayerID, ItemID: *ch.ItemID, Owned: n > 0, Quantity: n}
+			results[i] = check(all[*ch.PlayerID], *ch.PlayerID, *ch.ItemID, now)
 		}
 	}
 	return c.JSON(fiber.Map{"results": results})
