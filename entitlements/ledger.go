@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"math/bits"
@@ -15,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/coinop/coinop/catalog"
@@ -238,9 +240,12 @@ type GrantRequest struct {
 	PlayerID       string
 	IdempotencyKey string
 	Reason         string
-	Actor          string
-	Currencies     map[string]int64
-	Items          map[string]int64
+	// Actor and RequestID go to the audit log, written in the grant's own
+	// transaction.
+	Actor      string
+	RequestID  string
+	Currencies map[string]int64
+	Items      map[string]int64
 }
 
 // Grant credits the player in one transaction, exactly once per idempotency
@@ -303,7 +308,7 @@ func (l *Ledger) Grant(ctx context.Context, req GrantRequest) (Outcome, error) {
 		rejection = reject(CodeItemNotFound, map[string]any{"unknown": unknown})
 	}
 	grantID := uuid.Must(uuid.NewV7()).String()
-	return l.post(ctx, posting{
+	p := posting{
 		playerID:    req.PlayerID,
 		scope:       ScopeAdminGrant,
 		key:         req.IdempotencyKey,
@@ -319,7 +324,41 @@ func (l *Ledger) Grant(ctx context.Context, req GrantRequest) (Outcome, error) {
 			"reason": req.Reason, "actor": req.Actor, "currencies": req.Currencies, "items": req.Items,
 			"catalog_version": snap.Version, "idempotency_key": req.IdempotencyKey,
 		},
+	}
+	// The audit row commits with the grant or not at all; a replay changed
+	// nothing and records nothing.
+	var res postResult
+	var rejected *Rejection
+	err = pgx.BeginFunc(ctx, l.db, func(tx pgx.Tx) error {
+		var err error
+		res, err = l.postTx(ctx, tx, p)
+		if errors.As(err, &rejected) {
+			return nil // the rejection is stored with the key: commit it
+		}
+		if err != nil || res.Replayed {
+			return err
+		}
+		actor := req.Actor
+		if actor == "" {
+			actor = "unknown"
+		}
+		_, err = tx.Exec(ctx, `SELECT coinop_audit($1, 'player.grant', $2, NULL, $3, $4)`,
+			actor, "players/"+req.PlayerID, []byte(res.Body), req.RequestID)
+		return err
 	})
+	if err != nil {
+		if errors.Is(err, ErrIdempotencyKeyReused) || errors.Is(err, ErrIdempotencyKeyInUse) {
+			return Outcome{}, err
+		}
+		return Outcome{}, fmt.Errorf("entitlements: grant to %q: %w", req.PlayerID, err)
+	}
+	if rejected != nil {
+		return Outcome{}, rejected
+	}
+	if res.holdings != nil {
+		l.afterCommit(ctx, *res.holdings)
+	}
+	return res.Outcome, nil
 }
 
 const (

@@ -622,3 +622,37 @@ func BenchmarkPurchase(b *testing.B) {
 		}
 	})
 }
+
+func TestGrantsAreAuditedInTheirTransaction(t *testing.T) {
+	l, pool := newLedger(t)
+	ctx := context.Background()
+	req := entitlements.GrantRequest{PlayerID: "p1", IdempotencyKey: "g1", Reason: "ticket 42", Actor: "key:alice",
+		RequestID: "req-1", Currencies: map[string]int64{"gold": 5}}
+	for i := 0; i < 3; i++ { // retries are replays: audited once
+		if _, err := l.Grant(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := l.Grant(ctx, entitlements.GrantRequest{PlayerID: "p1", IdempotencyKey: "g2", Reason: "again", Actor: "key:alice", Items: map[string]int64{"sword": 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = l.Grant(ctx, entitlements.GrantRequest{PlayerID: "p1", IdempotencyKey: "g3", Reason: "dup", Actor: "key:alice", Items: map[string]int64{"sword": 1}})
+	if rejectionCode(err) != entitlements.CodeAlreadyOwned {
+		t.Fatalf("second sword: %v", err)
+	}
+	// The rejection was stored: its retry replays it.
+	_, err = l.Grant(ctx, entitlements.GrantRequest{PlayerID: "p1", IdempotencyKey: "g3", Reason: "dup", Actor: "key:alice", Items: map[string]int64{"sword": 1}})
+	var r *entitlements.Rejection
+	if !errors.As(err, &r) || !r.Replayed {
+		t.Fatalf("retry of a rejected grant: %v", err)
+	}
+	var n int
+	var actor, target, requestID string
+	if err := pool.QueryRow(ctx, `SELECT count(*), min(actor), min(target), max(request_id) FROM audit_log WHERE action = 'player.grant'`).Scan(&n, &actor, &target, &requestID); err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 || actor != "key:alice" || target != "players/p1" || requestID != "req-1" {
+		t.Fatalf("audit rows = %d (%s %s %s), want 2 grants by key:alice on players/p1", n, actor, target, requestID)
+	}
+}
