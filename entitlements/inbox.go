@@ -143,8 +143,12 @@ func (l *Ledger) StorePurchases(ctx context.Context, playerID string, limit int)
 // latest one with that original transaction id (how Apple refers to a
 // subscription), or ErrStorePurchaseNotFound.
 func (l *Ledger) FindStorePurchase(ctx context.Context, store, transactionID string) (StorePurchaseRecord, error) {
+	if transactionID == "" {
+		return StorePurchaseRecord{}, ErrStorePurchaseNotFound
+	}
 	rows, err := l.db.Query(ctx, `SELECT `+storePurchaseColumns+` FROM store_purchases
-		WHERE store = $1 AND (transaction_id = $2 OR purchase_token = $2) LIMIT 1`, store, transactionID)
+		WHERE store = $1 AND (transaction_id = $2 OR purchase_token = $2 OR original_transaction_id = $2)
+		ORDER BY (transaction_id = $2) DESC, purchased_at DESC LIMIT 1`, store, transactionID)
 	if err != nil {
 		return StorePurchaseRecord{}, fmt.Errorf("entitlements: find store purchase: %w", err)
 	}
@@ -160,7 +164,8 @@ func (l *Ledger) FindStorePurchase(ctx context.Context, store, transactionID str
 // unacknowledged for three days.
 func (l *Ledger) PendingAcknowledgements(ctx context.Context, limit int) ([]StorePurchaseRecord, error) {
 	rows, err := l.db.Query(ctx, `SELECT `+storePurchaseColumns+` FROM store_purchases
-		WHERE store = 'google' AND acknowledged_at IS NULL AND revoked_at IS NULL ORDER BY created_at LIMIT $1`, limit)
+		WHERE store = 'google' AND acknowledged_at IS NULL AND revoked_at IS NULL AND next_acknowledge_at <= now()
+		ORDER BY next_acknowledge_at LIMIT $1`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("entitlements: pending acknowledgements: %w", err)
 	}
@@ -173,6 +178,19 @@ func (l *Ledger) MarkAcknowledged(ctx context.Context, store, transactionID stri
 		WHERE store = $1 AND transaction_id = $2`, store, transactionID)
 	if err != nil {
 		return fmt.Errorf("entitlements: mark acknowledged: %w", err)
+	}
+	return nil
+}
+
+// AcknowledgeFailed pushes the next acknowledgement attempt back with
+// exponential backoff (capped at an hour), so failing rows do not starve
+// newer ones.
+func (l *Ledger) AcknowledgeFailed(ctx context.Context, store, transactionID string) error {
+	_, err := l.db.Exec(ctx, `UPDATE store_purchases SET acknowledge_attempts = acknowledge_attempts + 1,
+		next_acknowledge_at = now() + least(interval '1 hour', interval '1 second' * power(2, least(acknowledge_attempts, 12)))
+		WHERE store = $1 AND transaction_id = $2`, store, transactionID)
+	if err != nil {
+		return fmt.Errorf("entitlements: acknowledge failed: %w", err)
 	}
 	return nil
 }

@@ -46,6 +46,9 @@ var (
 	ErrUnknownStoreProduct = errors.New("entitlements: store product not in the catalog")
 	// ErrStorePurchaseNotFound means no redeemed purchase has that transaction id.
 	ErrStorePurchaseNotFound = errors.New("entitlements: store purchase not found")
+	// ErrStorePurchaseRevoked means the store refunded or revoked the
+	// transaction before it was redeemed here; it can no longer be redeemed.
+	ErrStorePurchaseRevoked = errors.New("entitlements: store transaction was refunded or revoked")
 )
 
 func storeAccount(store string) string { return "system:store_" + store }
@@ -129,6 +132,16 @@ func (l *Ledger) Redeem(ctx context.Context, playerID string, p StorePurchase) (
 		if err != nil {
 			return fmt.Errorf("claim store purchase: %w", err)
 		}
+		if tag.RowsAffected() == 1 {
+			var revoked bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM store_revocations WHERE store = $1 AND transaction_id = $2)`,
+				p.Store, p.TransactionID).Scan(&revoked); err != nil {
+				return err
+			}
+			if revoked {
+				return ErrStorePurchaseRevoked
+			}
+		}
 		if tag.RowsAffected() == 0 {
 			var owner string
 			var response []byte
@@ -172,7 +185,7 @@ func (l *Ledger) Redeem(ctx context.Context, playerID string, p StorePurchase) (
 		return nil
 	})
 	if err != nil {
-		if errors.Is(err, ErrReceiptOwnedByAnotherPlayer) {
+		if errors.Is(err, ErrReceiptOwnedByAnotherPlayer) || errors.Is(err, ErrStorePurchaseRevoked) {
 			return Outcome{}, err
 		}
 		return Outcome{}, fmt.Errorf("entitlements: redeem %s %s: %w", p.Store, p.TransactionID, err)
@@ -238,8 +251,9 @@ type Revocation struct {
 
 // Revoke reverses a store purchase after a refund or revocation, exactly
 // once: a second call for the same transaction changes nothing. What the
-// player has already spent is handled by policy.
-// Errors: ErrStorePurchaseNotFound.
+// player has already spent is handled by policy. A transaction never
+// redeemed here is remembered, so it cannot be redeemed after its refund.
+// Errors: ErrStorePurchaseNotFound (and the refund is remembered).
 func (l *Ledger) Revoke(ctx context.Context, store, transactionID, reason string, policy ClawbackPolicy) (Revocation, error) {
 	var rev Revocation
 	var changed *Holdings
@@ -249,7 +263,11 @@ func (l *Ledger) Revoke(ctx context.Context, store, transactionID, reason string
 		err := tx.QueryRow(ctx, `SELECT player_id, ledger_transaction_id, revoked_at FROM store_purchases
 			WHERE store = $1 AND transaction_id = $2 FOR UPDATE`, store, transactionID).Scan(&rev.PlayerID, &ledgerTx, &revokedAt)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return ErrStorePurchaseNotFound
+			if _, err := tx.Exec(ctx, `INSERT INTO store_revocations (store, transaction_id, reason) VALUES ($1, $2, $3)
+				ON CONFLICT DO NOTHING`, store, transactionID, reason); err != nil {
+				return err
+			}
+			return errTombstoned
 		}
 		if err != nil {
 			return err
@@ -288,10 +306,15 @@ func (l *Ledger) Revoke(ctx context.Context, store, transactionID, reason string
 		changed = &h
 		return nil
 	})
-	if err != nil {
-		if errors.Is(err, ErrStorePurchaseNotFound) {
-			return rev, err
+	if errors.Is(err, errTombstoned) {
+		// Commit the tombstone: BeginFunc rolls back on error, so redo it.
+		if _, err := l.db.Exec(ctx, `INSERT INTO store_revocations (store, transaction_id, reason) VALUES ($1, $2, $3)
+			ON CONFLICT DO NOTHING`, store, transactionID, reason); err != nil {
+			return rev, fmt.Errorf("entitlements: remember revocation %s %s: %w", store, transactionID, err)
 		}
+		return rev, ErrStorePurchaseNotFound
+	}
+	if err != nil {
 		return rev, fmt.Errorf("entitlements: revoke %s %s: %w", store, transactionID, err)
 	}
 	if changed != nil {
@@ -299,6 +322,8 @@ func (l *Ledger) Revoke(ctx context.Context, store, transactionID, reason string
 	}
 	return rev, nil
 }
+
+var errTombstoned = errors.New("entitlements: revocation of an unknown transaction")
 
 // reverse writes the ledger transaction that takes a grant back.
 func reverse(ctx context.Context, tx pgx.Tx, player, store, transactionID string, grantTx int64, reason string, policy ClawbackPolicy) (*int64, map[string]int64, error) {

@@ -253,3 +253,17 @@ func TestSubscriptionsHoldUntilTheyExpire(t *testing.T) {
 		assertAuditOK(t, l)
 	})
 }
+
+func TestARefundBeforeRedemptionBlocksTheRedemption(t *testing.T) {
+	l, _ := newLedger(t)
+	ctx := context.Background()
+	if _, err := l.Revoke(ctx, "apple", "tx-early", "REFUND", entitlements.ClawbackClamp); !errors.Is(err, entitlements.ErrStorePurchaseNotFound) {
+		t.Fatalf("revoke unknown: %v", err)
+	}
+	if _, err := l.Redeem(ctx, "p1", applePurchase("tx-early", "com.example.gems100")); !errors.Is(err, entitlements.ErrStorePurchaseRevoked) {
+		t.Fatalf("redeem after refund: %v", err)
+	}
+	if h := holdings(t, l, "p1"); h.Currencies["gems"] != 0 {
+		t.Fatalf("granted %d gems for a refunded transaction", h.Currencies["gems"])
+	}
+}

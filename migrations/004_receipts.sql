@@ -18,6 +18,7 @@ CREATE TABLE store_purchases (
   consumable              boolean NOT NULL DEFAULT false,
   acknowledged_at         timestamptz,
   acknowledge_attempts    int NOT NULL DEFAULT 0,
+  next_acknowledge_at     timestamptz NOT NULL DEFAULT now(),
   revoked_at              timestamptz,
   revocation_ledger_transaction_id bigint REFERENCES ledger_transactions,
   response                jsonb NOT NULL,
@@ -28,6 +29,16 @@ CREATE INDEX store_purchases_player ON store_purchases (player_id, created_at DE
 CREATE INDEX store_purchases_original ON store_purchases (store, original_transaction_id);
 CREATE INDEX store_purchases_unacknowledged ON store_purchases (created_at)
   WHERE store = 'google' AND acknowledged_at IS NULL;
+
+-- Refunds and revocations for transactions never redeemed here: a later
+-- redemption of the same (pre-refund) signed transaction is refused.
+CREATE TABLE store_revocations (
+  store          text NOT NULL,
+  transaction_id text NOT NULL,
+  reason         text NOT NULL DEFAULT '',
+  revoked_at     timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (store, transaction_id)
+);
 
 -- Store notifications are written here before the store gets its 200, then
 -- processed (with retries) from here; the key deduplicates redeliveries.
