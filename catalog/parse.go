@@ -179,15 +179,26 @@ func parseJSON(data, src []byte, format Format) (*Catalog, error) {
 	// walk below checks the exact shape first so that a designer's mistake
 	// comes back with a path and a line; the decode after it only fills in
 	// the values.
-	sc := &shapeChecker{dec: json.NewDecoder(bytes.NewReader(data)), src: src, format: format}
-	sc.dec.UseNumber()
-	if err := sc.document(); err != nil {
+	var c Catalog
+	if err := decodeShaped(data, src, format, &c, "the document must be an object with currencies, items, bundles and store_products"); err != nil {
 		return nil, err
 	}
-	var c Catalog
+	normalize(&c)
+	return &c, nil
+}
+
+// decodeShaped checks data against the shape of *v (a pointer to a struct),
+// then decodes it into v. notObject is the message when data is not a JSON
+// object.
+func decodeShaped(data, src []byte, format Format, v any, notObject string) error {
+	sc := &shapeChecker{dec: json.NewDecoder(bytes.NewReader(data)), src: src, format: format}
+	sc.dec.UseNumber()
+	if err := sc.document(reflect.TypeOf(v).Elem(), notObject); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
+	if err := dec.Decode(v); err != nil {
 		// Unreachable unless the shape check and encoding/json disagree;
 		// still an error, never a panic.
 		pe := &ParseError{Format: format, Message: strings.TrimPrefix(err.Error(), "json: ")}
@@ -195,10 +206,9 @@ func parseJSON(data, src []byte, format Format) (*Catalog, error) {
 		if errors.As(err, &te) && src != nil {
 			pe.Line, pe.Column = position(src, te.Offset)
 		}
-		return nil, pe
+		return pe
 	}
-	normalize(&c)
-	return &c, nil
+	return nil
 }
 
 var (
@@ -217,7 +227,8 @@ type shapeChecker struct {
 	format Format
 }
 
-func (s *shapeChecker) document() error {
+// document checks a whole document, an object of type root.
+func (s *shapeChecker) document(root reflect.Type, notObject string) error {
 	tok, err := s.dec.Token()
 	if err == io.EOF {
 		return &ParseError{Format: s.format, Message: "document is empty"}
@@ -226,9 +237,9 @@ func (s *shapeChecker) document() error {
 		return s.tokenErr(err, "")
 	}
 	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return s.errAt("", "the document must be an object with currencies, items, bundles and store_products")
+		return s.errAt("", notObject)
 	}
-	if err := s.object(reflect.TypeFor[Catalog](), ""); err != nil {
+	if err := s.object(root, ""); err != nil {
 		return err
 	}
 	// Point at the first byte after the document, whatever it is: the

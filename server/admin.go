@@ -36,7 +36,8 @@ func (s *Server) postGrant(c *fiber.Ctx) error {
 		PlayerID:       player,
 		IdempotencyKey: key,
 		Reason:         strings.Clone(*b.Reason),
-		Actor:          "admin",
+		Actor:          actor(c),
+		RequestID:      requestID(c),
 		Currencies:     b.Currencies,
 		Items:          b.Items,
 	})

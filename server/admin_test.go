@@ -53,7 +53,7 @@ func TestLedgerPagination(t *testing.T) {
 		t.Errorf("purchase metadata = %s", buyTx.Metadata)
 	}
 	grantTx := all.Transactions[1]
-	if err := json.Unmarshal(grantTx.Metadata, &meta); err != nil || meta["reason"] != "test funding" || meta["actor"] != "admin" {
+	if err := json.Unmarshal(grantTx.Metadata, &meta); err != nil || meta["reason"] != "test funding" || meta["actor"] != "admin-token" {
 		t.Errorf("grant metadata = %s", grantTx.Metadata)
 	}
 

@@ -67,30 +67,6 @@ func etagMatches(header, etag string) bool {
 	return false
 }
 
-func (s *Server) putCatalog(c *fiber.Ctx) error {
-	format := catalog.FormatJSON
-	if ct := c.Get(fiber.HeaderContentType); ct != "" {
-		f, ok := catalog.FormatFromContentType(ct)
-		if !ok {
-			return newProblem(fiber.StatusUnsupportedMediaType, codeUnsupportedMediaType,
-				"Send the catalog as application/json or application/yaml.")
-		}
-		format = f
-	}
-	doc, err := catalog.Parse(c.Body(), format)
-	if err != nil {
-		return err
-	}
-	snap, err := s.catalogs.Publish(c.UserContext(), doc, c.Query("note"), "admin")
-	if err != nil {
-		return err
-	}
-	s.live.Set(snap)
-	c.Set(fiber.HeaderETag, snap.ETag())
-	c.Set(fiber.HeaderLocation, "/v1/catalog")
-	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"version": snap.Version})
-}
-
 func parseNonNegativeInt(s string, def int64) (int64, bool) {
 	if s == "" {
 		return def, true

@@ -14,8 +14,10 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/puddle/v2"
 
+	"github.com/coinop/coinop/access"
 	"github.com/coinop/coinop/catalog"
 	"github.com/coinop/coinop/entitlements"
+	"github.com/coinop/coinop/receipts"
 )
 
 // Problem codes. They are part of the API: clients switch on them, so they
@@ -36,6 +38,23 @@ const (
 	codeUnavailable           = "unavailable"
 	codeRateLimited           = "rate_limited"
 	codeInternal              = "internal"
+	// The catalog workflow and admin keys.
+	codePreconditionFailed = "precondition_failed"
+	codeEntityNotFound     = "catalog_entity_not_found"
+	codeVersionNotFound    = "catalog_version_not_found"
+	codeScheduleConflict   = "schedule_conflict"
+	codeKeyNotFound        = "key_not_found"
+	codeKeyNameTaken       = "key_name_taken"
+)
+
+// Problem codes of store purchases and notifications.
+const (
+	codeReceiptInvalid       = "receipt_invalid"
+	codeReceiptOwned         = "receipt_owned_by_another_player"
+	codeStoreUnavailable     = "store_unavailable"
+	codeStoreDisabled        = "store_disabled"
+	codeStoreMisconfigured   = "store_misconfigured"
+	storeUnavailableRetrySec = "5"
 )
 
 // problem is an RFC 9457 problem detail. Extensions are merged into the top
@@ -95,6 +114,17 @@ var titles = map[string]string{
 	codeCatalogNotPublished:                    "No catalog published",
 	codeUnavailable:                            "Service unavailable",
 	codeInternal:                               "Internal error",
+	codeReceiptInvalid:                         "Receipt invalid",
+	codeReceiptOwned:                           "Receipt redeemed by another player",
+	codeStoreUnavailable:                       "Store unavailable",
+	codeStoreDisabled:                          "Store not enabled",
+	codeStoreMisconfigured:                     "Store configuration refused",
+	codePreconditionFailed:                     "Precondition failed",
+	codeEntityNotFound:                         "Catalog entity not found",
+	codeVersionNotFound:                        "Catalog version not found",
+	codeScheduleConflict:                       "Scheduled version would be superseded",
+	codeKeyNotFound:                            "Key not found",
+	codeKeyNameTaken:                           "Key name already used",
 	string(entitlements.CodeItemNotFound):      "Item not found",
 	string(entitlements.CodeItemUnavailable):   "Item not available now",
 	string(entitlements.CodePriceMismatch):     "Price changed",
@@ -143,6 +173,10 @@ func problemFor(err error) problem {
 		validation *catalog.ValidationError
 		parse      *catalog.ParseError
 		fe         *fiber.Error
+		precond    *catalog.PreconditionError
+		schedule   *catalog.ScheduleConflictError
+		badOption  *catalog.RequestError
+		badAccess  *access.InvalidError
 	)
 	switch {
 	case errors.As(err, &p):
@@ -170,6 +204,46 @@ func problemFor(err error) problem {
 	case errors.As(err, &parse):
 		return newProblem(fiber.StatusUnprocessableEntity, codeCatalogInvalid, "The catalog document cannot be read.").
 			with("errors", []catalog.Problem{{Path: parse.Path, Message: parse.Error()}})
+	case errors.As(err, &precond):
+		p := newProblem(fiber.StatusPreconditionFailed, codePreconditionFailed,
+			"If-Match does not match: someone changed it since you read it. Read it again, reapply your change and retry.")
+		if precond.ETag != "" {
+			p = p.with("current_etag", precond.ETag)
+		}
+		return p
+	case errors.Is(err, catalog.ErrEntityNotFound):
+		return newProblem(fiber.StatusNotFound, codeEntityNotFound, "The draft has no such entity.")
+	case errors.Is(err, catalog.ErrVersionNotFound):
+		return newProblem(fiber.StatusNotFound, codeVersionNotFound, "No catalog version has that number.")
+	case errors.As(err, &schedule):
+		return newProblem(fiber.StatusConflict, codeScheduleConflict,
+			"Publishing this would stop scheduled versions from ever going live; send supersede_scheduled to confirm.").
+			with("pending_versions", schedule.Pending)
+	case errors.As(err, &badOption):
+		return newProblem(fiber.StatusBadRequest, codeInvalidRequest, badOption.Field+" "+badOption.Message+".")
+	case errors.As(err, &badAccess):
+		return newProblem(fiber.StatusBadRequest, codeInvalidRequest, badAccess.Field+": "+badAccess.Message+".")
+	case errors.Is(err, access.ErrKeyNotFound):
+		return newProblem(fiber.StatusNotFound, codeKeyNotFound, "No key has that name or id.")
+	case errors.Is(err, access.ErrNameTaken):
+		return newProblem(fiber.StatusConflict, codeKeyNameTaken, "A key with this name exists or existed; names are never reused.")
+	case errors.Is(err, access.ErrUnknownKey):
+		return errUnauthenticated
+	case receipts.ReasonOf(err) != "":
+		return receiptInvalid(receipts.ReasonOf(err), err)
+	case errors.Is(err, entitlements.ErrUnknownStoreProduct):
+		return receiptInvalid(receipts.ReasonProduct, err)
+	case errors.Is(err, entitlements.ErrReceiptOwnedByAnotherPlayer):
+		return newProblem(fiber.StatusConflict, codeReceiptOwned,
+			"Another player already redeemed this store transaction; nothing was granted.")
+	case errors.Is(err, receipts.ErrStoreUnavailable):
+		return newProblem(fiber.StatusServiceUnavailable, codeStoreUnavailable,
+			"The store could not confirm the purchase; nothing was recorded. Retry later with the same receipt.")
+	case errors.Is(err, receipts.ErrMisconfigured):
+		return newProblem(fiber.StatusInternalServerError, codeStoreMisconfigured,
+			"The store refused this server's credentials or settings; the operator must fix them.")
+	case errors.Is(err, receipts.ErrPushUnauthorized):
+		return newProblem(fiber.StatusUnauthorized, codeUnauthenticated, "The push is not authenticated by the configured service account.")
 	case errors.As(err, &fe):
 		return fiberProblem(fe)
 	case unavailable(err):
@@ -229,7 +303,11 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 		p = p.with("request_id", requestID(c))
 	}
 	if p.Status == fiber.StatusServiceUnavailable {
-		c.Set(fiber.HeaderRetryAfter, "1")
+		retry := "1"
+		if p.Code == codeStoreUnavailable {
+			retry = storeUnavailableRetrySec
+		}
+		c.Set(fiber.HeaderRetryAfter, retry)
 	}
 	if p.Status == fiber.StatusUnauthorized {
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="coinop"`)
@@ -244,4 +322,26 @@ func writeProblem(c *fiber.Ctx, p problem) error {
 	}
 	c.Set(fiber.HeaderContentType, "application/problem+json")
 	return c.Status(p.Status).Send(body)
+}
+
+// receiptReasons explain each receipts.Reason to the client.
+var receiptReasons = map[receipts.Reason]string{
+	receipts.ReasonSignature:   "The store did not sign or does not recognize this purchase.",
+	receipts.ReasonChain:       "The signing certificate chain is missing, untrusted or not valid.",
+	receipts.ReasonBundle:      "The purchase was made for another app.",
+	receipts.ReasonEnvironment: "The purchase was made in a store environment this server does not accept for this player.",
+	receipts.ReasonProduct:     "The product is not one this server sells (no catalog store product), or not the one named.",
+	receipts.ReasonState:       "The purchase is not completed: pending, cancelled, refunded or revoked.",
+	receipts.ReasonFormat:      "The receipt cannot be decoded or lacks required fields.",
+	receipts.ReasonAccount:     "The purchase belongs to another account.",
+}
+
+// receiptInvalid is 422 receipt_invalid with the reason as an extension.
+func receiptInvalid(reason receipts.Reason, err error) problem {
+	detail := receiptReasons[reason]
+	var ie *receipts.InvalidError
+	if errors.As(err, &ie) && ie.Detail != "" {
+		detail += " (" + ie.Detail + ")"
+	}
+	return newProblem(fiber.StatusUnprocessableEntity, codeReceiptInvalid, detail).with("reason", string(reason))
 }

@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/coinop/coinop/access"
+	"github.com/coinop/coinop/audit"
 	"github.com/coinop/coinop/catalog"
 	"github.com/coinop/coinop/entitlements"
 )
@@ -40,6 +42,13 @@ type Config struct {
 	BodyLimit int
 	// CatalogBodyLimit is the largest catalog document an admin may upload.
 	CatalogBodyLimit int
+	// KeyCacheTTL is how long a verified admin API key is trusted before
+	// Postgres is asked again (and so how long a revoked key may still work
+	// on other replicas); 0 means access.DefaultCacheTTL.
+	KeyCacheTTL time.Duration
+	// StoreTesters are the players whose sandbox (test) store purchases a
+	// production deployment accepts.
+	StoreTesters []string
 }
 
 // Deps are the parts the server calls.
@@ -54,6 +63,13 @@ type Deps struct {
 	Logger   *slog.Logger
 	// Registry receives the server's metrics; nil means a fresh registry.
 	Registry *prometheus.Registry
+	// Keys verifies admin API keys and AuditLog reads the audit log; nil
+	// means built on DB.
+	Keys     *access.Keys
+	AuditLog *audit.Log
+	// Stores verify store purchases and notifications; none means receipts
+	// are disabled.
+	Stores Stores
 }
 
 // Server is the HTTP API.
@@ -69,6 +85,10 @@ type Server struct {
 	limiter  *rateLimiter
 	cache    *entitlements.Cache
 	app      *fiber.App
+	keys     *access.Keys
+	auditLog *audit.Log
+	stores   Stores
+	testers  map[string]struct{}
 
 	catalogBody atomic.Pointer[catalogBody]
 }
@@ -94,6 +114,17 @@ func New(cfg Config, deps Deps) *Server {
 		cfg: cfg, ledger: deps.Ledger, catalogs: deps.Catalogs, live: deps.Live,
 		db: deps.DB, redis: deps.Redis, log: deps.Logger, cache: deps.Cache,
 	}
+	s.stores, s.testers = deps.Stores, map[string]struct{}{}
+	for _, id := range cfg.StoreTesters {
+		s.testers[id] = struct{}{}
+	}
+	if deps.Keys == nil && deps.DB != nil {
+		deps.Keys = access.NewKeys(deps.DB, access.KeysConfig{CacheTTL: cfg.KeyCacheTTL, Logger: deps.Logger})
+	}
+	if deps.AuditLog == nil && deps.DB != nil {
+		deps.AuditLog = audit.New(deps.DB)
+	}
+	s.keys, s.auditLog = deps.Keys, deps.AuditLog
 	s.metrics = newMetrics(deps.Registry, deps.DB)
 	if deps.Cache != nil {
 		deps.Registry.MustRegister(deps.Cache.Collectors()...)
@@ -134,17 +165,45 @@ func (s *Server) routes() {
 	// must not fall into the player group's middleware.
 	v1.Get("/players/:player_id/entitlements/:item_id", s.requireServer, s.getEntitlementCheck)
 	v1.Post("/entitlements/check", s.requireServer, s.limitBody(1<<20), s.postEntitlementChecks)
+	// Store notifications authenticate themselves (Apple's signature, Google's
+	// OIDC push token), so they too come before the player group.
+	v1.Post("/stores/apple/notifications", s.limitBody(notificationBodyLimit), s.postAppleNotification)
+	v1.Post("/stores/google/notifications", s.limitBody(notificationBodyLimit), s.postGoogleNotification)
 
 	player := v1.Group("", s.requirePlayer, s.limiter.check)
 	player.Get("/wallet", s.getWallet)
 	player.Get("/entitlements", s.getEntitlements)
 	player.Post("/purchases", s.limitBody(s.cfg.BodyLimit), s.postPurchase)
+	player.Post("/receipts", s.limitBody(receiptBodyLimit), s.postReceipt)
 
+	// The admin API: requireAdmin says who the caller is, allow says what
+	// they may do. Every route names its role (README, "Roles and keys").
 	admin := app.Group("/admin/v1", s.requireAdmin)
-	admin.Put("/catalog", s.limitBody(s.cfg.CatalogBodyLimit), s.putCatalog)
-	admin.Post("/players/:player_id/grants", s.limitBody(s.cfg.BodyLimit), s.postGrant)
-	admin.Get("/players/:player_id/ledger", s.getLedger)
-	admin.Get("/audit", s.getAudit)
+	viewer, editor, publisher := s.allow(access.RoleViewer), s.allow(access.RoleEditor), s.allow(access.RolePublisher)
+	support, keyAdmin := s.allow(access.RoleSupport), s.allow(access.RoleAdmin)
+	catalogBody := s.limitBody(s.cfg.CatalogBodyLimit)
+	admin.Put("/catalog", publisher, catalogBody, s.putCatalog)
+	admin.Get("/catalog/draft", viewer, s.getDraft)
+	admin.Put("/catalog/draft", editor, catalogBody, s.putDraft)
+	admin.Post("/catalog/draft/validate", viewer, s.postValidateDraft)
+	admin.Get("/catalog/draft/diff", viewer, s.getDraftDiff)
+	admin.Get("/catalog/draft/:section/:id", viewer, s.getDraftEntity)
+	admin.Put("/catalog/draft/:section/:id", editor, catalogBody, s.putDraftEntity)
+	admin.Delete("/catalog/draft/:section/:id", editor, s.deleteDraftEntity)
+	admin.Post("/catalog/publish", publisher, s.limitBody(s.cfg.BodyLimit), s.postPublish)
+	admin.Post("/catalog/rollback", publisher, s.limitBody(s.cfg.BodyLimit), s.postRollback)
+	admin.Get("/catalog/versions", viewer, s.getVersions)
+	admin.Get("/catalog/versions/:version", viewer, s.getVersion)
+	admin.Post("/players/:player_id/grants", support, s.limitBody(s.cfg.BodyLimit), s.postGrant)
+	admin.Get("/players/:player_id/ledger", support, s.getLedger)
+	admin.Get("/audit", support, s.getAudit)
+	admin.Get("/audit-log", support, s.getAuditLog)
+	admin.Get("/players/:player_id/store-purchases", support, s.getStorePurchases)
+	admin.Get("/refunds", support, s.getRefunds)
+	admin.Get("/store-notifications", support, s.getStoreNotifications)
+	admin.Get("/keys", keyAdmin, s.getKeys)
+	admin.Post("/keys", keyAdmin, s.limitBody(s.cfg.BodyLimit), s.postKey)
+	admin.Delete("/keys/:key", keyAdmin, s.deleteKey)
 
 	app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
 }

@@ -36,8 +36,24 @@ var settings = []setting{
 	{"COINOP_IDEMPOTENCY_RETENTION", "idempotency-retention", "24h", "how long idempotency keys are kept (at least 24h)", false},
 	{"COINOP_IDEMPOTENCY_WAIT", "idempotency-wait", "5s", "how long a duplicate waits for the first request before 409 idempotency_key_in_use", false},
 	{"COINOP_CATALOG_REFRESH", "catalog-refresh", "1s", "how often each replica checks Postgres for a newer catalog", false},
+	{"COINOP_KEY_CACHE_TTL", "key-cache-ttl", "10s", "how long a verified admin API key is trusted before Postgres is asked again (a revoked key stops working within it)", false},
 	{"COINOP_LOG_LEVEL", "log-level", "info", "debug, info, warn or error", false},
 	{"COINOP_LOG_FORMAT", "log-format", "json", "json or text", false},
+	// Stores (see stores.go).
+	{"COINOP_STORES", "stores", "", "stores whose purchases are accepted: comma list of apple, google, fake; empty disables receipts", false},
+	{"COINOP_APPLE_BUNDLE_ID", "apple-bundle-id", "", "bundle id of the iOS app", false},
+	{"COINOP_APPLE_APP_APPLE_ID", "apple-app-apple-id", "", "numeric Apple id of the app (required when the environment is production)", false},
+	{"COINOP_APPLE_ENVIRONMENT", "apple-environment", "production", "App Store environment accepted: production, sandbox or xcode", false},
+	{"COINOP_APPLE_ROOT_CERTS", "apple-root-certs", "", "comma list of PEM or DER root certificate files; empty means the embedded Apple Root CA G3", false},
+	{"COINOP_APPLE_SHARED_SECRET", "apple-shared-secret", "", "app-specific shared secret for verifyReceipt (app receipts with subscriptions)", true},
+	{"COINOP_GOOGLE_PACKAGE_NAME", "google-package-name", "", "Android package name", false},
+	{"COINOP_GOOGLE_ENVIRONMENT", "google-environment", "production", "Google Play purchases accepted: production, or sandbox (license testers only)", false},
+	{"COINOP_GOOGLE_SERVICE_ACCOUNT", "google-service-account", "", "path of the service account JSON key for the Play Developer API", true},
+	{"COINOP_GOOGLE_PUSH_AUDIENCE", "google-push-audience", "", "audience of the OIDC tokens of Pub/Sub pushes (real-time developer notifications)", false},
+	{"COINOP_GOOGLE_PUSH_SERVICE_ACCOUNT", "google-push-service-account", "", "service account email the Pub/Sub pushes authenticate as", false},
+	{"COINOP_STORE_TESTERS", "store-testers", "", "comma list of player ids whose sandbox purchases a production deployment accepts", false},
+	{"COINOP_CLAWBACK_POLICY", "clawback-policy", "clamp", "what a refund does with currency already spent: clamp, negative or flag", false},
+	{"COINOP_FAKE_STORE_DIR", "fake-store-dir", ".dev/fakestore", "where the fake store keeps its test CA (COINOP_STORES=fake)", false},
 }
 
 // config is the parsed settings.

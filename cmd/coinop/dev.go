@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -47,6 +48,12 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 			return "true"
 		case "COINOP_LOG_FORMAT":
 			return "text"
+		case "COINOP_STORES":
+			return devStores
+		case "COINOP_APPLE_BUNDLE_ID":
+			return devBundleID
+		case "COINOP_APPLE_ENVIRONMENT":
+			return devAppleEnvironment
 		}
 		return ""
 	}
@@ -100,7 +107,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	// One funding a day per catalog's currencies, so restarts do not print money.
 	_, err = w.ledger.Grant(ctx, entitlements.GrantRequest{
 		PlayerID:       devPlayer,
-		IdempotencyKey: fmt.Sprintf("dev-funding-%s-%v", time.Now().UTC().Format("2006-01-02"), snap.CurrencyIDs()),
+		IdempotencyKey: fmt.Sprintf("dev-funding-%s-%s", time.Now().UTC().Format("2006-01-02"), strings.Join(snap.CurrencyIDs(), ",")),
 		Reason:         "make dev demo funding",
 		Actor:          "coinop dev",
 		Currencies:     funding,
@@ -115,6 +122,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	return w.serve(ctx, func(addr string) {
 		printDevBanner(stdout, addr, token, cfg.str("COINOP_ADMIN_TOKEN"), snap)
+		printStoreBanner(stdout, addr, token, cfg, snap)
 	})
 }
 

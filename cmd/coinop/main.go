@@ -40,7 +40,9 @@ Usage:
   coinop migrate    [flags]   apply database migrations
   coinop dev        [flags]   local development: Postgres, Redis, demo catalog and player, then serve
   coinop token      --player ID [--ttl 1h]   print a player token (HS256, COINOP_JWT_SECRET)
-  coinop catalog    validate FILE | push FILE
+  coinop catalog    pull | push | diff | validate | publish | versions | rollback   the catalog workflow (see coinop catalog -h)
+  coinop keys       create --name NAME --role ROLE | list | revoke NAME|ID   admin API keys (acts on the database)
+  coinop receipts   mint | notification   fake-store purchases and notifications for local tests
   coinop loadtest   [flags]   load test a coinop server (see coinop loadtest -h)
 
 Every setting is an environment variable (COINOP_*) and a flag; run
@@ -64,6 +66,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runToken(rest, getenv, stdout, stderr)
 	case "catalog":
 		return runCatalog(ctx, rest, getenv, stdout, stderr)
+	case "keys":
+		return runKeys(ctx, rest, getenv, stdout, stderr)
+	case "receipts":
+		return runReceipts(rest, getenv, stdout, stderr)
 	case "loadtest":
 		return runLoadtest(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":

@@ -89,10 +89,10 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger) (_ *wired, err 
 		return nil, errors.New("COINOP_JWT_SECRET must be set to at least 32 bytes (for example: openssl rand -hex 32)")
 	}
 	if cfg.str("COINOP_ADMIN_TOKEN") == "" {
-		logger.Warn("COINOP_ADMIN_TOKEN is empty: the admin API refuses every request")
+		logger.Warn("COINOP_ADMIN_TOKEN is empty: only admin API keys (coinop keys create) can use the admin API")
 	}
 	durations := map[string]time.Duration{}
-	for _, env := range []string{"COINOP_CACHE_TTL", "COINOP_REQUEST_TIMEOUT", "COINOP_SHUTDOWN_TIMEOUT", "COINOP_IDEMPOTENCY_RETENTION", "COINOP_IDEMPOTENCY_WAIT", "COINOP_CATALOG_REFRESH"} {
+	for _, env := range []string{"COINOP_CACHE_TTL", "COINOP_REQUEST_TIMEOUT", "COINOP_SHUTDOWN_TIMEOUT", "COINOP_IDEMPOTENCY_RETENTION", "COINOP_IDEMPOTENCY_WAIT", "COINOP_CATALOG_REFRESH", "COINOP_KEY_CACHE_TTL"} {
 		if durations[env], err = cfg.duration(env); err != nil {
 			return nil, err
 		}
@@ -117,6 +117,10 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger) (_ *wired, err 
 		return nil, err
 	}
 	autoMigrate, err := cfg.boolean("COINOP_AUTO_MIGRATE")
+	if err != nil {
+		return nil, err
+	}
+	stores, err := buildStores(cfg, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -147,12 +151,16 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger) (_ *wired, err 
 
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	w := &wired{cfg: cfg, log: logger, db: db, redis: rdb, stop: stop, retention: durations["COINOP_IDEMPOTENCY_RETENTION"]}
-	w.catalogs = catalog.NewStore(db)
+	// Publishes are announced on Redis so every replica loads them at once;
+	// the poll of Live.Run is the fallback when Redis is down.
+	notifier := catalog.NewNotifier(rdb, prefix)
+	w.catalogs = catalog.NewStore(db, catalog.WithNotifier(notifier))
 	w.live = catalog.NewLive(w.catalogs)
 	if _, err := w.live.Refresh(ctx); err != nil && !errors.Is(err, catalog.ErrNoCatalog) {
 		logger.Warn("catalog not loaded at start; will retry", slog.Any("error", err))
 	}
 	go w.live.Run(runCtx, durations["COINOP_CATALOG_REFRESH"])
+	go notifier.Listen(runCtx, w.live)
 	w.cache = entitlements.NewCache(rdb, db, entitlements.CacheConfig{Prefix: prefix, TTL: durations["COINOP_CACHE_TTL"], Logger: logger})
 	w.ledger = entitlements.New(db, w.live, entitlements.WithKeyWait(durations["COINOP_IDEMPOTENCY_WAIT"]), entitlements.WithCache(w.cache))
 	go w.cache.RunEpochRefresh(runCtx)
@@ -167,7 +175,14 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger) (_ *wired, err 
 		RedisPrefix:    prefix,
 		RequestTimeout: durations["COINOP_REQUEST_TIMEOUT"],
 		BodyLimit:      bodyLimit,
-	}, server.Deps{Cache: w.cache, Ledger: w.ledger, Catalogs: w.catalogs, Live: w.live, DB: db, Redis: rdb, Logger: logger})
+		KeyCacheTTL:    durations["COINOP_KEY_CACHE_TTL"],
+		StoreTesters:   stores.testers,
+	}, server.Deps{Cache: w.cache, Ledger: w.ledger, Catalogs: w.catalogs, Live: w.live, DB: db, Redis: rdb, Logger: logger,
+		Stores: stores.stores})
+	if stores.stores.Enabled() {
+		// Refunds, renewals and Google acknowledgements left over by a crash.
+		go w.server.StoreWorker(server.StoreWorkerOptions{Policy: stores.policy}).Run(runCtx)
+	}
 	return w, nil
 }
 

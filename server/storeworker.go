@@ -1,0 +1,490 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/awa/go-iap/playstore"
+
+	"github.com/coinop/coinop/entitlements"
+	"github.com/coinop/coinop/receipts"
+)
+
+// StoreWorkerOptions tune the store worker; zero values take the defaults.
+type StoreWorkerOptions struct {
+	// Policy decides what refunds do with currency already spent (default
+	// clamp).
+	Policy entitlements.ClawbackPolicy
+	// Interval between rounds (default 5s).
+	Interval time.Duration
+	// AckDelay is how old an unacknowledged Google grant must be before the
+	// worker takes over from the request that made it (default 1m).
+	AckDelay time.Duration
+	// Batch is how many notifications one claim leases (default 50).
+	Batch int
+	// Lease is how long a claimed notification is hidden from other
+	// replicas (default 2m).
+	Lease time.Duration
+}
+
+// StoreWorker processes the store notification inbox (refunds, revocations,
+// renewals) and acknowledges Google Play purchases that were granted but
+// not acknowledged, for example because the process stopped between the
+// commit and the acknowledgement. Every replica may run one: notifications
+// are leased, and acknowledging twice is harmless.
+type StoreWorker struct {
+	s   *Server
+	opt StoreWorkerOptions
+
+	mu      sync.Mutex
+	ackWait map[string]ackBackoff // by Google transaction id
+}
+
+type ackBackoff struct {
+	next     time.Time
+	failures int
+}
+
+// StoreWorker returns a worker using the server's ledger, catalog and stores.
+func (s *Server) StoreWorker(o StoreWorkerOptions) *StoreWorker {
+	if o.Policy == "" {
+		o.Policy = entitlements.ClawbackClamp
+	}
+	if o.Interval <= 0 {
+		o.Interval = 5 * time.Second
+	}
+	if o.AckDelay < 0 {
+		o.AckDelay = 0
+	} else if o.AckDelay == 0 {
+		o.AckDelay = time.Minute
+	}
+	if o.Batch <= 0 {
+		o.Batch = 50
+	}
+	if o.Lease <= 0 {
+		o.Lease = 2 * time.Minute
+	}
+	return &StoreWorker{s: s, opt: o, ackWait: map[string]ackBackoff{}}
+}
+
+// Run processes rounds every Interval until ctx ends.
+func (w *StoreWorker) Run(ctx context.Context) {
+	t := time.NewTicker(w.opt.Interval)
+	defer t.Stop()
+	for {
+		if err := w.RunOnce(ctx); err != nil && ctx.Err() == nil {
+			w.s.log.Warn("store worker round failed", slog.Any("error", err))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// maxClaimRounds bounds one RunOnce, so a flood of notifications cannot
+// starve the acknowledgements.
+const maxClaimRounds = 20
+
+// RunOnce processes every due notification and every pending Google
+// acknowledgement older than AckDelay, once. Processing failures are
+// recorded on the notification and retried later with backoff; the error
+// returned is about the inbox or the ledger themselves.
+func (w *StoreWorker) RunOnce(ctx context.Context) error {
+	var errs []error
+	for range maxClaimRounds {
+		ns, err := w.s.ledger.ClaimNotifications(ctx, w.opt.Batch, w.opt.Lease)
+		if err != nil {
+			errs = append(errs, err)
+			break
+		}
+		for _, n := range ns {
+			perr := w.process(ctx, n)
+			if perr != nil {
+				w.s.log.Warn("store notification failed; will retry",
+					slog.String("store", n.Store), slog.String("notification_id", n.NotificationID),
+					slog.String("kind", n.Kind), slog.Int("attempts", n.Attempts), slog.Any("error", perr))
+			}
+			if err := w.s.ledger.FinishNotification(ctx, n, perr); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if len(ns) < w.opt.Batch {
+			break
+		}
+	}
+	if w.s.stores.Google != nil {
+		if err := w.acknowledgePending(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (w *StoreWorker) process(ctx context.Context, n entitlements.StoreNotification) error {
+	switch n.Store {
+	case string(receipts.StoreApple):
+		if w.s.stores.Apple == nil {
+			return errors.New("the App Store is not configured (COINOP_STORES)")
+		}
+		return w.processApple(ctx, n)
+	case string(receipts.StoreGoogle):
+		if w.s.stores.Google == nil {
+			return errors.New("Google Play is not configured (COINOP_STORES)")
+		}
+		return w.processGoogle(ctx, n)
+	}
+	return fmt.Errorf("unknown store %q", n.Store)
+}
+
+// note logs why a notification was processed without changing anything.
+func (w *StoreWorker) note(ctx context.Context, n entitlements.StoreNotification, msg string, attrs ...slog.Attr) {
+	attrs = append([]slog.Attr{slog.String("store", n.Store), slog.String("notification_id", n.NotificationID), slog.String("kind", n.Kind)}, attrs...)
+	w.s.log.LogAttrs(ctx, slog.LevelInfo, "store notification: "+msg, attrs...)
+}
+
+// processApple acts on an App Store notification. It is verified again: the
+// inbox keeps the signed payload, not our reading of it.
+func (w *StoreWorker) processApple(ctx context.Context, n entitlements.StoreNotification) error {
+	an, err := w.s.stores.Apple.VerifyNotification(n.Body, receipts.VerifyOptions{AllowSandbox: true})
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	p := an.Purchase
+	if an.Type == "REFUND" || an.Type == "REVOKE" {
+		if p == nil {
+			w.note(ctx, n, "no transaction to revoke")
+			return nil
+		}
+		return w.revoke(ctx, n, p, "apple "+appleKind(an))
+	}
+	if p == nil {
+		return nil // TEST, and notifications about no transaction
+	}
+	rec, found, err := w.owner(ctx, n, receipts.StoreApple, p.OriginalTransactionID)
+	if !found {
+		return err
+	}
+	// Sandbox renewals count only for testers, as sandbox purchases do.
+	if !w.s.stores.Apple.EnvironmentAllowed(p.Environment, w.s.isTester(rec.PlayerID)) || rec.Environment != string(p.Environment) {
+		w.note(ctx, n, "transaction from an environment this player may not use; ignored",
+			slog.String("player_id", rec.PlayerID), slog.String("environment", string(p.Environment)))
+		return nil
+	}
+	if an.Type == "DID_RENEW" || an.Type == "SUBSCRIBED" {
+		if err := w.grantRenewal(ctx, n, rec.PlayerID, p); err != nil {
+			return err
+		}
+	}
+	// EXPIRED, DID_FAIL_TO_RENEW, GRACE_PERIOD_EXPIRED, ...: the status the
+	// notification carries decides whether the subscription grants.
+	var grace *time.Time
+	if an.Renewal != nil {
+		grace = an.Renewal.GracePeriodExpiresAt
+	}
+	return w.applySubscription(ctx, n, p, grace)
+}
+
+// applySubscription records the store's state of a subscription purchase:
+// only active and grace-period subscriptions grant their items, until their
+// expiry (for a grace period, its end).
+func (w *StoreWorker) applySubscription(ctx context.Context, n entitlements.StoreNotification, p *receipts.Purchase, graceEnds *time.Time) error {
+	if p.SubscriptionState == "" || (p.Type != receipts.ProductAutoRenewable && p.Type != receipts.ProductNonRenewing) {
+		return nil
+	}
+	state, expires := p.SubscriptionState, p.ExpiresAt
+	switch state {
+	case receipts.SubCanceled:
+		state = receipts.SubActive // will not renew, but holds until it expires
+	case receipts.SubGracePeriod:
+		if graceEnds != nil {
+			expires = graceEnds
+		}
+	}
+	err := w.s.ledger.UpdateSubscription(ctx, string(p.Store), p.OriginalTransactionID, expires, state)
+	if errors.Is(err, entitlements.ErrStorePurchaseNotFound) {
+		w.note(ctx, n, "no subscription recorded for this purchase", slog.String("original_transaction_id", p.OriginalTransactionID))
+		return nil
+	}
+	return err
+}
+
+// revoke reverses the recorded purchase p refers to, once, when it was
+// recorded in the same environment.
+func (w *StoreWorker) revoke(ctx context.Context, n entitlements.StoreNotification, p *receipts.Purchase, reason string) error {
+	rec, err := w.s.ledger.FindStorePurchase(ctx, string(p.Store), p.TransactionID)
+	if errors.Is(err, entitlements.ErrStorePurchaseNotFound) {
+		w.note(ctx, n, "refund or revocation of a purchase never redeemed here", slog.String("transaction_id", p.TransactionID))
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if rec.Environment != string(p.Environment) {
+		w.note(ctx, n, "environment differs from the recorded purchase's; ignored",
+			slog.String("transaction_id", p.TransactionID), slog.String("recorded", rec.Environment), slog.String("notified", string(p.Environment)))
+		return nil
+	}
+	rev, err := w.s.ledger.Revoke(ctx, rec.Store, rec.TransactionID, reason, w.opt.Policy)
+	if err != nil {
+		return err
+	}
+	if rev.Reversed {
+		w.s.log.Info("store purchase revoked", slog.String("store", rec.Store), slog.String("transaction_id", rec.TransactionID),
+			slog.String("player_id", rev.PlayerID), slog.String("reason", reason), slog.Any("shortfall", rev.Shortfall))
+	}
+	return nil
+}
+
+// owner finds the recorded purchase a notification is about (by Apple's
+// original transaction id or Google's purchase token); found is false, with
+// a note, when the game has not redeemed it here yet.
+func (w *StoreWorker) owner(ctx context.Context, n entitlements.StoreNotification, store receipts.Store, id string) (rec entitlements.StorePurchaseRecord, found bool, err error) {
+	if id == "" {
+		w.note(ctx, n, "no original transaction")
+		return rec, false, nil
+	}
+	rec, err = w.s.ledger.FindStorePurchase(ctx, string(store), id)
+	if errors.Is(err, entitlements.ErrStorePurchaseNotFound) {
+		w.note(ctx, n, "purchase never redeemed here (the game redeems it)", slog.String("original", id))
+		return rec, false, nil
+	}
+	return rec, err == nil, err
+}
+
+// grantRenewal redeems a renewal transaction for the player who owns the
+// subscription.
+func (w *StoreWorker) grantRenewal(ctx context.Context, n entitlements.StoreNotification, player string, p *receipts.Purchase) error {
+	if p.RevokedAt != nil {
+		w.note(ctx, n, "renewal already revoked; not granted", slog.String("transaction_id", p.TransactionID))
+		return nil
+	}
+	_, err := w.s.redeem(ctx, player, p)
+	switch {
+	case errors.Is(err, entitlements.ErrReceiptOwnedByAnotherPlayer):
+		w.note(ctx, n, "renewal already redeemed by another player", slog.String("transaction_id", p.TransactionID))
+		return nil
+	case err != nil && receipts.ReasonOf(err) != "":
+		w.note(ctx, n, "renewal not granted", slog.String("transaction_id", p.TransactionID), slog.Any("error", err))
+		return nil
+	}
+	return err
+}
+
+// processGoogle acts on a Google Play notification after asking the Play
+// Developer API for the purchase's current state.
+func (w *StoreWorker) processGoogle(ctx context.Context, n entitlements.StoreNotification) error {
+	m, err := w.s.stores.Google.DecodePush(n.Body)
+	if err != nil {
+		return fmt.Errorf("decode: %w", err)
+	}
+	dn := &m.Notification
+	switch {
+	case dn.VoidedPurchaseNotification != nil:
+		v := dn.VoidedPurchaseNotification
+		id := v.OrderID
+		if id == "" {
+			id = v.PurchaseToken
+		}
+		return w.revokeGoogle(ctx, n, id, v.PurchaseToken, v.ProductType == playstore.VoidedPurchaseProductTypeSubscription)
+	case dn.OneTimeProductNotification != nil:
+		o := dn.OneTimeProductNotification
+		if o.NotificationType == playstore.OneTimeProductNotificationTypeCanceled {
+			return w.revokeGoogle(ctx, n, o.PurchaseToken, o.PurchaseToken, false)
+		}
+	case dn.SubscriptionNotification != nil:
+		sn := dn.SubscriptionNotification
+		switch sn.NotificationType {
+		case playstore.SubscriptionNotificationTypeRevoked:
+			return w.revokeGoogle(ctx, n, sn.PurchaseToken, sn.PurchaseToken, true)
+		default:
+			rec, found, err := w.owner(ctx, n, receipts.StoreGoogle, sn.PurchaseToken)
+			if !found {
+				return err
+			}
+			p, err := w.s.stores.Google.VerifySubscription(ctx, sn.SubscriptionID, sn.PurchaseToken,
+				receipts.VerifyOptions{AllowSandbox: w.s.isTester(rec.PlayerID)})
+			if err != nil {
+				return retryable(ctx, w, n, err)
+			}
+			switch sn.NotificationType {
+			case playstore.SubscriptionNotificationTypeRenewed, playstore.SubscriptionNotificationTypeRecovered,
+				playstore.SubscriptionNotificationTypeRestarted:
+				if err := w.grantRenewal(ctx, n, rec.PlayerID, p); err != nil {
+					return err
+				}
+			}
+			// On hold, grace period, paused, expired, ...: Play's current
+			// state decides whether the subscription grants.
+			return w.applySubscription(ctx, n, p, nil)
+		}
+	}
+	return nil
+}
+
+// storeErr reports whether err is the store's (or our configuration's)
+// rather than the input's.
+func storeErr(err error) bool {
+	return errors.Is(err, receipts.ErrStoreUnavailable) || errors.Is(err, receipts.ErrMisconfigured)
+}
+
+// retryable returns err when the store or our configuration failed (retry
+// later); an answer about the purchase itself is final and only noted.
+func retryable(ctx context.Context, w *StoreWorker, n entitlements.StoreNotification, err error) error {
+	if storeErr(err) {
+		return err
+	}
+	w.note(ctx, n, "the store refused the purchase", slog.Any("error", err))
+	return nil
+}
+
+// revokeGoogle revokes the recorded purchase id (order id or purchase token)
+// when the Play Developer API confirms it no longer stands: a one-time
+// product cancelled, a subscription no longer giving access.
+func (w *StoreWorker) revokeGoogle(ctx context.Context, n entitlements.StoreNotification, id, token string, subscription bool) error {
+	rec, err := w.s.ledger.FindStorePurchase(ctx, string(receipts.StoreGoogle), id)
+	if errors.Is(err, entitlements.ErrStorePurchaseNotFound) && id != token && token != "" {
+		rec, err = w.s.ledger.FindStorePurchase(ctx, string(receipts.StoreGoogle), token)
+	}
+	if errors.Is(err, entitlements.ErrStorePurchaseNotFound) {
+		w.note(ctx, n, "voided or cancelled purchase never redeemed here", slog.String("id", id))
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if rec.RevokedAt != nil {
+		return nil
+	}
+	opt := receipts.VerifyOptions{AllowSandbox: true}
+	gone := false
+	if subscription || rec.ExpiresAt != nil {
+		p, err := w.s.stores.Google.VerifySubscription(ctx, rec.ProductID, rec.PurchaseToken, opt)
+		switch {
+		case err == nil:
+			gone = p.SubscriptionState == receipts.SubExpired || p.SubscriptionState == receipts.SubRevoked ||
+				(p.SubscriptionState == receipts.SubCanceled && p.ExpiresAt != nil && !p.ExpiresAt.After(time.Now()))
+		case receipts.ReasonOf(err) == receipts.ReasonState:
+			gone = true
+		case storeErr(err):
+			return err
+		}
+	} else {
+		_, err := w.s.stores.Google.VerifyProduct(ctx, rec.ProductID, rec.PurchaseToken, opt)
+		switch {
+		case receipts.ReasonOf(err) == receipts.ReasonState:
+			gone = true // cancelled (refunded, voided or charged back)
+		case storeErr(err):
+			return err
+		}
+	}
+	if !gone {
+		w.note(ctx, n, "Google Play still reports the purchase as valid; not revoked", slog.String("transaction_id", rec.TransactionID))
+		return nil
+	}
+	rev, err := w.s.ledger.Revoke(ctx, rec.Store, rec.TransactionID, "google "+n.Kind, w.opt.Policy)
+	if err != nil {
+		return err
+	}
+	if rev.Reversed {
+		w.s.log.Info("store purchase revoked", slog.String("store", rec.Store), slog.String("transaction_id", rec.TransactionID),
+			slog.String("player_id", rev.PlayerID), slog.String("reason", n.Kind), slog.Any("shortfall", rev.Shortfall))
+	}
+	return nil
+}
+
+// ackBatch bounds the acknowledgements attempted in one round.
+const ackBatch = 100
+
+// acknowledgePending acknowledges (or consumes) Google purchases whose grant
+// committed without the acknowledgement that should have followed.
+func (w *StoreWorker) acknowledgePending(ctx context.Context) error {
+	recs, err := w.s.ledger.PendingAcknowledgements(ctx, ackBatch)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	w.forgetAcks(recs)
+	for _, rec := range recs {
+		if now.Sub(rec.CreatedAt) < w.opt.AckDelay || !w.ackDue(rec.TransactionID, now) {
+			continue
+		}
+		p := &receipts.Purchase{Store: receipts.StoreGoogle, TransactionID: rec.TransactionID, ProductID: rec.ProductID, PurchaseToken: rec.PurchaseToken}
+		if rec.ExpiresAt != nil {
+			p.Type = receipts.ProductAutoRenewable
+		}
+		err := w.s.settle(ctx, p, rec.Consumable)
+		if receipts.ReasonOf(err) != "" {
+			// Play refused: perhaps it was acknowledged or consumed already
+			// (by the request, another replica, or the game). Ask.
+			err = w.confirmAcknowledged(ctx, p, err)
+		}
+		if err != nil {
+			w.ackFailed(rec.TransactionID, now)
+			w.s.log.Warn("google acknowledgement failed; will retry", slog.String("transaction_id", rec.TransactionID), slog.Any("error", err))
+			continue
+		}
+		w.ackDone(rec.TransactionID)
+	}
+	return nil
+}
+
+// confirmAcknowledged marks p acknowledged when Play says it is; else it
+// returns ackErr.
+func (w *StoreWorker) confirmAcknowledged(ctx context.Context, p *receipts.Purchase, ackErr error) error {
+	opt := receipts.VerifyOptions{AllowSandbox: true}
+	var cur *receipts.Purchase
+	var err error
+	if p.Type == receipts.ProductAutoRenewable {
+		cur, err = w.s.stores.Google.VerifySubscription(ctx, p.ProductID, p.PurchaseToken, opt)
+	} else {
+		cur, err = w.s.stores.Google.VerifyProduct(ctx, p.ProductID, p.PurchaseToken, opt)
+	}
+	if err != nil || !cur.Acknowledged {
+		return ackErr
+	}
+	return w.s.ledger.MarkAcknowledged(ctx, string(receipts.StoreGoogle), p.TransactionID)
+}
+
+func (w *StoreWorker) ackDue(id string, now time.Time) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	b, ok := w.ackWait[id]
+	return !ok || !now.Before(b.next)
+}
+
+func (w *StoreWorker) ackFailed(id string, now time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	b := w.ackWait[id]
+	b.failures++
+	b.next = now.Add(min(time.Duration(1<<min(b.failures, 10))*time.Second, 15*time.Minute))
+	w.ackWait[id] = b
+}
+
+// forgetAcks drops the backoff of purchases no longer pending (revoked,
+// or acknowledged by another replica).
+func (w *StoreWorker) forgetAcks(pending []entitlements.StorePurchaseRecord) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	keep := make(map[string]bool, len(pending))
+	for _, r := range pending {
+		keep[r.TransactionID] = true
+	}
+	for id := range w.ackWait {
+		if !keep[id] {
+			delete(w.ackWait, id)
+		}
+	}
+}
+
+func (w *StoreWorker) ackDone(id string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.ackWait, id)
+}
