@@ -233,6 +233,8 @@ func problemFor(err error) problem {
 		return receiptInvalid(receipts.ReasonOf(err), err)
 	case errors.Is(err, entitlements.ErrUnknownStoreProduct):
 		return receiptInvalid(receipts.ReasonProduct, err)
+	case errors.Is(err, entitlements.ErrStorePurchaseRevoked):
+		return receiptInvalid(receipts.ReasonState, err)
 	case errors.Is(err, entitlements.ErrReceiptOwnedByAnotherPlayer):
 		return newProblem(fiber.StatusConflict, codeReceiptOwned,
 			"Another player already redeemed this store transaction; nothing was granted.")

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/awa/go-iap/playstore"
@@ -39,14 +38,6 @@ type StoreWorkerOptions struct {
 type StoreWorker struct {
 	s   *Server
 	opt StoreWorkerOptions
-
-	mu      sync.Mutex
-	ackWait map[string]ackBackoff // by Google transaction id
-}
-
-type ackBackoff struct {
-	next     time.Time
-	failures int
 }
 
 // StoreWorker returns a worker using the server's ledger, catalog and stores.
@@ -68,7 +59,7 @@ func (s *Server) StoreWorker(o StoreWorkerOptions) *StoreWorker {
 	if o.Lease <= 0 {
 		o.Lease = 2 * time.Minute
 	}
-	return &StoreWorker{s: s, opt: o, ackWait: map[string]ackBackoff{}}
+	return &StoreWorker{s: s, opt: o}
 }
 
 // Run processes rounds every Interval until ctx ends.
@@ -409,9 +400,8 @@ func (w *StoreWorker) acknowledgePending(ctx context.Context) error {
 		return err
 	}
 	now := time.Now()
-	w.forgetAcks(recs)
 	for _, rec := range recs {
-		if now.Sub(rec.CreatedAt) < w.opt.AckDelay || !w.ackDue(rec.TransactionID, now) {
+		if now.Sub(rec.CreatedAt) < w.opt.AckDelay {
 			continue
 		}
 		p := &receipts.Purchase{Store: receipts.StoreGoogle, TransactionID: rec.TransactionID, ProductID: rec.ProductID, PurchaseToken: rec.PurchaseToken}
@@ -425,11 +415,13 @@ func (w *StoreWorker) acknowledgePending(ctx context.Context) error {
 			err = w.confirmAcknowledged(ctx, p, err)
 		}
 		if err != nil {
-			w.ackFailed(rec.TransactionID, now)
+			// The backoff lives in Postgres, so every replica honours it and
+			// failing purchases never starve newer ones.
+			if ferr := w.s.ledger.AcknowledgeFailed(ctx, rec.Store, rec.TransactionID); ferr != nil {
+				return ferr
+			}
 			w.s.log.Warn("google acknowledgement failed; will retry", slog.String("transaction_id", rec.TransactionID), slog.Any("error", err))
-			continue
 		}
-		w.ackDone(rec.TransactionID)
 	}
 	return nil
 }
@@ -449,42 +441,4 @@ func (w *StoreWorker) confirmAcknowledged(ctx context.Context, p *receipts.Purch
 		return ackErr
 	}
 	return w.s.ledger.MarkAcknowledged(ctx, string(receipts.StoreGoogle), p.TransactionID)
-}
-
-func (w *StoreWorker) ackDue(id string, now time.Time) bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	b, ok := w.ackWait[id]
-	return !ok || !now.Before(b.next)
-}
-
-func (w *StoreWorker) ackFailed(id string, now time.Time) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	b := w.ackWait[id]
-	b.failures++
-	b.next = now.Add(min(time.Duration(1<<min(b.failures, 10))*time.Second, 15*time.Minute))
-	w.ackWait[id] = b
-}
-
-// forgetAcks drops the backoff of purchases no longer pending (revoked,
-// or acknowledged by another replica).
-func (w *StoreWorker) forgetAcks(pending []entitlements.StorePurchaseRecord) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	keep := make(map[string]bool, len(pending))
-	for _, r := range pending {
-		keep[r.TransactionID] = true
-	}
-	for id := range w.ackWait {
-		if !keep[id] {
-			delete(w.ackWait, id)
-		}
-	}
-}
-
-func (w *StoreWorker) ackDone(id string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	delete(w.ackWait, id)
 }
