@@ -7,10 +7,14 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sort"
 	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -30,6 +34,11 @@ import (
 //     a committed change that cannot be written to Redis bumps the epoch, so
 //     every replica refuses entries from before it, which also covers a
 //     Redis that restarts with old data;
+//   - a Redis that comes back with other data than it had (a restart from a
+//     snapshot, a failover to a lagging replica) is noticed by its run ids,
+//     or by the breaker closing after an outage, and also bumps the epoch;
+//   - an entry is stamped with the epoch in force before Postgres was read,
+//     so a load that raced a bump can never look current;
 //   - while Redis is failing, a circuit breaker sends reads to Postgres.
 //
 // Keys: <prefix>{<player>}:holdings (hash: e epoch, v version, d data) and
@@ -49,7 +58,10 @@ type Cache struct {
 	// current epoch (at start, after Redis recovers, after a failed bump);
 	// entries are not trusted until the epoch is read from Postgres again.
 	epochUnknown atomic.Bool
-	metrics      cacheMetrics
+	// suspect is set when Redis may hold data older than what was written
+	// to it; the epoch is bumped before any entry is trusted again.
+	suspect atomic.Bool
+	metrics cacheMetrics
 }
 
 // CacheConfig tunes the cache; zero values take the defaults shown.
@@ -103,9 +115,8 @@ func NewCache(rdb redis.UniversalClient, db *pgxpool.Pool, cfg CacheConfig) *Cac
 			c.metrics.breaker.Set(float64(to))
 			c.log.Warn("redis circuit breaker", slog.String("from", from.String()), slog.String("to", to.String()))
 			if to == gobreaker.StateClosed {
-				// Redis is back, possibly restarted with old data: re-read
-				// the epoch before trusting any entry.
-				c.epochUnknown.Store(true)
+				// Redis is back, possibly restarted with old data.
+				c.suspect.Store(true)
 			}
 		},
 	})
@@ -145,12 +156,95 @@ func (c *Cache) usable(ctx context.Context) bool {
 	if c.breaker.State() == gobreaker.StateOpen {
 		return false
 	}
+	if c.suspect.Load() {
+		if err := c.bumpEpoch(ctx, ""); err != nil {
+			return false
+		}
+		c.suspect.Store(false)
+	}
 	if c.epochUnknown.Load() {
 		if err := c.refreshEpoch(ctx); err != nil {
 			return false
 		}
 	}
 	return true
+}
+
+// bumpEpoch invalidates every entry on every replica. With redisIDs set it
+// bumps only if no other replica has already recorded those run ids.
+func (c *Cache) bumpEpoch(ctx context.Context, redisIDs string) error {
+	var epoch int64
+	var err error
+	if redisIDs == "" {
+		err = c.db.QueryRow(ctx, `UPDATE cache_state SET epoch = epoch + 1 RETURNING epoch`).Scan(&epoch)
+	} else {
+		err = c.db.QueryRow(ctx, `UPDATE cache_state SET epoch = epoch + 1, redis_ids = $1
+			WHERE redis_ids <> $1 RETURNING epoch`, redisIDs).Scan(&epoch)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return c.refreshEpoch(ctx)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("entitlements: bump cache epoch: %w", err)
+	}
+	c.metrics.epochBumps.Inc()
+	c.setEpoch(epoch)
+	c.epochUnknown.Store(false)
+	return nil
+}
+
+// checkRedisIdentity compares the run ids of the Redis servers with those
+// recorded in Postgres; different ones mean Redis restarted or failed over,
+// possibly with older data, so the epoch moves.
+func (c *Cache) checkRedisIdentity(ctx context.Context) error {
+	ids, err := c.redisRunIDs(ctx)
+	if err != nil || ids == "" {
+		return err
+	}
+	var recorded string
+	if err := c.db.QueryRow(ctx, `SELECT redis_ids FROM cache_state`).Scan(&recorded); err != nil {
+		return fmt.Errorf("entitlements: read redis ids: %w", err)
+	}
+	if recorded == ids {
+		return nil
+	}
+	if recorded != "" {
+		c.log.Warn("redis restarted or failed over; cached entries are discarded", slog.String("was", recorded), slog.String("now", ids))
+	}
+	return c.bumpEpoch(ctx, ids)
+}
+
+func (c *Cache) redisRunIDs(ctx context.Context) (string, error) {
+	var ids []string
+	var mu sync.Mutex
+	collect := func(ctx context.Context, client *redis.Client) error {
+		info, err := client.Info(ctx, "server").Result()
+		if err != nil {
+			return err
+		}
+		for _, line := range strings.Split(info, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "run_id:"); ok {
+				mu.Lock()
+				ids = append(ids, v)
+				mu.Unlock()
+			}
+		}
+		return nil
+	}
+	var err error
+	switch r := c.rdb.(type) {
+	case *redis.ClusterClient:
+		err = r.ForEachMaster(ctx, collect)
+	case *redis.Client:
+		err = collect(ctx, r)
+	default:
+		return "", nil // Sentinel/ring: rely on the breaker and failed writes
+	}
+	if err != nil {
+		return "", err
+	}
+	sort.Strings(ids)
+	return strings.Join(ids, ","), nil
 }
 
 func (c *Cache) refreshEpoch(ctx context.Context) error {
@@ -182,6 +276,11 @@ func (c *Cache) RunEpochRefresh(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			if c.breaker.State() == gobreaker.StateClosed {
+				if err := c.checkRedisIdentity(ctx); err != nil && ctx.Err() == nil {
+					c.log.Debug("redis identity check failed", slog.Any("error", err))
+				}
+			}
 			if err := c.refreshEpoch(ctx); err != nil && ctx.Err() == nil {
 				c.epochUnknown.Store(true)
 				c.log.Warn("cache epoch refresh failed", slog.Any("error", err))
@@ -227,8 +326,15 @@ func (c *Cache) decodeEntry(player string, vals []any) (Holdings, bool, error) {
 	return h, true, nil
 }
 
-// store writes h unless the cache holds something newer.
+// store writes h, stamped with the current epoch, unless the cache holds
+// something newer. Use it for state read after the change committed.
 func (c *Cache) store(ctx context.Context, h Holdings) error {
+	return c.storeAt(ctx, h, c.epoch.Load())
+}
+
+// storeAt writes h stamped with epoch: for a load, the epoch in force
+// before Postgres was read, so a bump during the load makes it stale.
+func (c *Cache) storeAt(ctx context.Context, h Holdings, epoch int64) error {
 	data, err := json.Marshal(holdingsJSON{Currencies: h.Currencies, Items: h.Items, Subscriptions: h.Subscriptions})
 	if err != nil {
 		return err
@@ -236,7 +342,7 @@ func (c *Cache) store(ctx context.Context, h Holdings) error {
 	ttl := c.cfg.TTL + time.Duration(rand.Int64N(int64(c.cfg.TTL/10)+1))
 	return c.do(func() error {
 		return storeScript.Run(ctx, c.rdb, []string{c.holdingsKey(h.PlayerID)},
-			c.epoch.Load(), h.Version, data, ttl.Milliseconds()).Err()
+			epoch, h.Version, data, ttl.Milliseconds()).Err()
 	})
 }
 
@@ -294,12 +400,13 @@ func (c *Cache) fill(ctx context.Context, player string) (Holdings, error) {
 			}
 		}
 	}
+	epoch := c.epoch.Load()
 	h, err := c.load(ctx, player)
 	if err != nil {
 		return Holdings{}, err
 	}
 	if c.usable(ctx) {
-		_ = c.store(ctx, h)
+		_ = c.storeAt(ctx, h, epoch)
 		if locked {
 			_ = c.do(func() error { return c.rdb.Del(ctx, c.loadingKey(player)).Err() })
 		}
@@ -343,13 +450,14 @@ func (c *Cache) holdingsMany(ctx context.Context, players []string) (map[string]
 	if len(missing) == 0 {
 		return out, nil
 	}
+	epoch := c.epoch.Load()
 	loaded, err := c.loadMany(ctx, missing)
 	if err != nil {
 		return nil, err
 	}
 	for id, h := range loaded {
 		out[id] = h
-		_ = c.store(ctx, h)
+		_ = c.storeAt(ctx, h, epoch)
 	}
 	return out, nil
 }
@@ -365,18 +473,13 @@ func (c *Cache) committed(ctx context.Context, h Holdings) {
 	if !c.epochUnknown.Load() && c.store(wctx, h) == nil {
 		return
 	}
-	var epoch int64
-	err := c.db.QueryRow(wctx, `UPDATE cache_state SET epoch = epoch + 1 RETURNING epoch`).Scan(&epoch)
-	if err != nil {
+	if err := c.bumpEpoch(wctx, ""); err != nil {
 		// This process no longer knows a safe epoch: it bypasses the cache
 		// until it can read the epoch again.
 		c.epochUnknown.Store(true)
 		c.log.Error("cache: committed change not cached and epoch not bumped; other replicas may serve a stale entry until it expires",
 			slog.String("player_id", h.PlayerID), slog.Int64("version", h.Version), slog.Any("error", err))
-		return
 	}
-	c.metrics.epochBumps.Inc()
-	c.setEpoch(epoch)
 }
 
 // Collectors returns the cache's Prometheus metrics.

@@ -3,6 +3,7 @@ package entitlements
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -139,21 +140,32 @@ func (l *Ledger) StorePurchases(ctx context.Context, playerID string, limit int)
 	return pgx.CollectRows(rows, scanStorePurchase)
 }
 
-// FindStorePurchase returns the purchase with a store transaction id, or the
-// latest one with that original transaction id (how Apple refers to a
-// subscription), or ErrStorePurchaseNotFound.
+// FindStorePurchase returns the purchase with exactly this store
+// transaction id (or Google purchase token), or ErrStorePurchaseNotFound.
+// Refunds use it: a refund names one transaction, never its renewals.
 func (l *Ledger) FindStorePurchase(ctx context.Context, store, transactionID string) (StorePurchaseRecord, error) {
-	if transactionID == "" {
+	return l.findStorePurchase(ctx, `store = $1 AND (transaction_id = $2 OR (purchase_token <> '' AND purchase_token = $2))`, store, transactionID)
+}
+
+// FindSubscriptionPurchase returns the latest purchase of a subscription by
+// its original transaction id (how Apple names a subscription across
+// renewals) or its Google purchase token, or ErrStorePurchaseNotFound.
+func (l *Ledger) FindSubscriptionPurchase(ctx context.Context, store, id string) (StorePurchaseRecord, error) {
+	return l.findStorePurchase(ctx, `store = $1 AND (original_transaction_id = $2 OR transaction_id = $2
+		OR (purchase_token <> '' AND purchase_token = $2))`, store, id)
+}
+
+func (l *Ledger) findStorePurchase(ctx context.Context, where, store, id string) (StorePurchaseRecord, error) {
+	if id == "" {
 		return StorePurchaseRecord{}, ErrStorePurchaseNotFound
 	}
-	rows, err := l.db.Query(ctx, `SELECT `+storePurchaseColumns+` FROM store_purchases
-		WHERE store = $1 AND (transaction_id = $2 OR purchase_token = $2 OR original_transaction_id = $2)
-		ORDER BY (transaction_id = $2) DESC, purchased_at DESC LIMIT 1`, store, transactionID)
+	rows, err := l.db.Query(ctx, `SELECT `+storePurchaseColumns+` FROM store_purchases WHERE `+where+`
+		ORDER BY purchased_at DESC LIMIT 1`, store, id)
 	if err != nil {
 		return StorePurchaseRecord{}, fmt.Errorf("entitlements: find store purchase: %w", err)
 	}
 	p, err := pgx.CollectExactlyOneRow(rows, scanStorePurchase)
-	if err == pgx.ErrNoRows {
+	if errors.Is(err, pgx.ErrNoRows) {
 		return p, ErrStorePurchaseNotFound
 	}
 	return p, err

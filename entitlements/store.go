@@ -118,6 +118,12 @@ func (l *Ledger) Redeem(ctx context.Context, playerID string, p StorePurchase) (
 	var out Outcome
 	var changed *Holdings
 	err := pgx.BeginFunc(ctx, l.db, func(tx pgx.Tx) error {
+		// Serializes this transaction's redemption with its refund (Revoke
+		// takes the same lock), so a refund racing the first redemption is
+		// either seen here or reverses what this commits.
+		if err := lockStoreTransaction(ctx, tx, p.Store, p.TransactionID); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `INSERT INTO players (player_id) VALUES ($1) ON CONFLICT DO NOTHING`, playerID); err != nil {
 			return fmt.Errorf("create player: %w", err)
 		}
@@ -209,7 +215,7 @@ func upsertSubscription(ctx context.Context, tx pgx.Tx, playerID string, p Store
 	for _, item := range items {
 		_, err := tx.Exec(ctx, `INSERT INTO subscriptions (player_id, store, original_transaction_id, product_id, item_id, expires_at, state)
 			VALUES ($1, $2, $3, $4, $5, $6, 'active')
-			ON CONFLICT (store, original_transaction_id) DO UPDATE
+			ON CONFLICT (store, original_transaction_id, item_id) DO UPDATE
 			SET expires_at = greatest(subscriptions.expires_at, excluded.expires_at), state = 'active', updated_at = now()`,
 			playerID, p.Store, original, p.ProductID, item, *p.ExpiresAt)
 		if err != nil {
@@ -257,17 +263,22 @@ type Revocation struct {
 func (l *Ledger) Revoke(ctx context.Context, store, transactionID, reason string, policy ClawbackPolicy) (Revocation, error) {
 	var rev Revocation
 	var changed *Holdings
+	var unknown bool
 	err := pgx.BeginFunc(ctx, l.db, func(tx pgx.Tx) error {
+		if err := lockStoreTransaction(ctx, tx, store, transactionID); err != nil {
+			return err
+		}
 		var ledgerTx *int64
 		var revokedAt *time.Time
 		err := tx.QueryRow(ctx, `SELECT player_id, ledger_transaction_id, revoked_at FROM store_purchases
 			WHERE store = $1 AND transaction_id = $2 FOR UPDATE`, store, transactionID).Scan(&rev.PlayerID, &ledgerTx, &revokedAt)
 		if errors.Is(err, pgx.ErrNoRows) {
-			if _, err := tx.Exec(ctx, `INSERT INTO store_revocations (store, transaction_id, reason) VALUES ($1, $2, $3)
-				ON CONFLICT DO NOTHING`, store, transactionID, reason); err != nil {
-				return err
-			}
-			return errTombstoned
+			// Never redeemed here: remember the refund, in this transaction,
+			// so the refunded transaction can never be redeemed later.
+			unknown = true
+			_, err := tx.Exec(ctx, `INSERT INTO store_revocations (store, transaction_id, reason) VALUES ($1, $2, $3)
+				ON CONFLICT DO NOTHING`, store, transactionID, reason)
+			return err
 		}
 		if err != nil {
 			return err
@@ -306,12 +317,7 @@ func (l *Ledger) Revoke(ctx context.Context, store, transactionID, reason string
 		changed = &h
 		return nil
 	})
-	if errors.Is(err, errTombstoned) {
-		// Commit the tombstone: BeginFunc rolls back on error, so redo it.
-		if _, err := l.db.Exec(ctx, `INSERT INTO store_revocations (store, transaction_id, reason) VALUES ($1, $2, $3)
-			ON CONFLICT DO NOTHING`, store, transactionID, reason); err != nil {
-			return rev, fmt.Errorf("entitlements: remember revocation %s %s: %w", store, transactionID, err)
-		}
+	if err == nil && unknown {
 		return rev, ErrStorePurchaseNotFound
 	}
 	if err != nil {
@@ -323,7 +329,15 @@ func (l *Ledger) Revoke(ctx context.Context, store, transactionID, reason string
 	return rev, nil
 }
 
-var errTombstoned = errors.New("entitlements: revocation of an unknown transaction")
+// lockStoreTransaction takes a transaction-scoped advisory lock on one store
+// transaction id.
+func lockStoreTransaction(ctx context.Context, tx pgx.Tx, store, transactionID string) error {
+	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 7))`, store+":"+transactionID)
+	if err != nil {
+		return fmt.Errorf("lock store transaction: %w", err)
+	}
+	return nil
+}
 
 // reverse writes the ledger transaction that takes a grant back.
 func reverse(ctx context.Context, tx pgx.Tx, player, store, transactionID string, grantTx int64, reason string, policy ClawbackPolicy) (*int64, map[string]int64, error) {
@@ -417,7 +431,7 @@ func (l *Ledger) UpdateSubscription(ctx context.Context, store, originalTransact
 	var changed Holdings
 	err := pgx.BeginFunc(ctx, l.db, func(tx pgx.Tx) error {
 		var player string
-		err := tx.QueryRow(ctx, `SELECT player_id FROM subscriptions WHERE store = $1 AND original_transaction_id = $2`,
+		err := tx.QueryRow(ctx, `SELECT player_id FROM subscriptions WHERE store = $1 AND original_transaction_id = $2 LIMIT 1`,
 			store, originalTransactionID).Scan(&player)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrStorePurchaseNotFound

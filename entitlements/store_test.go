@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/coinop/coinop/catalog"
 	"github.com/coinop/coinop/entitlements"
 	"github.com/coinop/coinop/internal/testenv"
 )
@@ -265,5 +266,67 @@ func TestARefundBeforeRedemptionBlocksTheRedemption(t *testing.T) {
 	}
 	if h := holdings(t, l, "p1"); h.Currencies["gems"] != 0 {
 		t.Fatalf("granted %d gems for a refunded transaction", h.Currencies["gems"])
+	}
+}
+
+func reviewCatalog(t *testing.T, version int64, elixirMax int64) *catalog.Snapshot {
+	c := &catalog.Catalog{
+		Currencies: []catalog.Currency{{ID: "gold", Name: "Gold"}, {ID: "gems", Name: "Gems"}},
+		Items: []catalog.Item{
+			{ID: "elixir", Name: "Elixir", Kind: catalog.KindConsumable, Prices: []catalog.Price{{Currency: "gold", Amount: 10}}, MaxPerPlayer: elixirMax},
+			{ID: "vip", Name: "VIP", Kind: catalog.KindDurable, Prices: []catalog.Price{{Currency: "gems", Amount: 1000}}},
+			{ID: "badge", Name: "Badge", Kind: catalog.KindDurable, Prices: []catalog.Price{{Currency: "gems", Amount: 1000}}},
+		},
+		StoreProducts: []catalog.StoreProduct{
+			{Store: "apple", ProductID: "com.example.pack", Grants: catalog.Grants{Currencies: map[string]int64{"gems": 100}, Items: map[string]int64{"elixir": 1}}},
+			{Store: "apple", ProductID: "com.example.vipplus", Grants: catalog.Grants{Items: map[string]int64{"vip": 1, "badge": 1}}},
+		},
+	}
+	snap, err := catalog.NewSnapshot(version, time.Now(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snap
+}
+
+type swapCat struct{ snap *catalog.Snapshot }
+
+func (s *swapCat) Current() *catalog.Snapshot { return s.snap }
+
+// A player holding more than a since-lowered max_per_player still gets the
+// rest of a paid store purchase.
+func TestAPaidPurchaseIsNeverRefusedByALoweredLimit(t *testing.T) {
+	pool, _ := testenv.NewPool(t)
+	cat := &swapCat{reviewCatalog(t, 1, 5)}
+	l := entitlements.New(pool, cat)
+	if _, err := l.Grant(context.Background(), entitlements.GrantRequest{PlayerID: "p1", IdempotencyKey: "g1", Reason: "x", Items: map[string]int64{"elixir": 5}}); err != nil {
+		t.Fatal(err)
+	}
+	cat.snap = reviewCatalog(t, 2, 3) // designers lower the limit
+	p := entitlements.StorePurchase{Store: "apple", Environment: "production", TransactionID: "t1", ProductID: "com.example.pack", Quantity: 1, PurchasedAt: time.Now()}
+	_, err := l.Redeem(context.Background(), "p1", p)
+	if err != nil {
+		t.Fatalf("paid purchase refused: %v", err)
+	}
+	if h := holdings(t, l, "p1"); h.Currencies["gems"] != 100 || h.Items["elixir"] != 5 {
+		t.Errorf("holdings = %+v, want the gems granted and elixirs left at 5", h)
+	}
+}
+
+// A subscription product that grants two items holds both.
+func TestASubscriptionGrantsEveryItem(t *testing.T) {
+	pool, _ := testenv.NewPool(t)
+	l := entitlements.New(pool, &swapCat{reviewCatalog(t, 1, 5)})
+	exp := time.Now().Add(30 * 24 * time.Hour)
+	p := entitlements.StorePurchase{Store: "apple", Environment: "production", TransactionID: "s1", OriginalTransactionID: "s1",
+		ProductID: "com.example.vipplus", Quantity: 1, PurchasedAt: time.Now(), ExpiresAt: &exp}
+	out, err := l.Redeem(context.Background(), "p1", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := holdings(t, l, "p1")
+	t.Logf("body %s; subscriptions %v", out.Body, h.Subscriptions)
+	if len(h.Subscriptions) != 2 {
+		t.Errorf("subscription grants %v, want vip and badge", h.Subscriptions)
 	}
 }

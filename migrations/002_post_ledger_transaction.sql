@@ -84,7 +84,8 @@ BEGIN
       WHERE b.player_id = p_player AND b.asset_type = v_change.type AND b.asset_id = v_change.id;
       v_have := coalesce(v_have, 0);
       v_delta := v_change.delta;
-      IF v_change.clamp AND v_change.max IS NOT NULL AND v_delta > 0 AND v_have + v_delta > v_change.max THEN
+      -- Compare without adding, so a huge delta cannot overflow here.
+      IF v_change.clamp AND v_change.max IS NOT NULL AND v_delta > 0 AND v_delta > v_change.max - v_have THEN
         v_delta := greatest(v_change.max - v_have, 0);
         v_change.delta := v_delta;
       END IF;
@@ -100,7 +101,10 @@ BEGIN
           'held', v_have, 'reason', 'balance would overflow');
         EXIT;
       END IF;
-      IF v_change.max IS NOT NULL AND v_have + v_change.delta > v_change.max THEN
+      -- A clamped change was cut to fit above; if the player already holds
+      -- more than max (a limit lowered since), it grants nothing rather than
+      -- refusing a paid purchase.
+      IF NOT v_change.clamp AND v_change.max IS NOT NULL AND v_have + v_change.delta > v_change.max THEN
         p_rejection := coalesce(v_change.exceed, 'limit_exceeded');
         p_rejection_detail := jsonb_build_object('asset_type', v_change.type, 'asset_id', v_change.id,
           'held', v_have, 'max', v_change.max);

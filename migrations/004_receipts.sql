@@ -81,7 +81,7 @@ CREATE TABLE subscriptions (
   expires_at              timestamptz NOT NULL,
   state                   text NOT NULL,
   updated_at              timestamptz NOT NULL DEFAULT now(),
-  PRIMARY KEY (store, original_transaction_id)
+  PRIMARY KEY (store, original_transaction_id, item_id)
 );
 CREATE INDEX subscriptions_player ON subscriptions (player_id);
 

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -183,8 +184,11 @@ func problemFor(err error) problem {
 		return p
 	case errors.As(err, &rejection):
 		p := newProblem(statusOr(rejectionStatus[rejection.Code], fiber.StatusConflict), string(rejection.Code), rejectionDetail[rejection.Code])
+		// json.Number keeps amounts above 2^53 exact.
 		var ext map[string]any
-		if len(rejection.Detail) > 0 && json.Unmarshal(rejection.Detail, &ext) == nil {
+		dec := json.NewDecoder(bytes.NewReader(rejection.Detail))
+		dec.UseNumber()
+		if len(rejection.Detail) > 0 && dec.Decode(&ext) == nil {
 			p.Extensions = ext
 		}
 		return p

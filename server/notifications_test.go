@@ -514,3 +514,25 @@ func TestStoreAdminRoutes(t *testing.T) {
 		t.Fatalf("empty store purchases: %s", r)
 	}
 }
+
+// A purchase refunded before the game redeemed it: the player still holds
+// the original signed transaction, and it must not grant anything.
+func TestARefundBeforeRedemptionBlocksTheOriginalTransaction(t *testing.T) {
+	se := newStoreEnv(t)
+	tx := fakestore.TransactionClaims{ProductID: "com.example.gems100", TransactionID: "9001"}
+	original := se.mint(t, tx)
+	refund := tx
+	refund.RevocationDate = time.Now()
+	if r := se.postApple(t, se.appleNotification(t, "REFUND", "", refund)); r.status != http.StatusOK {
+		t.Fatalf("notification: %s", r)
+	}
+	se.runWorker(t)
+	r := se.redeem(t, "p1", appleJWS(original))
+	if body := assertProblem(t, r, http.StatusUnprocessableEntity, "receipt_invalid"); body["reason"] != "state" {
+		t.Fatalf("reason = %v, want state", body["reason"])
+	}
+	if w := se.wallet(t, "p1"); w["gems"] != 0 {
+		t.Fatalf("wallet = %v", w)
+	}
+	se.assertAuditOK(t)
+}

@@ -106,6 +106,9 @@ func (s *Server) postEntitlementChecks(c *fiber.Ctx) error {
 		if ch.PlayerID == nil || ch.ItemID == nil {
 			return invalid("checks[" + itoa(i) + "] needs player_id and item_id.")
 		}
+		if *ch.ItemID == "" || len(*ch.ItemID) > 128 {
+			return invalid("checks[" + itoa(i) + "].item_id must be 1 to 128 characters.")
+		}
 		if err := entitlements.ValidatePlayerID(*ch.PlayerID); err != nil {
 			return invalid("checks[" + itoa(i) + "].player_id must be 1 to 128 printable characters without spaces.")
 		}

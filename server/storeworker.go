@@ -210,7 +210,13 @@ func (w *StoreWorker) applySubscription(ctx context.Context, n entitlements.Stor
 func (w *StoreWorker) revoke(ctx context.Context, n entitlements.StoreNotification, p *receipts.Purchase, reason string) error {
 	rec, err := w.s.ledger.FindStorePurchase(ctx, string(p.Store), p.TransactionID)
 	if errors.Is(err, entitlements.ErrStorePurchaseNotFound) {
-		w.note(ctx, n, "refund or revocation of a purchase never redeemed here", slog.String("transaction_id", p.TransactionID))
+		// Remember the refund anyway: the player may still hold the signed
+		// transaction and try to redeem it later.
+		if _, err := w.s.ledger.Revoke(ctx, string(p.Store), p.TransactionID, reason, w.opt.Policy); err != nil &&
+			!errors.Is(err, entitlements.ErrStorePurchaseNotFound) {
+			return err
+		}
+		w.note(ctx, n, "refund or revocation of a purchase never redeemed here; it can no longer be redeemed", slog.String("transaction_id", p.TransactionID))
 		return nil
 	}
 	if err != nil {
@@ -240,7 +246,7 @@ func (w *StoreWorker) owner(ctx context.Context, n entitlements.StoreNotificatio
 		w.note(ctx, n, "no original transaction")
 		return rec, false, nil
 	}
-	rec, err = w.s.ledger.FindStorePurchase(ctx, string(store), id)
+	rec, err = w.s.ledger.FindSubscriptionPurchase(ctx, string(store), id)
 	if errors.Is(err, entitlements.ErrStorePurchaseNotFound) {
 		w.note(ctx, n, "purchase never redeemed here (the game redeems it)", slog.String("original", id))
 		return rec, false, nil

@@ -1,0 +1,137 @@
+package entitlements
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/coinop/coinop/catalog"
+	"github.com/coinop/coinop/internal/testenv"
+)
+
+type fixedCatalog struct{ snap *catalog.Snapshot }
+
+func (s fixedCatalog) Current() *catalog.Snapshot { return s.snap }
+
+func goldCatalog(t *testing.T) fixedCatalog {
+	t.Helper()
+	snap, err := catalog.NewSnapshot(1, time.Now(), &catalog.Catalog{
+		Currencies: []catalog.Currency{{ID: "gold", Name: "Gold"}},
+		Items:      []catalog.Item{{ID: "potion", Name: "P", Kind: catalog.KindConsumable, Prices: []catalog.Price{{Currency: "gold", Amount: 1}}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fixedCatalog{snap}
+}
+
+func grantGold(t *testing.T, l *Ledger, key string) {
+	t.Helper()
+	if _, err := l.Grant(context.Background(), GrantRequest{PlayerID: "p1", IdempotencyKey: key, Reason: "r", Currencies: map[string]int64{"gold": 100}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A cold load that read Postgres before a commit whose cache write failed
+// must not store its older snapshot as current under the new epoch.
+func TestALoadRacingAnEpochBumpIsNotServedAfterwards(t *testing.T) {
+	ctx := context.Background()
+	pool, _ := testenv.NewPool(t)
+	rdb, prefix := testenv.RedisClient(t)
+	cat := goldCatalog(t)
+	ca := NewCache(rdb, pool, CacheConfig{Prefix: prefix})
+	a := New(pool, cat, WithCache(ca))
+	dead := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 50 * time.Millisecond, MaxRetries: -1})
+	t.Cleanup(func() { _ = dead.Close() })
+	b := New(pool, cat, WithCache(NewCache(dead, pool, CacheConfig{Prefix: prefix})))
+
+	grantGold(t, a, "k1") // gold 100, cached
+	rdb.Del(ctx, prefix+"{p1}:holdings")
+	loaded, release := make(chan struct{}), make(chan struct{})
+	realLoad := ca.load
+	ca.load = func(ctx context.Context, p string) (Holdings, error) {
+		h, err := realLoad(ctx, p)
+		close(loaded)
+		<-release
+		return h, err
+	}
+	done := make(chan struct{})
+	go func() { _, _ = a.Holdings(ctx, "p1"); close(done) }()
+	<-loaded
+	grantGold(t, b, "k2") // replica b commits 200; its Redis write fails; epoch bumped
+	if err := ca.refreshEpoch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	<-done
+	ca.load = realLoad
+
+	c := New(pool, cat, WithCache(NewCache(rdb, pool, CacheConfig{Prefix: prefix})))
+	for name, l := range map[string]*Ledger{"a": a, "c": c} {
+		h, err := l.Holdings(ctx, "p1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Currencies["gold"] != 200 {
+			t.Errorf("replica %s serves gold=%d (version %d) after a committed change to 200", name, h.Currencies["gold"], h.Version)
+		}
+	}
+}
+
+// Redis back with older data (a snapshot restore, a failover to a lagging
+// replica) after the breaker closes: the epoch moves, the old entry is refused.
+func TestRedisBackWithOlderDataIsNotServed(t *testing.T) {
+	ctx := context.Background()
+	pool, _ := testenv.NewPool(t)
+	rdb, prefix := testenv.RedisClient(t)
+	ca := NewCache(rdb, pool, CacheConfig{Prefix: prefix})
+	a := New(pool, goldCatalog(t), WithCache(ca))
+	grantGold(t, a, "k1")
+	dump, err := rdb.Dump(ctx, prefix+"{p1}:holdings").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	grantGold(t, a, "k2")
+	if err := rdb.RestoreReplace(ctx, prefix+"{p1}:holdings", 0, dump).Err(); err != nil {
+		t.Fatal(err)
+	}
+	ca.suspect.Store(true) // what the breaker does when it closes after an outage
+	if h, _ := a.Holdings(ctx, "p1"); h.Currencies["gold"] != 200 {
+		t.Errorf("served gold=%d from the older data, committed 200", h.Currencies["gold"])
+	}
+}
+
+// A Redis restart that no request noticed is caught by its new run id.
+func TestARedisRestartIsNoticedByItsRunID(t *testing.T) {
+	ctx := context.Background()
+	pool, _ := testenv.NewPool(t)
+	srv := testenv.NewRedisServer(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	ca := NewCache(rdb, pool, CacheConfig{Prefix: "coinop:"})
+	a := New(pool, goldCatalog(t), WithCache(ca))
+	if err := ca.checkRedisIdentity(ctx); err != nil {
+		t.Fatal(err)
+	}
+	grantGold(t, a, "k1")
+	old, _ := rdb.HGetAll(ctx, "coinop:{p1}:holdings").Result()
+	grantGold(t, a, "k2")
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// It comes back holding the entry from before the second grant.
+	if err := rdb.HSet(ctx, "coinop:{p1}:holdings", "e", old["e"], "v", old["v"], "d", old["d"]).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ca.checkRedisIdentity(ctx); err != nil { // RunEpochRefresh does this on every tick
+		t.Fatal(err)
+	}
+	if h, _ := a.Holdings(ctx, "p1"); h.Currencies["gold"] != 200 {
+		t.Errorf("served gold=%d from before the restart, committed 200", h.Currencies["gold"])
+	}
+}
