@@ -35,3 +35,13 @@ fuzz:
 		echo "== $$pkg $$target ($(FUZZTIME))"; \
 		$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) "$$pkg" || exit 1; \
 	done
+
+# Side-by-side benchmark: coinop against pgbench running its purchase SQL,
+# redis-benchmark GET and a minimal fiber handler, on this machine, in one
+# run; prints the ratios and writes docs/BENCHMARKS.md. About 6 minutes on
+# 2 cores; BENCH_QUICK=1 takes about 2.5. BENCH_PROFILE=1 also samples the
+# server with perf. Needs pgbench (postgresql-client) and redis-benchmark
+# (redis-tools). Not part of `make test`: it measures, it checks nothing.
+.PHONY: bench
+bench:
+	$(GO) run ./bench

@@ -1,0 +1,986 @@
+// Command bench is `make bench`: in one run on this machine it measures
+// coinop against three baselines and writes docs/BENCHMARKS.md.
+//
+//   - Purchases: pgbench running coinop's own purchase statement (one
+//     coinop_post call, fresh idempotency keys, the server's pool size as
+//     its client count) against POST /v1/purchases driven by `coinop
+//     loadtest`.
+//   - Entitlement checks: redis-benchmark GET at the server's Redis pool
+//     size against the cached server-to-server check
+//     GET /v1/players/{id}/entitlements/{item}, driven by `coinop loadtest`.
+//   - Catalog: a minimal fiber handler returning the same JSON body against
+//     GET /v1/catalog, as a 200 and as a 304, driven by `bench drive`.
+//
+// For each measurement a short search (doubling, then bisecting) finds the
+// highest fixed arrival rate whose p99 stays within the SLO; one more run at
+// 70% of that rate gives p50, p99 and CPU per request.
+//
+// The bench builds coinop once, runs `coinop serve` on a loopback port
+// against a fresh database (coinop_bench_<random>, dropped at the end) and a
+// fresh Redis prefix, and sends load to loopback addresses only. Every run
+// is bounded by its duration and a request budget.
+//
+// Usage (from the module root):
+//
+//	go run ./bench [-quick] [-only purchases,checks,catalog] [-out docs/BENCHMARKS.md]
+//
+// BENCH_QUICK=1 is -quick. `bench drive …` is the catalog generator, which
+// the bench runs as a child process.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	_ "embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/coinop/coinop/internal/localsvc"
+	"github.com/coinop/coinop/loadtest"
+)
+
+//go:embed catalog.yaml
+var benchCatalog []byte
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	if len(os.Args) > 1 && os.Args[1] == "drive" {
+		err = drive(ctx, os.Args[2:], os.Stdout)
+	} else {
+		err = run(ctx, os.Args[1:], os.Getenv, os.Stdout)
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// mode is how long and how finely the bench measures.
+type mode struct {
+	Name      string
+	Step      time.Duration // one run of a search
+	Hold      time.Duration // the run at 70% of max
+	Settle    time.Duration // pause after each run
+	Precision float64       // bisect until the bracket is this narrow
+	MaxSteps  int           // most runs per search
+	RedisN    int           // redis-benchmark requests
+}
+
+var (
+	fullMode  = mode{Name: "full", Step: 4 * time.Second, Hold: 5 * time.Second, Settle: 500 * time.Millisecond, Precision: 0.1, MaxSteps: 16, RedisN: 400_000}
+	quickMode = mode{Name: "quick", Step: 2 * time.Second, Hold: 2 * time.Second, Settle: 250 * time.Millisecond, Precision: 0.3, MaxSteps: 12, RedisN: 150_000}
+)
+
+// SLOs and targets from issue 6.
+const (
+	sloPurchase = 25 * time.Millisecond
+	sloCheck    = 5 * time.Millisecond
+	sloCatalog  = 5 * time.Millisecond
+
+	targetPurchase = 0.7
+	targetCheck    = 0.5
+	targetCatalog  = 0.5
+)
+
+// Fixed shape of the workload.
+const (
+	players  = 50 // the load tool's default; pgbench spreads over as many
+	poolSize = 20 // COINOP_DB_MAX_CONNS, and pgbench's clients
+	rateCap  = 200_000
+)
+
+// tools are the baselines' programs and the package that installs each.
+var tools = []struct{ bin, pkg string }{
+	{"pgbench", "postgresql-client"},
+	{"redis-benchmark", "redis-tools"},
+}
+
+// requireTools fails, naming the packages to install, when a baseline's
+// program is missing.
+func requireTools(lookPath func(string) (string, error)) error {
+	var missing []string
+	for _, t := range tools {
+		if _, err := lookPath(t.bin); err != nil {
+			missing = append(missing, fmt.Sprintf("%s (install the package %s, e.g. `apt-get install %s`)", t.bin, t.pkg, t.pkg))
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("make bench needs %s", strings.Join(missing, " and "))
+	}
+	return nil
+}
+
+// bench is one run's shared state.
+type bench struct {
+	mode     mode
+	out      io.Writer
+	root     string // module root
+	tmp      string
+	bin      string // the coinop binary
+	dbName   string // the bench database
+	dbURL    string
+	redisURL string
+	prefix   string
+	rdb      *redis.Client
+	srv      *serverProc
+	secrets  []string // COINOP_JWT_SECRET=… etc., for the server and the load tool
+	jwt      string
+	admin    string
+	s2s      string
+	version  int64 // the published catalog version
+	script   string
+	cleanups []func() // undo setup, run last first by teardown
+	profile  bool     // sample coinop serve with perf during each run at 70%
+	// loadBefore is /proc/loadavg's first three fields when the bench
+	// started, and checkpoints Postgres's checkpoint count then: other
+	// work on the machine, or on the shared Postgres, lowers every number.
+	loadBefore  string
+	checkpoints [2]int64 // timed, requested
+}
+
+func (b *bench) log(format string, args ...any) { fmt.Fprintf(b.out, format+"\n", args...) }
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) (err error) {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	quick := fs.Bool("quick", isTrue(getenv("BENCH_QUICK")), "short steps and a coarse search, about 2.5 minutes instead of 6 (BENCH_QUICK=1)")
+	profile := fs.Bool("profile", isTrue(getenv("BENCH_PROFILE")), "sample coinop serve with Linux perf during each run at 70% of max (BENCH_PROFILE=1)")
+	only := fs.String("only", "purchases,checks,catalog", "comparisons to run")
+	out := fs.String("out", "docs/BENCHMARKS.md", "where to write the report (relative to the module root)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	want := map[string]bool{}
+	for _, s := range strings.Split(*only, ",") {
+		s = strings.TrimSpace(s)
+		if s != "purchases" && s != "checks" && s != "catalog" {
+			return fmt.Errorf("-only: unknown comparison %q (want purchases, checks, catalog)", s)
+		}
+		want[s] = true
+	}
+	if err := requireTools(exec.LookPath); err != nil {
+		return err
+	}
+	if _, err := exec.LookPath("perf"); *profile && err != nil {
+		return errors.New("-profile needs perf (install the package linux-perf, or linux-tools-generic on Ubuntu)")
+	}
+	b := &bench{mode: fullMode, out: stdout, profile: *profile, loadBefore: strings.Join(firstFields(readFile("/proc/loadavg"), 3), ", ")}
+	if *quick {
+		b.mode = quickMode
+	}
+	// A failsafe far above the expected length: every run is bounded
+	// already, but a hung child must not keep the bench alive forever.
+	ctx, cancel := context.WithTimeout(ctx, 40*time.Minute)
+	defer cancel()
+	began := time.Now()
+
+	if b.root, err = moduleRoot(ctx); err != nil {
+		return err
+	}
+	if b.tmp, err = os.MkdirTemp("", "coinop-bench-"); err != nil {
+		return err
+	}
+	defer os.RemoveAll(b.tmp)
+
+	if err := b.setup(ctx, getenv); err != nil {
+		return err
+	}
+	defer b.teardown()
+
+	rep := &Report{Generated: time.Now(), Mode: b.mode.Name, Commit: gitCommit(ctx, b.root)}
+	if want["purchases"] {
+		p, err := b.purchases(ctx)
+		if err != nil {
+			return err
+		}
+		rep.Pairs = append(rep.Pairs, p)
+	}
+	if want["checks"] {
+		p, err := b.checks(ctx)
+		if err != nil {
+			return err
+		}
+		rep.Pairs = append(rep.Pairs, p)
+	}
+	if want["catalog"] {
+		p, err := b.catalog(ctx)
+		if err != nil {
+			return err
+		}
+		rep.Pairs = append(rep.Pairs, p)
+	}
+	rep.Machine = b.machine(ctx)
+	rep.Settings = b.settings()
+
+	path := *out
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(b.root, path)
+	}
+	if old, err := os.ReadFile(path); err == nil {
+		rep.Notes = extractNotes(string(old))
+	}
+	rep.PgbenchScript = b.script
+	var doc bytes.Buffer
+	if err := rep.WriteMarkdown(&doc); err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, doc.Bytes(), 0o644); err != nil {
+		return err
+	}
+
+	b.log("\nresults (max sustained rate with p99 within the SLO):")
+	for _, p := range rep.Pairs {
+		for _, c := range p.Coinop {
+			r := p.Ratio(c)
+			verdict := "met"
+			if math.IsNaN(r) || r < p.Target {
+				verdict = "MISSED"
+			}
+			b.log("  %-9s %-40s %12s vs %-28s %12s = %s (target ≥ %.1f×: %s)",
+				p.Name, c.Label, fmtMax(c), p.Baseline.Label, fmtMax(p.Baseline), fmtRatio(r), p.Target, verdict)
+		}
+	}
+	b.log("wrote %s in %s", *out, time.Since(began).Round(time.Second))
+	return nil
+}
+
+func isTrue(s string) bool {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "1", "true", "yes", "on":
+		return true
+	}
+	return false
+}
+
+// setup finds Postgres and Redis, creates the bench database, builds coinop,
+// starts the server and publishes the bench catalog. On error it undoes what
+// it did.
+func (b *bench) setup(ctx context.Context, getenv func(string) string) (err error) {
+	defer func() {
+		if err != nil {
+			b.teardown()
+		}
+	}()
+	id := randomHex(4)
+	b.prefix = "coinop_bench_" + id + ":"
+	b.jwt, b.admin, b.s2s = randomHex(32), randomHex(16), randomHex(16)
+	b.secrets = []string{"COINOP_JWT_SECRET=" + b.jwt, "COINOP_ADMIN_TOKEN=" + b.admin, "COINOP_SERVER_TOKEN=" + b.s2s}
+
+	pgURL, stopPG, err := localsvc.EnsurePostgres(ctx, getenv("COINOP_TEST_DATABASE_URL"), filepath.Join(b.tmp, "postgres"))
+	if err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	b.cleanups = append(b.cleanups, stopPG)
+	redisURL, stopRedis, err := localsvc.EnsureRedis(ctx, getenv("COINOP_TEST_REDIS_URL"), "")
+	if err != nil {
+		return fmt.Errorf("redis: %w", err)
+	}
+	b.cleanups = append(b.cleanups, stopRedis)
+	b.redisURL = redisURL
+	opt, err := redis.ParseURL(redisURL)
+	if err != nil {
+		return err
+	}
+	b.rdb = redis.NewClient(opt)
+	b.cleanups = append(b.cleanups, func() {
+		b.deleteRedisKeys()
+		b.rdb.Close()
+	})
+
+	b.dbName = "coinop_bench_" + id
+	if b.dbURL, err = createDatabase(ctx, pgURL, b.dbName); err != nil {
+		return err
+	}
+	b.cleanups = append(b.cleanups, func() { dropDatabase(pgURL, b.dbName, b.log) })
+	b.log("bench: database %s, Redis prefix %s", b.dbName, b.prefix)
+	b.checkpoints, _ = checkpoints(ctx, b.dbURL)
+
+	b.bin = filepath.Join(b.tmp, "coinop")
+	b.log("bench: go build ./cmd/coinop")
+	build := exec.CommandContext(ctx, "go", "build", "-o", b.bin, "./cmd/coinop")
+	build.Dir = b.root
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build ./cmd/coinop: %v\n%s", err, out)
+	}
+
+	env := append([]string{
+		"COINOP_DATABASE_URL=" + b.dbURL,
+		"COINOP_REDIS_URL=" + redisURL,
+		"COINOP_REDIS_PREFIX=" + b.prefix,
+		"COINOP_DB_MAX_CONNS=" + strconv.Itoa(poolSize),
+		"COINOP_RATE_LIMIT=off",
+		"COINOP_AUTO_MIGRATE=true",
+		"COINOP_LOG_LEVEL=warn",
+	}, b.secrets...)
+	if b.srv, err = startServer(ctx, b.bin, env, filepath.Join(b.tmp, "serve.log")); err != nil {
+		return err
+	}
+	b.cleanups = append(b.cleanups, func() {
+		if err := b.srv.Stop(); err != nil {
+			b.log("bench: stopping coinop serve: %v", err)
+		}
+	})
+	b.log("bench: coinop serve at %s (pid %d)", b.srv.URL, b.srv.cmd.Process.Pid)
+	if b.version, err = b.publishCatalog(ctx); err != nil {
+		return fmt.Errorf("%w\n%s", err, b.srv.logTail())
+	}
+	return nil
+}
+
+// teardown undoes setup, last step first. It runs once.
+func (b *bench) teardown() {
+	for i := len(b.cleanups) - 1; i >= 0; i-- {
+		b.cleanups[i]()
+	}
+	b.cleanups = nil
+}
+
+// target is one thing measured: what drives it and how to search it.
+type target struct {
+	Label, Tool string
+	Runner      runner
+	SLO         time.Duration
+	Start       float64 // the search's first rate
+	// WarmRate, when set, is the rate of one uncounted run before the
+	// search: fast enough to queue, so the server opens its whole
+	// Postgres pool and every backend has planned coinop_post before
+	// anything is measured (pgbench warms up inside each of its runs).
+	WarmRate  float64
+	ServerPID int // whose CPU counts as the server's; 0 for none
+}
+
+// measureAll searches each target's max sustained rate, the targets taking
+// turns one rate at a time, then runs each once more at 70% of its max for
+// percentiles, CPU and (with -profile) a profile of the server.
+func (b *bench) measureAll(ctx context.Context, targets ...target) ([]Result, error) {
+	var xs []*searcher
+	for _, t := range targets {
+		b.log("%s (%s), p99 ≤ %s", t.Label, t.Tool, fmtDuration(t.SLO))
+		if t.WarmRate > 0 {
+			if _, err := t.Runner.Run(ctx, t.WarmRate, time.Second); err != nil {
+				return nil, fmt.Errorf("%s: warming up: %w", t.Label, err)
+			}
+			time.Sleep(b.mode.Settle)
+		}
+		xs = append(xs, &searcher{
+			s:     Search{Start: t.Start, Floor: 10, Cap: rateCap, Precision: b.mode.Precision, MaxSteps: b.mode.MaxSteps},
+			r:     t.Runner,
+			label: t.Label,
+			slo:   t.SLO,
+		})
+	}
+	if err := runSearches(ctx, xs, b.mode.Step, b.mode.Settle, b.log); err != nil {
+		return nil, err
+	}
+	var out []Result
+	for i, t := range targets {
+		res := Result{Label: t.Label, Tool: t.Tool, Steps: xs[i].steps}
+		res.Max, res.Capped = MaxSustained(res.Steps, rateCap)
+		if res.Max == 0 {
+			b.log("  %s sustained no rate", t.Label)
+			out = append(out, res)
+			continue
+		}
+		if err := b.at70(ctx, t, &res); err != nil {
+			return nil, err
+		}
+		out = append(out, res)
+	}
+	return out, nil
+}
+
+// at70 runs t at 70% of res.Max and records percentiles, CPU per request
+// and, with -profile, where the server's CPU went.
+func (b *bench) at70(ctx context.Context, t target, res *Result) (err error) {
+	rate := math.Round(0.7 * res.Max)
+	var prof *profiler
+	if b.profile && t.ServerPID == b.srv.cmd.Process.Pid {
+		if prof, err = startProfile(ctx, t.ServerPID, b.tmp); err != nil {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond) // let perf attach before the load starts
+	}
+	w := watchCPU(t.ServerPID, b.dbName)
+	m, err := t.Runner.Run(ctx, rate, b.mode.Hold)
+	used, busy := w.Stop()
+	if prof != nil {
+		p, perr := prof.Stop(ctx)
+		if err == nil {
+			err = perr
+		}
+		res.Profile = p
+	}
+	if err != nil {
+		return fmt.Errorf("%s at 70%% of max: %w", t.Label, err)
+	}
+	res.At70, res.CPU = m, cpuUse(used, busy, m.GeneratorCPU, m.executed())
+	b.log("  %-28s max %s; at 70%% (%s): p50 %s, p99 %s", t.Label, fmtMax(*res), fmtRate(m.Achieved), fmtDuration(m.P50), fmtDuration(m.P99))
+	time.Sleep(b.mode.Settle)
+	return nil
+}
+
+// purchases compares pgbench running coinop_post with POST /v1/purchases.
+func (b *bench) purchases(ctx context.Context) (Pair, error) {
+	conn, err := pgx.Connect(ctx, b.dbURL)
+	if err != nil {
+		return Pair{}, err
+	}
+	defer conn.Close(context.Background())
+	sql := purchaseSQL{
+		PlayerPrefix: "pgb-", Players: players,
+		ItemID: "potion", Currency: "gold", Price: 100,
+		Currencies: []string{"gold", "gems"}, CatalogVersion: b.version,
+		KeyWait: 5 * time.Second, // COINOP_IDEMPOTENCY_WAIT's default
+	}
+	if err := fundPgbenchPlayers(ctx, conn, sql); err != nil {
+		return Pair{}, err
+	}
+	b.script = sql.Script()
+	scriptPath := filepath.Join(b.tmp, "purchase.sql")
+	if err := os.WriteFile(scriptPath, []byte(b.script), 0o644); err != nil {
+		return Pair{}, err
+	}
+	pg := pgbenchRunner{DatabaseURL: b.dbURL, Clients: poolSize, Threads: runtime.NumCPU(), Script: scriptPath, Dir: b.tmp, Warmup: time.Second}
+	scenario, err := b.writeFile("purchases.yaml",
+		"mix: {purchase: 1}\npurchase: {retry_share: 0, stale_price_share: 0, max_quantity: 1}\n")
+	if err != nil {
+		return Pair{}, err
+	}
+	lt := b.loadtest(loadtest.EndpointPurchase, "--scenario", scenario, "--players", strconv.Itoa(players))
+	if _, err := conn.Exec(ctx, "VACUUM ANALYZE"); err != nil {
+		return Pair{}, err
+	}
+	rs, err := b.measureAll(ctx,
+		target{Label: "pgbench: coinop_post", Tool: "pgbench", Runner: pg, SLO: sloPurchase, Start: 250},
+		target{Label: "POST /v1/purchases", Tool: "coinop loadtest", Runner: lt, SLO: sloPurchase,
+			Start: 250, WarmRate: 2000, ServerPID: b.srv.cmd.Process.Pid})
+	if err != nil {
+		return Pair{}, err
+	}
+	base, c := rs[0], rs[1]
+	return Pair{
+		Name: "Purchases", SLO: sloPurchase, Target: targetPurchase, Baseline: base, Coinop: []Result{c},
+		What: fmt.Sprintf("One potion for 100 gold with a fresh idempotency key, for one of %d players chosen at random. "+
+			"pgbench sends the server's own statement (`SELECT … FROM coinop_post($1..$14)` with the same arguments) over %d connections, "+
+			"the size of the server's pool; the server gets the same purchase as JSON over HTTP.", players, poolSize),
+	}, nil
+}
+
+// checks compares redis-benchmark GET with the cached entitlement check.
+func (b *bench) checks(ctx context.Context) (Pair, error) {
+	client := loadtest.NewClient(b.srv.URL, 8, 10*time.Second, b.admin, b.s2s)
+	defer client.Close()
+	var tokens strings.Builder
+	ids := make([]string, players)
+	for i := range players {
+		ids[i] = fmt.Sprintf("bench-check-%d", i+1)
+		tok, err := loadtest.MintToken([]byte(b.jwt), ids[i], time.Now(), 2*time.Hour, "", "")
+		if err != nil {
+			return Pair{}, err
+		}
+		fmt.Fprintf(&tokens, "%s %s\n", ids[i], tok)
+		// Each player owns a potion, so a check answers "owned" from the
+		// entry the grant wrote to the cache after its commit.
+		r, res, err := client.Grant(ctx, ids[i], "bench-fund", loadtest.GrantRequest{
+			Reason: "bench", Currencies: map[string]int64{"gold": 1000}, Items: map[string]int64{"potion": 1},
+		})
+		switch {
+		case err != nil:
+			return Pair{}, fmt.Errorf("granting %s: %w", ids[i], err)
+		case res == nil:
+			return Pair{}, fmt.Errorf("granting %s: HTTP %d %s", ids[i], r.Status, r.Body)
+		}
+	}
+	if err := b.warmChecks(ctx, client, ids); err != nil {
+		return Pair{}, err
+	}
+
+	// The baseline reads values as large as the cached entry's data.
+	value, err := b.rdb.HGet(ctx, b.holdingsKey(ids[0]), "d").Result()
+	if err != nil {
+		return Pair{}, fmt.Errorf("reading a cached entry: %w", err)
+	}
+	rb := redisBenchmark{URL: b.redisURL, Conns: redisPoolSize(), Requests: b.mode.RedisN, Keyspace: players, Prefix: b.prefix}
+	if err := rb.Fill(ctx, b.rdb, value); err != nil {
+		return Pair{}, err
+	}
+	// redis-benchmark runs once before coinop's search and once after;
+	// the better run is the baseline (other work only ever slows a run).
+	var base Result
+	runRedis := func() error {
+		b.log("redis-benchmark GET (-c %d -n %d), p99 ≤ %s", rb.Conns, rb.Requests, fmtDuration(sloCheck))
+		w := watchCPU(0, b.dbName)
+		m, err := rb.Run(ctx)
+		used, busy := w.Stop()
+		if err != nil {
+			return err
+		}
+		ok, why := m.Sustained(sloCheck)
+		b.log("  %-28s %s, p50 %s, p99 %s", "redis-benchmark GET", fmtRate(m.Achieved), fmtDuration(m.P50), fmtDuration(m.P99))
+		base.Steps = append(base.Steps, Step{Rate: m.Achieved, OK: ok, Reason: why, M: m})
+		if ok && m.Achieved > base.Max {
+			base.Max, base.At70, base.CPU = m.Achieved, m, cpuUse(used, busy, m.GeneratorCPU, m.executed())
+		}
+		return nil
+	}
+	base.Label, base.Tool, base.AtMax = "redis-benchmark GET", "redis-benchmark", true
+	if err := runRedis(); err != nil {
+		return Pair{}, err
+	}
+
+	tokensPath, err := b.writeFile("check-tokens.txt", tokens.String())
+	if err != nil {
+		return Pair{}, err
+	}
+	scenario, err := b.writeFile("checks.yaml", "mix: {entitlement_check: 1}\n")
+	if err != nil {
+		return Pair{}, err
+	}
+	if err := b.warmChecks(ctx, client, ids); err != nil {
+		return Pair{}, err
+	}
+	lt := b.loadtest(loadtest.EndpointEntitlementCheck, "--scenario", scenario, "--tokens", tokensPath, "--fund", "0")
+	rs, err := b.measureAll(ctx, target{Label: "GET /v1/players/{id}/entitlements/{item}", Tool: "coinop loadtest", Runner: lt, SLO: sloCheck,
+		Start: 1000, WarmRate: 2000, ServerPID: b.srv.cmd.Process.Pid})
+	if err != nil {
+		return Pair{}, err
+	}
+	c := rs[0]
+	if err := runRedis(); err != nil {
+		return Pair{}, err
+	}
+	return Pair{
+		Name: "Entitlement checks", SLO: sloCheck, Target: targetCheck, Baseline: base, Coinop: []Result{c},
+		What: fmt.Sprintf("A game server asks whether one of %d players owns the potion, answered from the warm Redis cache "+
+			"(one HMGET). redis-benchmark sends GET over %d connections, the size of the server's Redis pool, on %d keys "+
+			"holding values as large as a cached entry; it runs once before coinop's search and once after, and the better run counts.", players, rb.Conns, players),
+	}, nil
+}
+
+// warmChecks makes sure every player's holdings are in the cache, so the
+// check measures the cached path and not the first load from Postgres.
+func (b *bench) warmChecks(ctx context.Context, client *loadtest.Client, ids []string) error {
+	for _, id := range ids {
+		r, err := client.CheckOwnership(ctx, id, "potion")
+		if err != nil {
+			return fmt.Errorf("warming %s: %w", id, err)
+		}
+		var oc loadtest.OwnershipCheck
+		if r.Status != http.StatusOK || json.Unmarshal(r.Body, &oc) != nil || !oc.Owned {
+			return fmt.Errorf("warming %s: HTTP %d %s", id, r.Status, r.Body)
+		}
+		n, err := b.rdb.Exists(ctx, b.holdingsKey(id)).Result()
+		if err != nil || n != 1 {
+			return fmt.Errorf("the cache has no entry for %s after a check (%v)", id, err)
+		}
+	}
+	return nil
+}
+
+func (b *bench) holdingsKey(player string) string { return b.prefix + "{" + player + "}:holdings" }
+
+// redisPoolSize is go-redis's default pool size, which coinop serve keeps:
+// ten connections per CPU.
+func redisPoolSize() int { return 10 * runtime.GOMAXPROCS(0) }
+
+// catalog compares a minimal fiber handler with GET /v1/catalog.
+func (b *bench) catalog(ctx context.Context) (Pair, error) {
+	resp, err := http.Get(b.srv.URL + "/v1/catalog")
+	if err != nil {
+		return Pair{}, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return Pair{}, fmt.Errorf("GET /v1/catalog: HTTP %d %v", resp.StatusCode, err)
+	}
+	etag := resp.Header.Get("ETag")
+	if etag == "" {
+		return Pair{}, errors.New("GET /v1/catalog sent no ETag")
+	}
+	fiberURL, stop, err := startMinimalFiber(body)
+	if err != nil {
+		return Pair{}, err
+	}
+	defer stop()
+
+	pid := b.srv.cmd.Process.Pid
+	rs, err := b.measureAll(ctx,
+		target{Label: "minimal fiber handler (200)", Tool: "bench drive", SLO: sloCatalog, Start: 1000,
+			Runner: driveRunner{URL: fiberURL, Expect: http.StatusOK}, ServerPID: os.Getpid()},
+		target{Label: "GET /v1/catalog (200)", Tool: "bench drive", SLO: sloCatalog, Start: 1000,
+			Runner: driveRunner{URL: b.srv.URL, Expect: http.StatusOK}, ServerPID: pid},
+		target{Label: "GET /v1/catalog (304)", Tool: "bench drive", SLO: sloCatalog, Start: 1000,
+			Runner: driveRunner{URL: b.srv.URL, IfNoneMatch: etag, Expect: http.StatusNotModified}, ServerPID: pid})
+	if err != nil {
+		return Pair{}, err
+	}
+	base, c200, c304 := rs[0], rs[1], rs[2]
+	return Pair{
+		Name: "Catalog", SLO: sloCatalog, Target: targetCatalog, Baseline: base, Coinop: []Result{c200, c304},
+		What: fmt.Sprintf("The minimal handler is a default fiber app in the bench process answering GET /v1/catalog with the same "+
+			"%d-byte JSON body the server sends. The 304 rows send If-None-Match with the catalog's ETag. "+
+			"`coinop loadtest` revalidates with If-None-Match after each player's first read, so it cannot hold the 200 path; "+
+			"`bench drive` (the load tool's scheduler, HTTP client and HDR recorder in a child process) drives all three.", len(body)),
+	}, nil
+}
+
+// loadtest returns a runner of `coinop loadtest` against the server.
+func (b *bench) loadtest(endpoint string, args ...string) loadtestRunner {
+	return loadtestRunner{Bin: b.bin, URL: b.srv.URL, Endpoint: endpoint, Args: args, Env: b.secrets, Dir: b.tmp}
+}
+
+func (b *bench) writeFile(name, content string) (string, error) {
+	p := filepath.Join(b.tmp, name)
+	return p, os.WriteFile(p, []byte(content), 0o600)
+}
+
+// publishCatalog publishes the bench catalog and waits until the server
+// serves it.
+func (b *bench) publishCatalog(ctx context.Context) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, b.srv.URL+"/admin/v1/catalog", bytes.NewReader(benchCatalog))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+b.admin)
+	req.Header.Set("Content-Type", "application/yaml")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("publishing the catalog: %w", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var v struct {
+		Version int64 `json:"version"`
+	}
+	if resp.StatusCode/100 != 2 || json.Unmarshal(body, &v) != nil || v.Version == 0 {
+		return 0, fmt.Errorf("publishing the catalog: HTTP %d %s", resp.StatusCode, body)
+	}
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		resp, err := http.Get(b.srv.URL + "/v1/catalog")
+		if err != nil {
+			continue
+		}
+		var doc loadtest.CatalogDocument
+		err = json.NewDecoder(resp.Body).Decode(&doc)
+		resp.Body.Close()
+		if err == nil && doc.Version == v.Version {
+			return v.Version, nil
+		}
+	}
+	return 0, fmt.Errorf("the server did not serve catalog version %d within 15s", v.Version)
+}
+
+// deleteRedisKeys removes every key under the bench prefix.
+func (b *bench) deleteRedisKeys() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	iter := b.rdb.Scan(ctx, 0, b.prefix+"*", 1000).Iterator()
+	var keys []string
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	for chunk := range slices.Chunk(keys, 500) {
+		b.rdb.Unlink(ctx, chunk...)
+	}
+}
+
+// serverProc is a running `coinop serve`.
+type serverProc struct {
+	cmd     *exec.Cmd
+	URL     string
+	logPath string
+	done    chan error
+}
+
+// startServer starts `coinop serve` on a free loopback port with env (any
+// COINOP_* variables of this process are left out) and waits until it is
+// ready.
+func startServer(ctx context.Context, bin string, env []string, logPath string) (*serverProc, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = append(withoutCoinopEnv(os.Environ()), env...)
+	cmd.Env = append(cmd.Env, "COINOP_ADDR=127.0.0.1:"+strconv.Itoa(port))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s := &serverProc{cmd: cmd, URL: "http://127.0.0.1:" + strconv.Itoa(port), logPath: logPath, done: make(chan error, 1)}
+	go func() { s.done <- cmd.Wait() }()
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		select {
+		case err := <-s.done:
+			s.done <- err
+			return nil, fmt.Errorf("coinop serve exited: %v\n%s", err, s.logTail())
+		case <-ctx.Done():
+			_ = s.Stop()
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if resp, err := http.Get(s.URL + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			_ = s.Stop()
+			return nil, fmt.Errorf("coinop serve was not ready within 60s\n%s", s.logTail())
+		}
+	}
+}
+
+// Stop sends SIGTERM and waits for the server to drain, then kills it.
+func (s *serverProc) Stop() error {
+	if s.cmd.ProcessState != nil {
+		return nil
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+		return nil
+	case <-time.After(30 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+		return errors.New("coinop serve did not stop within 30s; killed")
+	}
+}
+
+func (s *serverProc) logTail() string {
+	b, _ := os.ReadFile(s.logPath)
+	return tail(string(b), 3000)
+}
+
+func withoutCoinopEnv(env []string) []string {
+	var out []string
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "COINOP_") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// createDatabase creates db on the server at adminURL and returns its URL.
+func createDatabase(ctx context.Context, adminURL, db string) (string, error) {
+	conn, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{db}.Sanitize()); err != nil {
+		return "", fmt.Errorf("creating database %s: %w", db, err)
+	}
+	u, err := url.Parse(adminURL)
+	if err != nil {
+		return "", err
+	}
+	u.Path = "/" + db
+	return u.String(), nil
+}
+
+// dropDatabase drops db, disconnecting anyone still connected.
+func dropDatabase(adminURL, db string, log func(string, ...any)) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, adminURL)
+	if err == nil {
+		_, err = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{db}.Sanitize()+" WITH (FORCE)")
+		conn.Close(ctx)
+	}
+	if err != nil {
+		log("bench: dropping database %s: %v (drop it by hand)", db, err)
+	}
+}
+
+func moduleRoot(ctx context.Context) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", errors.New("run the bench from inside the coinop module (make bench)")
+	}
+	return filepath.Dir(gomod), nil
+}
+
+// gitCommit names the commit measured, marking local changes.
+func gitCommit(ctx context.Context, root string) string {
+	cmd := exec.CommandContext(ctx, "git", "rev-parse", "--short", "HEAD")
+	cmd.Dir = root
+	out, err := cmd.Output()
+	if err != nil {
+		return "(unknown)"
+	}
+	c := "`" + strings.TrimSpace(string(out)) + "`"
+	st := exec.CommandContext(ctx, "git", "status", "--porcelain", "--untracked-files=no")
+	st.Dir = root
+	if out, err := st.Output(); err == nil && len(bytes.TrimSpace(out)) > 0 {
+		c += " with local changes"
+	}
+	return c
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	return hex.EncodeToString(b)
+}
+
+// machine describes this machine and the versions of what ran.
+func (b *bench) machine(ctx context.Context) []Fact {
+	facts := []Fact{
+		{"CPU", fmt.Sprintf("%s, %d logical CPUs (nproc)", cpuModel(), runtime.NumCPU())},
+		{"Memory", memTotal()},
+		{"OS", "Linux " + strings.TrimSpace(readFile("/proc/sys/kernel/osrelease"))},
+		{"Other work", b.interference(ctx)},
+		{"Go", runtime.Version()},
+	}
+	if conn, err := pgx.Connect(ctx, b.dbURL); err == nil {
+		var v string
+		if conn.QueryRow(ctx, "SHOW server_version").Scan(&v) == nil {
+			facts = append(facts, Fact{"PostgreSQL", v + " (" + toolVersion(ctx, "pgbench") + ")"})
+		}
+		conn.Close(ctx)
+	}
+	if info, err := b.rdb.InfoMap(ctx, "server").Result(); err == nil {
+		facts = append(facts, Fact{"Redis", info["Server"]["redis_version"] + " (" + toolVersion(ctx, "redis-benchmark") + ")"})
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			switch d.Path {
+			case "github.com/gofiber/fiber/v2", "github.com/jackc/pgx/v5", "github.com/redis/go-redis/v9":
+				facts = append(facts, Fact{d.Path, d.Version})
+			}
+		}
+	}
+	return facts
+}
+
+// interference describes what else was running: the load average before
+// and after the bench, and how many checkpoints Postgres ran meanwhile
+// (CREATE and DROP DATABASE by other users of a shared server force one
+// each, and a checkpoint's writes stall commits).
+func (b *bench) interference(ctx context.Context) string {
+	s := fmt.Sprintf("load average %s before the bench and %s after (1, 5, 15 minutes; 2 CPUs)",
+		b.loadBefore, strings.Join(firstFields(readFile("/proc/loadavg"), 3), ", "))
+	if now, err := checkpoints(ctx, b.dbURL); err == nil {
+		s += fmt.Sprintf("; Postgres checkpoints during the bench: %d on schedule, %d requested", now[0]-b.checkpoints[0], now[1]-b.checkpoints[1])
+	}
+	return s
+}
+
+// checkpoints reads Postgres's timed and requested checkpoint counts.
+func checkpoints(ctx context.Context, dbURL string) ([2]int64, error) {
+	var n [2]int64
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return n, err
+	}
+	defer conn.Close(context.Background())
+	err = conn.QueryRow(ctx, "SELECT checkpoints_timed, checkpoints_req FROM pg_stat_bgwriter").Scan(&n[0], &n[1])
+	return n, err
+}
+
+func (b *bench) settings() []Fact {
+	m := b.mode
+	return []Fact{
+		{"Mode", fmt.Sprintf("%s: each search step runs %s, the run at 70%% of max %s; bisection stops when the bracket is within %.0f%%; at most %d steps per search",
+			m.Name, m.Step, m.Hold, 100*m.Precision, m.MaxSteps)},
+		{"Search", "start at 250/s (purchases) or 1,000/s (reads) and double until a rate fails, then bisect geometrically between the highest pass and the lowest failure; a rate that fails is run once more and counts as failed only if it fails again (a burst of unrelated work can spoil one short run, nothing can make a run faster)"},
+		{"Sustained", "p99 within the SLO, errors plus dropped requests ≤ 0.1%, at least 95% of the rate served (for pgbench, whose Poisson schedule sends a random number of transactions, at most three standard deviations fewer than the mean)"},
+		{"coinop serve", fmt.Sprintf("built once with `go build`; COINOP_DB_MAX_CONNS=%d, COINOP_RATE_LIMIT=off, COINOP_LOG_LEVEL=warn, COINOP_AUTO_MIGRATE=true, everything else default (Redis pool: go-redis's default of %d)", poolSize, redisPoolSize())},
+		{"pgbench", fmt.Sprintf("`pgbench --no-vacuum --protocol=prepared --client=%d --jobs=%d --rate=R --time=T --log`; latency is time + schedule lag from the per-transaction log, so it counts from each transaction's due time; "+
+			"each run lasts one second longer and leaves out the transactions due in its first second, when its fresh connections are still planning coinop_post (the server's pool is warmed once, by an uncounted run, before its search). "+
+			"pgbench spaces transactions as a Poisson process, the load tools at even intervals, which queues a little less at the same rate", poolSize, runtime.NumCPU())},
+		{"redis-benchmark", fmt.Sprintf("`redis-benchmark -c %d -n %d -r %d --csv GET <prefix>key:__rand_int__` (closed model: its max is its throughput)", redisPoolSize(), m.RedisN, players)},
+		{"coinop loadtest", fmt.Sprintf("open model at a fixed --rate, --players %d (chosen uniformly per request), --no-verify; purchases: mix purchase only, no retries or stale prices, quantity 1; checks: mix entitlement_check only, fixed players from a --tokens file", players)},
+		{"bench drive", "open model at a fixed rate, worker pool rate/5 (16 to 2,048) like the load tool, no token (the catalog is public)"},
+	}
+}
+
+func cpuModel() string {
+	for _, line := range strings.Split(readFile("/proc/cpuinfo"), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}
+
+func memTotal() string {
+	for _, line := range strings.Split(readFile("/proc/meminfo"), "\n") {
+		if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err == nil {
+				return fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
+			}
+		}
+	}
+	return "unknown"
+}
+
+func firstFields(s string, n int) []string {
+	f := strings.Fields(s)
+	return f[:min(n, len(f))]
+}
+
+func readFile(path string) string {
+	b, _ := os.ReadFile(path)
+	return string(b)
+}
+
+func toolVersion(ctx context.Context, bin string) string {
+	out, err := exec.CommandContext(ctx, bin, "--version").Output()
+	if err != nil {
+		return bin
+	}
+	return strings.TrimSpace(string(out))
+}
