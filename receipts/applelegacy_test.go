@@ -7,49 +7,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/awa/go-iap/appstore"
+
+	"github.com/coinop/coinop/receipts/fakestore"
 )
-
-// fakeVerifyReceipt answers /prod and /sandbox like Apple's verifyReceipt.
-type fakeVerifyReceipt struct {
-	mu      sync.Mutex
-	hits    []string
-	prod    func(appstore.IAPRequest) (int, any)
-	sandbox func(appstore.IAPRequest) (int, any)
-}
-
-func (f *fakeVerifyReceipt) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var req appstore.IAPRequest
-	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	f.mu.Lock()
-	f.hits = append(f.hits, r.URL.Path)
-	h := f.prod
-	if r.URL.Path == "/sandbox" {
-		h = f.sandbox
-	}
-	f.mu.Unlock()
-	if h == nil {
-		http.Error(w, "unexpected call", http.StatusTeapot)
-		return
-	}
-	status, body := h(req)
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(body)
-}
-
-func (f *fakeVerifyReceipt) calls() string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return strings.Join(f.hits, ",")
-}
 
 func receiptAnswer(env, bundle string, inApp ...map[string]string) func(appstore.IAPRequest) (int, any) {
 	return func(appstore.IAPRequest) (int, any) {
@@ -61,7 +25,7 @@ func statusAnswer(status int) func(appstore.IAPRequest) (int, any) {
 	return func(appstore.IAPRequest) (int, any) { return 200, map[string]any{"status": status} }
 }
 
-func newLegacy(t *testing.T, f *fakeVerifyReceipt, env Environment) *AppleLegacy {
+func newLegacy(t *testing.T, f *fakestore.VerifyReceiptServer, env Environment) *AppleLegacy {
 	t.Helper()
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
@@ -89,18 +53,18 @@ const someReceipt = "TUlJVG9nWUpLb1pJaHZjTkFRY0NvSUlUa3pDQ0U0OENBUUV4Q3pBSkJnVXJ
 func TestAppleLegacyVerifyReceipt(t *testing.T) {
 	ctx := context.Background()
 	t.Run("a production receipt gives one purchase per in_app entry", func(t *testing.T) {
-		f := &fakeVerifyReceipt{prod: func(req appstore.IAPRequest) (int, any) {
+		f := fakestore.NewVerifyReceiptServer(func(req appstore.IAPRequest) (int, any) {
 			if req.ReceiptData != someReceipt || req.Password != "s3cret" {
 				return 200, map[string]any{"status": 21002}
 			}
 			return receiptAnswer("Production", testBundle, gemsEntry, vipEntry)(req)
-		}}
+		}, nil)
 		ps, err := newLegacy(t, f, EnvProduction).VerifyReceipt(ctx, someReceipt, VerifyOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(ps) != 2 || f.calls() != "/prod" {
-			t.Fatalf("purchases %+v calls %s", ps, f.calls())
+		if len(ps) != 2 || f.Calls() != "/prod" {
+			t.Fatalf("purchases %+v calls %s", ps, f.Calls())
 		}
 		g, v := ps[0], ps[1]
 		if g.Store != StoreApple || g.Environment != EnvProduction || g.TransactionID != "1000000000000001" || g.ProductID != "gems.100" ||
@@ -114,52 +78,52 @@ func TestAppleLegacyVerifyReceipt(t *testing.T) {
 	})
 	t.Run("the published legacy transaction receipt is sent verbatim", func(t *testing.T) {
 		legacy := strings.TrimSpace(string(vector(t, "legacyTransactionReceipt.b64")))
-		f := &fakeVerifyReceipt{prod: func(req appstore.IAPRequest) (int, any) {
+		f := fakestore.NewVerifyReceiptServer(func(req appstore.IAPRequest) (int, any) {
 			if req.ReceiptData != legacy {
 				return 200, map[string]any{"status": 21002}
 			}
 			e := map[string]string{"product_id": "p", "transaction_id": "33993399", "purchase_date_ms": "1"}
 			return receiptAnswer("Production", testBundle, e)(req)
-		}}
+		}, nil)
 		ps, err := newLegacy(t, f, EnvProduction).VerifyReceipt(ctx, legacy, VerifyOptions{})
 		if err != nil || len(ps) != 1 || ps[0].TransactionID != "33993399" {
 			t.Fatalf("%+v %v", ps, err)
 		}
 	})
 	t.Run("a sandbox receipt falls back to the sandbox when allowed", func(t *testing.T) {
-		f := &fakeVerifyReceipt{prod: statusAnswer(21007), sandbox: receiptAnswer("Sandbox", testBundle, gemsEntry)}
+		f := fakestore.NewVerifyReceiptServer(statusAnswer(21007), receiptAnswer("Sandbox", testBundle, gemsEntry))
 		ps, err := newLegacy(t, f, EnvProduction).VerifyReceipt(ctx, someReceipt, VerifyOptions{AllowSandbox: true})
-		if err != nil || len(ps) != 1 || ps[0].Environment != EnvSandbox || f.calls() != "/prod,/sandbox" {
-			t.Fatalf("%+v %v calls %s", ps, err, f.calls())
+		if err != nil || len(ps) != 1 || ps[0].Environment != EnvSandbox || f.Calls() != "/prod,/sandbox" {
+			t.Fatalf("%+v %v calls %s", ps, err, f.Calls())
 		}
 	})
 	t.Run("a sandbox receipt is refused without calling the sandbox when not allowed", func(t *testing.T) {
-		f := &fakeVerifyReceipt{prod: statusAnswer(21007), sandbox: receiptAnswer("Sandbox", testBundle, gemsEntry)}
+		f := fakestore.NewVerifyReceiptServer(statusAnswer(21007), receiptAnswer("Sandbox", testBundle, gemsEntry))
 		_, err := newLegacy(t, f, EnvProduction).VerifyReceipt(ctx, someReceipt, VerifyOptions{})
 		wantReason(t, err, ReasonEnvironment)
-		if f.calls() != "/prod" {
-			t.Fatalf("calls %s, want the production endpoint only", f.calls())
+		if f.Calls() != "/prod" {
+			t.Fatalf("calls %s, want the production endpoint only", f.Calls())
 		}
 	})
 	t.Run("a sandbox deployment asks the sandbox only", func(t *testing.T) {
-		f := &fakeVerifyReceipt{sandbox: receiptAnswer("Sandbox", testBundle, gemsEntry)}
+		f := fakestore.NewVerifyReceiptServer(nil, receiptAnswer("Sandbox", testBundle, gemsEntry))
 		ps, err := newLegacy(t, f, EnvSandbox).VerifyReceipt(ctx, someReceipt, VerifyOptions{})
-		if err != nil || len(ps) != 1 || f.calls() != "/sandbox" {
-			t.Fatalf("%+v %v calls %s", ps, err, f.calls())
+		if err != nil || len(ps) != 1 || f.Calls() != "/sandbox" {
+			t.Fatalf("%+v %v calls %s", ps, err, f.Calls())
 		}
 	})
 	t.Run("a production receipt is refused by a sandbox deployment", func(t *testing.T) {
-		f := &fakeVerifyReceipt{sandbox: statusAnswer(21008)}
+		f := fakestore.NewVerifyReceiptServer(nil, statusAnswer(21008))
 		_, err := newLegacy(t, f, EnvSandbox).VerifyReceipt(ctx, someReceipt, VerifyOptions{})
 		wantReason(t, err, ReasonEnvironment)
 	})
 	t.Run("a receipt for another bundle is refused", func(t *testing.T) {
-		f := &fakeVerifyReceipt{prod: receiptAnswer("Production", "com.other", gemsEntry)}
+		f := fakestore.NewVerifyReceiptServer(receiptAnswer("Production", "com.other", gemsEntry), nil)
 		_, err := newLegacy(t, f, EnvProduction).VerifyReceipt(ctx, someReceipt, VerifyOptions{})
 		wantReason(t, err, ReasonBundle)
 	})
 	t.Run("an entry without a purchase date is refused", func(t *testing.T) {
-		f := &fakeVerifyReceipt{prod: receiptAnswer("Production", testBundle, map[string]string{"product_id": "p", "transaction_id": "1"})}
+		f := fakestore.NewVerifyReceiptServer(receiptAnswer("Production", testBundle, map[string]string{"product_id": "p", "transaction_id": "1"}), nil)
 		_, err := newLegacy(t, f, EnvProduction).VerifyReceipt(ctx, someReceipt, VerifyOptions{})
 		wantReason(t, err, ReasonFormat)
 	})
@@ -168,7 +132,7 @@ func TestAppleLegacyVerifyReceipt(t *testing.T) {
 		want   Reason
 	}{{21000, ReasonFormat}, {21002, ReasonFormat}, {21003, ReasonSignature}, {21010, ReasonAccount}, {21099, ReasonFormat}} {
 		t.Run("status "+itoa(tt.status)+" is refused as "+string(tt.want), func(t *testing.T) {
-			f := &fakeVerifyReceipt{prod: statusAnswer(tt.status)}
+			f := fakestore.NewVerifyReceiptServer(statusAnswer(tt.status), nil)
 			_, err := newLegacy(t, f, EnvProduction).VerifyReceipt(ctx, someReceipt, VerifyOptions{})
 			wantReason(t, err, tt.want)
 		})
@@ -186,7 +150,7 @@ func TestAppleLegacyVerifyReceipt(t *testing.T) {
 	}
 	for name, h := range unavailableCases {
 		t.Run(name+" means the store is unavailable", func(t *testing.T) {
-			f := &fakeVerifyReceipt{prod: h}
+			f := fakestore.NewVerifyReceiptServer(h, nil)
 			_, err := newLegacy(t, f, EnvProduction).VerifyReceipt(ctx, someReceipt, VerifyOptions{})
 			if !errors.Is(err, ErrStoreUnavailable) {
 				t.Fatalf("got %v, want ErrStoreUnavailable", err)
@@ -194,14 +158,14 @@ func TestAppleLegacyVerifyReceipt(t *testing.T) {
 		})
 	}
 	t.Run("a sandbox answering 5xx after 21007 means the store is unavailable", func(t *testing.T) {
-		f := &fakeVerifyReceipt{prod: statusAnswer(21007), sandbox: func(appstore.IAPRequest) (int, any) { return 502, nil }}
+		f := fakestore.NewVerifyReceiptServer(statusAnswer(21007), func(appstore.IAPRequest) (int, any) { return 502, nil })
 		_, err := newLegacy(t, f, EnvProduction).VerifyReceipt(ctx, someReceipt, VerifyOptions{AllowSandbox: true})
 		if !errors.Is(err, ErrStoreUnavailable) {
 			t.Fatalf("got %v", err)
 		}
 	})
 	t.Run("status 21004 means our shared secret is wrong", func(t *testing.T) {
-		f := &fakeVerifyReceipt{prod: statusAnswer(21004)}
+		f := fakestore.NewVerifyReceiptServer(statusAnswer(21004), nil)
 		_, err := newLegacy(t, f, EnvProduction).VerifyReceipt(ctx, someReceipt, VerifyOptions{})
 		if !errors.Is(err, ErrMisconfigured) || ReasonOf(err) != "" {
 			t.Fatalf("got %v", err)
@@ -229,14 +193,14 @@ func TestAppleLegacyVerifyReceipt(t *testing.T) {
 		}
 	})
 	t.Run("input that is not base64 is refused before any call", func(t *testing.T) {
-		f := &fakeVerifyReceipt{}
+		f := fakestore.NewVerifyReceiptServer(nil, nil)
 		a := newLegacy(t, f, EnvProduction)
 		for _, in := range []string{"", "not base64!", strings.Repeat("A", 2<<20)} {
 			_, err := a.VerifyReceipt(ctx, in, VerifyOptions{})
 			wantReason(t, err, ReasonFormat)
 		}
-		if f.calls() != "" {
-			t.Fatalf("calls %s", f.calls())
+		if f.Calls() != "" {
+			t.Fatalf("calls %s", f.Calls())
 		}
 	})
 }

@@ -249,7 +249,7 @@ func TestAppleAppReceipt(t *testing.T) {
 	se := newStoreEnv(t, withTesters("tester"))
 
 	t.Run("a receipt's transactions are all granted, and a retry replays them", func(t *testing.T) {
-		se.legacy.answer(receiptAnswer("Production", inApp("com.example.gems100", "2001"), inApp("com.example.sword", "2002")), nil)
+		se.legacy.Answer(receiptAnswer("Production", inApp("com.example.gems100", "2001"), inApp("com.example.sword", "2002")), nil)
 		r := se.redeem(t, "p1", appleReceipt(someReceipt))
 		if r.status != http.StatusCreated {
 			t.Fatalf("redeem: %s", r)
@@ -262,7 +262,7 @@ func TestAppleAppReceipt(t *testing.T) {
 		if w, items := se.wallet(t, "p1"), se.items(t, "p1"); w["gems"] != 100 || items["sword"] != 1 {
 			t.Fatalf("wallet %v, items %v", w, items)
 		}
-		if calls := se.legacy.calls(); calls != "/prod" {
+		if calls := se.legacy.Calls(); calls != "/prod" {
 			t.Errorf("verifyReceipt calls = %s", calls)
 		}
 		r = se.redeem(t, "p1", appleReceipt(someReceipt))
@@ -277,12 +277,12 @@ func TestAppleAppReceipt(t *testing.T) {
 	})
 
 	t.Run("a sandbox receipt (21007) falls back to the sandbox for a tester", func(t *testing.T) {
-		se.legacy.answer(statusAnswer(21007), receiptAnswer("Sandbox", inApp("com.example.gems100", "2101")))
+		se.legacy.Answer(statusAnswer(21007), receiptAnswer("Sandbox", inApp("com.example.gems100", "2101")))
 		r := se.redeem(t, "tester", appleReceipt(someReceipt))
 		if r.status != http.StatusCreated {
 			t.Fatalf("redeem: %s", r)
 		}
-		if calls := se.legacy.calls(); calls != "/prod,/sandbox" {
+		if calls := se.legacy.Calls(); calls != "/prod,/sandbox" {
 			t.Errorf("verifyReceipt calls = %s, want /prod,/sandbox", calls)
 		}
 		if ps := se.storePurchases(t, "tester"); len(ps) != 1 || ps[0].Environment != "sandbox" || ps[0].TransactionID != "2101" {
@@ -291,19 +291,19 @@ func TestAppleAppReceipt(t *testing.T) {
 	})
 
 	t.Run("a sandbox receipt (21007) from a player who is not a tester is refused without asking the sandbox", func(t *testing.T) {
-		se.legacy.answer(statusAnswer(21007), receiptAnswer("Sandbox", inApp("com.example.gems100", "2201")))
+		se.legacy.Answer(statusAnswer(21007), receiptAnswer("Sandbox", inApp("com.example.gems100", "2201")))
 		r := se.redeem(t, "p-21007", appleReceipt(someReceipt))
 		if p := assertProblem(t, r, http.StatusUnprocessableEntity, "receipt_invalid"); p["reason"] != "environment" {
 			t.Errorf("reason = %v", p["reason"])
 		}
-		if calls := se.legacy.calls(); calls != "/prod" {
+		if calls := se.legacy.Calls(); calls != "/prod" {
 			t.Errorf("verifyReceipt calls = %s, want /prod only", calls)
 		}
 		se.assertNothingRecorded(t, "p-21007")
 	})
 
 	t.Run("a receipt Apple cannot authenticate (21003) is refused", func(t *testing.T) {
-		se.legacy.answer(statusAnswer(21003), nil)
+		se.legacy.Answer(statusAnswer(21003), nil)
 		r := se.redeem(t, "p-21003", appleReceipt(someReceipt))
 		if p := assertProblem(t, r, http.StatusUnprocessableEntity, "receipt_invalid"); p["reason"] != "signature" {
 			t.Errorf("reason = %v", p["reason"])
@@ -312,7 +312,7 @@ func TestAppleAppReceipt(t *testing.T) {
 	})
 
 	t.Run("a 5xx from verifyReceipt is store_unavailable and records nothing", func(t *testing.T) {
-		se.legacy.answer(httpAnswer(http.StatusInternalServerError), nil)
+		se.legacy.Answer(httpAnswer(http.StatusInternalServerError), nil)
 		r := se.redeem(t, "p-5xx", appleReceipt(someReceipt))
 		assertProblem(t, r, http.StatusServiceUnavailable, "store_unavailable")
 		if ra := r.header.Get("Retry-After"); ra != "5" {
@@ -322,19 +322,19 @@ func TestAppleAppReceipt(t *testing.T) {
 	})
 
 	t.Run("Apple's own retry status (21005) is store_unavailable", func(t *testing.T) {
-		se.legacy.answer(statusAnswer(21005), nil)
+		se.legacy.Answer(statusAnswer(21005), nil)
 		assertProblem(t, se.redeem(t, "p-21005", appleReceipt(someReceipt)), http.StatusServiceUnavailable, "store_unavailable")
 		se.assertNothingRecorded(t, "p-21005")
 	})
 
 	t.Run("our shared secret refused (21004) is a 500 store_misconfigured", func(t *testing.T) {
-		se.legacy.answer(statusAnswer(21004), nil)
+		se.legacy.Answer(statusAnswer(21004), nil)
 		assertProblem(t, se.redeem(t, "p-21004", appleReceipt(someReceipt)), http.StatusInternalServerError, "store_misconfigured")
 		se.assertNothingRecorded(t, "p-21004")
 	})
 
 	t.Run("entries that cannot be granted are reported one by one while the others are granted", func(t *testing.T) {
-		se.legacy.answer(receiptAnswer("Production", inApp("com.example.unknown", "2301"), inApp("com.example.gems100", "2302")), nil)
+		se.legacy.Answer(receiptAnswer("Production", inApp("com.example.unknown", "2301"), inApp("com.example.gems100", "2302")), nil)
 		r := se.redeem(t, "p-mixed", appleReceipt(someReceipt))
 		rr := r.receipt(t)
 		if r.status != http.StatusCreated || rr.Result != "granted" || len(rr.Redemptions) != 2 ||
@@ -348,7 +348,7 @@ func TestAppleAppReceipt(t *testing.T) {
 	})
 
 	t.Run("a receipt whose every entry fails answers with the first failure and lists them all", func(t *testing.T) {
-		se.legacy.answer(receiptAnswer("Production", inApp("com.example.gems100", "2001"), inApp("com.example.unknown", "2401")), nil)
+		se.legacy.Answer(receiptAnswer("Production", inApp("com.example.gems100", "2001"), inApp("com.example.unknown", "2401")), nil)
 		r := se.redeem(t, "p-thief", appleReceipt(someReceipt))
 		p := assertProblem(t, r, http.StatusConflict, "receipt_owned_by_another_player")
 		list, _ := p["redemptions"].([]any)
@@ -359,18 +359,18 @@ func TestAppleAppReceipt(t *testing.T) {
 	})
 
 	t.Run("a receipt with no in-app purchase is receipt_invalid state", func(t *testing.T) {
-		se.legacy.answer(receiptAnswer("Production"), nil)
+		se.legacy.Answer(receiptAnswer("Production"), nil)
 		if p := assertProblem(t, se.redeem(t, "p-empty", appleReceipt(someReceipt)), http.StatusUnprocessableEntity, "receipt_invalid"); p["reason"] != "state" {
 			t.Errorf("reason = %v", p["reason"])
 		}
 	})
 
 	t.Run("a receipt that is not base64 is refused before Apple is asked", func(t *testing.T) {
-		se.legacy.answer(nil, nil)
+		se.legacy.Answer(nil, nil)
 		if p := assertProblem(t, se.redeem(t, "p-b64", appleReceipt("%%%")), http.StatusUnprocessableEntity, "receipt_invalid"); p["reason"] != "format" {
 			t.Errorf("reason = %v", p["reason"])
 		}
-		if calls := se.legacy.calls(); calls != "" {
+		if calls := se.legacy.Calls(); calls != "" {
 			t.Errorf("verifyReceipt was called: %s", calls)
 		}
 	})

@@ -9,8 +9,6 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -51,7 +49,7 @@ const (
 type storeEnv struct {
 	*env
 	ca     *fakestore.CA
-	legacy *fakeVerifyReceipt
+	legacy *fakestore.VerifyReceiptServer
 	play   *fakestore.PlayServer
 	api    *flakyPlayAPI
 	jwks   *rsa.PrivateKey
@@ -104,7 +102,7 @@ func newStoreEnv(t testing.TB, opts ...storeOption) *storeEnv {
 	}
 	e.live.Set(snap)
 
-	se := &storeEnv{env: e, legacy: &fakeVerifyReceipt{}, play: fakestore.NewPlayServer()}
+	se := &storeEnv{env: e, legacy: fakestore.NewVerifyReceiptServer(nil, nil), play: fakestore.NewPlayServer()}
 	if se.ca, err = fakestore.NewCA(); err != nil {
 		t.Fatal(err)
 	}
@@ -319,50 +317,6 @@ func (e *env) storeNotifications(t testing.TB, status string) []storeNotificatio
 	}
 	r.decode(t, &body)
 	return body.Notifications
-}
-
-// fakeVerifyReceipt answers /prod and /sandbox like Apple's verifyReceipt.
-type fakeVerifyReceipt struct {
-	mu      sync.Mutex
-	hits    []string
-	prod    func(appstore.IAPRequest) (int, any)
-	sandbox func(appstore.IAPRequest) (int, any)
-}
-
-func (f *fakeVerifyReceipt) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var req appstore.IAPRequest
-	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	f.mu.Lock()
-	f.hits = append(f.hits, r.URL.Path)
-	h := f.prod
-	if r.URL.Path == "/sandbox" {
-		h = f.sandbox
-	}
-	f.mu.Unlock()
-	if h == nil {
-		http.Error(w, "unexpected call", http.StatusTeapot)
-		return
-	}
-	status, body := h(req)
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(body)
-}
-
-// answer sets the two endpoints' answers and forgets earlier calls.
-func (f *fakeVerifyReceipt) answer(prod, sandbox func(appstore.IAPRequest) (int, any)) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.prod, f.sandbox, f.hits = prod, sandbox, nil
-}
-
-func (f *fakeVerifyReceipt) calls() string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return strings.Join(f.hits, ",")
 }
 
 // receiptAnswer is a valid verifyReceipt answer holding inApp.
