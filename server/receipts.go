@@ -21,6 +21,12 @@ type Stores struct {
 	// Apple verifies StoreKit 2 signed transactions and App Store Server
 	// Notifications v2 (against Apple's roots, or the fake store's).
 	Apple *receipts.AppleVerifier
+	// AppleAPI, when set, confirms each StoreKit 2 signed transaction of its
+	// environment with the App Store Server API after local verification, so
+	// a transaction refunded or revoked since the device signed it is
+	// refused. (A tester's sandbox purchase in a production deployment is
+	// not confirmed: the production API does not know it.)
+	AppleAPI *receipts.AppleServerAPI
 	// AppleLegacy verifies original-StoreKit app receipts with verifyReceipt.
 	AppleLegacy *receipts.AppleLegacy
 	// Google verifies, acknowledges and consumes Google Play purchases.
@@ -161,6 +167,11 @@ func (s *Server) postReceipt(c *fiber.Ctx) error {
 		p, err := s.stores.Apple.VerifyTransaction(in.SignedTransaction, opt)
 		if err != nil {
 			return err
+		}
+		if s.stores.AppleAPI != nil && p.Environment == s.stores.AppleAPI.Environment() {
+			if p, err = s.stores.AppleAPI.Confirm(ctx, p.TransactionID, opt); err != nil {
+				return err
+			}
 		}
 		purchases = []receipts.Purchase{*p}
 	case in.Receipt != "":

@@ -134,6 +134,9 @@ func buildApple(cfg *config, fake bool, st *server.Stores, logger *slog.Logger) 
 		return err
 	}
 	st.Apple = v
+	if err := buildAppleAPI(cfg, fake, v, st, logger); err != nil {
+		return err
+	}
 	// Apple's verifyReceipt knows nothing of a local CA, and Xcode receipts
 	// are never sent to it.
 	if !fake && env != receipts.EnvXcode {
@@ -145,6 +148,45 @@ func buildApple(cfg *config, fake bool, st *server.Stores, logger *slog.Logger) 
 		}
 	}
 	return nil
+}
+
+// buildAppleAPI builds the App Store Server API client that confirms signed
+// transactions, when its three settings are set.
+func buildAppleAPI(cfg *config, fake bool, v *receipts.AppleVerifier, st *server.Stores, logger *slog.Logger) error {
+	keyID, issuer, keyFile := cfg.str("COINOP_APPLE_API_KEY_ID"), cfg.str("COINOP_APPLE_API_ISSUER_ID"), cfg.str("COINOP_APPLE_API_PRIVATE_KEY")
+	switch n := countSet(keyID, issuer, keyFile); {
+	case n == 0:
+		return nil
+	case n < 3:
+		return errors.New("set all of COINOP_APPLE_API_KEY_ID, COINOP_APPLE_API_ISSUER_ID and COINOP_APPLE_API_PRIVATE_KEY, or none")
+	}
+	env := receipts.Environment(cfg.str("COINOP_APPLE_ENVIRONMENT"))
+	if fake || env == receipts.EnvXcode {
+		return errors.New("COINOP_APPLE_API_*: Apple cannot confirm fake-store or Xcode transactions; unset them")
+	}
+	key, err := os.ReadFile(keyFile)
+	if err != nil {
+		return fmt.Errorf("COINOP_APPLE_API_PRIVATE_KEY: %w", err)
+	}
+	st.AppleAPI, err = receipts.NewAppleServerAPI(receipts.AppleServerAPIConfig{
+		KeyID: keyID, IssuerID: issuer, KeyContent: key, BundleID: cfg.str("COINOP_APPLE_BUNDLE_ID"),
+		Sandbox: env == receipts.EnvSandbox,
+	}, v)
+	if err != nil {
+		return fmt.Errorf("COINOP_APPLE_API_PRIVATE_KEY: %w", err)
+	}
+	logger.Info("StoreKit 2 transactions are confirmed with the App Store Server API", slog.String("environment", string(env)))
+	return nil
+}
+
+func countSet(s ...string) int {
+	n := 0
+	for _, v := range s {
+		if v != "" {
+			n++
+		}
+	}
+	return n
 }
 
 // loadRoots reads a comma-separated list of PEM or DER certificate files.
