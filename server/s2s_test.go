@@ -178,3 +178,24 @@ func TestRateLimitsParse(t *testing.T) {
 		}
 	}
 }
+
+func TestPerIPLimitBelievesOnlyTrustedProxies(t *testing.T) {
+	e := cachedEnv(t, withConfig(func(c *server.Config) {
+		c.RateLimits = server.RateLimits{IP: redis_rate.Limit{Rate: 2, Burst: 2, Period: 60e9}}
+		c.TrustedProxies = []string{"0.0.0.0"} // app.Test's connections come from 0.0.0.0
+	}))
+	from := func(ip, player string) response {
+		req := newRequest(http.MethodGet, "/v1/wallet", nil, "Authorization", bearer(playerToken(player)), "X-Forwarded-For", ip)
+		return e.do(t, req)
+	}
+	for i := 0; i < 2; i++ {
+		if r := from("203.0.113.7", fmt.Sprintf("p%d", i)); r.status != 200 {
+			t.Fatalf("request %d: %s", i, r)
+		}
+	}
+	assertProblem(t, from("203.0.113.7", "p9"), http.StatusTooManyRequests, "rate_limited")
+	// Another client behind the same load balancer has its own budget.
+	if r := from("198.51.100.4", "p9"); r.status != 200 {
+		t.Fatalf("another client: %s", r)
+	}
+}

@@ -36,6 +36,10 @@ type Config struct {
 	RateLimits RateLimits
 	// RedisPrefix starts the rate limiter's Redis keys.
 	RedisPrefix string
+	// TrustedProxies are the load balancers (IPs or CIDRs) whose
+	// X-Forwarded-For names the client for the per-IP rate limit; requests
+	// from anywhere else are keyed on their connection address.
+	TrustedProxies []string
 	// RequestTimeout bounds the work done for one request.
 	RequestTimeout time.Duration
 	// BodyLimit is the largest request body for the player API.
@@ -136,13 +140,26 @@ func New(cfg Config, deps Deps) *Server {
 		ErrorHandler:          s.errorHandler,
 		// fasthttp refuses bodies above this before a handler runs; routes
 		// then apply their own, smaller limits.
-		BodyLimit:    max(cfg.BodyLimit, cfg.CatalogBodyLimit, 1<<20),
-		ReadTimeout:  30 * time.Second,
-		WriteTimeout: 30 * time.Second,
-		IdleTimeout:  120 * time.Second,
+		BodyLimit: max(cfg.BodyLimit, cfg.CatalogBodyLimit, 1<<20),
+		// Behind a load balancer every connection comes from it; only its
+		// forwarded header says who the client is, and only it is believed.
+		EnableTrustedProxyCheck: len(cfg.TrustedProxies) > 0,
+		TrustedProxies:          cfg.TrustedProxies,
+		ProxyHeader:             proxyHeader(cfg.TrustedProxies),
+		EnableIPValidation:      true,
+		ReadTimeout:             30 * time.Second,
+		WriteTimeout:            30 * time.Second,
+		IdleTimeout:             120 * time.Second,
 	})
 	s.routes()
 	return s
+}
+
+func proxyHeader(trusted []string) string {
+	if len(trusted) == 0 {
+		return ""
+	}
+	return fiber.HeaderXForwardedFor
 }
 
 // App returns the fiber app, for Listen and for tests (app.Test).

@@ -28,6 +28,7 @@ var settings = []setting{
 	{"COINOP_ADMIN_TOKEN", "admin-token", "", "bearer token of the admin API; empty disables it", true},
 	{"COINOP_SERVER_TOKEN", "server-token", "", "bearer key of game servers for entitlement checks; empty disables them", true},
 	{"COINOP_RATE_LIMIT", "rate-limit", "player=20/s,ip=300/s", "player API limits per player and per IP (N/s, N/m, N/h), or off", false},
+	{"COINOP_TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated IPs or CIDRs of load balancers whose X-Forwarded-For names the client (per-IP rate limit)", false},
 	{"COINOP_CACHE_TTL", "cache-ttl", "10m", "how long a player's cached holdings live in Redis", false},
 	{"COINOP_AUTO_MIGRATE", "auto-migrate", "false", "apply database migrations when serve starts", false},
 	{"COINOP_REQUEST_TIMEOUT", "request-timeout", "10s", "most time spent on one request", false},

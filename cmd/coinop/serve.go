@@ -173,6 +173,7 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger) (_ *wired, err 
 		ServerToken:    cfg.str("COINOP_SERVER_TOKEN"),
 		RateLimits:     rateLimits,
 		RedisPrefix:    prefix,
+		TrustedProxies: splitList(cfg.str("COINOP_TRUSTED_PROXIES")),
 		RequestTimeout: durations["COINOP_REQUEST_TIMEOUT"],
 		BodyLimit:      bodyLimit,
 		KeyCacheTTL:    durations["COINOP_KEY_CACHE_TTL"],
@@ -259,4 +260,15 @@ func (w *wired) close() {
 	w.stop()
 	_ = w.redis.Close()
 	w.db.Close()
+}
+
+// splitList reads a comma-separated setting, ignoring blanks.
+func splitList(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
 }
