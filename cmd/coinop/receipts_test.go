@@ -221,10 +221,10 @@ func TestStoreSettings(t *testing.T) {
 // COINOP_STORES=fake and redeems what `coinop receipts mint` prints.
 func TestServeRedeemsAMintedFakeStorePurchase(t *testing.T) {
 	dbURL := testenv.NewDatabase(t)
-	redisURL, _ := testenv.Redis(t)
+	redisURL, prefix := testenv.Redis(t)
 	secret := strings.Repeat("k", 32)
 	settings := map[string]string{
-		"COINOP_DATABASE_URL": dbURL, "COINOP_REDIS_URL": redisURL, "COINOP_JWT_SECRET": secret,
+		"COINOP_DATABASE_URL": dbURL, "COINOP_REDIS_URL": redisURL, "COINOP_REDIS_PREFIX": prefix, "COINOP_JWT_SECRET": secret,
 		"COINOP_ADMIN_TOKEN": "admin-secret", "COINOP_AUTO_MIGRATE": "true", "COINOP_ADDR": "127.0.0.1:0", "COINOP_LOG_LEVEL": "error",
 		"COINOP_STORES": "fake", "COINOP_FAKE_STORE_DIR": t.TempDir(), "COINOP_APPLE_BUNDLE_ID": devBundleID, "COINOP_APPLE_ENVIRONMENT": "sandbox",
 	}

@@ -22,11 +22,12 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // does) and checks the purchase still completes before serve returns.
 func TestServeFinishesInFlightRequestsOnShutdown(t *testing.T) {
 	dbURL := testenv.NewDatabase(t)
-	redisURL, _ := testenv.Redis(t)
+	redisURL, prefix := testenv.Redis(t)
 	secret := strings.Repeat("k", 32)
 	getenv := env(map[string]string{
 		"COINOP_DATABASE_URL": dbURL,
 		"COINOP_REDIS_URL":    redisURL,
+		"COINOP_REDIS_PREFIX": prefix,
 		"COINOP_JWT_SECRET":   secret,
 		"COINOP_ADMIN_TOKEN":  "admin-secret",
 		"COINOP_AUTO_MIGRATE": "true",
