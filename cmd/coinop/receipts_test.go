@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"os"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/coinop/coinop/catalog"
-	"github.com/coinop/coinop/internal/testenv"
 	"github.com/coinop/coinop/receipts"
 	"github.com/coinop/coinop/receipts/fakestore"
 	"github.com/coinop/coinop/server"
@@ -220,30 +218,12 @@ func TestStoreSettings(t *testing.T) {
 // TestServeRedeemsAMintedFakeStorePurchase runs serve's wiring with
 // COINOP_STORES=fake and redeems what `coinop receipts mint` prints.
 func TestServeRedeemsAMintedFakeStorePurchase(t *testing.T) {
-	dbURL := testenv.NewDatabase(t)
-	redisURL, prefix := testenv.Redis(t)
 	secret := strings.Repeat("k", 32)
 	settings := map[string]string{
-		"COINOP_DATABASE_URL": dbURL, "COINOP_REDIS_URL": redisURL, "COINOP_REDIS_PREFIX": prefix, "COINOP_JWT_SECRET": secret,
-		"COINOP_ADMIN_TOKEN": "admin-secret", "COINOP_AUTO_MIGRATE": "true", "COINOP_ADDR": "127.0.0.1:0", "COINOP_LOG_LEVEL": "error",
+		"COINOP_JWT_SECRET": secret, "COINOP_ADMIN_TOKEN": "admin-secret", "COINOP_LOG_LEVEL": "error",
 		"COINOP_STORES": "fake", "COINOP_FAKE_STORE_DIR": t.TempDir(), "COINOP_APPLE_BUNDLE_ID": devBundleID, "COINOP_APPLE_ENVIRONMENT": "sandbox",
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	cfg := bindSettings(newFlagSetForTest(), env(settings))
-	logger, err := newLogger(cfg, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := wire(ctx, cfg, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.close()
-	addrc := make(chan string, 1)
-	served := make(chan error, 1)
-	go func() { served <- w.serve(ctx, func(a string) { addrc <- a }) }()
-	base := "http://" + <-addrc
+	_, base, cancel, served := startServe(t, settings)
 	do := func(path, token, body string) (int, string) {
 		req, _ := http.NewRequest(http.MethodPost, base+path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+token)

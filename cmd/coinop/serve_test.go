@@ -21,36 +21,12 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // path, blocks a purchase on a row lock, asks the server to stop (as SIGTERM
 // does) and checks the purchase still completes before serve returns.
 func TestServeFinishesInFlightRequestsOnShutdown(t *testing.T) {
-	dbURL := testenv.NewDatabase(t)
-	redisURL, prefix := testenv.Redis(t)
 	secret := strings.Repeat("k", 32)
-	getenv := env(map[string]string{
-		"COINOP_DATABASE_URL": dbURL,
-		"COINOP_REDIS_URL":    redisURL,
-		"COINOP_REDIS_PREFIX": prefix,
-		"COINOP_JWT_SECRET":   secret,
-		"COINOP_ADMIN_TOKEN":  "admin-secret",
-		"COINOP_AUTO_MIGRATE": "true",
-		"COINOP_ADDR":         "127.0.0.1:0",
-		"COINOP_LOG_LEVEL":    "warn",
+	dbURL, base, cancel, served := startServe(t, map[string]string{
+		"COINOP_JWT_SECRET":  secret,
+		"COINOP_ADMIN_TOKEN": "admin-secret",
+		"COINOP_LOG_LEVEL":   "warn",
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	fs := newFlagSetForTest()
-	cfg := bindSettings(fs, getenv)
-	logger, err := newLogger(cfg, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := wire(ctx, cfg, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.close()
-	addrc := make(chan string, 1)
-	served := make(chan error, 1)
-	go func() { served <- w.serve(ctx, func(a string) { addrc <- a }) }()
-	base := "http://" + <-addrc
 
 	do := func(method, path, token, key, body, contentType string) (int, string) {
 		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
@@ -130,3 +106,46 @@ func TestServeFinishesInFlightRequestsOnShutdown(t *testing.T) {
 }
 
 func newFlagSetForTest() *flag.FlagSet { return flag.NewFlagSet("test", flag.ContinueOnError) }
+
+// startServe runs serve's own wiring on a fresh database, this test's Redis
+// prefix and a free loopback port, with settings on top. cancel stops it as
+// SIGTERM does; served receives serve's result.
+func startServe(t *testing.T, settings map[string]string) (dbURL, base string, cancel context.CancelFunc, served <-chan error) {
+	t.Helper()
+	dbURL = testenv.NewDatabase(t)
+	redisURL, prefix := testenv.Redis(t)
+	all := map[string]string{
+		"COINOP_DATABASE_URL": dbURL, "COINOP_REDIS_URL": redisURL, "COINOP_REDIS_PREFIX": prefix,
+		"COINOP_AUTO_MIGRATE": "true", "COINOP_ADDR": "127.0.0.1:0",
+	}
+	for k, v := range settings {
+		all[k] = v
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	cfg := bindSettings(newFlagSetForTest(), env(all))
+	logger, err := newLogger(cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := wire(ctx, cfg, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrc := make(chan string, 1)
+	done := make(chan error, 1)
+	finished := make(chan struct{})
+	go func() {
+		done <- w.serve(ctx, func(a string) { addrc <- a })
+		close(finished)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-finished:
+		case <-time.After(10 * time.Second):
+		}
+		w.close()
+	})
+	return dbURL, "http://" + <-addrc, cancel, done
+}
