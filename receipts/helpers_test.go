@@ -11,15 +11,15 @@ import (
 	"github.com/coinop/coinop/receipts/fakestore"
 )
 
-// vectorsDir holds Apple's published test vectors; CI clones the repository
-// with shared/ beside it.
-const vectorsDir = "../../shared/testdata/appstore"
+// vectorsDir holds Apple's published test vectors (origin and licence in its
+// README.md).
+const vectorsDir = "testdata/appstore"
 
 func vector(t testing.TB, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(vectorsDir, name))
 	if err != nil {
-		t.Fatalf("Apple test vector %s missing (%v): the published vectors must be at %s, i.e. shared/ cloned beside the repository", name, err, vectorsDir)
+		t.Fatalf("Apple test vector %s missing from %s: %v", name, vectorsDir, err)
 	}
 	return b
 }
