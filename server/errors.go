@@ -67,6 +67,9 @@ type problem struct {
 	Code       string
 	Detail     string
 	Extensions map[string]any
+	// oauthError is the RFC 6750 error code a 401 repeats in
+	// WWW-Authenticate; it is not part of the body.
+	oauthError string
 }
 
 func (p problem) MarshalJSON() ([]byte, error) {
@@ -232,7 +235,7 @@ func problemFor(err error) problem {
 	case errors.Is(err, access.ErrNameTaken):
 		return newProblem(fiber.StatusConflict, codeKeyNameTaken, "A key with this name exists or existed; names are never reused.")
 	case errors.Is(err, access.ErrUnknownKey):
-		return errUnauthenticated
+		return errUnknownAPIKey
 	case receipts.ReasonOf(err) != "":
 		return receiptInvalid(receipts.ReasonOf(err), err)
 	case errors.Is(err, entitlements.ErrUnknownStoreProduct):
@@ -249,7 +252,11 @@ func problemFor(err error) problem {
 		return newProblem(fiber.StatusInternalServerError, codeStoreMisconfigured,
 			"The store refused this server's credentials or settings; the operator must fix them.")
 	case errors.Is(err, receipts.ErrPushUnauthorized):
-		return newProblem(fiber.StatusUnauthorized, codeUnauthenticated, "The push is not authenticated by the configured service account.")
+		// The reason after the sentinel (no token, expired, wrong issuer,
+		// audience or service account) is receipts' own wording, about a
+		// token Google signs: telling the pusher does not help a forger.
+		why := strings.TrimPrefix(strings.TrimPrefix(err.Error(), receipts.ErrPushUnauthorized.Error()), ": ")
+		return unauthenticated(oauthInvalidToken, "The push is not authenticated by the configured service account ("+why+").")
 	case errors.As(err, &fe):
 		return fiberProblem(fe)
 	case unavailable(err):
@@ -316,9 +323,42 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 		c.Set(fiber.HeaderRetryAfter, retry)
 	}
 	if p.Status == fiber.StatusUnauthorized {
-		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="coinop"`)
+		c.Set(fiber.HeaderWWWAuthenticate, bearerChallenge(p))
 	}
 	return writeProblem(c, p)
+}
+
+// bearerChallenge is the RFC 6750 WWW-Authenticate value for a 401: the
+// error code and the same reason as the problem's detail, quoted as an
+// auth-param (quotes and backslashes escaped, RFC 9110 5.6.4).
+func bearerChallenge(p problem) string {
+	v := `Bearer realm="coinop"`
+	if p.oauthError != "" {
+		v += `, error="` + p.oauthError + `"`
+	}
+	if p.Detail != "" {
+		v += `, error_description=` + quoteParam(p.Detail)
+	}
+	return v
+}
+
+func quoteParam(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r < 0x20 || r == 0x7f || r > 0x7e:
+			// error_description is limited to printable ASCII (RFC 6750 3).
+			b.WriteByte('?')
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
 }
 
 func writeProblem(c *fiber.Ctx, p problem) error {

@@ -41,8 +41,8 @@ func runErrorCases(t *testing.T, cases []errorCase) {
 					t.Errorf("detail = %q, want it to mention %q", d, tc.detail)
 				}
 			}
-			if tc.status == http.StatusUnauthorized && r.header.Get("WWW-Authenticate") == "" {
-				t.Error("401 without WWW-Authenticate")
+			if tc.status == http.StatusUnauthorized {
+				assertChallenge(t, r, p)
 			}
 			if tc.status == http.StatusServiceUnavailable && r.header.Get("Retry-After") == "" {
 				t.Error("503 without Retry-After")
@@ -188,30 +188,31 @@ func TestEveryErrorCode(t *testing.T) {
 			send: postAs(adminToken, "/admin/v1/players/p1/grants", "application/json", "", []byte(`{"reason":"x","currencies":{"gold":1}}`))},
 
 		// 401 unauthenticated.
-		{name: "no Authorization header is unauthenticated", status: 401, code: "unauthenticated", send: withToken("")},
-		{name: "a Basic credential is unauthenticated", status: 401, code: "unauthenticated", send: withToken("Basic cDE6cGFzcw==")},
-		{name: "an empty bearer token is unauthenticated", status: 401, code: "unauthenticated", send: withToken("Bearer ")},
-		{name: "a token that is not a JWT is unauthenticated", status: 401, code: "unauthenticated", send: withToken("Bearer not-a-jwt")},
+		{name: "no Authorization header is unauthenticated", status: 401, code: "unauthenticated", detail: "no Authorization header", send: withToken("")},
+		{name: "a Basic credential is unauthenticated", status: 401, code: "unauthenticated", detail: "must use the Bearer scheme", send: withToken("Basic cDE6cGFzcw==")},
+		{name: "an empty bearer token is unauthenticated", status: 401, code: "unauthenticated", detail: "no token", send: withToken("Bearer ")},
+		{name: "a token that is not a JWT is unauthenticated", status: 401, code: "unauthenticated", detail: "not a well-formed JWT", send: withToken("Bearer not-a-jwt")},
 		{name: "an expired token is unauthenticated", status: 401, code: "unauthenticated",
-			send: withToken(bearer(sign(jwt.MapClaims{"sub": "p1", "exp": now.Add(-time.Minute).Unix()})))},
-		{name: "a token without exp is unauthenticated", status: 401, code: "unauthenticated",
+			detail: "expired at " + time.Unix(now.Add(-time.Minute).Unix(), 0).UTC().Format(time.RFC3339),
+			send:   withToken(bearer(sign(jwt.MapClaims{"sub": "p1", "exp": now.Add(-time.Minute).Unix()})))},
+		{name: "a token without exp is unauthenticated", status: 401, code: "unauthenticated", detail: "no exp claim",
 			send: withToken(bearer(sign(jwt.MapClaims{"sub": "p1"})))},
-		{name: "a token not valid before a future time is unauthenticated", status: 401, code: "unauthenticated",
+		{name: "a token not valid before a future time is unauthenticated", status: 401, code: "unauthenticated", detail: "not valid yet",
 			send: withToken(bearer(sign(jwt.MapClaims{"sub": "p1", "exp": now.Add(2 * time.Hour).Unix(), "nbf": now.Add(time.Hour).Unix()})))},
-		{name: "an alg none token is unauthenticated", status: 401, code: "unauthenticated", send: withToken(bearer(none))},
-		{name: "an HS512 token is unauthenticated", status: 401, code: "unauthenticated", send: withToken(bearer(hs512))},
-		{name: "a token signed with another secret is unauthenticated", status: 401, code: "unauthenticated",
+		{name: "an alg none token is unauthenticated", status: 401, code: "unauthenticated", detail: "signature does not verify", send: withToken(bearer(none))},
+		{name: "an HS512 token is unauthenticated", status: 401, code: "unauthenticated", detail: "must be HS256", send: withToken(bearer(hs512))},
+		{name: "a token signed with another secret is unauthenticated", status: 401, code: "unauthenticated", detail: "signature does not verify",
 			send: withToken(bearer(signHS256(jwt.MapClaims{"sub": "p1", "exp": now.Add(time.Hour).Unix()}, "another-secret-another-secret-12")))},
-		{name: "a token without sub is unauthenticated", status: 401, code: "unauthenticated",
+		{name: "a token without sub is unauthenticated", status: 401, code: "unauthenticated", detail: "sub claim",
 			send: withToken(bearer(sign(jwt.MapClaims{"exp": now.Add(time.Hour).Unix()})))},
-		{name: "a token whose sub has a space is unauthenticated", status: 401, code: "unauthenticated",
+		{name: "a token whose sub has a space is unauthenticated", status: 401, code: "unauthenticated", detail: "sub claim",
 			send: withToken(bearer(sign(jwt.MapClaims{"sub": "p 1", "exp": now.Add(time.Hour).Unix()})))},
-		{name: "the admin token is unauthenticated on the player API", status: 401, code: "unauthenticated", send: withToken(bearer(adminToken))},
+		{name: "the admin token is unauthenticated on the player API", status: 401, code: "unauthenticated", detail: "not a well-formed JWT", send: withToken(bearer(adminToken))},
 		{name: "a purchase without a token is unauthenticated", status: 401, code: "unauthenticated",
 			send: postAs("", "/v1/purchases", "application/json", "k", []byte(valid))},
 		{name: "the admin API without a token is unauthenticated", status: 401, code: "unauthenticated",
 			send: func(t *testing.T) response { return e.get(t, "/admin/v1/audit", "") }},
-		{name: "the admin API with a wrong token is unauthenticated", status: 401, code: "unauthenticated",
+		{name: "the admin API with a wrong token is unauthenticated", status: 401, code: "unauthenticated", detail: "neither a valid admin token nor an API key",
 			send: func(t *testing.T) response { return e.get(t, "/admin/v1/audit", adminToken+"x") }},
 
 		// 403 forbidden: a valid player token on every admin route.
@@ -638,4 +639,26 @@ func TestBodyLimits(t *testing.T) {
 			t.Errorf("detail = %q", d)
 		}
 	})
+}
+
+// assertChallenge checks a 401's WWW-Authenticate (RFC 6750 3): the Bearer
+// scheme, an error code unless the request had no credentials at all, and
+// the problem's detail as error_description.
+func assertChallenge(t *testing.T, r response, p map[string]any) {
+	t.Helper()
+	got := r.header.Get("WWW-Authenticate")
+	if !strings.HasPrefix(got, `Bearer realm="coinop"`) {
+		t.Fatalf("WWW-Authenticate = %q, want the Bearer scheme with realm coinop", got)
+	}
+	detail, _ := p["detail"].(string)
+	if detail == "" {
+		t.Fatal("a 401 must say why in its detail")
+	}
+	if want := `error_description="` + strings.ReplaceAll(detail, `"`, `\"`) + `"`; !strings.Contains(got, want) {
+		t.Errorf("WWW-Authenticate = %q, want %s", got, want)
+	}
+	hasError := strings.Contains(got, `error="`)
+	if noCredentials := strings.Contains(detail, "no Authorization header"); noCredentials == hasError {
+		t.Errorf("WWW-Authenticate = %q: error code present = %v, want %v (RFC 6750 3.1)", got, hasError, !noCredentials)
+	}
 }

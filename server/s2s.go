@@ -20,9 +20,9 @@ var errServerOnly = newProblem(fiber.StatusForbidden, codeForbidden, "This route
 // keys without the role are refused: game servers get read access to every
 // player, nothing more, and nothing else gets it.
 func (s *Server) requireServer(c *fiber.Ctx) error {
-	token, ok := bearer(c)
-	if !ok {
-		return errUnauthenticated
+	token, err := bearer(c)
+	if err != nil {
+		return err
 	}
 	if s.cfg.ServerToken != "" && constantTimeEqual(token, s.cfg.ServerToken) {
 		return c.Next()
@@ -37,11 +37,11 @@ func (s *Server) requireServer(c *fiber.Ctx) error {
 		}
 		return c.Next()
 	}
-	_, isPlayer := s.playerFromToken(token)
-	if isPlayer || (s.cfg.AdminToken != "" && constantTimeEqual(token, s.cfg.AdminToken)) {
+	_, notPlayer := s.playerFromToken(token)
+	if notPlayer == nil || (s.cfg.AdminToken != "" && constantTimeEqual(token, s.cfg.AdminToken)) {
 		return errServerOnly
 	}
-	return errUnauthenticated
+	return unauthenticated(oauthInvalidToken, "The token is neither the game-server token nor an API key.")
 }
 
 type checkResult struct {

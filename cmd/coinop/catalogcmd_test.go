@@ -159,6 +159,31 @@ func TestCatalogCLI(t *testing.T) {
 		}
 	})
 
+	t.Run("a refused credential names the variable to set", func(t *testing.T) {
+		for _, tc := range []struct {
+			name string
+			vars map[string]string
+			want []string
+		}{
+			{"a wrong key", map[string]string{"COINOP_URL": base, "COINOP_ADMIN_KEY": "coinop_ak_wrong"},
+				[]string{"401 unauthenticated", "COINOP_ADMIN_KEY"}},
+			{"no key at all", map[string]string{"COINOP_URL": base},
+				[]string{"401 unauthenticated", "no Authorization header", "set COINOP_ADMIN_KEY"}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				_, stderr, code := runCmd(t, tc.vars, "catalog", "diff")
+				if code != 3 {
+					t.Errorf("exit %d, want 3", code)
+				}
+				for _, w := range tc.want {
+					if !strings.Contains(stderr, w) {
+						t.Errorf("stderr %q does not mention %q", stderr, w)
+					}
+				}
+			})
+		}
+	})
+
 	t.Run("exit codes for CI", func(t *testing.T) {
 		for _, tc := range []struct {
 			name string
