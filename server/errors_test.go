@@ -255,8 +255,16 @@ func TestEveryErrorCode(t *testing.T) {
 			}},
 		{name: "a stale price is price_mismatch", status: 409, code: "price_mismatch",
 			send: func(t *testing.T) response { return e.purchase(t, "p-pm", "k", buy("potion", 1, "gold", 90)) }},
-		{name: "a price in a currency the item is not sold for is price_mismatch", status: 409, code: "price_mismatch",
-			send: func(t *testing.T) response { return e.purchase(t, "p-pm2", "k", buy("potion", 1, "gems", 100)) }},
+		{name: "a price in a currency the item is not sold for is currency_not_offered", status: 409, code: "currency_not_offered",
+			send: func(t *testing.T) response { return e.purchase(t, "p-pm2", "k", buy("potion", 1, "gems", 100)) },
+			check: func(t *testing.T, r response, p map[string]any) {
+				if p["item_id"] != "potion" || p["currency"] != "gems" {
+					t.Errorf("item_id, currency = %v, %v; want potion, gems", p["item_id"], p["currency"])
+				}
+				if fmt.Sprint(p["prices"]) != "[map[amount:100 currency:gold]]" {
+					t.Errorf("prices = %v, want the offered price of 100 gold", p["prices"])
+				}
+			}},
 		{name: "a second sword is already_owned", status: 409, code: "already_owned",
 			send: func(t *testing.T) response {
 				e.grant(t, "p-ao", "fund", map[string]int64{"gold": 1000}, nil)
@@ -264,11 +272,21 @@ func TestEveryErrorCode(t *testing.T) {
 					t.Fatalf("first sword: %s", r)
 				}
 				return e.purchase(t, "p-ao", "k2", buy("sword", 1, "gold", 500))
+			},
+			check: func(t *testing.T, _ response, p map[string]any) {
+				if p["item_id"] != "sword" || p["asset_id"] != "sword" {
+					t.Errorf("item_id, asset_id = %v, %v; want sword for both", p["item_id"], p["asset_id"])
+				}
 			}},
 		{name: "a starter bundle with a sword owned is already_owned", status: 409, code: "already_owned",
 			send: func(t *testing.T) response {
 				e.grant(t, "p-ao2", "fund", map[string]int64{"gems": 50}, map[string]int64{"sword": 1})
 				return e.purchase(t, "p-ao2", "k", buy("starter", 1, "gems", 50))
+			},
+			check: func(t *testing.T, _ response, p map[string]any) {
+				if p["item_id"] != "sword" {
+					t.Errorf("item_id = %v, want sword, the owned item inside the bundle", p["item_id"])
+				}
 			}},
 		{name: "two durables in one purchase is limit_exceeded", status: 409, code: "limit_exceeded",
 			send: func(t *testing.T) response {

@@ -138,6 +138,8 @@ func New(cfg Config, deps Deps) *Server {
 		AppName:               "coinop",
 		DisableStartupMessage: true,
 		ErrorHandler:          s.errorHandler,
+		// Success and problem bodies go through one encoder.
+		JSONEncoder: encodeJSON,
 		// fasthttp refuses bodies above this before a handler runs; routes
 		// then apply their own, smaller limits.
 		BodyLimit: max(cfg.BodyLimit, cfg.CatalogBodyLimit, 1<<20),
