@@ -292,6 +292,8 @@ func problemFor(err error) problem {
 			p = p.with("item_id", assetID)
 		}
 		return p
+	case errors.Is(err, entitlements.ErrUnknownItem):
+		return errCheckUnknownItem
 	case errors.As(err, &invalid):
 		return newProblem(fiber.StatusBadRequest, codeInvalidRequest, invalid.Field+": "+invalid.Message)
 	case errors.Is(err, entitlements.ErrIdempotencyKeyReused):

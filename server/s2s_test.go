@@ -199,3 +199,47 @@ func TestPerIPLimitBelievesOnlyTrustedProxies(t *testing.T) {
 		t.Fatalf("another client: %s", r)
 	}
 }
+
+// A check of an id the catalog does not know is a 404, not "not owned": a
+// typo in a game server must not pass for a player who lacks the item.
+func TestGameServerChecksOfUnknownItemsAreRefused(t *testing.T) {
+	e := cachedEnv(t, withServerToken())
+	e.grant(t, "p1", "g1", nil, map[string]int64{"arrow": 3})
+
+	p := assertProblem(t, e.get(t, "/v1/players/p1/entitlements/swrod", serverToken), http.StatusNotFound, "item_not_found")
+	if d, _ := p["detail"].(string); d == "" {
+		t.Error("item_not_found without a detail")
+	}
+	assertProblem(t, e.get(t, "/v1/players/p1/entitlements/gold", serverToken), http.StatusNotFound, "item_not_found")
+
+	r := e.do(t, newRequest(http.MethodPost, "/v1/entitlements/check",
+		[]byte(`{"checks":[{"player_id":"p1","item_id":"arrow"},{"player_id":"p1","item_id":"swrod"},{"player_id":"p2","item_id":"sword"}]}`),
+		"Authorization", bearer(serverToken), "Content-Type", "application/json"))
+	if r.status != http.StatusOK {
+		t.Fatalf("batch: %s", r)
+	}
+	want := `{"results":[{"player_id":"p1","item_id":"arrow","owned":true,"quantity":3},` +
+		`{"player_id":"p1","item_id":"swrod","error":{"code":"item_not_found","detail":"` + itemNotFoundDetail + `"}},` +
+		`{"player_id":"p2","item_id":"sword","owned":false,"quantity":0}]}`
+	if string(r.body) != want {
+		t.Errorf("batch:\n got %s\nwant %s", r.body, want)
+	}
+
+	// An item retired from the catalog stays checkable for players who hold it.
+	retired := []byte(`{"currencies":[{"id":"gold","name":"Gold"}],"items":[{"id":"potion","name":"Potion","kind":"consumable","prices":[{"currency":"gold","amount":100}]}]}`)
+	if r := e.putCatalog(t, "application/json", retired); r.status != http.StatusOK && r.status != http.StatusCreated {
+		t.Fatalf("publishing a catalog without arrows: %s", r)
+	}
+	var got struct {
+		Owned    bool  `json:"owned"`
+		Quantity int64 `json:"quantity"`
+	}
+	r = e.get(t, "/v1/players/p1/entitlements/arrow", serverToken)
+	r.decode(t, &got)
+	if r.status != http.StatusOK || !got.Owned || got.Quantity != 3 {
+		t.Errorf("a held, retired item: %s", r)
+	}
+	assertProblem(t, e.get(t, "/v1/players/p2/entitlements/arrow", serverToken), http.StatusNotFound, "item_not_found")
+}
+
+const itemNotFoundDetail = "The live catalog has no item with this id and the player holds none: check the id (currencies are read from the wallet, not checked)."
