@@ -95,6 +95,30 @@ type Server struct {
 	testers  map[string]struct{}
 
 	catalogBody atomic.Pointer[catalogBody]
+	// schemaProblem, when set, says why the database schema cannot serve
+	// this binary (not migrated, or older): every route but the health
+	// and metrics ones answers 503 until it is cleared.
+	schemaProblem atomic.Pointer[string]
+}
+
+// SetSchemaProblem records that the database schema cannot serve this
+// binary (err, a sentence for operators), or that it can again (nil).
+func (s *Server) SetSchemaProblem(err error) {
+	if err == nil {
+		s.schemaProblem.Store(nil)
+		return
+	}
+	msg := err.Error()
+	s.schemaProblem.Store(&msg)
+}
+
+// requireSchema answers 503 while the schema is not migrated, instead of
+// letting each request fail on a missing relation.
+func (s *Server) requireSchema(c *fiber.Ctx) error {
+	if msg := s.schemaProblem.Load(); msg != nil {
+		return newProblem(fiber.StatusServiceUnavailable, codeUnavailable, "Not ready: "+*msg+".")
+	}
+	return c.Next()
 }
 
 // New builds the server and its routes.
@@ -177,6 +201,7 @@ func (s *Server) routes() {
 	app.Get("/healthz", s.healthz)
 	app.Get("/readyz", s.readyz)
 	app.Get("/metrics", s.metrics.handler())
+	app.Use(s.requireSchema)
 
 	v1 := app.Group("/v1")
 	v1.Get("/catalog", s.getCatalog)

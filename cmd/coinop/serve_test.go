@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -112,7 +113,13 @@ func newFlagSetForTest() *flag.FlagSet { return flag.NewFlagSet("test", flag.Con
 // SIGTERM does; served receives serve's result.
 func startServe(t *testing.T, settings map[string]string) (dbURL, base string, cancel context.CancelFunc, served <-chan error) {
 	t.Helper()
-	dbURL = testenv.NewDatabase(t)
+	return startServeLogging(t, testenv.NewDatabase(t), settings, io.Discard)
+}
+
+// startServeLogging is startServe on the database at dbURL, with serve's
+// log written to logs.
+func startServeLogging(t *testing.T, dbURL string, settings map[string]string, logs io.Writer) (_, base string, cancel context.CancelFunc, served <-chan error) {
+	t.Helper()
 	redisURL, prefix := testenv.Redis(t)
 	all := map[string]string{
 		"COINOP_DATABASE_URL": dbURL, "COINOP_REDIS_URL": redisURL, "COINOP_REDIS_PREFIX": prefix,
@@ -124,7 +131,7 @@ func startServe(t *testing.T, settings map[string]string) (dbURL, base string, c
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	cfg := bindSettings(newFlagSetForTest(), env(all))
-	logger, err := newLogger(cfg, io.Discard)
+	logger, err := newLogger(cfg, logs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,4 +155,83 @@ func startServe(t *testing.T, settings map[string]string) (dbURL, base string, c
 		w.close()
 	})
 	return dbURL, "http://" + <-addrc, cancel, done
+}
+
+// syncBuffer is a log sink the test reads while serve writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// waitFor polls cond until it holds or 30 s pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// serve against a database nobody migrated says so once, answers 503
+// (readiness included) instead of 500s and a 200 /readyz, and becomes ready
+// by itself once `coinop migrate` has run.
+func TestServeOnAnUnmigratedDatabaseIsNotReadyUntilMigrated(t *testing.T) {
+	t.Parallel()
+	dbURL := testenv.NewEmptyDatabase(t)
+	logs := &syncBuffer{}
+	_, base, _, _ := startServeLogging(t, dbURL, map[string]string{"COINOP_AUTO_MIGRATE": "false", "COINOP_JWT_SECRET": strings.Repeat("s", 32)}, logs)
+
+	get := func(path string) (int, string) {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, body := get("/readyz")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, `"schema":{"ok":false`) || !strings.Contains(body, "coinop migrate") {
+		t.Fatalf("/readyz on an unmigrated database: %d %s", code, body)
+	}
+	if code, _ := get("/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz = %d: the process is alive, only not ready", code)
+	}
+	code, body = get("/v1/catalog")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, `"code":"unavailable"`) || !strings.Contains(body, "COINOP_AUTO_MIGRATE") {
+		t.Errorf("a request before migration: %d %s", code, body)
+	}
+
+	// Migrate from outside, as an operator would.
+	var stderr bytes.Buffer
+	if err := run(context.Background(), []string{"migrate"}, env(map[string]string{"COINOP_DATABASE_URL": dbURL}), io.Discard, &stderr); err != nil {
+		t.Fatalf("coinop migrate: %v: %s", err, stderr.String())
+	}
+	waitFor(t, "readiness after the migration", func() bool { c, _ := get("/readyz"); return c == http.StatusOK })
+
+	out := logs.String()
+	if n := strings.Count(out, "not ready: the database schema is missing"); n != 1 {
+		t.Errorf("the missing schema was reported %d times, want once:\n%s", n, out)
+	}
+	if strings.Contains(out, "does not exist") {
+		t.Errorf("the log repeats relation-missing errors:\n%s", out)
+	}
+	if !strings.Contains(out, "database schema migrated; ready") {
+		t.Errorf("the log does not say the server became ready:\n%s", out)
+	}
 }
