@@ -25,7 +25,7 @@ var settings = []setting{
 	{"COINOP_JWT_SECRET", "jwt-secret", "", "HS256 secret of player tokens (required, at least 32 bytes)", true},
 	{"COINOP_JWT_ISSUER", "jwt-issuer", "", "required iss of player tokens, when set", false},
 	{"COINOP_JWT_AUDIENCE", "jwt-audience", "", "required aud of player tokens, when set", false},
-	{"COINOP_ADMIN_TOKEN", "admin-token", "", "bearer token of the admin API; empty disables it", true},
+	{"COINOP_ADMIN_TOKEN", "admin-token", "", "bootstrap bearer token of the admin API, with every role; empty means only admin API keys work", true},
 	{"COINOP_SERVER_TOKEN", "server-token", "", "bearer key of game servers for entitlement checks; empty disables them", true},
 	{"COINOP_RATE_LIMIT", "rate-limit", "player=20/s,ip=300/s", "player API limits per player and per IP (N/s, N/m, N/h), or off", false},
 	{"COINOP_TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated IPs or CIDRs of load balancers whose X-Forwarded-For names the client (per-IP rate limit)", false},
