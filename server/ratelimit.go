@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -82,12 +83,50 @@ func newRateLimiter(rdb redis.UniversalClient, prefix string, limits RateLimits)
 		return nil
 	}
 	return &rateLimiter{
-		limits: limits, limiter: redis_rate.NewLimiter(rdb), prefix: prefix,
+		limits: limits, limiter: redis_rate.NewLimiter(ownKeys{rdb}), prefix: prefix,
 		breaker: gobreaker.NewCircuitBreaker[*redis_rate.Result](gobreaker.Settings{
 			Name: "rate-limit", Timeout: 2 * time.Second,
 			ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= 3 },
 		}),
 	}
+}
+
+// redis_rate puts its constant "rate:" before every key, which would take
+// the limiter's keys outside COINOP_REDIS_PREFIX: a Redis ACL limited to the
+// prefix would then refuse them and the limiter would fail open. ownKeys
+// hands redis_rate's calls to Redis with that constant taken off again, so
+// the keys are exactly <prefix>rl:…; it wraps only the calls redis_rate
+// makes with keys.
+type ownKeys struct{ redis.UniversalClient }
+
+const redisRatePrefix = "rate:"
+
+func stripRatePrefix(keys []string) []string {
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = strings.TrimPrefix(k, redisRatePrefix)
+	}
+	return out
+}
+
+func (o ownKeys) Eval(ctx context.Context, script string, keys []string, args ...any) *redis.Cmd {
+	return o.UniversalClient.Eval(ctx, script, stripRatePrefix(keys), args...)
+}
+
+func (o ownKeys) EvalSha(ctx context.Context, sha1 string, keys []string, args ...any) *redis.Cmd {
+	return o.UniversalClient.EvalSha(ctx, sha1, stripRatePrefix(keys), args...)
+}
+
+func (o ownKeys) EvalRO(ctx context.Context, script string, keys []string, args ...any) *redis.Cmd {
+	return o.UniversalClient.EvalRO(ctx, script, stripRatePrefix(keys), args...)
+}
+
+func (o ownKeys) EvalShaRO(ctx context.Context, sha1 string, keys []string, args ...any) *redis.Cmd {
+	return o.UniversalClient.EvalShaRO(ctx, sha1, stripRatePrefix(keys), args...)
+}
+
+func (o ownKeys) Del(ctx context.Context, keys ...string) *redis.IntCmd {
+	return o.UniversalClient.Del(ctx, stripRatePrefix(keys)...)
 }
 
 var errRateLimited = newProblem(fiber.StatusTooManyRequests, codeRateLimited, "Too many requests; retry after the time in Retry-After.")

@@ -243,3 +243,24 @@ func TestGameServerChecksOfUnknownItemsAreRefused(t *testing.T) {
 }
 
 const itemNotFoundDetail = "The live catalog has no item with this id and the player holds none: check the id (currencies are read from the wallet, not checked)."
+
+// The limiter's keys live under COINOP_REDIS_PREFIX like every other key, so
+// a Redis ACL that grants only the prefix cannot make the limiter fail open.
+func TestRateLimitKeysStayUnderThePrefix(t *testing.T) {
+	rdb, prefix := testenv.RedisClient(t)
+	e := newEnv(t, withRedis(rdb), withConfig(func(c *server.Config) {
+		c.RedisPrefix = prefix
+		c.RateLimits = server.RateLimits{Player: redis_rate.Limit{Rate: 1, Burst: 1, Period: 60e9}}
+	}))
+	if r := e.get(t, "/v1/wallet", playerToken("p1")); r.status != 200 {
+		t.Fatalf("first request: %s", r)
+	}
+	assertProblem(t, e.get(t, "/v1/wallet", playerToken("p1")), http.StatusTooManyRequests, "rate_limited")
+	ctx := t.Context()
+	if keys, err := rdb.Keys(ctx, prefix+"rl:player:p1").Result(); err != nil || len(keys) != 1 {
+		t.Errorf("keys %srl:player:p1 = %v, %v; want the limiter's key there", prefix, keys, err)
+	}
+	if keys, err := rdb.Keys(ctx, "rate:"+prefix+"*").Result(); err != nil || len(keys) != 0 {
+		t.Errorf("keys outside the prefix: %v, %v", keys, err)
+	}
+}
