@@ -397,11 +397,18 @@ func unavailable(err error) bool {
 	var netErr net.Error
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P")
+		// 08: connection exceptions; 57P: the server shutting down or
+		// restarting; 53: out of connections or memory (53300 too many
+		// connections): all pass when the database recovers.
+		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P") || strings.HasPrefix(pgErr.Code, "53")
 	}
+	// A connection that dropped mid-statement surfaces as pgconn's
+	// ErrConnClosed (the next use of the closed connection) or as a bare
+	// EOF from the socket; SafeToRetry marks errors where nothing was sent.
 	return errors.As(err, &connErr) || errors.As(err, &netErr) ||
 		errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err) ||
-		errors.Is(err, puddle.ErrClosedPool) || errors.Is(err, io.ErrUnexpectedEOF)
+		errors.Is(err, puddle.ErrClosedPool) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, io.EOF) || errors.Is(err, pgconn.ErrConnClosed) || pgconn.SafeToRetry(err)
 }
 
 // errorHandler renders every error as application/problem+json. Server-side
