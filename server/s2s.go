@@ -2,7 +2,9 @@ package server
 
 import (
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -79,9 +81,12 @@ func (s *Server) getEntitlementCheck(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	item := string([]byte(c.Params("item_id")))
-	if item == "" || len(item) > 128 {
-		return invalid("item_id must be 1 to 128 characters.")
+	item, err := pathParam(c, "item_id")
+	if err != nil {
+		return err
+	}
+	if item == "" || len(item) > 128 || !utf8.ValidString(item) || strings.ContainsRune(item, 0) {
+		return invalid("item_id must be 1 to 128 characters of valid UTF-8.")
 	}
 	r, err := s.ledger.Check(c.UserContext(), player, item)
 	if err != nil {

@@ -264,3 +264,37 @@ func TestRateLimitKeysStayUnderThePrefix(t *testing.T) {
 		t.Errorf("keys outside the prefix: %v, %v", keys, err)
 	}
 }
+
+// Player and item ids in paths are percent-decoded: an escaped id names
+// the same player as the JSON body would, never a ghost account.
+func TestPathIDsArePercentDecoded(t *testing.T) {
+	e := newEnv(t, withServerToken())
+	grant := func(path string) response {
+		return e.do(t, newRequest(http.MethodPost, path, []byte(`{"reason":"ticket 1","currencies":{"gold":5}}`),
+			"Authorization", bearer(adminToken), "Content-Type", "application/json", "Idempotency-Key", "g-"+path))
+	}
+	if r := grant("/admin/v1/players/%C3%A5lice/grants"); r.status != http.StatusCreated {
+		t.Fatalf("grant to %%C3%%A5lice: %s", r)
+	}
+	if got := e.wallet(t, "ålice")["gold"]; got != 5 {
+		t.Errorf("ålice has %d gold, want the 5 granted through the escaped path", got)
+	}
+	if got := e.wallet(t, "%C3%A5lice")["gold"]; got != 0 {
+		t.Errorf("a ghost account %%C3%%A5lice got %d gold", got)
+	}
+	var got struct {
+		PlayerID string `json:"player_id"`
+		Owned    bool   `json:"owned"`
+	}
+	e.grant(t, "ålice", "sword", nil, map[string]int64{"sword": 1})
+	r := e.get(t, "/v1/players/%C3%A5lice/entitlements/sword", serverToken)
+	r.decode(t, &got)
+	if r.status != http.StatusOK || got.PlayerID != "ålice" || !got.Owned {
+		t.Errorf("check through an escaped path: %s", r)
+	}
+	for _, path := range []string{"/admin/v1/players/a%00b/grants", "/admin/v1/players/%FF/grants"} {
+		assertProblem(t, grant(path), http.StatusBadRequest, "invalid_request")
+	}
+	assertProblem(t, e.get(t, "/v1/players/p1/entitlements/a%00b", serverToken), http.StatusBadRequest, "invalid_request")
+	assertProblem(t, e.get(t, "/v1/players/p1/entitlements/%FF", serverToken), http.StatusBadRequest, "invalid_request")
+}
