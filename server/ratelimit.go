@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -76,14 +77,15 @@ type rateLimiter struct {
 	limiter *redis_rate.Limiter
 	prefix  string
 	breaker *gobreaker.CircuitBreaker[*redis_rate.Result]
+	trusted []netip.Prefix
 }
 
-func newRateLimiter(rdb redis.UniversalClient, prefix string, limits RateLimits) *rateLimiter {
+func newRateLimiter(rdb redis.UniversalClient, prefix string, limits RateLimits, trustedProxies []string) *rateLimiter {
 	if rdb == nil || (limits.Player.IsZero() && limits.IP.IsZero()) {
 		return nil
 	}
 	return &rateLimiter{
-		limits: limits, limiter: redis_rate.NewLimiter(ownKeys{rdb}), prefix: prefix,
+		limits: limits, limiter: redis_rate.NewLimiter(ownKeys{rdb}), prefix: prefix, trusted: parsePrefixes(trustedProxies),
 		breaker: gobreaker.NewCircuitBreaker[*redis_rate.Result](gobreaker.Settings{
 			Name: "rate-limit", Timeout: 2 * time.Second,
 			ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= 3 },
@@ -141,7 +143,7 @@ func (r *rateLimiter) check(c *fiber.Ctx) error {
 		key   string
 		limit redis_rate.Limit
 	}{
-		{r.prefix + "rl:ip:" + c.IP(), r.limits.IP},
+		{r.prefix + "rl:ip:" + r.clientIP(c), r.limits.IP},
 		{r.prefix + "rl:player:" + playerID(c), r.limits.Player},
 	} {
 		if k.limit.IsZero() || (k.key == r.prefix+"rl:player:" && playerID(c) == "") {
@@ -162,4 +164,61 @@ func (r *rateLimiter) check(c *fiber.Ctx) error {
 		}
 	}
 	return c.Next()
+}
+
+// parsePrefixes reads trusted proxies given as IPs or CIDRs; entries that
+// are neither are skipped (fiber's own proxy check takes the same list).
+func parsePrefixes(list []string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range list {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+		} else if a, err := netip.ParseAddr(s); err == nil {
+			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+		}
+	}
+	return out
+}
+
+func (r *rateLimiter) isTrusted(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range r.trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// clientIP is the address the per-IP limit keys on. Behind trusted proxies
+// it is the nearest untrusted hop of X-Forwarded-For, read from the right:
+// each proxy appends the address it received the request from, so only the
+// entries our own proxies appended can be believed, and everything to the
+// left of the first untrusted one is whatever the client chose to send.
+// (fiber's c.IP() takes the leftmost entry, which the client controls.)
+func (r *rateLimiter) clientIP(c *fiber.Ctx) string {
+	remote, ok := netip.AddrFromSlice(c.Context().RemoteIP())
+	if !ok {
+		return c.Context().RemoteIP().String()
+	}
+	remote = remote.Unmap()
+	if !r.isTrusted(remote) {
+		return remote.String()
+	}
+	var hops []string
+	for _, h := range c.Request().Header.PeekAll(fiber.HeaderXForwardedFor) {
+		hops = append(hops, strings.Split(string(h), ",")...)
+	}
+	client := remote
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break // a malformed hop: nothing left of it can be believed
+		}
+		client = a.Unmap()
+		if !r.isTrusted(client) {
+			break
+		}
+	}
+	return client.String()
 }

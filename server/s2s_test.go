@@ -198,6 +198,32 @@ func TestPerIPLimitBelievesOnlyTrustedProxies(t *testing.T) {
 	if r := from("198.51.100.4", "p9"); r.status != 200 {
 		t.Fatalf("another client: %s", r)
 	}
+	// The client writes the left of X-Forwarded-For; the load balancer
+	// appends the address it saw. A forged leftmost entry changes nothing.
+	for i := 0; i < 5; i++ {
+		r := from(fmt.Sprintf("10.9.9.%d, 203.0.113.7", i), "p9")
+		assertProblem(t, r, http.StatusTooManyRequests, "rate_limited")
+	}
+}
+
+// Through several trusted hops, the client is the nearest untrusted entry
+// counted from the right.
+func TestPerIPLimitWalksForwardedForFromTheRight(t *testing.T) {
+	e := cachedEnv(t, withConfig(func(c *server.Config) {
+		c.RateLimits = server.RateLimits{IP: redis_rate.Limit{Rate: 1, Burst: 1, Period: 60e9}}
+		c.TrustedProxies = []string{"0.0.0.0", "10.0.0.0/8"}
+	}))
+	from := func(xff, player string) response {
+		return e.do(t, newRequest(http.MethodGet, "/v1/wallet", nil, "Authorization", bearer(playerToken(player)), "X-Forwarded-For", xff))
+	}
+	if r := from("198.51.100.1, 192.0.2.9, 10.1.2.3", "a"); r.status != 200 {
+		t.Fatalf("first: %s", r)
+	}
+	// Same client (192.0.2.9, the nearest untrusted hop), another forged left part.
+	assertProblem(t, from("1.1.1.1, 192.0.2.9, 10.1.2.3, 10.4.5.6", "b"), http.StatusTooManyRequests, "rate_limited")
+	if r := from("198.51.100.1, 192.0.2.10, 10.1.2.3", "c"); r.status != 200 {
+		t.Fatalf("another client: %s", r)
+	}
 }
 
 // A check of an id the catalog does not know is a 404, not "not owned": a

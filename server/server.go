@@ -157,7 +157,7 @@ func New(cfg Config, deps Deps) *Server {
 	if deps.Cache != nil {
 		deps.Registry.MustRegister(deps.Cache.Collectors()...)
 	}
-	s.limiter = newRateLimiter(deps.Redis, cfg.RedisPrefix, cfg.RateLimits)
+	s.limiter = newRateLimiter(deps.Redis, cfg.RedisPrefix, cfg.RateLimits, cfg.TrustedProxies)
 	s.app = fiber.New(fiber.Config{
 		AppName:               "coinop",
 		DisableStartupMessage: true,
