@@ -3,11 +3,14 @@ package server
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"errors"
 	"strconv"
 	"strings"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/gofiber/fiber/v2"
 	"github.com/golang-jwt/jwt/v5"
 
@@ -82,7 +85,7 @@ func (s *Server) playerFromToken(token string) (string, error) {
 	if len(s.cfg.JWTSecret) == 0 {
 		return "", unauthenticated(oauthInvalidToken, "This server accepts no player tokens (COINOP_JWT_SECRET is not set).")
 	}
-	opts := []jwt.ParserOption{jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired()}
+	opts := []jwt.ParserOption{jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired(), jwt.WithIssuedAt()}
 	if s.cfg.JWTIssuer != "" {
 		opts = append(opts, jwt.WithIssuer(s.cfg.JWTIssuer))
 	}
@@ -90,9 +93,12 @@ func (s *Server) playerFromToken(token string) (string, error) {
 		opts = append(opts, jwt.WithAudience(s.cfg.JWTAudience))
 	}
 	var claims jwt.RegisteredClaims
-	_, err := jwt.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return s.cfg.JWTSecret, nil }, opts...)
+	parsed, err := jwt.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return s.cfg.JWTSecret, nil }, opts...)
 	if err != nil {
 		return "", tokenRefused(err, &claims, s.cfg)
+	}
+	if err := strictClaims(parsed, token); err != nil {
+		return "", err
 	}
 	if entitlements.ValidatePlayerID(claims.Subject) != nil {
 		return "", unauthenticated(oauthInvalidToken, "The token's sub claim must be a player id: 1 to 128 printable characters without spaces.")
@@ -202,4 +208,54 @@ func auditBy(c *fiber.Ctx) audit.Attribution {
 func constantTimeEqual(a, b string) bool {
 	ha, hb := sha256.Sum256([]byte(a)), sha256.Sum256([]byte(b))
 	return subtle.ConstantTimeCompare(ha[:], hb[:]) == 1
+}
+
+// strictClaims refuses what golang-jwt lets through in a token whose
+// signature verified: a "crit" header (RFC 7515 4.1.11: a recipient must
+// refuse extensions it does not understand, and coinop understands none),
+// duplicate claims (encoding/json keeps the last one, so two "sub" could
+// make the signer and coinop read different players), and exp, nbf or iat
+// written as strings (golang-jwt accepts "exp":"9999999999"; RFC 7519 says
+// NumericDate is a JSON number).
+func strictClaims(t *jwt.Token, raw string) error {
+	if _, ok := t.Header["crit"]; ok {
+		return unauthenticated(oauthInvalidToken, `The token's header has a "crit" parameter; coinop understands no JWS extensions.`)
+	}
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		return unauthenticated(oauthInvalidToken, "The token is not a well-formed JWT (three base64url parts: header.claims.signature).")
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return unauthenticated(oauthInvalidToken, "The token's claims are not base64url.")
+	}
+	var claims map[string]jsontext.Value
+	if err := jsonv2.Unmarshal(payload, &claims); err != nil {
+		return unauthenticated(oauthInvalidToken, "The token's claims are not one JSON object with each claim once.")
+	}
+	for _, name := range []string{"exp", "nbf", "iat"} {
+		if v, ok := claims[name]; ok && v.Kind() != '0' {
+			return unauthenticated(oauthInvalidToken, "The token's "+name+" claim must be a number of seconds (RFC 7519 NumericDate), not a "+kindName(v.Kind())+".")
+		}
+	}
+	if v, ok := claims["sub"]; ok && v.Kind() != '"' {
+		return unauthenticated(oauthInvalidToken, "The token's sub claim must be a string.")
+	}
+	return nil
+}
+
+func kindName(k jsontext.Kind) string {
+	switch k {
+	case '"':
+		return "string"
+	case 't', 'f':
+		return "boolean"
+	case 'n':
+		return "null"
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	}
+	return "value"
 }

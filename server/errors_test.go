@@ -4,6 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"net"
 	"net/http"
@@ -207,6 +210,14 @@ func TestEveryErrorCode(t *testing.T) {
 			send: withToken(bearer(sign(jwt.MapClaims{"exp": now.Add(time.Hour).Unix()})))},
 		{name: "a token whose sub has a space is unauthenticated", status: 401, code: "unauthenticated", detail: "sub claim",
 			send: withToken(bearer(sign(jwt.MapClaims{"sub": "p 1", "exp": now.Add(time.Hour).Unix()})))},
+		{name: "a string exp is unauthenticated", status: 401, code: "unauthenticated", detail: "exp claim must be a number",
+			send: withToken(bearer(signRawHS256(`{"alg":"HS256","typ":"JWT"}`, fmt.Sprintf(`{"sub":"p1","exp":"%d"}`, now.Add(time.Hour).Unix()))))},
+		{name: "a token issued in the future is unauthenticated", status: 401, code: "unauthenticated", detail: "not valid yet",
+			send: withToken(bearer(sign(jwt.MapClaims{"sub": "p1", "exp": now.Add(2 * time.Hour).Unix(), "iat": now.Add(time.Hour).Unix()})))},
+		{name: "a crit header is unauthenticated", status: 401, code: "unauthenticated", detail: `"crit"`,
+			send: withToken(bearer(signRawHS256(`{"alg":"HS256","typ":"JWT","crit":["exp"]}`, fmt.Sprintf(`{"sub":"p1","exp":%d}`, now.Add(time.Hour).Unix()))))},
+		{name: "a duplicate sub is unauthenticated", status: 401, code: "unauthenticated", detail: "each claim once",
+			send: withToken(bearer(signRawHS256(`{"alg":"HS256","typ":"JWT"}`, fmt.Sprintf(`{"sub":"p1","sub":"p2","exp":%d}`, now.Add(time.Hour).Unix()))))},
 		{name: "the admin token is unauthenticated on the player API", status: 401, code: "unauthenticated", detail: "not a well-formed JWT", send: withToken(bearer(adminToken))},
 		{name: "a purchase without a token is unauthenticated", status: 401, code: "unauthenticated",
 			send: postAs("", "/v1/purchases", "application/json", "k", []byte(valid))},
@@ -679,4 +690,14 @@ func assertChallenge(t *testing.T, r response, p map[string]any) {
 	if noCredentials := strings.Contains(detail, "no Authorization header"); noCredentials == hasError {
 		t.Errorf("WWW-Authenticate = %q: error code present = %v, want %v (RFC 6750 3.1)", got, hasError, !noCredentials)
 	}
+}
+
+// signRawHS256 signs a header and claims given as exact JSON text, for
+// tokens no JWT library would write (duplicate claims, string dates).
+func signRawHS256(header, claims string) string {
+	enc := base64.RawURLEncoding
+	input := enc.EncodeToString([]byte(header)) + "." + enc.EncodeToString([]byte(claims))
+	mac := hmac.New(sha256.New, []byte(testSecret))
+	mac.Write([]byte(input))
+	return input + "." + enc.EncodeToString(mac.Sum(nil))
 }
