@@ -645,10 +645,10 @@ func TestBodyLimits(t *testing.T) {
 		})
 	}
 
-	// app.Test reports fasthttp's refusal as an error, so this part talks
-	// to a real listener. Only the headers are sent: fasthttp refuses on
-	// Content-Length, and a client still writing the body would see the
-	// connection reset instead of the answer.
+	// Over a real connection: a body declared far over every limit is
+	// refused on its Content-Length once the first bytes arrive (bodies are
+	// streamed, so nothing near 64 MiB is ever buffered), and the connection
+	// is closed rather than parsed on from the middle of the unread body.
 	t.Run("a body over the server limit", func(t *testing.T) {
 		base := e.listen(t)
 		conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
@@ -662,14 +662,56 @@ func TestBodyLimits(t *testing.T) {
 			bearer(playerToken("p1")), 64<<20); err != nil {
 			t.Fatal(err)
 		}
-		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if _, err := conn.Write(bytes.Repeat([]byte(" "), 16<<10)); err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(conn)
+		resp, err := http.ReadResponse(br, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
 		p := assertProblem(t, readResponse(t, resp), http.StatusRequestEntityTooLarge, "request_too_large")
-		if d, _ := p["detail"].(string); !strings.Contains(d, "larger than the limit") {
+		if d, _ := p["detail"].(string); !strings.Contains(d, "larger than 1024 bytes") {
 			t.Errorf("detail = %q", d)
+		}
+		if !resp.Close {
+			t.Error("the connection stays open after a refused, unread body")
+		}
+		// EOF, or a reset since the rest of the body was never read.
+		if b, err := br.ReadByte(); err == nil {
+			t.Errorf("after the answer the server kept the connection open and sent %q", b)
+		}
+	})
+
+	// A body a handler refused without reading (here, before
+	// authentication) must not be parsed as the next request: a request
+	// smuggled inside it is never served.
+	t.Run("an unread body closes the connection", func(t *testing.T) {
+		base := e.listen(t)
+		conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		smuggled := "GET /healthz HTTP/1.1\r\nHost: coinop\r\n\r\n"
+		if _, err := fmt.Fprintf(conn, "POST /v1/purchases HTTP/1.1\r\nHost: coinop\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+			len(smuggled), smuggled); err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(conn)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("status %d, want 401", resp.StatusCode)
+		}
+		if next, err := http.ReadResponse(br, nil); err == nil {
+			next.Body.Close()
+			t.Fatalf("a request smuggled in the unread body was served: %d", next.StatusCode)
 		}
 	})
 }
