@@ -63,6 +63,9 @@ var settings = []setting{
 // config is the parsed settings.
 type config struct {
 	values map[string]string
+	// dev is set by `coinop dev`, whose published development credentials
+	// are exempt from the minimum token strength (it listens on loopback).
+	dev bool
 }
 
 // bindSettings registers every setting as a flag on fs whose default comes

@@ -65,6 +65,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		return ""
 	}
 	cfg := bindSettings(fs, devEnv)
+	cfg.dev = true
 	if err := fs.Parse(args); err != nil {
 		return exitError{2}
 	}

@@ -83,10 +83,21 @@ type wired struct {
 	stop      context.CancelFunc
 }
 
+// minTokenLength is the shortest COINOP_ADMIN_TOKEN or COINOP_SERVER_TOKEN
+// serve accepts, as for COINOP_JWT_SECRET.
+const minTokenLength = 32
+
 func wire(ctx context.Context, cfg *config, logger *slog.Logger) (_ *wired, err error) {
 	secret := cfg.str("COINOP_JWT_SECRET")
 	if len(secret) < 32 {
 		return nil, errors.New("COINOP_JWT_SECRET must be set to at least 32 bytes (for example: openssl rand -hex 32)")
+	}
+	// Bearer tokens are compared, not rate-limited per guess, so they must
+	// be as unguessable as the JWT secret.
+	for _, env := range []string{"COINOP_ADMIN_TOKEN", "COINOP_SERVER_TOKEN"} {
+		if v := cfg.str(env); v != "" && len(v) < minTokenLength && !cfg.dev {
+			return nil, fmt.Errorf("%s must be at least %d bytes when set (for example: openssl rand -hex 32)", env, minTokenLength)
+		}
 	}
 	if cfg.str("COINOP_ADMIN_TOKEN") == "" {
 		logger.Warn("COINOP_ADMIN_TOKEN is empty: only admin API keys (coinop keys create) can use the admin API")

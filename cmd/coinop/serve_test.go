@@ -5,7 +5,9 @@ import (
 	"context"
 	"flag"
 	"io"
+	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -25,7 +27,7 @@ func TestServeFinishesInFlightRequestsOnShutdown(t *testing.T) {
 	secret := strings.Repeat("k", 32)
 	dbURL, base, cancel, served := startServe(t, map[string]string{
 		"COINOP_JWT_SECRET":  secret,
-		"COINOP_ADMIN_TOKEN": "admin-secret",
+		"COINOP_ADMIN_TOKEN": adminSecret,
 		"COINOP_LOG_LEVEL":   "warn",
 	})
 
@@ -48,10 +50,10 @@ func TestServeFinishesInFlightRequestsOnShutdown(t *testing.T) {
 		return resp.StatusCode, string(b)
 	}
 	doc := `{"currencies":[{"id":"gold","name":"Gold"}],"items":[{"id":"potion","name":"Potion","kind":"consumable","prices":[{"currency":"gold","amount":100}]}]}`
-	if code, body := do("PUT", "/admin/v1/catalog", "admin-secret", "", doc, "application/json"); code != 201 {
+	if code, body := do("PUT", "/admin/v1/catalog", adminSecret, "", doc, "application/json"); code != 201 {
 		t.Fatalf("publish: %d %s", code, body)
 	}
-	if code, body := do("POST", "/admin/v1/players/p1/grants", "admin-secret", "fund", `{"reason":"test","currencies":{"gold":500}}`, "application/json"); code != 201 {
+	if code, body := do("POST", "/admin/v1/players/p1/grants", adminSecret, "fund", `{"reason":"test","currencies":{"gold":500}}`, "application/json"); code != 201 {
 		t.Fatalf("grant: %d %s", code, body)
 	}
 	token, err := playerToken(secret, "p1", "", "", time.Hour, time.Now())
@@ -233,5 +235,40 @@ func TestServeOnAnUnmigratedDatabaseIsNotReadyUntilMigrated(t *testing.T) {
 	}
 	if !strings.Contains(out, "database schema migrated; ready") {
 		t.Errorf("the log does not say the server became ready:\n%s", out)
+	}
+}
+
+// adminSecret is a COINOP_ADMIN_TOKEN long enough for serve.
+const adminSecret = "admin-secret-admin-secret-admin-secret"
+
+// Short bearer tokens are refused at start: they are compared on every
+// request and guessable ones would open the admin API or the game-server
+// routes.
+func TestServeRefusesShortTokens(t *testing.T) {
+	for _, name := range []string{"COINOP_ADMIN_TOKEN", "COINOP_SERVER_TOKEN"} {
+		cfg := bindSettings(newFlagSetForTest(), env(map[string]string{
+			"COINOP_JWT_SECRET": strings.Repeat("s", 32), name: "x",
+		}))
+		_, err := wire(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err == nil || !strings.Contains(err.Error(), name+" must be at least 32 bytes") {
+			t.Errorf("%s=x: %v", name, err)
+		}
+	}
+}
+
+// docker-compose.yml must start: its secrets meet serve's minimums.
+func TestComposeSecretsMeetServesMinimums(t *testing.T) {
+	data, err := os.ReadFile("../../docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"COINOP_JWT_SECRET", "COINOP_ADMIN_TOKEN", "COINOP_SERVER_TOKEN"} {
+		for _, line := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
+				if v = strings.Trim(strings.TrimSpace(v), `"`); len(v) < minTokenLength {
+					t.Errorf("docker-compose.yml sets %s to %d bytes; serve refuses fewer than %d", name, len(v), minTokenLength)
+				}
+			}
+		}
 	}
 }
