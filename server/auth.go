@@ -67,16 +67,28 @@ var (
 // requirePlayer accepts an HS256 JWT whose sub is the player id and whose
 // exp is set and in the future.
 func (s *Server) requirePlayer(c *fiber.Ctx) error {
+	if err := s.limiter.authGate(c); err != nil {
+		return err
+	}
 	token, err := bearer(c)
 	if err != nil {
-		return err
+		return s.refused(c, err)
 	}
 	playerID, err := s.playerFromToken(token)
 	if err != nil {
-		return err
+		return s.refused(c, err)
 	}
 	c.Locals(localPlayerID, playerID)
 	return c.Next()
+}
+
+// refused counts a 401 against the client's failure budget (see
+// RateLimits.AuthFailures); other errors pass unchanged.
+func (s *Server) refused(c *fiber.Ctx, err error) error {
+	if problemFor(err).Status != fiber.StatusUnauthorized {
+		return err
+	}
+	return s.limiter.authFailed(c, err)
 }
 
 // playerFromToken verifies a player token and returns its player id, or a
@@ -147,26 +159,33 @@ func playerID(c *fiber.Ctx) string {
 // token is recognised and refused with 403, so a misconfigured client learns
 // why.
 func (s *Server) requireAdmin(c *fiber.Ctx) error {
-	token, err := bearer(c)
-	if err != nil {
+	if err := s.limiter.authGate(c); err != nil {
 		return err
 	}
+	p, err := s.adminPrincipal(c)
+	if err != nil {
+		return s.refused(c, err)
+	}
+	c.Locals(localPrincipal, p)
+	return c.Next()
+}
+
+func (s *Server) adminPrincipal(c *fiber.Ctx) (access.Principal, error) {
+	token, err := bearer(c)
+	if err != nil {
+		return access.Principal{}, err
+	}
 	if s.cfg.AdminToken != "" && constantTimeEqual(token, s.cfg.AdminToken) {
-		c.Locals(localPrincipal, access.Bootstrap())
-		return c.Next()
+		return access.Bootstrap(), nil
 	}
 	if s.keys != nil && access.LooksLikeKey(token) {
-		p, err := s.keys.Authenticate(c.UserContext(), token)
-		if err != nil {
-			return err // ErrUnknownKey is a 401; Postgres trouble a 503
-		}
-		c.Locals(localPrincipal, p)
-		return c.Next()
+		// ErrUnknownKey is a 401; Postgres trouble a 503.
+		return s.keys.Authenticate(c.UserContext(), token)
 	}
 	if _, err := s.playerFromToken(token); err == nil {
-		return newProblem(fiber.StatusForbidden, codeForbidden, "Player tokens cannot use the admin API.")
+		return access.Principal{}, newProblem(fiber.StatusForbidden, codeForbidden, "Player tokens cannot use the admin API.")
 	}
-	return errUnknownToken
+	return access.Principal{}, errUnknownToken
 }
 
 const localPrincipal = "coinop.principal"

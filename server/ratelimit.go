@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
@@ -21,14 +22,19 @@ import (
 type RateLimits struct {
 	Player redis_rate.Limit
 	IP     redis_rate.Limit
+	// AuthFailures caps refused credentials per client IP on every
+	// authenticated route (player, admin, game server): past it the client
+	// gets 429 before its token is even looked at, so guessing admin or
+	// game-server tokens, or flooding the key lookup, is slow.
+	AuthFailures redis_rate.Limit
 }
 
 // DefaultRateLimits is COINOP_RATE_LIMIT's default: generous for a game
 // client, tight enough to stop a runaway loop or a scripted abuser.
-const DefaultRateLimits = "player=20/s,ip=300/s"
+const DefaultRateLimits = "player=20/s,ip=300/s,authfail=30/m"
 
-// ParseRateLimits reads "player=20/s,ip=300/s" (rates per s, m or h; burst
-// equals the rate) or "off".
+// ParseRateLimits reads "player=20/s,ip=300/s,authfail=30/m" (rates per s,
+// m or h; burst equals the rate) or "off".
 func ParseRateLimits(s string) (RateLimits, error) {
 	var rl RateLimits
 	s = strings.TrimSpace(s)
@@ -62,8 +68,10 @@ func ParseRateLimits(s string) (RateLimits, error) {
 			rl.Player = limit
 		case "ip":
 			rl.IP = limit
+		case "authfail":
+			rl.AuthFailures = limit
 		default:
-			return rl, fmt.Errorf("rate limit %q: name must be player or ip", part)
+			return rl, fmt.Errorf("rate limit %q: name must be player, ip or authfail", part)
 		}
 	}
 	return rl, nil
@@ -78,10 +86,62 @@ type rateLimiter struct {
 	prefix  string
 	breaker *gobreaker.CircuitBreaker[*redis_rate.Result]
 	trusted []netip.Prefix
+
+	// blocked holds, per client IP, until when this replica refuses its
+	// credentials unseen (set when the shared failure budget ran out).
+	blockedMu sync.Mutex
+	blocked   map[string]time.Time
+}
+
+// maxBlocked bounds the blocked-IP table.
+const maxBlocked = 10_000
+
+var errAuthRateLimited = newProblem(fiber.StatusTooManyRequests, codeRateLimited,
+	"Too many refused credentials from this address; retry after the time in Retry-After.")
+
+// authGate refuses a client that ran out of its failure budget before its
+// credentials cost anything to check.
+func (r *rateLimiter) authGate(c *fiber.Ctx) error {
+	if r == nil || r.limits.AuthFailures.IsZero() {
+		return nil
+	}
+	ip := r.clientIP(c)
+	r.blockedMu.Lock()
+	until, ok := r.blocked[ip]
+	r.blockedMu.Unlock()
+	if ok && time.Now().Before(until) {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(math.Ceil(time.Until(until).Seconds()))))
+		return errAuthRateLimited
+	}
+	return nil
+}
+
+// authFailed counts one refused credential against the client's budget and
+// returns refusal, or 429 once the budget is spent.
+func (r *rateLimiter) authFailed(c *fiber.Ctx, refusal error) error {
+	if r == nil || r.limits.AuthFailures.IsZero() {
+		return refusal
+	}
+	ip := r.clientIP(c)
+	res, err := r.breaker.Execute(func() (*redis_rate.Result, error) {
+		return r.limiter.Allow(c.UserContext(), r.prefix+"rl:authfail:"+ip, r.limits.AuthFailures)
+	})
+	if err != nil || res.Allowed > 0 {
+		return refusal // Redis trouble fails open, as for the other limits
+	}
+	until := time.Now().Add(res.RetryAfter)
+	r.blockedMu.Lock()
+	if r.blocked == nil || len(r.blocked) >= maxBlocked {
+		r.blocked = map[string]time.Time{}
+	}
+	r.blocked[ip] = until
+	r.blockedMu.Unlock()
+	c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(math.Ceil(res.RetryAfter.Seconds()))))
+	return errAuthRateLimited
 }
 
 func newRateLimiter(rdb redis.UniversalClient, prefix string, limits RateLimits, trustedProxies []string) *rateLimiter {
-	if rdb == nil || (limits.Player.IsZero() && limits.IP.IsZero()) {
+	if rdb == nil || (limits.Player.IsZero() && limits.IP.IsZero() && limits.AuthFailures.IsZero()) {
 		return nil
 	}
 	return &rateLimiter{

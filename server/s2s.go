@@ -22,12 +22,22 @@ var errServerOnly = newProblem(fiber.StatusForbidden, codeForbidden, "This route
 // keys without the role are refused: game servers get read access to every
 // player, nothing more, and nothing else gets it.
 func (s *Server) requireServer(c *fiber.Ctx) error {
+	if err := s.limiter.authGate(c); err != nil {
+		return err
+	}
+	if err := s.serverCredential(c); err != nil {
+		return s.refused(c, err)
+	}
+	return c.Next()
+}
+
+func (s *Server) serverCredential(c *fiber.Ctx) error {
 	token, err := bearer(c)
 	if err != nil {
 		return err
 	}
 	if s.cfg.ServerToken != "" && constantTimeEqual(token, s.cfg.ServerToken) {
-		return c.Next()
+		return nil
 	}
 	if s.keys != nil && access.LooksLikeKey(token) {
 		p, err := s.keys.Authenticate(c.UserContext(), token)
@@ -37,7 +47,7 @@ func (s *Server) requireServer(c *fiber.Ctx) error {
 		if !p.Can(access.RoleServer) {
 			return errServerOnly.with("required_role", access.RoleServer)
 		}
-		return c.Next()
+		return nil
 	}
 	_, notPlayer := s.playerFromToken(token)
 	if notPlayer == nil || (s.cfg.AdminToken != "" && constantTimeEqual(token, s.cfg.AdminToken)) {

@@ -324,3 +324,36 @@ func TestPathIDsArePercentDecoded(t *testing.T) {
 	assertProblem(t, e.get(t, "/v1/players/p1/entitlements/a%00b", serverToken), http.StatusBadRequest, "invalid_request")
 	assertProblem(t, e.get(t, "/v1/players/p1/entitlements/%FF", serverToken), http.StatusBadRequest, "invalid_request")
 }
+
+// Refused credentials are budgeted per client: past the budget a client
+// gets 429 before its token is looked at, on every authenticated route,
+// while other clients are unaffected.
+func TestRefusedCredentialsAreRateLimitedPerClient(t *testing.T) {
+	e := cachedEnv(t, withServerToken(), withConfig(func(c *server.Config) {
+		c.RateLimits = server.RateLimits{AuthFailures: redis_rate.Limit{Rate: 3, Burst: 3, Period: 60e9}}
+		c.TrustedProxies = []string{"0.0.0.0"}
+	}))
+	from := func(ip, path, token string) response {
+		return e.do(t, newRequest(http.MethodGet, path, nil, "Authorization", bearer(token), "X-Forwarded-For", ip))
+	}
+	for i := 0; i < 3; i++ {
+		assertProblem(t, from("203.0.113.7", "/admin/v1/audit", fmt.Sprintf("guess-%d", i)), http.StatusUnauthorized, "unauthenticated")
+	}
+	r := from("203.0.113.7", "/admin/v1/audit", "guess-3")
+	assertProblem(t, r, http.StatusTooManyRequests, "rate_limited")
+	if ra, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || ra < 1 {
+		t.Errorf("Retry-After = %q", r.header.Get("Retry-After"))
+	}
+	// Blocked before the token is checked: even the right one waits, and
+	// so do the player and game-server routes.
+	assertProblem(t, from("203.0.113.7", "/admin/v1/audit", adminToken), http.StatusTooManyRequests, "rate_limited")
+	assertProblem(t, from("203.0.113.7", "/v1/wallet", playerToken("p1")), http.StatusTooManyRequests, "rate_limited")
+	assertProblem(t, from("203.0.113.7", "/v1/players/p1/entitlements/sword", serverToken), http.StatusTooManyRequests, "rate_limited")
+	// Another client, and successful requests, are not counted.
+	for i := 0; i < 5; i++ {
+		if r := from("198.51.100.4", "/admin/v1/audit", adminToken); r.status != http.StatusOK {
+			t.Fatalf("another client: %s", r)
+		}
+	}
+	assertProblem(t, from("198.51.100.4", "/admin/v1/audit", "guess"), http.StatusUnauthorized, "unauthenticated")
+}

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/coinop/coinop/server"
 )
 
 // setting is one COINOP_* variable with its flag. The README's
@@ -27,7 +29,7 @@ var settings = []setting{
 	{"COINOP_JWT_AUDIENCE", "jwt-audience", "", "required aud of player tokens, when set", false},
 	{"COINOP_ADMIN_TOKEN", "admin-token", "", "bootstrap bearer token of the admin API, with every role; empty means only admin API keys work", true},
 	{"COINOP_SERVER_TOKEN", "server-token", "", "bearer key of game servers for entitlement checks; empty disables them", true},
-	{"COINOP_RATE_LIMIT", "rate-limit", "player=20/s,ip=300/s", "player API limits per player and per IP (N/s, N/m, N/h), or off", false},
+	{"COINOP_RATE_LIMIT", "rate-limit", server.DefaultRateLimits, "limits per player and per IP on the player API, and of refused credentials per IP on every route (N/s, N/m, N/h), or off", false},
 	{"COINOP_TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated IPs or CIDRs of load balancers whose X-Forwarded-For names the client (per-IP rate limit)", false},
 	{"COINOP_CACHE_TTL", "cache-ttl", "10m", "how long a player's cached holdings live in Redis", false},
 	{"COINOP_AUTO_MIGRATE", "auto-migrate", "false", "apply database migrations when serve starts", false},
