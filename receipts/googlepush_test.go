@@ -145,7 +145,7 @@ func newJWKS(t *testing.T) *jwksServer {
 	j.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		j.fetches.Add(1)
 		if j.down.Load() {
-			http.Error(w, "down", 503)
+			http.Error(w, "down", http.StatusServiceUnavailable)
 			return
 		}
 		e := base64.RawURLEncoding.EncodeToString
