@@ -57,3 +57,27 @@ func TestDeclaredBodiesCostNoMemoryBeforeTheyArrive(t *testing.T) {
 		t.Errorf("heap grew %.0f MB: declared bodies are allocated before they arrive", float64(grown)/(1<<20))
 	}
 }
+
+// NUL characters and invalid UTF-8, which Postgres cannot store or compare
+// as text, are the client's error (400), wherever they arrive.
+func TestBadTextIsABadRequest(t *testing.T) {
+	e := newEnv(t)
+	for _, tc := range []struct{ name, method, path, body string }{
+		{"a NUL in an audit filter", http.MethodGet, "/admin/v1/audit-log?actor=a%00b", ""},
+		{"invalid UTF-8 in an audit filter", http.MethodGet, "/admin/v1/audit-log?target=%FF%FE", ""},
+		{"a NUL in a draft item's name", http.MethodPut, "/admin/v1/catalog/draft/items/sword",
+			`{"id":"sword","name":"Iron\u0000Sword","kind":"durable","prices":[{"currency":"gold","amount":500}]}`},
+		{"a NUL in a grant reason", http.MethodPost, "/admin/v1/players/p1/grants", `{"reason":"ticket\u0000","currencies":{"gold":1}}`},
+		{"a NUL in a key name", http.MethodPost, "/admin/v1/keys", `{"name":"a\u0000","roles":["viewer"]}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var body []byte
+			if tc.body != "" {
+				body = []byte(tc.body)
+			}
+			r := e.do(t, newRequest(tc.method, tc.path, body, "Authorization", bearer(adminToken),
+				"Content-Type", "application/json", "Idempotency-Key", "k-"+tc.name[:6]))
+			assertProblem(t, r, http.StatusBadRequest, "invalid_request")
+		})
+	}
+}

@@ -356,6 +356,9 @@ func problemFor(err error) problem {
 		// token Google signs: telling the pusher does not help a forger.
 		why := strings.TrimPrefix(strings.TrimPrefix(err.Error(), receipts.ErrPushUnauthorized.Error()), ": ")
 		return unauthenticated(oauthInvalidToken, "The push is not authenticated by the configured service account ("+why+").")
+	case badText(err):
+		return newProblem(fiber.StatusBadRequest, codeInvalidRequest,
+			"Text in the request must be valid UTF-8 without NUL (\\u0000) characters.")
 	case errors.As(err, &fe):
 		return fiberProblem(fe)
 	case unavailable(err):
@@ -386,6 +389,14 @@ func statusOr(status, fallback int) int {
 		return fallback
 	}
 	return status
+}
+
+// badText reports Postgres refusing text a client sent: a NUL character
+// (22P05, which jsonb and text cannot hold) or bytes that are not valid
+// UTF-8 (22021). Whatever input path missed it, it is the client's error.
+func badText(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "22P05" || pgErr.Code == "22021")
 }
 
 // unavailable reports errors that mean Postgres (or another backing service)
