@@ -170,6 +170,11 @@ func TestReadmeExamplesPrintWhatTheyShow(t *testing.T) {
 		t.FailNow()
 	}
 
+	for _, tool := range []string{"bash", "curl"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("the README's examples need %s: install it (%v)", tool, err)
+		}
+	}
 	work := t.TempDir()
 	bin := filepath.Join(work, ".bin")
 	buildCoinop(t, bin)
@@ -214,6 +219,13 @@ func TestReadmeExamplesPrintWhatTheyShow(t *testing.T) {
 		}
 		return m != nil
 	})
+
+	// What the README says dev prints (Quick start, the fake store).
+	for _, want := range []string{"player token:", "admin token:", "/v1/purchases", "/v1/wallet", "receipts mint", "/v1/receipts"} {
+		if !strings.Contains(banner.String(), want) {
+			t.Errorf("coinop dev's banner has no %q, which the README says it prints:\n%s", want, banner.String())
+		}
+	}
 
 	// One bash for all commands; each one's output and status go to files.
 	results := filepath.Join(work, ".results")
