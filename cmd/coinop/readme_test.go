@@ -11,7 +11,8 @@ package main
 //
 // (for `make dev` itself, benchmarks, a 60 s load test). Every skip needs a
 // reason, and there may be at most maxSkippedBlocks, so skipping stays the
-// exception. Other languages (yaml, json, sql, plain ```) never run.
+// exception. Shell examples must be ```sh (a ```bash, ```shell or ```console
+// block is an error); other languages (yaml, json, sql) never run.
 //
 // Commands and their output. In a block, a command is a line that is neither
 // blank nor a comment, with the lines after it while a line ends in `\` or
@@ -99,7 +100,12 @@ func parseReadme(t *testing.T, text string) []readmeBlock {
 		for i++; i < len(lines) && strings.TrimSpace(lines[i]) != "```"; i++ {
 			body = append(body, lines[i])
 		}
-		if lang != "sh" {
+		switch lang {
+		case "bash", "shell", "console", "zsh":
+			t.Errorf("README.md:%d: a ```%s block: write shell examples as ```sh, so the walk runs them", start+1, lang)
+			continue
+		case "sh":
+		default:
 			continue
 		}
 		b := readmeBlock{line: start + 1}
@@ -210,6 +216,7 @@ func TestReadmeExamplesPrintWhatTheyShow(t *testing.T) {
 	waitFor(t, "coinop dev's banner", func() bool {
 		select {
 		case err := <-done:
+			done <- err // for the cleanup, which waits for it
 			t.Fatalf("coinop dev stopped: %v\n%s", err, logs.String())
 		default:
 		}
