@@ -304,7 +304,14 @@ func matchShown(shown, out string) (string, bool) {
 		switch {
 		case i == 0:
 			if !strings.HasPrefix(got, p) {
-				return parting(p, got, 0), false
+				n := 0
+				for n < len(p) && n < len(got) && p[n] == got[n] {
+					n++
+				}
+				for !utf8Boundary(p, n) {
+					n--
+				}
+				return partedAt(p, n, got, n), false
 			}
 			at = 0
 		case i == len(parts)-1:
@@ -343,8 +350,14 @@ func parting(p, got string, pos int) string {
 			break
 		}
 	}
+	return partedAt(p, best, got, bestAt+best)
+}
+
+// partedAt says that p[:n] was found and then p[n:] was shown where got[at:]
+// was printed.
+func partedAt(p string, n int, got string, at int) string {
 	return fmt.Sprintf("they part (spaces ignored) after %q:\n  shown:   %q\n  printed: %q",
-		ellipsizeLeft(p[:best]), ellipsize(p[best:]), ellipsize(got[bestAt+best:]))
+		ellipsizeLeft(p[:n]), ellipsize(p[n:]), ellipsize(got[at:]))
 }
 
 func utf8Boundary(s string, n int) bool { return n == len(s) || (s[n]&0xC0) != 0x80 }
@@ -481,4 +494,83 @@ func numberWord(n int) string {
 		return words[n]
 	}
 	return strconv.Itoa(n)
+}
+
+// The walk's matching rule, on its own.
+func TestReadmeMatchingIgnoresSpacesAndTakesEllipsisForAnyText(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, shown, printed string
+		match                bool
+	}{
+		{"identical text", `{"a":1}`, `{"a":1}`, true},
+		{"wrapped lines and indentation", "{\"a\":1,\n  \"b\":2}", `{"a":1,"b":2}`, true},
+		{"CRLF headers", "HTTP/1.1 200 OK\n…\nEtag: \"x\"", "HTTP/1.1 200 OK\r\nDate: now\r\nEtag: \"x\"\r\n", true},
+		{"an ellipsis for an id", `{"id":"…","n":1}`, `{"id":"01a2-b3","n":1}`, true},
+		{"an ellipsis for nothing", `{"n":1…}`, `{"n":1}`, true},
+		{"several ellipses in order", `a…c…e`, `abcde`, true},
+		{"a different value", `{"gold":9800}`, `{"gold":9700}`, false},
+		{"more printed than shown", `{"a":1}`, `{"a":1}{"b":2}`, false},
+		{"less printed than shown", `{"a":1}{"b":2}`, `{"a":1}`, false},
+		{"the end is anchored", `a…c`, `abcd`, false},
+		{"the start is anchored", `b…`, `abc`, false},
+		{"pieces in another order", `a…c…b`, `abca`, false},
+		{"a piece shown twice, printed once", `a…b…b`, `ab`, false},
+		{"nothing shown, nothing printed", ``, ``, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			where, ok := matchShown(c.shown, c.printed)
+			if ok != c.match {
+				t.Errorf("matchShown(%q, %q) = %v (%s), want %v", c.shown, c.printed, ok, where, c.match)
+			}
+			if !ok && where == "" {
+				t.Errorf("a mismatch of %q and %q says nothing about where they part", c.shown, c.printed)
+			}
+		})
+	}
+}
+
+// The walk's reading of blocks: commands, continuations, shown output,
+// prose, remarks and skips.
+func TestReadmeBlocksAreReadAsCommandsAndTheirShownOutput(t *testing.T) {
+	t.Parallel()
+	doc := "intro\n" +
+		"```sh\n" +
+		"# prose before the first command\n" +
+		"echo one   # a remark\n" +
+		"# one\n" +
+		"\n" +
+		"# prose after a blank line\n" +
+		"printf 'a\\n' \\\n" +
+		"  'b' |\n" +
+		"  cat\n" +
+		"# a\n" +
+		"#\n" +
+		"# b\n" +
+		"true\n" +
+		"```\n" +
+		"<!-- readme-test: skip: needs a device -->\n" +
+		"```sh\n" +
+		"make dev\n" +
+		"```\n" +
+		"```yaml\n" +
+		"a: 1\n" +
+		"```\n"
+	blocks := parseReadme(t, doc)
+	if len(blocks) != 2 {
+		t.Fatalf("%d blocks, want the 2 sh blocks: %+v", len(blocks), blocks)
+	}
+	want := []readmeCommand{
+		{line: 4, text: "echo one   # a remark", shown: []string{"one"}, hasOut: true},
+		{line: 8, text: "printf 'a\\n' \\\n  'b' |\n  cat", shown: []string{"a", "", "b"}, hasOut: true},
+		{line: 14, text: "true"},
+	}
+	got := blocks[0].commands
+	if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
+		t.Errorf("commands\n%+v\nwant\n%+v", got, want)
+	}
+	if blocks[0].skip != "" || blocks[1].skip != "needs a device" {
+		t.Errorf("skips %q and %q, want none and %q", blocks[0].skip, blocks[1].skip, "needs a device")
+	}
 }
