@@ -413,10 +413,16 @@ func writeEditor(t *testing.T, dir string) {
 	t.Helper()
 	script := `#!/bin/sh
 set -e
-sed -e '/^- id: sword$/,/amount:/ s/amount: 500$/amount: 400/' \
-  -e 's/^bundles:$/- id: bow\n  name: Short Bow\n  kind: durable\n  prices:\n  - currency: gold\n    amount: 300\nbundles:/' \
-  "$1" >"$1.new"
-grep -q 'amount: 400' "$1.new" && grep -q 'id: bow' "$1.new" || { echo "edit-catalog: $1 is not the pulled demo catalog" >&2; exit 1; }
+awk '
+/^- id: sword$/ { sword = 1 }
+sword && /amount: 500$/ { sub(/amount: 500$/, "amount: 400"); sword = 0; edited++ }
+/^bundles:$/ {
+	print "- id: bow"; print "  name: Short Bow"; print "  kind: durable"
+	print "  prices:"; print "  - currency: gold"; print "    amount: 300"; edited++
+}
+{ print }
+END { if (edited != 2) { print "edit-catalog: not the pulled demo catalog" > "/dev/stderr"; exit 1 } }
+' "$1" >"$1.new"
 mv "$1.new" "$1"
 `
 	if err := os.WriteFile(filepath.Join(dir, "edit-catalog"), []byte(script), 0o755); err != nil {
