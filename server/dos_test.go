@@ -1,7 +1,9 @@
 package server_test
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"runtime"
@@ -79,5 +81,35 @@ func TestBadTextIsABadRequest(t *testing.T) {
 				"Content-Type", "application/json", "Idempotency-Key", "k-"+tc.name[:6]))
 			assertProblem(t, r, http.StatusBadRequest, "invalid_request")
 		})
+	}
+}
+
+// Requests without a body, and bodies a route read whole, keep the
+// connection alive: only an unread body ends it.
+func TestConnectionsStayOpenWhenNoBodyIsLeftUnread(t *testing.T) {
+	e := newEnv(t)
+	base := e.listen(t)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	body := buy("potion", 1, "gold", 100)
+	fmt.Fprintf(conn, "GET /healthz HTTP/1.1\r\nHost: coinop\r\n\r\n")
+	fmt.Fprintf(conn, "POST /v1/purchases HTTP/1.1\r\nHost: coinop\r\nAuthorization: %s\r\nContent-Type: application/json\r\nIdempotency-Key: ka\r\nContent-Length: %d\r\n\r\n%s",
+		bearer(playerToken("p1")), len(body), body)
+	fmt.Fprintf(conn, "GET /healthz HTTP/1.1\r\nHost: coinop\r\n\r\n")
+	br := bufio.NewReader(conn)
+	for i, want := range []int{http.StatusOK, http.StatusPaymentRequired, http.StatusOK} {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("response %d: %v", i, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want || resp.Close {
+			t.Errorf("response %d: %d (close %v), want %d on a kept-alive connection", i, resp.StatusCode, resp.Close, want)
+		}
 	}
 }

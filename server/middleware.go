@@ -34,7 +34,8 @@ func (s *Server) requestContext(c *fiber.Ctx) error {
 	// 401 before the body is read, an unknown route): the next request on
 	// the connection would be parsed from the middle of this body, which
 	// is how requests are smuggled. Such a connection ends with this answer.
-	if c.Request().Header.ContentLength() != 0 && c.Locals(localBodyRead) == nil {
+	// ContentLength is -1 for a chunked body, -2 for none.
+	if n := c.Request().Header.ContentLength(); (n > 0 || n == -1) && c.Locals(localBodyRead) == nil {
 		c.Context().SetConnectionClose()
 	}
 	return err
