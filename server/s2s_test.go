@@ -357,3 +357,18 @@ func TestRefusedCredentialsAreRateLimitedPerClient(t *testing.T) {
 	}
 	assertProblem(t, from("198.51.100.4", "/admin/v1/audit", "guess"), http.StatusUnauthorized, "unauthenticated")
 }
+
+// Store notification routes take no credentials before their signature is
+// checked, so they are limited per client IP like the player API.
+func TestStoreNotificationRoutesAreRateLimitedPerIP(t *testing.T) {
+	e := cachedEnv(t, withConfig(func(c *server.Config) {
+		c.RateLimits = server.RateLimits{IP: redis_rate.Limit{Rate: 2, Burst: 2, Period: 60e9}}
+	}))
+	for _, path := range []string{"/v1/stores/apple/notifications", "/v1/stores/google/notifications"} {
+		var last response
+		for i := 0; i < 3; i++ {
+			last = e.do(t, newRequest(http.MethodPost, path, []byte(`{}`), "Content-Type", "application/json"))
+		}
+		assertProblem(t, last, http.StatusTooManyRequests, "rate_limited")
+	}
+}

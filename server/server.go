@@ -217,8 +217,10 @@ func (s *Server) routes() {
 	v1.Post("/entitlements/check", s.requireServer, s.limitBody(1<<20), s.postEntitlementChecks)
 	// Store notifications authenticate themselves (Apple's signature, Google's
 	// OIDC push token), so they too come before the player group.
-	v1.Post("/stores/apple/notifications", s.limitBody(notificationBodyLimit), s.postAppleNotification)
-	v1.Post("/stores/google/notifications", s.limitBody(notificationBodyLimit), s.postGoogleNotification)
+	// Unauthenticated until their signature is checked: limited per IP
+	// like the player API, before the body is read.
+	v1.Post("/stores/apple/notifications", s.limiter.check, s.limitBody(notificationBodyLimit), s.postAppleNotification)
+	v1.Post("/stores/google/notifications", s.limiter.check, s.limitBody(notificationBodyLimit), s.postGoogleNotification)
 
 	player := v1.Group("", s.requirePlayer, s.limiter.check)
 	player.Get("/wallet", s.getWallet)
