@@ -113,3 +113,44 @@ func TestConnectionsStayOpenWhenNoBodyIsLeftUnread(t *testing.T) {
 		}
 	}
 }
+
+// A request framed ambiguously (Content-Length and chunked together, or two
+// Content-Lengths) is answered once and its connection closed: nothing
+// after it on the connection is served as another request.
+func TestAmbiguousFramingServesNothingSmuggled(t *testing.T) {
+	e := newEnv(t)
+	base := e.listen(t)
+	smuggled := "GET /healthz HTTP/1.1\r\nHost: coinop\r\n\r\n"
+	for name, raw := range map[string]string{
+		"Content-Length with chunked": "POST /v1/purchases HTTP/1.1\r\nHost: coinop\r\nContent-Type: application/json\r\n" +
+			"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled,
+		"two Content-Lengths": fmt.Sprintf("POST /v1/purchases HTTP/1.1\r\nHost: coinop\r\nContent-Type: application/json\r\n"+
+			"Content-Length: 2\r\nContent-Length: %d\r\n\r\n{}%s", 2+len(smuggled), smuggled),
+	} {
+		t.Run(name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+			if _, err := fmt.Fprint(conn, raw); err != nil {
+				t.Fatal(err)
+			}
+			br := bufio.NewReader(conn)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("no answer at all: %v", err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode < 400 {
+				t.Errorf("an ambiguously framed request was accepted: %d", resp.StatusCode)
+			}
+			if next, err := http.ReadResponse(br, nil); err == nil {
+				next.Body.Close()
+				t.Fatalf("a request smuggled behind it was served: %d", next.StatusCode)
+			}
+		})
+	}
+}
