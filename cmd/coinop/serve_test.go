@@ -272,3 +272,25 @@ func TestComposeSecretsMeetServesMinimums(t *testing.T) {
 		}
 	}
 }
+
+// close returns only once every background goroutine (catalog refresh,
+// notifier, cache epoch, purge, store worker) has stopped, so none of them
+// uses Postgres or Redis after they are closed.
+func TestCloseWaitsForTheBackgroundWork(t *testing.T) {
+	redisURL, prefix := testenv.Redis(t)
+	cfg := bindSettings(newFlagSetForTest(), env(map[string]string{
+		"COINOP_DATABASE_URL": testenv.NewDatabase(t), "COINOP_REDIS_URL": redisURL, "COINOP_REDIS_PREFIX": prefix,
+		"COINOP_JWT_SECRET": strings.Repeat("s", 32), "COINOP_STORES": "fake", "COINOP_APPLE_BUNDLE_ID": "com.example.coinop", "COINOP_APPLE_ENVIRONMENT": "sandbox",
+	}))
+	w, err := wire(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := w.running.Load(); n < 5 {
+		t.Fatalf("%d background goroutines running, want at least 5", n)
+	}
+	w.close()
+	if n := w.running.Load(); n != 0 {
+		t.Errorf("%d background goroutines still running after close", n)
+	}
+}
