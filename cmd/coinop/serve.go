@@ -98,6 +98,7 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger) (_ *wired, err 
 	if len(secret) < 32 {
 		return nil, errors.New("COINOP_JWT_SECRET must be set to at least 32 bytes (for example: openssl rand -hex 32)")
 	}
+	logger.Info("configuration", slog.Any("settings", cfg))
 	// Bearer tokens are compared, not rate-limited per guess, so they must
 	// be as unguessable as the JWT secret.
 	for _, env := range []string{"COINOP_ADMIN_TOKEN", "COINOP_SERVER_TOKEN"} {

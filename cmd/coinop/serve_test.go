@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -292,5 +293,27 @@ func TestCloseWaitsForTheBackgroundWork(t *testing.T) {
 	w.close()
 	if n := w.running.Load(); n != 0 {
 		t.Errorf("%d background goroutines still running after close", n)
+	}
+}
+
+// serve logs the settings it runs with, and never a secret.
+func TestServeLogsItsSettingsWithSecretsMasked(t *testing.T) {
+	logs := &syncBuffer{}
+	jwt, admin := strings.Repeat("j", 32), "admin-token-that-must-never-be-logged-0123"
+	db := testenv.NewDatabase(t)
+	startServeLogging(t, db, map[string]string{"COINOP_JWT_SECRET": jwt, "COINOP_ADMIN_TOKEN": admin, "COINOP_LOG_LEVEL": "info"}, logs)
+	out := logs.String()
+	if !strings.Contains(out, `"msg":"configuration"`) || !strings.Contains(out, `"COINOP_REQUEST_TIMEOUT":"10s"`) ||
+		!strings.Contains(out, `"COINOP_ADMIN_TOKEN":"[set]"`) || !strings.Contains(out, `"COINOP_SERVER_TOKEN":""`) {
+		t.Errorf("the start-up log does not show the settings:\n%s", out)
+	}
+	for _, secret := range []string{jwt, admin} {
+		if strings.Contains(out, secret) {
+			t.Errorf("a secret is in the log:\n%s", out)
+		}
+	}
+	u, _ := url.Parse(db)
+	if !strings.Contains(out, `"COINOP_DATABASE_URL":"`+u.Redacted()) {
+		t.Errorf("the database URL is not shown (password masked):\n%s", out)
 	}
 }
