@@ -92,7 +92,7 @@ func TestServeFinishesInFlightRequestsOnShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := <-purchase
-	if r.code != 201 || !bytes.Contains([]byte(r.body), []byte(`"gold": 400`)) {
+	if r.code != 201 || !bytes.Contains([]byte(r.body), []byte(`"gold":400`)) {
 		t.Fatalf("in-flight purchase: %d %s", r.code, r.body)
 	}
 	select {
