@@ -63,7 +63,7 @@ type Ledger struct {
 	metrics         writerMetrics
 	// Test hooks (export_test.go): between a batch's two round trips, and
 	// after its commit returned.
-	hookBeforeWrite func(q batchSender) error
+	hookBeforeWrite func(backendPID uint32) error
 	hookAfterCommit func() error
 }
 
@@ -135,27 +135,45 @@ type PurchaseRequest struct {
 // price_mismatch, insufficient_funds, already_owned, limit_exceeded),
 // ErrIdempotencyKeyReused, ErrIdempotencyKeyInUse, ErrNoCatalog.
 func (l *Ledger) Purchase(ctx context.Context, req PurchaseRequest) (Outcome, error) {
-	if err := ValidatePlayerID(req.PlayerID); err != nil {
+	p, err := l.purchasePosting(req)
+	if err != nil {
 		return Outcome{}, err
+	}
+	var res postResult
+	if l.group != nil {
+		res, err = l.group.submit(ctx, p)
+	} else {
+		res, err = l.postAlone(ctx, p)
+	}
+	if err != nil {
+		return Outcome{}, err
+	}
+	return res.Outcome, nil
+}
+
+// purchasePosting validates a purchase and prices it from the live catalog.
+func (l *Ledger) purchasePosting(req PurchaseRequest) (*posting, error) {
+	if err := ValidatePlayerID(req.PlayerID); err != nil {
+		return nil, err
 	}
 	if err := ValidateIdempotencyKey(req.IdempotencyKey); err != nil {
-		return Outcome{}, err
+		return nil, err
 	}
 	if req.ItemID == "" {
-		return Outcome{}, &InvalidError{Field: "item_id", Message: "is required"}
+		return nil, &InvalidError{Field: "item_id", Message: "is required"}
 	}
 	if req.Quantity < 1 || req.Quantity > MaxQuantity {
-		return Outcome{}, &InvalidError{Field: "quantity", Message: fmt.Sprintf("must be between 1 and %d", MaxQuantity)}
+		return nil, &InvalidError{Field: "quantity", Message: fmt.Sprintf("must be between 1 and %d", MaxQuantity)}
 	}
 	if req.Price.Currency == "" {
-		return Outcome{}, &InvalidError{Field: "price.currency", Message: "is required"}
+		return nil, &InvalidError{Field: "price.currency", Message: "is required"}
 	}
 	if req.Price.Amount < 1 {
-		return Outcome{}, &InvalidError{Field: "price.amount", Message: "must be positive"}
+		return nil, &InvalidError{Field: "price.amount", Message: "must be positive"}
 	}
 	snap := l.catalog.Current()
 	if snap == nil {
-		return Outcome{}, ErrNoCatalog
+		return nil, ErrNoCatalog
 	}
 	fingerprint, err := fingerprintOf(struct {
 		ItemID   string        `json:"item_id"`
@@ -163,7 +181,7 @@ func (l *Ledger) Purchase(ctx context.Context, req PurchaseRequest) (Outcome, er
 		Price    catalog.Price `json:"price"`
 	}{req.ItemID, req.Quantity, req.Price})
 	if err != nil {
-		return Outcome{}, err
+		return nil, err
 	}
 
 	purchaseID := uuid.Must(uuid.NewV7()).String()
@@ -181,7 +199,7 @@ func (l *Ledger) Purchase(ctx context.Context, req PurchaseRequest) (Outcome, er
 		"catalog_version": snap.Version,
 		"idempotency_key": req.IdempotencyKey,
 	}
-	p := &posting{
+	return &posting{
 		playerID:    req.PlayerID,
 		scope:       ScopePurchase,
 		key:         req.IdempotencyKey,
@@ -194,17 +212,7 @@ func (l *Ledger) Purchase(ctx context.Context, req PurchaseRequest) (Outcome, er
 		currencies:  snap.CurrencyIDs(),
 		result:      result,
 		metadata:    metadata,
-	}
-	var res postResult
-	if l.group != nil {
-		res, err = l.group.submit(ctx, p)
-	} else {
-		res, err = l.postAlone(ctx, p)
-	}
-	if err != nil {
-		return Outcome{}, err
-	}
-	return res.Outcome, nil
+	}, nil
 }
 
 // planPurchase turns a purchase into net changes per asset, or the rejection

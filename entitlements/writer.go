@@ -255,8 +255,8 @@ func (l *Ledger) apply(ctx context.Context, q batchSender, ps []*posting, own bo
 		outs[i] = l.decide(p, wallets[p.playerID], stored, &ids, &w)
 	}
 
-	if l.hookBeforeWrite != nil && own {
-		if err := l.hookBeforeWrite(q); err != nil {
+	if c, ok := q.(*pgx.Conn); ok && l.hookBeforeWrite != nil {
+		if err := l.hookBeforeWrite(c.PgConn().PID()); err != nil {
 			return nil, nil, err
 		}
 	}
