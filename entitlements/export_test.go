@@ -1,7 +1,5 @@
 package entitlements
 
-
-
 // PurchaseBatch sends reqs to the writer as one group-commit batch, in this
 // order, and returns each one's outcome: what concurrent purchases would
 // get if they arrived together.
@@ -35,4 +33,3 @@ func PurchaseBatch(l *Ledger, reqs []PurchaseRequest) ([]Outcome, []error) {
 func SetWriterHooks(l *Ledger, before func(pid uint32) error, after func() error) {
 	l.hookBeforeWrite, l.hookAfterCommit = before, after
 }
-
