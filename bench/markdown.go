@@ -35,6 +35,32 @@ type Pair struct {
 	Target   float64 // coinop's max over the baseline's, at least
 	Baseline Result
 	Coinop   []Result
+	// Ratios are further comparisons within the pair (hot wallet over
+	// uniform).
+	Ratios []RatioLine
+}
+
+// RatioLine is one measurement's max over another's.
+type RatioLine struct {
+	Label    string
+	Of, Over Result
+	Target   float64
+}
+
+// Ratio is Of's max over Over's, NaN when Over sustained nothing.
+func (l RatioLine) Ratio() float64 {
+	if l.Over.Max <= 0 {
+		return math.NaN()
+	}
+	return l.Of.Max / l.Over.Max
+}
+
+// Verdict is "met" or "missed".
+func (l RatioLine) Verdict() string {
+	if r := l.Ratio(); !math.IsNaN(r) && r >= l.Target {
+		return "met"
+	}
+	return "missed"
 }
 
 // Result is one measured target: its search and its run at 70% of max.
@@ -49,6 +75,8 @@ type Result struct {
 	At70  Measurement
 	CPU   CPUUse
 	Steps []Step
+	// Info marks a measurement shown for context, with no target.
+	Info bool
 	// Profile is where coinop serve's CPU went during the run at 70%
 	// (-profile only).
 	Profile *Profile
@@ -108,6 +136,8 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 			ratio := pr.Ratio(c)
 			verdict := "n/a"
 			switch {
+			case c.Info:
+				verdict = "informational"
 			case math.IsNaN(ratio):
 			case ratio >= pr.Target:
 				verdict = "met"
@@ -117,6 +147,16 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 			p("| %s: %s vs %s | %s | %s | %s | %s | ≥ %.1f× | %s |",
 				pr.Name, c.Label, pr.Baseline.Label, fmtDuration(pr.SLO),
 				fmtMax(c), fmtMax(pr.Baseline), fmtRatio(ratio), pr.Target, verdict)
+		}
+	}
+	for _, pr := range r.Pairs {
+		for _, l := range pr.Ratios {
+			verdict := l.Verdict()
+			if verdict != "met" {
+				verdict = "**" + verdict + "**"
+			}
+			p("| %s: %s | %s | %s | %s | %s | ≥ %.1f× | %s |", pr.Name, l.Label, fmtDuration(pr.SLO),
+				fmtMax(l.Of), fmtMax(l.Over), fmtRatio(l.Ratio()), l.Target, verdict)
 		}
 	}
 	p("")
