@@ -110,8 +110,8 @@ const (
 
 	targetPurchase  = 0.75 // of the reference purchase (issue 10)
 	targetHotWallet = 0.5  // hot wallet over uniform (issue 10)
-	targetCheck    = 0.5
-	targetCatalog  = 0.5
+	targetCheck     = 0.5
+	targetCatalog   = 0.5
 )
 
 // Fixed shape of the workload.
