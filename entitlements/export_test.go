@@ -22,6 +22,7 @@ func PurchaseBatch(l *Ledger, reqs []PurchaseRequest) ([]Outcome, []error) {
 	}
 	g.execute(ws)
 	for j, w := range ws {
+		<-w.done
 		outs[idx[j]], errs[idx[j]] = w.out.res.Outcome, w.out.err
 	}
 	return outs, errs

@@ -125,10 +125,14 @@ const (
 		RETURNING p.player_id, p.version`
 	sqlReadBalances = `SELECT player_id, asset_type, asset_id, quantity FROM balances
 		WHERE player_id = ANY($1) AND (asset_type = 'currency' OR asset_id = ANY($2))`
-	sqlReadKeys = `SELECT i.player_id, i.scope, i.key, i.fingerprint, i.outcome,
+	// LIMIT 1 keeps the lookup a nested loop of primary-key probes: a
+	// generic plan guesses 100 keys and, on statistics taken while the
+	// table was small, would hash-join them against a scan of every key.
+	sqlReadKeys = `SELECT k.player_id, k.scope, k.key, i.fingerprint, i.outcome,
 			coalesce(i.body, convert_to(i.response::text, 'UTF8'))
 		FROM unnest($1::text[], $2::text[], $3::text[]) AS k(player_id, scope, key)
-		JOIN idempotency_keys i USING (player_id, scope, key)`
+		CROSS JOIN LATERAL (SELECT * FROM idempotency_keys i
+			WHERE i.player_id = k.player_id AND i.scope = k.scope AND i.key = k.key LIMIT 1) i`
 	sqlReserveIDs = `SELECT nextval(pg_get_serial_sequence('ledger_transactions', 'id')) FROM generate_series(1, $1)`
 
 	sqlWriteKeys = `INSERT INTO idempotency_keys (player_id, scope, key, fingerprint, outcome, body)

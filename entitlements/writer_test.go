@@ -13,6 +13,7 @@ import (
 
 	"github.com/coinop/coinop/catalog"
 	"github.com/coinop/coinop/entitlements"
+	"github.com/coinop/coinop/internal/testenv"
 )
 
 func purchase(player, key, item string, qty int64, currency string, amount int64) entitlements.PurchaseRequest {
@@ -225,4 +226,41 @@ func assertLedgerCount(t *testing.T, pool *pgxpool.Pool, player, kind string, wa
 	if n != want {
 		t.Errorf("%d %s ledger transactions for %s, want %d", n, kind, player, want)
 	}
+}
+
+// BenchmarkGroupCommitPurchases runs purchases from many goroutines at
+// once, over 50 players, through group commit.
+func BenchmarkGroupCommitPurchases(b *testing.B) {
+	b.Run("uncached", func(b *testing.B) { benchmarkGroupCommit(b, false) })
+	b.Run("cached", func(b *testing.B) { benchmarkGroupCommit(b, true) })
+}
+
+func benchmarkGroupCommit(b *testing.B, cached bool) {
+	var opts []entitlements.Option
+	if cached {
+		rdb, prefix := testenv.RedisClient(b)
+		pool, _ := testenv.NewPool(b)
+		c := entitlements.NewCache(rdb, pool, entitlements.CacheConfig{Prefix: prefix})
+		opts = append(opts, entitlements.WithCache(c))
+	}
+	l, _ := newLedger(b, opts...)
+	for i := range 50 {
+		fund(b, l, fmt.Sprint("p", i), map[string]int64{"gold": catalog.MaxAmount})
+	}
+	var n atomic.Int64
+	b.SetParallelism(32)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := n.Add(1)
+			if _, err := buy(l, fmt.Sprint("p", i%50), fmt.Sprint("k", i), "potion", 1, "gold", 100); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	s := l.WriterStats()
+	b.ReportMetric(float64(s.Postings)/float64(max(s.Batches, 1)), "purchases/batch")
+	b.ReportMetric(float64(s.Fallbacks), "fallbacks")
 }
