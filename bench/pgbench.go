@@ -41,8 +41,8 @@ type purchaseSQL struct {
 }
 
 // Script returns the pgbench script: two \set lines and the writer's
-// statements in its two pipelined round trips (reads under the player lock,
-// then writes and COMMIT). Values the server computes per request (the
+// statements in its two pipelined round trips (reads under the player lock;
+// then one statement of CTEs that writes everything, and COMMIT). Values the server computes per request (the
 // idempotency key, the response body and metadata around it) are built in
 // SQL from pgbench's random(); the ledger transaction id the writer reserves
 // with nextval is currval here, since pgbench cannot carry a value from one
@@ -98,15 +98,16 @@ func (p purchaseSQL) Script() string {
 	w("SELECT nextval(pg_get_serial_sequence('ledger_transactions', 'id')) FROM generate_series(1, 1);")
 	w("\\endpipeline")
 	w("\\startpipeline")
-	w("INSERT INTO idempotency_keys (player_id, scope, key, fingerprint, outcome, body) SELECT * FROM unnest(ARRAY[%s], ARRAY[%s], ARRAY[%s], ARRAY['\\x%s'::bytea], ARRAY['ok'], ARRAY[convert_to(%s, 'UTF8')]);",
+	w("WITH k AS (INSERT INTO idempotency_keys (player_id, scope, key, fingerprint, outcome, body) SELECT * FROM unnest(ARRAY[%s], ARRAY[%s], ARRAY[%s], ARRAY['\\x%s'::bytea], ARRAY['ok'], ARRAY[convert_to(%s, 'UTF8')])),",
 		player, scope, key, hex.EncodeToString(sum[:]), body(key))
-	w("INSERT INTO ledger_transactions (id, player_id, kind, reference, metadata) OVERRIDING SYSTEM VALUE SELECT id, player_id, kind, reference, metadata::jsonb FROM unnest(ARRAY[%s], ARRAY[%s], ARRAY['purchase'], ARRAY[%s], ARRAY[%s]) AS t(id, player_id, kind, reference, metadata);",
+	w("t AS (INSERT INTO ledger_transactions (id, player_id, kind, reference, metadata) OVERRIDING SYSTEM VALUE SELECT id, player_id, kind, reference, metadata::jsonb FROM unnest(ARRAY[%s], ARRAY[%s], ARRAY['purchase'], ARRAY[%s], ARRAY[%s]) AS t(id, player_id, kind, reference, metadata)),",
 		tx, player, key, metadata(key))
-	w("INSERT INTO ledger_entries (transaction_id, account, asset_type, asset_id, amount) SELECT * FROM unnest(ARRAY[%[1]s, %[1]s, %[1]s, %[1]s], ARRAY['player:' || %[2]s, %[7]s, 'player:' || %[2]s, %[7]s], ARRAY['currency', 'currency', 'item', 'item'], ARRAY[%[3]s, %[3]s, %[4]s, %[4]s], ARRAY[%[5]d, %[6]d, 1, -1]::bigint[]);",
+	w("e AS (INSERT INTO ledger_entries (transaction_id, account, asset_type, asset_id, amount) SELECT * FROM unnest(ARRAY[%[1]s, %[1]s, %[1]s, %[1]s], ARRAY['player:' || %[2]s, %[7]s, 'player:' || %[2]s, %[7]s], ARRAY['currency', 'currency', 'item', 'item'], ARRAY[%[3]s, %[3]s, %[4]s, %[4]s], ARRAY[%[5]d, %[6]d, 1, -1]::bigint[])),",
 		tx, player, cur, item, -p.Price, p.Price, pgLiteral("system:purchases"))
-	w("UPDATE balances b SET quantity = b.quantity + c.delta FROM unnest(ARRAY[%[1]s, %[1]s], ARRAY['currency', 'item'], ARRAY[%[2]s, %[3]s], ARRAY[%[4]d, 1]::bigint[]) AS c(player_id, asset_type, asset_id, delta) WHERE b.player_id = c.player_id AND b.asset_type = c.asset_type AND b.asset_id = c.asset_id;",
+	w("u AS (UPDATE balances b SET quantity = b.quantity + c.delta FROM unnest(ARRAY[%[1]s, %[1]s], ARRAY['currency', 'item'], ARRAY[%[2]s, %[3]s], ARRAY[%[4]d, 1]::bigint[]) AS c(player_id, asset_type, asset_id, delta) WHERE b.player_id = c.player_id AND b.asset_type = c.asset_type AND b.asset_id = c.asset_id),",
 		player, cur, item, -p.Price)
-	w("UPDATE players p SET version = v.version FROM unnest(ARRAY[%s], ARRAY[%s]) AS v(player_id, version) WHERE p.player_id = v.player_id;", player, tx)
+	w("v AS (UPDATE players p SET version = v.version FROM unnest(ARRAY[%s], ARRAY[%s]) AS v(player_id, version) WHERE p.player_id = v.player_id)", player, tx)
+	w("SELECT 1;")
 	w("COMMIT;")
 	w("\\endpipeline")
 	return b.String()

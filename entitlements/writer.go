@@ -9,6 +9,7 @@ import (
 	"math"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -25,7 +26,8 @@ import (
 //     currency balances and the items the batch touches, read the batch's
 //     idempotency keys, and reserve ledger transaction ids;
 //  2. write the idempotency records, ledger transactions, ledger entries,
-//     balance changes and player versions as one set-based statement each.
+//     balance changes and player versions, set-based (unnest), in one
+//     statement of data-modifying CTEs, and commit.
 //
 // Between the two, Go decides each posting in arrival order against the
 // state read in step 1, so two postings for one player in one batch see each
@@ -135,20 +137,22 @@ const (
 			WHERE i.player_id = k.player_id AND i.scope = k.scope AND i.key = k.key LIMIT 1) i`
 	sqlReserveIDs = `SELECT nextval(pg_get_serial_sequence('ledger_transactions', 'id')) FROM generate_series(1, $1)`
 
-	sqlWriteKeys = `INSERT INTO idempotency_keys (player_id, scope, key, fingerprint, outcome, body)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::bytea[])`
-	sqlWriteTransactions = `INSERT INTO ledger_transactions (id, player_id, kind, reference, metadata) OVERRIDING SYSTEM VALUE
+	// Round trip 2 is one statement of data-modifying CTEs, one per table
+	// (writeSQL), so a batch pays for one statement however many rows.
+	cteKeys = `k AS (INSERT INTO idempotency_keys (player_id, scope, key, fingerprint, outcome, body)
+		SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bytea[], %s::text[], %s::bytea[]))`
+	cteTransactions = `t AS (INSERT INTO ledger_transactions (id, player_id, kind, reference, metadata) OVERRIDING SYSTEM VALUE
 		SELECT id, player_id, kind, reference, metadata::jsonb
-		FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[]) AS t(id, player_id, kind, reference, metadata)`
-	sqlWriteEntries = `INSERT INTO ledger_entries (transaction_id, account, asset_type, asset_id, amount)
-		SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[])`
-	sqlUpdateBalances = `UPDATE balances b SET quantity = b.quantity + c.delta
-		FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS c(player_id, asset_type, asset_id, delta)
-		WHERE b.player_id = c.player_id AND b.asset_type = c.asset_type AND b.asset_id = c.asset_id`
-	sqlInsertBalances = `INSERT INTO balances (player_id, asset_type, asset_id, quantity)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])`
-	sqlWriteVersions = `UPDATE players p SET version = v.version
-		FROM unnest($1::text[], $2::bigint[]) AS v(player_id, version) WHERE p.player_id = v.player_id`
+		FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[]) AS t(id, player_id, kind, reference, metadata))`
+	cteEntries = `e AS (INSERT INTO ledger_entries (transaction_id, account, asset_type, asset_id, amount)
+		SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::bigint[]))`
+	cteUpdateBalances = `u AS (UPDATE balances b SET quantity = b.quantity + c.delta
+		FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[]) AS c(player_id, asset_type, asset_id, delta)
+		WHERE b.player_id = c.player_id AND b.asset_type = c.asset_type AND b.asset_id = c.asset_id)`
+	cteInsertBalances = `n AS (INSERT INTO balances (player_id, asset_type, asset_id, quantity)
+		SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[]))`
+	cteVersions = `v AS (UPDATE players p SET version = v.version
+		FROM unnest(%s::text[], %s::bigint[]) AS v(player_id, version) WHERE p.player_id = v.player_id)`
 )
 
 // apply runs the postings in one transaction on q. With own it begins and
@@ -266,13 +270,13 @@ func (l *Ledger) apply(ctx context.Context, q batchSender, ps []*posting, own bo
 	}
 
 	// Round trip 2: write everything, set-based.
-	b = &pgx.Batch{}
+	var ws writeSQL
 	if len(w.keys[0]) > 0 {
-		b.Queue(sqlWriteKeys, w.keys[0], w.keys[1], w.keys[2], w.fingerprints, w.keys[3], w.bodies)
+		ws.add(cteKeys, w.keys[0], w.keys[1], w.keys[2], w.fingerprints, w.keys[3], w.bodies)
 	}
 	if len(w.txIDs) > 0 {
-		b.Queue(sqlWriteTransactions, w.txIDs, w.txs[0], w.txs[1], w.txs[2], w.txs[3])
-		b.Queue(sqlWriteEntries, w.entryTx, w.entries[0], w.entries[1], w.entries[2], w.amounts)
+		ws.add(cteTransactions, w.txIDs, w.txs[0], w.txs[1], w.txs[2], w.txs[3])
+		ws.add(cteEntries, w.entryTx, w.entries[0], w.entries[1], w.entries[2], w.amounts)
 	}
 	var upd, ins [3][]string
 	var updDelta, insQty []int64
@@ -308,13 +312,17 @@ func (l *Ledger) apply(ctx context.Context, q batchSender, ps []*posting, own bo
 		patches = append(patches, patch)
 	}
 	if len(updDelta) > 0 {
-		b.Queue(sqlUpdateBalances, upd[0], upd[1], upd[2], updDelta)
+		ws.add(cteUpdateBalances, upd[0], upd[1], upd[2], updDelta)
 	}
 	if len(insQty) > 0 {
-		b.Queue(sqlInsertBalances, ins[0], ins[1], ins[2], insQty)
+		ws.add(cteInsertBalances, ins[0], ins[1], ins[2], insQty)
 	}
 	if len(vPlayers) > 0 {
-		b.Queue(sqlWriteVersions, vPlayers, vVersions)
+		ws.add(cteVersions, vPlayers, vVersions)
+	}
+	b = &pgx.Batch{}
+	if len(ws.ctes) > 0 {
+		b.Queue("WITH "+strings.Join(ws.ctes, ",\n")+"\nSELECT 1", ws.args...)
 	}
 	if own {
 		b.Queue(`COMMIT`)
@@ -330,6 +338,21 @@ func (l *Ledger) apply(ctx context.Context, q batchSender, ps []*posting, own bo
 		}
 	}
 	return outs, patches, nil
+}
+
+// writeSQL assembles round trip 2's statement from the CTEs it needs.
+type writeSQL struct {
+	ctes []string
+	args []any
+}
+
+func (w *writeSQL) add(cte string, args ...any) {
+	ph := make([]any, len(args))
+	for i := range args {
+		ph[i] = "$" + strconv.Itoa(len(w.args)+i+1)
+	}
+	w.ctes = append(w.ctes, fmt.Sprintf(cte, ph...))
+	w.args = append(w.args, args...)
 }
 
 // writeSet collects a batch's rows, column by column, for the unnest
