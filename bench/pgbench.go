@@ -188,7 +188,7 @@ func (s fixedCatalog) Current() *catalog.Snapshot { return s.snap }
 // saturated database cannot hide its queue) with Clients connections.
 //
 // Every pgbench run opens fresh connections, and a fresh backend plans each
-// statement inside coinop_post on its first calls: the first second of a run
+// statement of the script on its first calls: the first second of a run
 // is several times slower than the rest. The server's pool stays connected
 // for the whole bench, so to compare steady states the runner adds Warmup to
 // the run and leaves out the transactions scheduled during it.
