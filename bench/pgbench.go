@@ -104,9 +104,9 @@ func (p purchaseSQL) Script() string {
 		tx, player, key, metadata(key))
 	w("e AS (INSERT INTO ledger_entries (transaction_id, account, asset_type, asset_id, amount) SELECT * FROM unnest(ARRAY[%[1]s, %[1]s, %[1]s, %[1]s], ARRAY['player:' || %[2]s, %[7]s, 'player:' || %[2]s, %[7]s], ARRAY['currency', 'currency', 'item', 'item'], ARRAY[%[3]s, %[3]s, %[4]s, %[4]s], ARRAY[%[5]d, %[6]d, 1, -1]::bigint[])),",
 		tx, player, cur, item, -p.Price, p.Price, pgLiteral("system:purchases"))
-	w("u AS (UPDATE balances b SET quantity = b.quantity + c.delta FROM unnest(ARRAY[%[1]s, %[1]s], ARRAY['currency', 'item'], ARRAY[%[2]s, %[3]s], ARRAY[%[4]d, 1]::bigint[]) AS c(player_id, asset_type, asset_id, delta) WHERE b.player_id = c.player_id AND b.asset_type = c.asset_type AND b.asset_id = c.asset_id),",
+	w("u AS (UPDATE balances b SET quantity = b.quantity + c.delta FROM unnest(ARRAY[%[1]s, %[1]s], ARRAY['currency', 'item'], ARRAY[%[2]s, %[3]s], ARRAY[%[4]d, 1]::bigint[]) AS c(player_id, asset_type, asset_id, delta) WHERE b.player_id = ANY(ARRAY[%[1]s]) AND b.player_id = c.player_id AND b.asset_type = c.asset_type AND b.asset_id = c.asset_id),",
 		player, cur, item, -p.Price)
-	w("v AS (UPDATE players p SET version = v.version FROM unnest(ARRAY[%s], ARRAY[%s]) AS v(player_id, version) WHERE p.player_id = v.player_id)", player, tx)
+	w("v AS (UPDATE players p SET version = v.version FROM unnest(ARRAY[%[1]s], ARRAY[%[2]s]) AS v(player_id, version) WHERE p.player_id = ANY(ARRAY[%[1]s]) AND p.player_id = v.player_id)", player, tx)
 	w("SELECT 1;")
 	w("COMMIT;")
 	w("\\endpipeline")

@@ -146,13 +146,18 @@ const (
 		FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[]) AS t(id, player_id, kind, reference, metadata))`
 	cteEntries = `e AS (INSERT INTO ledger_entries (transaction_id, account, asset_type, asset_id, amount)
 		SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::bigint[]))`
+	// The player_id = ANY conditions let the planner reach the rows by
+	// primary key whatever join it picks: a generic plan guesses 10 rows
+	// for unnest and would otherwise hash-join them against a scan of the
+	// whole table while it is small.
 	cteUpdateBalances = `u AS (UPDATE balances b SET quantity = b.quantity + c.delta
-		FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[]) AS c(player_id, asset_type, asset_id, delta)
-		WHERE b.player_id = c.player_id AND b.asset_type = c.asset_type AND b.asset_id = c.asset_id)`
+		FROM unnest(%[1]s::text[], %[2]s::text[], %[3]s::text[], %[4]s::bigint[]) AS c(player_id, asset_type, asset_id, delta)
+		WHERE b.player_id = ANY(%[1]s::text[]) AND b.player_id = c.player_id AND b.asset_type = c.asset_type AND b.asset_id = c.asset_id)`
 	cteInsertBalances = `n AS (INSERT INTO balances (player_id, asset_type, asset_id, quantity)
 		SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[]))`
 	cteVersions = `v AS (UPDATE players p SET version = v.version
-		FROM unnest(%s::text[], %s::bigint[]) AS v(player_id, version) WHERE p.player_id = v.player_id)`
+		FROM unnest(%[1]s::text[], %[2]s::bigint[]) AS v(player_id, version)
+		WHERE p.player_id = ANY(%[1]s::text[]) AND p.player_id = v.player_id)`
 )
 
 // apply runs the postings in one transaction on q. With own it begins and
