@@ -271,13 +271,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			} else if math.IsNaN(r) || r < p.Target {
 				verdict = "MISSED"
 			}
-			b.log("  %-9s %-40s %12s vs %-28s %12s = %s (target ≥ %.1f×: %s)",
+			b.log("  %-9s %-40s %12s vs %-28s %12s = %s (target ≥ %g×: %s)",
 				p.Name, c.Label, fmtMax(c), p.Baseline.Label, fmtMax(p.Baseline), fmtRatio(r), p.Target, verdict)
 		}
 	}
 	for _, p := range rep.Pairs {
 		for _, l := range p.Ratios {
-			b.log("  %-9s %s: %s (target ≥ %.1f×: %s)", p.Name, l.Label, fmtRatio(l.Ratio()), l.Target, l.Verdict())
+			b.log("  %-9s %s: %s (target ≥ %g×: %s)", p.Name, l.Label, fmtRatio(l.Ratio()), l.Target, l.Verdict())
 		}
 	}
 	b.log("wrote %s in %s", *out, time.Since(began).Round(time.Second))
@@ -396,6 +396,9 @@ type target struct {
 	ServerPID int // whose CPU counts as the server's; 0 for none
 	// Database is whose Postgres backends count; "" for the bench database.
 	Database string
+	// SatRate, when set, is offered in saturationRounds more runs, far
+	// above what the target can serve.
+	SatRate float64
 }
 
 // measureAll searches each target's max sustained rate, the targets taking
@@ -435,7 +438,41 @@ func (b *bench) measureAll(ctx context.Context, targets ...target) ([]Result, er
 		}
 		out = append(out, res)
 	}
+	// Saturation rounds, the targets taking turns: what each serves when
+	// offered far more than it can, and the CPU each purchase costs then.
+	for round := 0; round < saturationRounds; round++ {
+		for i, t := range targets {
+			if t.SatRate <= 0 {
+				continue
+			}
+			if err := b.saturate(ctx, t, &out[i]); err != nil {
+				return nil, err
+			}
+		}
+	}
 	return out, nil
+}
+
+// saturationRounds is how many times each purchase target runs saturated.
+const saturationRounds = 2
+
+// saturate offers t.SatRate for one hold and records what was served.
+func (b *bench) saturate(ctx context.Context, t target, res *Result) error {
+	db := b.dbName
+	if t.Database != "" {
+		db = t.Database
+	}
+	w := watchCPU(t.ServerPID, db)
+	m, err := t.Runner.Run(ctx, t.SatRate, b.mode.Hold)
+	used, busy := w.Stop()
+	if err != nil {
+		return fmt.Errorf("%s saturated: %w", t.Label, err)
+	}
+	res.Saturated = append(res.Saturated, Saturation{M: m, CPU: cpuUse(used, busy, m.GeneratorCPU, m.executed())})
+	b.log("  %-28s offered %s: served %s, Postgres CPU %s per request", t.Label, fmtRate(t.SatRate), fmtRate(m.Achieved),
+		fmtDuration(res.Saturated[len(res.Saturated)-1].CPU.PerRequest[cpuPostgres]))
+	time.Sleep(b.mode.Settle)
+	return nil
 }
 
 // at70 runs t at 70% of res.Max and records percentiles, CPU per request
@@ -544,18 +581,21 @@ func (b *bench) purchases(ctx context.Context) (Pair, error) {
 		return Pair{}, err
 	}
 	pid := b.srv.cmd.Process.Pid
+	// Offered to each purchase target in its saturation runs: beyond what
+	// any of them serves one purchase per call on two cores.
+	const saturate = 6000
 	rs, err := b.measureAll(ctx,
 		target{Label: "pgbench: reference purchase", Tool: "pgbench", Runner: pgRunner(b.refURL, "reference.pgbench", poolSize), SLO: sloPurchase, Start: 250,
-			Database: b.refName},
+			Database: b.refName, SatRate: saturate},
 		target{Label: "POST /v1/purchases", Tool: "coinop loadtest", Runner: uniform, SLO: sloPurchase,
-			Start: 250, WarmRate: 2000, ServerPID: pid},
+			Start: 250, WarmRate: 2000, ServerPID: pid, SatRate: saturate},
 		target{Label: fmt.Sprintf("POST /v1/purchases, hot wallet (%d players)", hotPlayers), Tool: "coinop loadtest", Runner: hot, SLO: sloPurchase,
-			Start: 250, WarmRate: 2000, ServerPID: pid},
+			Start: 250, WarmRate: 2000, ServerPID: pid, SatRate: saturate},
 		target{Label: "pgbench: the writer's statements, one purchase per transaction", Tool: "pgbench", Runner: pgRunner(b.dbURL, "purchase.sql", poolSize),
-			SLO: sloPurchase, Start: 250},
+			SLO: sloPurchase, Start: 250, SatRate: saturate},
 		target{Label: fmt.Sprintf("pgbench: reference, %d purchases per call (ceiling)", referenceBatch), Tool: "pgbench",
 			Runner: scaledRunner{r: pgRunner(b.refURL, "reference64.pgbench", 4), factor: referenceBatch}, SLO: sloPurchase, Start: 1000,
-			Database: b.refName})
+			Database: b.refName, SatRate: saturate * 4})
 	if err != nil {
 		return Pair{}, err
 	}
@@ -715,6 +755,9 @@ func (b *bench) catalog(ctx context.Context) (Pair, error) {
 	defer stop()
 
 	pid := b.srv.cmd.Process.Pid
+	// Offered to each purchase target in its saturation runs: beyond what
+	// any of them serves one purchase per call on two cores.
+	const saturate = 6000
 	rs, err := b.measureAll(ctx,
 		target{Label: "minimal fiber handler (200)", Tool: "bench drive", SLO: sloCatalog, Start: 1000,
 			Runner: driveRunner{URL: fiberURL, Expect: http.StatusOK}, ServerPID: os.Getpid()},

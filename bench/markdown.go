@@ -24,6 +24,13 @@ type Report struct {
 	PgbenchScript string
 }
 
+// Saturation is one saturated run: what was served, and the CPU per
+// request then.
+type Saturation struct {
+	M   Measurement
+	CPU CPUUse
+}
+
 // Fact is one labelled line of the machine or settings list.
 type Fact struct{ Name, Value string }
 
@@ -77,6 +84,8 @@ type Result struct {
 	Steps []Step
 	// Info marks a measurement shown for context, with no target.
 	Info bool
+	// Saturated are runs offered far more than the target serves.
+	Saturated []Saturation
 	// Profile is where coinop serve's CPU went during the run at 70%
 	// (-profile only).
 	Profile *Profile
@@ -153,7 +162,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 			default:
 				verdict = "**missed**"
 			}
-			p("| %s: %s vs %s | %s | %s | %s | %s | ≥ %.1f× | %s |",
+			p("| %s: %s vs %s | %s | %s | %s | %s | ≥ %g× | %s |",
 				pr.Name, c.Label, pr.Baseline.Label, fmtDuration(pr.SLO),
 				fmtMax(c), fmtMax(pr.Baseline), fmtRatio(ratio), pr.Target, verdict)
 		}
@@ -164,7 +173,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 			if verdict != "met" {
 				verdict = "**" + verdict + "**"
 			}
-			p("| %s: %s | %s | %s | %s | %s | ≥ %.1f× | %s |", pr.Name, l.Label, fmtDuration(pr.SLO),
+			p("| %s: %s | %s | %s | %s | %s | ≥ %g× | %s |", pr.Name, l.Label, fmtDuration(pr.SLO),
 				fmtMax(l.Of), fmtMax(l.Over), fmtRatio(l.Ratio()), l.Target, verdict)
 		}
 	}
@@ -200,6 +209,53 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		}
 	}
 	p("")
+
+	var saturated []Result
+	for _, pr := range r.Pairs {
+		for _, res := range append([]Result{pr.Baseline}, pr.Coinop...) {
+			if len(res.Saturated) > 0 {
+				saturated = append(saturated, res)
+			}
+		}
+	}
+	if len(saturated) > 0 {
+		p("## Purchases at saturation")
+		p("")
+		p("Each purchase measurement offered far more than it can serve, in %d rounds (the measurements taking turns): "+
+			"what it served, and the CPU per purchase then. On a shared machine these move less than the p99-bounded max. "+
+			"The ratio is to the reference purchase's best round.", len(saturated[0].Saturated))
+		p("")
+		p("| measurement | served (each round) | ratio | postgres CPU per purchase | server CPU per purchase |")
+		p("| --- | ---: | ---: | ---: | ---: |")
+		best := func(res Result) float64 {
+			var b float64
+			for _, s := range res.Saturated {
+				b = max(b, s.M.Achieved)
+			}
+			return b
+		}
+		ref := best(saturated[0])
+		for _, res := range saturated {
+			var served, pgCPU, srvCPU []string
+			for _, s := range res.Saturated {
+				served = append(served, fmtRate(s.M.Achieved))
+				pgCPU = append(pgCPU, fmtDuration(s.CPU.PerRequest[cpuPostgres]))
+				if d, ok := s.CPU.PerRequest[cpuServer]; ok {
+					srvCPU = append(srvCPU, fmtDuration(d))
+				}
+			}
+			ratio := math.NaN()
+			if ref > 0 {
+				ratio = best(res) / ref
+			}
+			srv := "–"
+			if len(srvCPU) > 0 {
+				srv = strings.Join(srvCPU, ", ")
+			}
+			p("| %s | %s | %s | %s | %s |", res.Label, strings.Join(served, ", "), fmtRatio(ratio), strings.Join(pgCPU, ", "), srv)
+		}
+		p("")
+	}
 
 	p("## CPU per request")
 	p("")
