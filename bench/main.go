@@ -396,9 +396,10 @@ type target struct {
 	ServerPID int // whose CPU counts as the server's; 0 for none
 	// Database is whose Postgres backends count; "" for the bench database.
 	Database string
-	// SatRate, when set, is offered in saturationRounds more runs, far
-	// above what the target can serve.
-	SatRate float64
+	// SatRunner, when set, runs saturationRounds more times at SatRate,
+	// far above what the target can serve.
+	SatRunner runner
+	SatRate   float64
 }
 
 // measureAll searches each target's max sustained rate, the targets taking
@@ -442,7 +443,7 @@ func (b *bench) measureAll(ctx context.Context, targets ...target) ([]Result, er
 	// offered far more than it can, and the CPU each purchase costs then.
 	for round := 0; round < saturationRounds; round++ {
 		for i, t := range targets {
-			if t.SatRate <= 0 {
+			if t.SatRunner == nil {
 				continue
 			}
 			if err := b.saturate(ctx, t, &out[i]); err != nil {
@@ -453,8 +454,12 @@ func (b *bench) measureAll(ctx context.Context, targets ...target) ([]Result, er
 	return out, nil
 }
 
-// saturationRounds is how many times each purchase target runs saturated.
-const saturationRounds = 2
+// saturationRounds is how many times each purchase target runs saturated;
+// saturationWorkers is how many purchases the load tool keeps in flight then.
+const (
+	saturationRounds  = 2
+	saturationWorkers = 128
+)
 
 // saturate offers t.SatRate for one hold and records what was served.
 func (b *bench) saturate(ctx context.Context, t target, res *Result) error {
@@ -463,13 +468,13 @@ func (b *bench) saturate(ctx context.Context, t target, res *Result) error {
 		db = t.Database
 	}
 	w := watchCPU(t.ServerPID, db)
-	m, err := t.Runner.Run(ctx, t.SatRate, b.mode.Hold)
+	m, err := t.SatRunner.Run(ctx, t.SatRate, b.mode.Hold)
 	used, busy := w.Stop()
 	if err != nil {
 		return fmt.Errorf("%s saturated: %w", t.Label, err)
 	}
 	res.Saturated = append(res.Saturated, Saturation{M: m, CPU: cpuUse(used, busy, m.GeneratorCPU, m.executed())})
-	b.log("  %-28s offered %s: served %s, Postgres CPU %s per request", t.Label, fmtRate(t.SatRate), fmtRate(m.Achieved),
+	b.log("  %-28s saturated: served %s, Postgres CPU %s per request", t.Label, fmtRate(m.Achieved),
 		fmtDuration(res.Saturated[len(res.Saturated)-1].CPU.PerRequest[cpuPostgres]))
 	time.Sleep(b.mode.Settle)
 	return nil
@@ -581,21 +586,25 @@ func (b *bench) purchases(ctx context.Context) (Pair, error) {
 		return Pair{}, err
 	}
 	pid := b.srv.cmd.Process.Pid
-	// Offered to each purchase target in its saturation runs: beyond what
-	// any of them serves one purchase per call on two cores.
-	const saturate = 6000
+	// Saturation: pgbench without --rate on its connections; the load tool
+	// offering far more than the server serves, from saturationWorkers
+	// requests in flight at most (the concurrency group commit feeds on).
+	const saturate = 20000
+	satArgs := []string{"--workers", strconv.Itoa(saturationWorkers)}
+	uniformSat := b.loadtest(loadtest.EndpointPurchase, append([]string{"--scenario", scenario, "--players", strconv.Itoa(players)}, satArgs...)...)
+	hotSat := b.loadtest(loadtest.EndpointPurchase, append([]string{"--scenario", scenario, "--players", strconv.Itoa(hotPlayers)}, satArgs...)...)
 	rs, err := b.measureAll(ctx,
 		target{Label: "pgbench: reference purchase", Tool: "pgbench", Runner: pgRunner(b.refURL, "reference.pgbench", poolSize), SLO: sloPurchase, Start: 250,
-			Database: b.refName, SatRate: saturate},
+			Database: b.refName, SatRunner: unthrottled{pgRunner(b.refURL, "reference.pgbench", poolSize)}},
 		target{Label: "POST /v1/purchases", Tool: "coinop loadtest", Runner: uniform, SLO: sloPurchase,
-			Start: 250, WarmRate: 2000, ServerPID: pid, SatRate: saturate},
+			Start: 250, WarmRate: 2000, ServerPID: pid, SatRunner: uniformSat, SatRate: saturate},
 		target{Label: fmt.Sprintf("POST /v1/purchases, hot wallet (%d players)", hotPlayers), Tool: "coinop loadtest", Runner: hot, SLO: sloPurchase,
-			Start: 250, WarmRate: 2000, ServerPID: pid, SatRate: saturate},
+			Start: 250, WarmRate: 2000, ServerPID: pid, SatRunner: hotSat, SatRate: saturate},
 		target{Label: "pgbench: the writer's statements, one purchase per transaction", Tool: "pgbench", Runner: pgRunner(b.dbURL, "purchase.sql", poolSize),
-			SLO: sloPurchase, Start: 250, SatRate: saturate},
+			SLO: sloPurchase, Start: 250, SatRunner: unthrottled{pgRunner(b.dbURL, "purchase.sql", poolSize)}},
 		target{Label: fmt.Sprintf("pgbench: reference, %d purchases per call (ceiling)", referenceBatch), Tool: "pgbench",
 			Runner: scaledRunner{r: pgRunner(b.refURL, "reference64.pgbench", 4), factor: referenceBatch}, SLO: sloPurchase, Start: 1000,
-			Database: b.refName, SatRate: saturate * 4})
+			Database: b.refName, SatRunner: unthrottled{scaledRunner{r: pgRunner(b.refURL, "reference64.pgbench", 4), factor: referenceBatch}}})
 	if err != nil {
 		return Pair{}, err
 	}
@@ -755,9 +764,6 @@ func (b *bench) catalog(ctx context.Context) (Pair, error) {
 	defer stop()
 
 	pid := b.srv.cmd.Process.Pid
-	// Offered to each purchase target in its saturation runs: beyond what
-	// any of them serves one purchase per call on two cores.
-	const saturate = 6000
 	rs, err := b.measureAll(ctx,
 		target{Label: "minimal fiber handler (200)", Tool: "bench drive", SLO: sloCatalog, Start: 1000,
 			Runner: driveRunner{URL: fiberURL, Expect: http.StatusOK}, ServerPID: os.Getpid()},

@@ -91,8 +91,7 @@ func (p purchaseSQL) Script() string {
 	w("\\set k random(1, 9223372036854775806)")
 	w("\\startpipeline")
 	w("BEGIN;")
-	w("SELECT set_config('lock_timeout', '%d', true);", p.KeyWait.Milliseconds())
-	w("INSERT INTO players AS p (player_id) SELECT * FROM unnest(ARRAY[%s]) ORDER BY 1 ON CONFLICT (player_id) DO UPDATE SET version = p.version RETURNING p.player_id, p.version;", player)
+	w("WITH cfg AS (SELECT set_config('lock_timeout', '%d', true)) INSERT INTO players AS p (player_id) SELECT u.id FROM unnest(ARRAY[%s]) AS u(id), cfg ORDER BY 1 ON CONFLICT (player_id) DO UPDATE SET version = p.version RETURNING p.player_id, p.version;", p.KeyWait.Milliseconds(), player)
 	w("SELECT player_id, asset_type, asset_id, quantity FROM balances WHERE player_id = ANY(ARRAY[%s]) AND (asset_type = 'currency' OR asset_id = ANY(ARRAY[%s]));", player, item)
 	w("SELECT i.player_id, i.scope, i.key, i.fingerprint, i.outcome, coalesce(i.body, convert_to(i.response::text, 'UTF8')) FROM unnest(ARRAY[%s], ARRAY[%s], ARRAY[%s]) AS k(player_id, scope, key) JOIN idempotency_keys i USING (player_id, scope, key);", player, scope, key)
 	w("SELECT nextval(pg_get_serial_sequence('ledger_transactions', 'id')) FROM generate_series(1, 1);")
@@ -211,9 +210,12 @@ func (r pgbenchRunner) Run(ctx context.Context, rate float64, d time.Duration) (
 	args := []string{
 		"--no-vacuum", "--protocol=prepared",
 		"--client=" + strconv.Itoa(r.Clients), "--jobs=" + strconv.Itoa(r.Threads),
-		"--rate=" + strconv.FormatFloat(rate, 'f', 2, 64), "--time=" + strconv.Itoa(secs),
+		"--time=" + strconv.Itoa(secs),
 		"--file=" + r.Script, "--log", "--log-prefix=" + filepath.Join(logDir, "tx"),
 		r.DatabaseURL,
+	}
+	if rate > 0 { // else as fast as the clients go: a saturation run
+		args = append([]string{"--rate=" + strconv.FormatFloat(rate, 'f', 2, 64)}, args...)
 	}
 	cmd := exec.CommandContext(ctx, "pgbench", args...)
 	out, err := cmd.CombinedOutput()
@@ -237,7 +239,7 @@ func (r pgbenchRunner) Run(ctx context.Context, rate float64, d time.Duration) (
 	if err != nil {
 		return Measurement{}, err
 	}
-	m.Target, m.Poisson = rate, true
+	m.Target, m.Poisson = rate, rate > 0
 	m.GeneratorCPU = childCPU(cmd.ProcessState)
 	return m, nil
 }
@@ -336,4 +338,11 @@ func (s scaledRunner) Run(ctx context.Context, rate float64, d time.Duration) (M
 	m.Target, m.Achieved = m.Target*f, m.Achieved*f
 	m.Requests, m.Executed, m.Errors, m.Dropped = int64(float64(m.Requests)*f), int64(float64(m.Executed)*f), int64(float64(m.Errors)*f), int64(float64(m.Dropped)*f)
 	return m, err
+}
+
+// unthrottled runs r as fast as it goes, whatever rate it is asked for.
+type unthrottled struct{ r runner }
+
+func (u unthrottled) Run(ctx context.Context, _ float64, d time.Duration) (Measurement, error) {
+	return u.r.Run(ctx, 0, d)
 }

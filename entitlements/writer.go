@@ -124,7 +124,11 @@ func (w *wallet) slot(typ, id string) *slot {
 }
 
 const (
-	sqlLockPlayers = `INSERT INTO players AS p (player_id) SELECT * FROM unnest($1::text[]) ORDER BY 1
+	// The lock also sets lock_timeout for the rest of the transaction: a
+	// request whose key is held by a transaction still running waits for
+	// it at most keyWait (lock_not_available then means "in use").
+	sqlLockPlayers = `WITH cfg AS (SELECT set_config('lock_timeout', $2, true))
+		INSERT INTO players AS p (player_id) SELECT u.id FROM unnest($1::text[]) AS u(id), cfg ORDER BY 1
 		ON CONFLICT (player_id) DO UPDATE SET version = p.version
 		RETURNING p.player_id, p.version`
 	sqlReadBalances = `SELECT player_id, asset_type, asset_id, quantity FROM balances
@@ -193,10 +197,7 @@ func (l *Ledger) apply(ctx context.Context, q batchSender, ps []*posting, own bo
 	if own {
 		b.Queue(`BEGIN`)
 	}
-	// A request whose key is held by a transaction still running waits for
-	// it at most keyWait (lock_not_available then means "in use").
-	b.Queue(`SELECT set_config('lock_timeout', $1, true)`, strconv.FormatInt(l.keyWait.Milliseconds(), 10))
-	b.Queue(sqlLockPlayers, players)
+	b.Queue(sqlLockPlayers, players, strconv.FormatInt(l.keyWait.Milliseconds(), 10))
 	b.Queue(sqlReadBalances, players, items)
 	b.Queue(sqlReadKeys, pk[0], pk[1], pk[2])
 	if reserve > 0 {
@@ -212,9 +213,6 @@ func (l *Ledger) apply(ctx context.Context, q batchSender, ps []*posting, own bo
 			if _, err := br.Exec(); err != nil {
 				return err
 			}
-		}
-		if _, err := br.Exec(); err != nil {
-			return err
 		}
 		rows, _ := br.Query()
 		var id string
