@@ -43,6 +43,8 @@ type env struct {
 	live   *catalog.Live
 	srv    *server.Server
 	app    *fiber.App
+	// t fails when a request or response does not match docs/openapi.yaml.
+	t testing.TB
 }
 
 type envConfig struct {
@@ -91,7 +93,7 @@ func newEnv(t testing.TB, opts ...option) *env {
 			ec.cfg.RedisPrefix = prefix
 		}
 	}
-	e := &env{pool: pool, store: catalog.NewStore(pool)}
+	e := &env{pool: pool, store: catalog.NewStore(pool), t: t}
 	e.live = catalog.NewLive(e.store)
 	e.ledger = entitlements.New(pool, e.live, ec.ledgerOpts...)
 	if !ec.noCatalog {
@@ -186,8 +188,30 @@ func (r response) decode(t testing.TB, v any) {
 }
 
 // send runs req through the app with no timeout and reads the response. It
-// is safe to call from any goroutine.
+// is safe to call from any goroutine. The request and response are checked
+// against docs/openapi.yaml (openapi_test.go); a mismatch fails the test
+// that made the env. Benchmarks measure the server, not the validator, and
+// a fuzz target, which may not report through its *testing.F, calls
+// sendChecked with its own t instead.
 func (e *env) send(req *http.Request) (response, error) {
+	switch e.t.(type) {
+	case *testing.B, *testing.F:
+		return e.sendChecked(nil, req)
+	}
+	return e.sendChecked(e.t, req)
+}
+
+// sendChecked is send reporting spec mismatches to t; a nil t checks nothing.
+func (e *env) sendChecked(t testing.TB, req *http.Request) (response, error) {
+	x := exchange{method: req.Method, path: req.URL.RequestURI(), reqHeader: req.Header.Clone()}
+	if req.Body != nil {
+		b, err := io.ReadAll(req.Body)
+		if err != nil {
+			return response{}, err
+		}
+		x.reqBody = b
+		req.Body = io.NopCloser(bytes.NewReader(b))
+	}
 	resp, err := e.app.Test(req, -1)
 	if err != nil {
 		return response{}, err
@@ -197,7 +221,14 @@ func (e *env) send(req *http.Request) (response, error) {
 	if err != nil {
 		return response{}, err
 	}
-	return response{status: resp.StatusCode, header: resp.Header, body: body}, nil
+	r := response{status: resp.StatusCode, header: resp.Header, body: body}
+	if t != nil {
+		x.resp = r
+		for _, p := range spec(t).checkExchange(x) {
+			t.Errorf("openapi: %s %s: %s", x.method, x.path, p)
+		}
+	}
+	return r, nil
 }
 
 func (e *env) do(t testing.TB, req *http.Request) response {

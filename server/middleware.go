@@ -17,6 +17,21 @@ const localRequestID = "coinop.request_id"
 // requestContext gives each request an id (the caller's X-Request-Id when it
 // is sane, so traces join up across services) and a deadline.
 func (s *Server) requestContext(c *fiber.Ctx) error {
+	assignRequestID(c)
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+	defer cancel()
+	c.SetUserContext(ctx)
+	return c.Next()
+}
+
+// assignRequestID gives the request its id and echoes it in X-Request-Id.
+// errorHandler calls it too: fasthttp refuses some requests (a body over the
+// server's limit) before any middleware runs, and those answers must carry an
+// id like every other.
+func assignRequestID(c *fiber.Ctx) string {
+	if id := requestID(c); id != "" {
+		return id
+	}
 	id := c.Get(fiber.HeaderXRequestID)
 	if id == "" || len(id) > 128 || !isToken(id) {
 		id = uuid.NewString()
@@ -25,10 +40,7 @@ func (s *Server) requestContext(c *fiber.Ctx) error {
 	}
 	c.Locals(localRequestID, id)
 	c.Set(fiber.HeaderXRequestID, id)
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
-	defer cancel()
-	c.SetUserContext(ctx)
-	return c.Next()
+	return id
 }
 
 func requestID(c *fiber.Ctx) string {

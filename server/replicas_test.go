@@ -41,7 +41,7 @@ func newReplicas(t *testing.T, n int, redisURL, prefix string, poll time.Duratio
 		rdb := redis.NewClient(opt)
 		t.Cleanup(func() { _ = rdb.Close() })
 		notifier := catalog.NewNotifier(rdb, prefix)
-		e := &env{pool: pool, store: catalog.NewStore(pool, catalog.WithNotifier(notifier))}
+		e := &env{pool: pool, store: catalog.NewStore(pool, catalog.WithNotifier(notifier)), t: t}
 		e.live = catalog.NewLive(e.store)
 		if i == 0 {
 			if _, err := e.store.Publish(ctx, fixtureCatalog(t), "fixture", "test"); err != nil {

@@ -1,0 +1,235 @@
+package server_test
+
+// Every request the server tests send through env.send, and every response
+// they get back, is checked against docs/openapi.yaml with libopenapi-validator
+// (an OpenAPI 3.1 validator independent of the server's code). So the spec
+// cannot drift from the server without a test failing: a status, header or
+// body shape the spec does not declare fails the test that produced it.
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/pb33f/libopenapi"
+	validator "github.com/pb33f/libopenapi-validator"
+	"github.com/pb33f/libopenapi-validator/config"
+	vErrors "github.com/pb33f/libopenapi-validator/errors"
+	v3 "github.com/pb33f/libopenapi/datamodel/high/v3"
+)
+
+// specPath is the spec in this repository, relative to the package directory
+// go test runs in.
+const specPath = "../docs/openapi.yaml"
+
+// genericResponseHeaders are HTTP's own headers, which no operation declares.
+// Every other header a response carries must be declared on that response.
+var genericResponseHeaders = []string{"content-type", "content-length", "date", "vary", "connection", "transfer-encoding"}
+
+// strictIgnorePaths are the members strict mode must not report: the keys
+// of maps (balances by currency, grants by id), which a schema declares
+// with additionalProperties, and free-form documents (ledger metadata,
+// stored notification bodies, audit before/after, diff values, audit
+// check rows), which the spec leaves open on purpose.
+var strictIgnorePaths = []string{
+	"$.body.balances.*",
+	"$.body.**.balances.*",
+	"$.body.currencies.*",
+	"$.body.items.*",
+	"$.body.**.contents.items.*",
+	"$.body.**.contents.currencies.*",
+	"$.body.**.grants.items.*",
+	"$.body.**.grants.currencies.*",
+	"$.body.**.metadata.**",
+	"$.body.notifications[*].body.**",
+	"$.body.entries[*].before.**",
+	"$.body.entries[*].after.**",
+	"$.body.changes[*].fields[*].before.**",
+	"$.body.changes[*].fields[*].after.**",
+	"$.body.checks[*].detail[*].**",
+}
+
+type openAPISpec struct {
+	doc       libopenapi.Document
+	model     *v3.Document
+	validator validator.Validator
+}
+
+var (
+	specOnce   sync.Once
+	loadedSpec *openAPISpec
+	specErr    error
+)
+
+// spec loads and builds docs/openapi.yaml once per test binary.
+func spec(t testing.TB) *openAPISpec {
+	t.Helper()
+	specOnce.Do(func() {
+		b, err := os.ReadFile(specPath)
+		if err != nil {
+			specErr = err
+			return
+		}
+		doc, err := libopenapi.NewDocument(b)
+		if err != nil {
+			specErr = fmt.Errorf("parse %s: %w", specPath, err)
+			return
+		}
+		m, err := doc.BuildV3Model()
+		if err != nil {
+			specErr = fmt.Errorf("build %s: %w", specPath, err)
+			return
+		}
+		v, errs := validator.NewValidator(doc,
+			config.WithFormatAssertions(),
+			// Strict mode reports headers and body members the spec does
+			// not declare, even where additionalProperties allows them.
+			config.WithStrictMode(),
+			config.WithStrictIgnorePaths(strictIgnorePaths...),
+			config.WithStrictIgnoredHeaders(append(slices.Clone(genericResponseHeaders),
+				// Request headers every client sends; the operation
+				// declares its own (Idempotency-Key, If-Match, ...).
+				"authorization", "accept", "user-agent", "host", "accept-encoding", "x-forwarded-for")...),
+		)
+		if len(errs) > 0 {
+			specErr = fmt.Errorf("validator for %s: %v", specPath, errs)
+			return
+		}
+		loadedSpec = &openAPISpec{doc: doc, model: &m.Model, validator: v}
+	})
+	if specErr != nil {
+		t.Fatal(specErr)
+	}
+	return loadedSpec
+}
+
+// exchange is one request and its response, bodies read.
+type exchange struct {
+	method, path string
+	reqHeader    http.Header
+	reqBody      []byte
+	resp         response
+}
+
+// checkExchange returns why the exchange does not match the spec, or nil.
+//
+// The response must always match the operation's declared responses:
+// status, headers (declared, valid, and nothing undeclared) and body. A
+// request the spec says is invalid must be refused with a 4xx: tests send
+// such requests on purpose, and the spec and server must agree they are bad.
+// A request to a route the spec does not have must get 404 not_found (or
+// 401/403 where authentication runs before routing).
+func (s *openAPISpec) checkExchange(x exchange) []string {
+	req := x.request()
+	var problems []string
+	_, reqErrs := s.validator.ValidateHttpRequestSync(req)
+	for _, e := range reqErrs {
+		if e.IsPathMissingError() || e.IsOperationMissingError() {
+			switch x.resp.status {
+			case http.StatusNotFound, http.StatusUnauthorized, http.StatusForbidden:
+				return nil
+			}
+			return []string{fmt.Sprintf("no operation in the spec, but the server answered %s", x.resp)}
+		}
+	}
+	// OpenAPI does not forbid parameters an operation does not declare, and
+	// tests send some on purpose (a player id in the query, to show it is
+	// ignored); strict mode reports them, but a server may ignore them.
+	reqErrs = slices.DeleteFunc(reqErrs, func(e *vErrors.ValidationError) bool {
+		return e.ValidationType == vErrors.StrictValidationType &&
+			(e.ValidationSubType == vErrors.StrictSubTypeHeader || e.ValidationSubType == vErrors.StrictSubTypeQuery)
+	})
+	if len(reqErrs) > 0 && (x.resp.status < 400 || x.resp.status >= 500) {
+		problems = append(problems, fmt.Sprintf("the spec refuses the request (%s) but the server answered %d",
+			joinErrors(reqErrs), x.resp.status))
+	}
+	httpResp := &http.Response{
+		StatusCode: x.resp.status,
+		Header:     x.resp.header,
+		Body:       io.NopCloser(bytes.NewReader(x.resp.body)),
+		Request:    req,
+	}
+	if ok, errs := s.validator.ValidateHttpResponse(x.request(), httpResp); !ok {
+		problems = append(problems, fmt.Sprintf("response %d does not match the spec: %s", x.resp.status, joinErrors(errs)))
+	}
+	return problems
+}
+
+func (x exchange) request() *http.Request {
+	req, err := http.NewRequest(x.method, "http://127.0.0.1:8080"+x.path, bytes.NewReader(x.reqBody))
+	if err != nil {
+		panic(err)
+	}
+	req.Header = x.reqHeader.Clone()
+	// The spec's description says JSON bodies may come without a
+	// Content-Type or as any */*+json type; its requestBody content lists
+	// application/json only, so validate such bodies as that.
+	if ct := req.Header.Get("Content-Type"); len(x.reqBody) > 0 && (ct == "" || strings.HasSuffix(strings.SplitN(ct, ";", 2)[0], "+json")) {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if len(x.reqBody) == 0 {
+		req.Body = http.NoBody
+	}
+	return req
+}
+
+func joinErrors(errs []*vErrors.ValidationError) string {
+	var parts []string
+	for _, e := range errs {
+		s := e.Message
+		if e.Reason != "" {
+			s += ": " + e.Reason
+		}
+		for _, se := range e.SchemaValidationErrors {
+			s += fmt.Sprintf(" [%s: %s]", se.FieldPath, se.Reason)
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// TestOpenAPISpecIsValid builds docs/openapi.yaml with libopenapi (an error
+// fails it), validates it against the OpenAPI 3.1 meta-schema, and checks
+// the promises its description makes about every operation: each takes
+// X-Request-Id and each response declares it, and each 401 declares
+// WWW-Authenticate.
+func TestOpenAPISpecIsValid(t *testing.T) {
+	t.Parallel()
+	s := spec(t)
+	if v := s.doc.GetVersion(); !strings.HasPrefix(v, "3.1") {
+		t.Errorf("openapi version %q, want 3.1.x", v)
+	}
+	if ok, errs := s.validator.ValidateDocument(); !ok {
+		t.Errorf("not valid OpenAPI: %s", joinErrors(errs))
+	}
+	if l := s.model.Info.License; l == nil || l.Identifier != "Apache-2.0" {
+		t.Errorf("info.license = %+v, want SPDX identifier Apache-2.0", l)
+	}
+	for path, item := range s.model.Paths.PathItems.FromOldest() {
+		for method, op := range item.GetOperations().FromOldest() {
+			name := strings.ToUpper(method) + " " + path
+			params := slices.Concat(item.Parameters, op.Parameters)
+			if !slices.ContainsFunc(params, func(p *v3.Parameter) bool { return p.Name == "X-Request-Id" && p.In == "header" }) {
+				t.Errorf("%s does not take the X-Request-Id header", name)
+			}
+			for code, resp := range op.Responses.Codes.FromOldest() {
+				if resp.Headers == nil {
+					t.Errorf("%s %s declares no headers (X-Request-Id at least)", name, code)
+					continue
+				}
+				if h, ok := resp.Headers.Get("X-Request-Id"); !ok || !h.Required {
+					t.Errorf("%s %s does not declare X-Request-Id as required", name, code)
+				}
+				if _, ok := resp.Headers.Get("WWW-Authenticate"); code == "401" && !ok {
+					t.Errorf("%s 401 does not declare WWW-Authenticate", name)
+				}
+			}
+		}
+	}
+}
