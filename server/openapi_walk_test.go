@@ -388,6 +388,18 @@ func TestOpenAPICheckFindsMismatches(t *testing.T) {
 	if p := s.checkExchange(exchange{method: "GET", path: "/healthz", resp: ok}); len(p) > 0 {
 		t.Fatalf("a matching exchange is reported: %v", p)
 	}
+	// A batch check's entries are either a check or an error, and the
+	// spec tells them apart by which of owned and error is present.
+	batch := exchange{method: "POST", path: "/v1/entitlements/check",
+		reqHeader: http.Header{"Content-Type": {"application/json"}, "Authorization": {bearer(walkServerToken)}},
+		reqBody:   []byte(`{"checks":[{"player_id":"p1","item_id":"sword"},{"player_id":"p1","item_id":"swrod"}]}`),
+		resp: with(func(r *response) {
+			r.body = []byte(`{"results":[{"player_id":"p1","item_id":"sword","owned":true,"quantity":1},` +
+				`{"player_id":"p1","item_id":"swrod","error":{"code":"item_not_found","detail":"The catalog has no such item or currency."}}]}`)
+		})}
+	if p := s.checkExchange(batch); len(p) > 0 {
+		t.Fatalf("a batch with a check and an error is reported: %v", p)
+	}
 	for _, tc := range []struct {
 		name string
 		x    exchange
@@ -398,6 +410,12 @@ func TestOpenAPICheckFindsMismatches(t *testing.T) {
 		{"a body of the wrong shape", exchange{method: "GET", path: "/healthz", resp: with(func(r *response) { r.body = []byte(`{"status":"fine"}`) })}},
 		{"an undeclared body member", exchange{method: "GET", path: "/healthz", resp: with(func(r *response) { r.body = []byte(`{"status":"ok","extra":1}`) })}},
 		{"an unknown route that answers 200", exchange{method: "GET", path: "/healthz/", resp: ok}},
+		{"a batch result with both owned and error", exchange{method: "POST", path: "/v1/entitlements/check",
+			reqHeader: http.Header{"Content-Type": {"application/json"}, "Authorization": {bearer(walkServerToken)}},
+			reqBody:   []byte(`{"checks":[{"player_id":"p1","item_id":"x"}]}`),
+			resp: with(func(r *response) {
+				r.body = []byte(`{"results":[{"player_id":"p1","item_id":"x","owned":false,"quantity":0,"error":{"code":"item_not_found","detail":"d"}}]}`)
+			})}},
 		{"a request the spec refuses, accepted", exchange{method: "POST", path: "/admin/v1/keys",
 			reqHeader: http.Header{"Content-Type": {"application/json"}, "Authorization": {bearer(adminToken)}},
 			reqBody:   []byte(`{"name":"x","roles":["wizard"]}`),
