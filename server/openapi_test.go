@@ -58,8 +58,12 @@ var strictIgnorePaths = []string{
 }
 
 type openAPISpec struct {
-	doc       libopenapi.Document
-	model     *v3.Document
+	doc   libopenapi.Document
+	model *v3.Document
+	// mu serializes the validator: libopenapi renders schemas lazily and
+	// writes shared model state as it does (a data race under -race when
+	// parallel tests validate at once).
+	mu        sync.Mutex
 	validator validator.Validator
 }
 
@@ -128,6 +132,8 @@ type exchange struct {
 // A request to a route the spec does not have must get 404 not_found (or
 // 401/403 where authentication runs before routing).
 func (s *openAPISpec) checkExchange(x exchange) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	req := x.request()
 	var problems []string
 	_, reqErrs := s.validator.ValidateHttpRequestSync(req)
@@ -189,6 +195,28 @@ func (s *openAPISpec) exactRoute(req *http.Request) bool {
 	return true
 }
 
+// operation names the spec's operation for req, like "GET /v1/catalog".
+func (s *openAPISpec) operation(req *http.Request) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	item, errs, template := paths.FindPath(req, s.model, nil)
+	if item == nil || len(errs) > 0 {
+		return "", false
+	}
+	return req.Method + " " + template, true
+}
+
+// eachOperation calls f with every operation of the spec.
+func (s *openAPISpec) eachOperation(f func(name string, op *v3.Operation)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for path, item := range s.model.Paths.PathItems.FromOldest() {
+		for method, op := range item.GetOperations().FromOldest() {
+			f(strings.ToUpper(method)+" "+path, op)
+		}
+	}
+}
+
 func (x exchange) request() *http.Request {
 	req, err := http.NewRequest(x.method, "http://127.0.0.1:8080"+x.path, bytes.NewReader(x.reqBody))
 	if err != nil {
@@ -230,6 +258,8 @@ func joinErrors(errs []*vErrors.ValidationError) string {
 func TestOpenAPISpecIsValid(t *testing.T) {
 	t.Parallel()
 	s := spec(t)
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if v := s.doc.GetVersion(); !strings.HasPrefix(v, "3.1") {
 		t.Errorf("openapi version %q, want 3.1.x", v)
 	}

@@ -3,6 +3,7 @@ package apiclient_test
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -96,6 +97,8 @@ func newServer(t *testing.T) string {
 	live.Set(snap)
 	srv := server.New(server.Config{JWTSecret: []byte(secret), AdminToken: adminToken, RedisPrefix: prefix}, server.Deps{
 		Ledger: entitlements.New(pool, live), Catalogs: store, Live: live, DB: pool, Redis: rdb,
+		// Warnings and errors (5xx) only, in the test's log.
+		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -114,6 +117,13 @@ func newServer(t *testing.T) string {
 		}
 	})
 	return "http://" + ln.Addr().String()
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
 }
 
 // client is the generated client sending token as its bearer token.

@@ -1475,8 +1475,9 @@ type RollbackRequest struct {
 // SchemaStatus Whether the database schema is migrated to what this binary expects; `error` names what is missing or older and how to migrate (`coinop migrate` or COINOP_AUTO_MIGRATE).
 type SchemaStatus struct {
 	// Error Present when ok is false.
-	Error *string `json:"error,omitempty"`
-	Ok    bool    `json:"ok"`
+	Error     *string  `json:"error,omitempty"`
+	LatencyMs *float32 `json:"latency_ms,omitempty"`
+	Ok        bool     `json:"ok"`
 }
 
 // StoreNotification defines model for StoreNotification.
