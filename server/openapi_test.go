@@ -93,6 +93,8 @@ func spec(t testing.TB) *openAPISpec {
 			return
 		}
 		v, errs := validator.NewValidator(doc,
+			// Compile each schema pattern once, not on every check.
+			config.WithRegexCache(&sync.Map{}),
 			config.WithFormatAssertions(),
 			// Strict mode reports headers and body members the spec does
 			// not declare, even where additionalProperties allows them.
@@ -113,6 +115,48 @@ func spec(t testing.TB) *openAPISpec {
 		t.Fatal(specErr)
 	}
 	return loadedSpec
+}
+
+// specChecks collects one env's exchanges until its test ends.
+type specChecks struct {
+	mu sync.Mutex
+	xs []exchange
+}
+
+func (c *specChecks) add(x exchange) {
+	c.mu.Lock()
+	c.xs = append(c.xs, x)
+	c.mu.Unlock()
+}
+
+// checkSpecAtEnd makes e keep every exchange env.send makes and check them
+// all against docs/openapi.yaml when t ends, failing t on a mismatch.
+// Checking at the end keeps the validator's time (tens of milliseconds a
+// request under -race) out of tests that measure time. Benchmarks are not
+// checked: they measure the server, not the validator; a fuzz target checks
+// each exchange itself (env.sendChecked).
+func (e *env) checkSpecAtEnd(t testing.TB) {
+	switch t.(type) {
+	case *testing.B, *testing.F:
+		return
+	}
+	e.checks = &specChecks{}
+	t.Cleanup(func() {
+		e.checks.mu.Lock()
+		xs := e.checks.xs
+		e.checks.xs = nil
+		e.checks.mu.Unlock()
+		for _, x := range xs {
+			reportMismatches(t, x)
+		}
+	})
+}
+
+func reportMismatches(t testing.TB, x exchange) {
+	t.Helper()
+	for _, p := range spec(t).checkExchange(x) {
+		t.Errorf("openapi: %s %s: %s", x.method, x.path, p)
+	}
 }
 
 // exchange is one request and its response, bodies read.

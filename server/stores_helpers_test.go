@@ -89,7 +89,8 @@ func newStoreEnv(t testing.TB, opts ...storeOption) *storeEnv {
 	ctx := context.Background()
 	pool, _ := testenv.NewPool(t)
 	rdb, prefix := testenv.RedisClient(t)
-	e := &env{pool: pool, store: catalog.NewStore(pool), t: t}
+	e := &env{pool: pool, store: catalog.NewStore(pool)}
+	e.checkSpecAtEnd(t)
 	e.live = catalog.NewLive(e.store)
 	e.ledger = entitlements.New(pool, e.live)
 	doc, err := catalog.Parse(readFile(t, "store_catalog.json"), catalog.FormatJSON)
