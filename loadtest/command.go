@@ -54,6 +54,9 @@ func command(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	fmt.Fprintf(stdout, "setup: %d players, funded %s each; catalog v%d: %d offers\n",
 		len(fx.Players), fundingText(fx.Funding), fx.CatalogVersion, len(fx.Offers))
+	if len(cfg.Scenario.Archetypes) > 0 {
+		fmt.Fprintf(stdout, "archetypes: %s\n", fx.KindsText())
+	}
 	for _, n := range fx.Notes {
 		fmt.Fprintf(stdout, "note: %s\n", n)
 	}

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -36,6 +38,9 @@ type fakeCoinop struct {
 	throttleWallet    atomic.Int32  // answer this many wallet reads 429 rate_limited
 
 	requests atomic.Int64 // every request received
+
+	traceMu  sync.Mutex
+	trace    []string     // load requests as "player METHOD path [item×qty]", the run id left out
 	loadReqs atomic.Int64 // requests to player-facing and s2s routes
 
 	mu        sync.Mutex
@@ -103,6 +108,7 @@ func (f *fakeCoinop) start(t *testing.T) string {
 		f.requests.Add(1)
 		if !strings.HasPrefix(r.URL.Path, "/admin/") {
 			f.loadReqs.Add(1)
+			f.traceRequest(r)
 		}
 		mux.ServeHTTP(w, r)
 	}))
@@ -111,6 +117,69 @@ func (f *fakeCoinop) start(t *testing.T) string {
 		t.Fatalf("test server %s is not on loopback", srv.URL)
 	}
 	return srv.URL
+}
+
+// traceRequest notes a load request by player number (lt-<run>-<n> → p<n>)
+// and, for purchases, what was asked for, so two runs can be compared.
+func (f *fakeCoinop) traceRequest(r *http.Request) {
+	who := r.PathValue("player_id")
+	path := r.URL.Path
+	if tok, _, err := jwt.NewParser().ParseUnverified(bearer(r), &jwt.RegisteredClaims{}); err == nil {
+		who, _ = tok.Claims.GetSubject()
+	}
+	if parts := strings.Split(path, "/"); len(parts) > 3 && parts[2] == "players" {
+		who = parts[3]
+		parts[3] = "{id}"
+		path = strings.Join(parts, "/")
+	}
+	if i := strings.LastIndexByte(who, '-'); i >= 0 {
+		who = "p" + who[i+1:]
+	}
+	line := who + " " + r.Method + " " + path
+	if r.Method == http.MethodPost && r.URL.Path == "/v1/purchases" {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(strings.NewReader(string(body)))
+		var req PurchaseRequest
+		if json.Unmarshal(body, &req) == nil {
+			line += fmt.Sprintf(" %s×%d@%d", req.ItemID, req.Quantity, req.Price.Amount)
+		}
+	}
+	f.traceMu.Lock()
+	f.trace = append(f.trace, line)
+	f.traceMu.Unlock()
+}
+
+// tracedRequests returns the trace sorted, and clears it.
+func (f *fakeCoinop) tracedRequests() []string {
+	f.traceMu.Lock()
+	defer f.traceMu.Unlock()
+	out := f.trace
+	f.trace = nil
+	sort.Strings(out)
+	return out
+}
+
+// boughtItems counts purchase requests by item.
+func (f *fakeCoinop) boughtItems() map[string]int {
+	f.traceMu.Lock()
+	defer f.traceMu.Unlock()
+	out := map[string]int{}
+	for _, l := range f.trace {
+		if i := strings.Index(l, " POST /v1/purchases "); i >= 0 {
+			item, _, _ := strings.Cut(l[i+len(" POST /v1/purchases "):], "×")
+			out[item]++
+		}
+	}
+	return out
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 func problem(w http.ResponseWriter, status int, code string) {

@@ -30,6 +30,8 @@ type Report struct {
 	Late       int64     `json:"late"`
 	Dropped    int64     `json:"dropped"`
 	StopReason string    `json:"stop_reason"` // completed | max_requests | interrupted
+	// Config is what --replay needs to run this again.
+	Config *RunConfig `json:"config,omitempty"`
 
 	Endpoints []EndpointReport `json:"endpoints"`
 	All       EndpointReport   `json:"all"`
@@ -107,6 +109,8 @@ func NewReport(cfg Config, fx *Fixture, res *Result) *Report {
 		Dropped:   res.Dropped,
 		Timeline:  res.Timeline,
 	}
+	rc := NewRunConfig(cfg, fx)
+	r.Config = &rc
 	switch {
 	case res.Interrupted:
 		r.StopReason = "interrupted"
