@@ -61,14 +61,25 @@ func command(ctx context.Context, args []string, getenv func(string) string, std
 		fmt.Fprintf(stdout, "note: %s\n", n)
 	}
 
-	res, err := Run(ctx, cfg, fx, client, obs, stdout)
+	var report *Report
+	interrupted := false
+	if cfg.FindMax {
+		report, err = FindMax(ctx, cfg, fx, client, obs, stdout)
+		interrupted = ctx.Err() != nil
+	} else {
+		var res *Result
+		res, err = Run(ctx, cfg, fx, client, obs, stdout)
+		if err == nil {
+			report = NewReport(cfg, fx, res)
+			interrupted = res.Interrupted
+		}
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "coinop loadtest: %v\n", err)
 		return ExitSetup
 	}
-	report := NewReport(cfg, fx, res)
 
-	if res.Interrupted {
+	if interrupted {
 		report.Notes = append(report.Notes, "interrupted: verification skipped")
 	} else if cfg.Verify {
 		vctx, cancel := context.WithTimeout(ctx, verifyTimeout)
@@ -89,7 +100,7 @@ func command(ctx context.Context, args []string, getenv func(string) string, std
 	if report.Failed() {
 		code = ExitFailed
 	}
-	if res.Interrupted {
+	if interrupted {
 		code = ExitSetup
 	}
 	if err := writeFiles(cfg, report, stdout); err != nil {

@@ -101,6 +101,8 @@ type Config struct {
 	ReceiptStore string
 
 	Split   Split // this process's part of a run split over several
+	FindMax  bool
+	Capacity CapacityOptions
 	Replay  string
 	SLOs    []SLO
 	Out     string
@@ -141,6 +143,15 @@ func (c Config) RunLength() time.Duration {
 		return c.Duration
 	}
 	return total
+}
+
+// planned is how long the whole load phase may last: one run, or every
+// step of a capacity search.
+func (c Config) planned() time.Duration {
+	if c.FindMax {
+		return c.Capacity.Step * time.Duration(c.Capacity.MaxSteps)
+	}
+	return c.RunLength()
 }
 
 // Scheduler returns the open model's schedule. With Stages the first stage
@@ -249,6 +260,14 @@ every player's ledger against what it saw succeed. Exit status: 0 ok,
 	fs.Uint64Var(&cfg.Seed, "seed", 0, "seed for the request mix (0: random, printed so a run can be repeated)")
 	fs.DurationVar(&cfg.Timeout, "timeout", DefaultTimeout, "per-request timeout")
 	fs.BoolVar(&noVerify, "no-verify", false, "skip the verification phase")
+	cfg.Capacity = DefaultCapacity()
+	fs.BoolVar(&cfg.FindMax, "find-max", false, "capacity mode: search for the highest rate at which every --slo holds (steps of --step, starting at --rate)")
+	fs.DurationVar(&cfg.Capacity.Step, "step", cfg.Capacity.Step, "--find-max: length of each fixed-rate step")
+	fs.Float64Var(&cfg.Capacity.Cap, "max-rate", cfg.Capacity.Cap, "--find-max: never try more than this many requests per second")
+	fs.IntVar(&cfg.Capacity.MaxSteps, "max-steps", cfg.Capacity.MaxSteps, "--find-max: at most this many steps")
+	fs.Float64Var(&cfg.Capacity.Precision, "precision", cfg.Capacity.Precision, "--find-max: stop when the lowest failing rate is within this fraction of the highest sustained one")
+	fs.Float64Var(&cfg.Capacity.RPM, "rpm", cfg.Capacity.RPM, "--find-max: requests one player sends per minute, to turn the rate into concurrent players (CCU)")
+	fs.Int64Var(&cfg.Capacity.CCU, "ccu", 0, "--find-max: the expected peak of concurrent players, to state the headroom")
 	fs.StringVar(&split, "split", "", "`k/n`: run part k (1..n) of a run split over n processes, each sending every n-th request; merge their --out reports with coinop loadtest merge")
 	fs.StringVar(&cfg.Replay, "replay", "", "`report.json` of an earlier run: run it again with the same seed, schedule, players and scenario (flags given here override)")
 	if err := fs.Parse(args); err != nil {
@@ -385,6 +404,28 @@ every player's ledger against what it saw succeed. Exit status: 0 ok,
 			return cfg, fmt.Errorf("--slo: %w", err)
 		}
 		cfg.SLOs = append(cfg.SLOs, parsed...)
+	}
+	if cfg.FindMax {
+		switch {
+		case !cfg.Open() || len(cfg.Stages) > 0:
+			return cfg, errors.New("--find-max runs fixed-rate steps of the open model: give --rate (the first step), not --vus or --stages")
+		case len(cfg.SLOs) == 0:
+			return cfg, errors.New("--find-max needs --slo: the thresholds decide which rates are sustained")
+		case cfg.Capacity.Step <= 0:
+			return cfg, errors.New("--step must be positive")
+		case cfg.Capacity.Cap < cfg.Rate || cfg.Capacity.Cap <= 0:
+			return cfg, errors.New("--max-rate must be positive and at least --rate")
+		case cfg.Capacity.MaxSteps < 1 || cfg.Capacity.MaxSteps > 100:
+			return cfg, errors.New("--max-steps must be in 1..100")
+		case !(cfg.Capacity.Precision > 0 && cfg.Capacity.Precision < 1):
+			return cfg, errors.New("--precision must be between 0 and 1, e.g. 0.05")
+		case !(cfg.Capacity.RPM > 0) || math.IsInf(cfg.Capacity.RPM, 0):
+			return cfg, errors.New("--rpm must be a positive number of requests per player per minute")
+		case cfg.Capacity.CCU < 0:
+			return cfg, errors.New("--ccu must not be negative")
+		}
+		cfg.Capacity.Start = cfg.Rate
+		cfg.Duration = cfg.Capacity.Step // the budget and token lifetimes follow one step
 	}
 	cfg.RunID = NewRunID()
 	if cfg.Seed == 0 {

@@ -38,6 +38,10 @@ type fakeCoinop struct {
 	throttleWallet    atomic.Int32  // answer this many wallet reads 429 rate_limited
 
 	requests atomic.Int64 // every request received
+	// capacity, when set, is a modelled limit on load requests: a token
+	// bucket refilling at this many per second; a request finding it
+	// empty is answered 503 overloaded.
+	capacity *tokenBucket
 
 	traceMu  sync.Mutex
 	trace    []string     // load requests as "player METHOD path [item×qty]", the run id left out
@@ -109,6 +113,10 @@ func (f *fakeCoinop) start(t *testing.T) string {
 		if !strings.HasPrefix(r.URL.Path, "/admin/") {
 			f.loadReqs.Add(1)
 			f.traceRequest(r)
+			if f.capacity != nil && !f.capacity.take(time.Now()) {
+				problem(w, http.StatusServiceUnavailable, "overloaded")
+				return
+			}
 		}
 		mux.ServeHTTP(w, r)
 	}))
@@ -117,6 +125,33 @@ func (f *fakeCoinop) start(t *testing.T) string {
 		t.Fatalf("test server %s is not on loopback", srv.URL)
 	}
 	return srv.URL
+}
+
+// tokenBucket admits rate requests per second with bursts of up to burst.
+type tokenBucket struct {
+	rate, burst float64
+
+	mu     sync.Mutex
+	tokens float64
+	last   time.Time
+}
+
+func newTokenBucket(rate, burst float64) *tokenBucket {
+	return &tokenBucket{rate: rate, burst: burst, tokens: burst}
+}
+
+func (b *tokenBucket) take(now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.last.IsZero() {
+		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+	}
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
 }
 
 // traceRequest notes a load request by player number (lt-<run>-<n> → p<n>)

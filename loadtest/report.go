@@ -38,6 +38,7 @@ type Report struct {
 	Timeline  []TimelinePoint  `json:"timeline"`
 
 	SLOs         []SLOResult   `json:"slos,omitempty"`
+	Capacity     *Capacity     `json:"capacity,omitempty"` // --find-max
 	Verification *Verification `json:"verification,omitempty"`
 	Notes        []string      `json:"notes,omitempty"`
 }
@@ -82,6 +83,11 @@ func (r *Report) Endpoint(name string) *EndpointReport {
 
 // Failed reports whether any threshold or verification failed.
 func (r *Report) Failed() bool {
+	if r.Capacity != nil {
+		// A search's steps fail by design; the search fails when no rate
+		// held.
+		return r.Capacity.MaxRate == 0 || (r.Verification != nil && !r.Verification.OK)
+	}
 	for _, s := range r.SLOs {
 		if !s.OK {
 			return true
@@ -266,6 +272,9 @@ func (r *Report) WriteTable(w io.Writer) {
 		for _, s := range r.SLOs {
 			fmt.Fprintf(w, "  %s\n", s)
 		}
+	}
+	if r.Capacity != nil {
+		r.Capacity.WriteText(w)
 	}
 	if v := r.Verification; v != nil {
 		v.WriteText(w)

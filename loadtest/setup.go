@@ -302,7 +302,7 @@ func Setup(ctx context.Context, cfg Config, c *Client, obs *Observed, now time.T
 	} else {
 		// Tokens outlive the run by an hour so verification and a slow
 		// drain never hit expiry.
-		ttl := cfg.RunLength() + time.Hour
+		ttl := cfg.planned() + time.Hour
 		for n := range cfg.Players {
 			id := fmt.Sprintf("lt-%s-%d", cfg.RunID, n)
 			tok, err := MintToken([]byte(cfg.JWTSecret), id, now, ttl, cfg.JWTIssuer, cfg.JWTAudience)
@@ -321,7 +321,7 @@ func Setup(ctx context.Context, cfg Config, c *Client, obs *Observed, now time.T
 	for _, cur := range doc.Catalog.Currencies {
 		fx.Currencies = append(fx.Currencies, cur.ID)
 	}
-	offers, skipped := PickOffers(doc.Catalog, now, now.Add(cfg.RunLength()+time.Minute))
+	offers, skipped := PickOffers(doc.Catalog, now, now.Add(cfg.planned()+time.Minute))
 	fx.Offers = offers
 	if err := assignKinds(cfg.Scenario, fx, skipped); err != nil {
 		return nil, fmt.Errorf("scenario: %w (catalog v%d)", err, doc.Version)
