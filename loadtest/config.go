@@ -100,16 +100,16 @@ type Config struct {
 	Receipts     []string // read from ReceiptsFile
 	ReceiptStore string
 
-	Split   Split // this process's part of a run split over several
+	Split    Split // this process's part of a run split over several
 	FindMax  bool
 	Capacity CapacityOptions
-	Replay  string
-	SLOs    []SLO
-	Out     string
-	HTML    string
-	Seed    uint64
-	Timeout time.Duration
-	Verify  bool
+	Replay   string
+	SLOs     []SLO
+	Out      string
+	HTML     string
+	Seed     uint64
+	Timeout  time.Duration
+	Verify   bool
 
 	RunID string
 }
