@@ -30,6 +30,9 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func command(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "merge" {
+		return mergeCommand(args[1:], stdout, stderr)
+	}
 	cfg, err := ParseArgs(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return ExitOK
