@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -45,6 +46,14 @@ func command(ctx context.Context, args []string, getenv func(string) string, std
 		fmt.Fprintln(stderr, w)
 	}
 	fmt.Fprintf(stdout, "coinop loadtest: run %s against %s: %s\n", cfg.RunID, cfg.URL, cfg.Describe())
+
+	var baseline *Report
+	if cfg.Baseline != "" {
+		if baseline, err = ReadBaseline(cfg.Baseline); err != nil {
+			fmt.Fprintf(stderr, "coinop loadtest: --baseline: %v\n", err)
+			return ExitSetup
+		}
+	}
 
 	client := NewClient(cfg.URL, cfg.PoolSize(), cfg.Timeout, cfg.AdminToken, cfg.ServerToken)
 	defer client.Close()
@@ -98,6 +107,9 @@ func command(ctx context.Context, args []string, getenv func(string) string, std
 		report.Notes = append(report.Notes, "verification skipped (--no-verify)")
 	}
 
+	if baseline != nil {
+		report.Baseline = Compare(baseline, report)
+	}
 	report.WriteTable(stdout)
 	code := ExitOK
 	if report.Failed() {
@@ -112,7 +124,7 @@ func command(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	switch code {
 	case ExitFailed:
-		fmt.Fprintln(stdout, "result: FAILED")
+		fmt.Fprintf(stdout, "result: FAILED: %s\n", strings.Join(report.FailureReasons(), "; "))
 	case ExitOK:
 		fmt.Fprintln(stdout, "result: ok")
 	}

@@ -100,16 +100,20 @@ type Config struct {
 	Receipts     []string // read from ReceiptsFile
 	ReceiptStore string
 
-	Split    Split // this process's part of a run split over several
-	FindMax  bool
-	Capacity CapacityOptions
-	Replay   string
-	SLOs     []SLO
-	Out      string
-	HTML     string
-	Seed     uint64
-	Timeout  time.Duration
-	Verify   bool
+	Split   Split // this process's part of a run split over several
+	FindMax bool
+	// MetricsInterval is how often the server's /metrics is scraped
+	// during the load phase (0: never).
+	MetricsInterval time.Duration
+	Baseline        string
+	Capacity        CapacityOptions
+	Replay          string
+	SLOs            []SLO
+	Out             string
+	HTML            string
+	Seed            uint64
+	Timeout         time.Duration
+	Verify          bool
 
 	RunID string
 }
@@ -261,6 +265,8 @@ every player's ledger against what it saw succeed. Exit status: 0 ok,
 	fs.DurationVar(&cfg.Timeout, "timeout", DefaultTimeout, "per-request timeout")
 	fs.BoolVar(&noVerify, "no-verify", false, "skip the verification phase")
 	cfg.Capacity = DefaultCapacity()
+	fs.DurationVar(&cfg.MetricsInterval, "metrics-interval", time.Second, "scrape the server's /metrics this often during the load phase for the report's server figures (0: never)")
+	fs.StringVar(&cfg.Baseline, "baseline", "", "`old.json`: a report of an earlier run to compare this one with, endpoint by endpoint")
 	fs.BoolVar(&cfg.FindMax, "find-max", false, "capacity mode: search for the highest rate at which every --slo holds (steps of --step, starting at --rate)")
 	fs.DurationVar(&cfg.Capacity.Step, "step", cfg.Capacity.Step, "--find-max: length of each fixed-rate step")
 	fs.Float64Var(&cfg.Capacity.Cap, "max-rate", cfg.Capacity.Cap, "--find-max: never try more than this many requests per second")
@@ -453,6 +459,9 @@ func (c Config) Validate() error {
 	}
 	if c.Timeout <= 0 {
 		return errors.New("--timeout must be positive")
+	}
+	if c.MetricsInterval < 0 || (c.MetricsInterval > 0 && c.MetricsInterval < 100*time.Millisecond) {
+		return errors.New("--metrics-interval must be 0 (never) or at least 100ms")
 	}
 	if c.Players <= 0 || c.Players > maxPlayers {
 		return fmt.Errorf("--players must be in 1..%d", maxPlayers)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -41,7 +42,8 @@ type fakeCoinop struct {
 	// capacity, when set, is a modelled limit on load requests: a token
 	// bucket refilling at this many per second; a request finding it
 	// empty is answered 503 overloaded.
-	capacity *tokenBucket
+	capacity  *tokenBucket
+	noMetrics bool // answer /metrics 404, as a server behind a proxy might
 
 	traceMu  sync.Mutex
 	trace    []string     // load requests as "player METHOD path [item×qty]", the run id left out
@@ -110,6 +112,10 @@ func (f *fakeCoinop) start(t *testing.T) string {
 	mux.HandleFunc("GET /admin/v1/audit", f.audit)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.requests.Add(1)
+		if r.URL.Path == "/metrics" {
+			f.metrics(w)
+			return
+		}
 		if !strings.HasPrefix(r.URL.Path, "/admin/") {
 			f.loadReqs.Add(1)
 			f.traceRequest(r)
@@ -125,6 +131,28 @@ func (f *fakeCoinop) start(t *testing.T) string {
 		t.Fatalf("test server %s is not on loopback", srv.URL)
 	}
 	return srv.URL
+}
+
+// metrics answers a Prometheus exposition that moves with the load: a
+// millisecond of CPU and a cache hit per load request, a pool wait every
+// tenth, and each purchase in the route histogram.
+func (f *fakeCoinop) metrics(w http.ResponseWriter) {
+	if f.noMetrics {
+		http.NotFound(w, nil)
+		return
+	}
+	n := float64(f.loadReqs.Load())
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	fmt.Fprintf(w, "# HELP process_cpu_seconds_total CPU.\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %g\n", n/1000)
+	fmt.Fprintf(w, "process_resident_memory_bytes %g\ngo_goroutines 12\n", 64.0*(1<<20))
+	fmt.Fprintf(w, "coinop_db_pool_acquires_total %g\ncoinop_db_pool_empty_acquires_total %g\ncoinop_db_pool_acquire_wait_seconds_total %g\n", n, math.Floor(n/10), math.Floor(n/10)*0.002)
+	fmt.Fprintf(w, "coinop_db_pool_connections{state=\"acquired\"} 3\ncoinop_db_pool_max_connections 20\n")
+	fmt.Fprintf(w, "coinop_cache_hits_total %g\ncoinop_cache_misses_total %g\n", n*0.9, n*0.1)
+	fmt.Fprintf(w, "coinop_http_request_duration_seconds_bucket{method=\"GET\",route=\"/v1/wallet\",status=\"200\",le=\"0.001\"} %g\n", n*0.5)
+	fmt.Fprintf(w, "coinop_http_request_duration_seconds_bucket{method=\"GET\",route=\"/v1/wallet\",status=\"200\",le=\"0.005\"} %g\n", n)
+	fmt.Fprintf(w, "coinop_http_request_duration_seconds_bucket{method=\"GET\",route=\"/v1/wallet\",status=\"200\",le=\"+Inf\"} %g\n", n)
+	fmt.Fprintf(w, "coinop_http_request_duration_seconds_sum{method=\"GET\",route=\"/v1/wallet\",status=\"200\"} %g\n", n*0.002)
+	fmt.Fprintf(w, "coinop_http_request_duration_seconds_count{method=\"GET\",route=\"/v1/wallet\",status=\"200\"} %g\n", n)
 }
 
 // tokenBucket admits rate requests per second with bursts of up to burst.

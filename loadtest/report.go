@@ -37,8 +37,14 @@ type Report struct {
 	All       EndpointReport   `json:"all"`
 	Timeline  []TimelinePoint  `json:"timeline"`
 
-	SLOs         []SLOResult   `json:"slos,omitempty"`
-	Capacity     *Capacity     `json:"capacity,omitempty"` // --find-max
+	SLOs     []SLOResult `json:"slos,omitempty"`
+	Capacity *Capacity   `json:"capacity,omitempty"` // --find-max
+	// Bought counts purchases answered 201 by item or bundle, units.
+	Bought map[string]int64 `json:"bought,omitempty"`
+	// Server is the server's side, from /metrics during the load phase.
+	Server *ServerFigures `json:"server,omitempty"`
+	// Baseline compares this run with --baseline.
+	Baseline     *Comparison   `json:"baseline,omitempty"`
 	Verification *Verification `json:"verification,omitempty"`
 	Notes        []string      `json:"notes,omitempty"`
 }
@@ -96,6 +102,27 @@ func (r *Report) Failed() bool {
 	return r.Verification != nil && !r.Verification.OK
 }
 
+// FailureReasons names everything that failed: each broken threshold with
+// its measurement, verification problems, a search that sustained nothing.
+func (r *Report) FailureReasons() []string {
+	var out []string
+	if r.Capacity != nil {
+		if r.Capacity.MaxRate == 0 {
+			out = append(out, "no rate was sustained")
+		}
+	} else {
+		for _, s := range r.SLOs {
+			if !s.OK {
+				out = append(out, fmt.Sprintf("%s (measured %s)", s.SLO.Threshold(), s.Actual))
+			}
+		}
+	}
+	if v := r.Verification; v != nil && !v.OK {
+		out = append(out, fmt.Sprintf("verification found %d problems", len(v.Problems)))
+	}
+	return out
+}
+
 // NewReport summarises a load phase.
 func NewReport(cfg Config, fx *Fixture, res *Result) *Report {
 	r := &Report{
@@ -117,6 +144,11 @@ func NewReport(cfg Config, fx *Fixture, res *Result) *Report {
 	}
 	rc := NewRunConfig(cfg, fx)
 	r.Config = &rc
+	r.Bought = res.Bought
+	r.Server = res.Server
+	if res.Server == nil && res.MetricsError != nil {
+		r.Notes = append(r.Notes, "server figures unavailable: "+res.MetricsError.Error())
+	}
 	switch {
 	case res.Interrupted:
 		r.StopReason = "interrupted"
@@ -272,6 +304,12 @@ func (r *Report) WriteTable(w io.Writer) {
 		for _, s := range r.SLOs {
 			fmt.Fprintf(w, "  %s\n", s)
 		}
+	}
+	if r.Server != nil {
+		r.Server.WriteText(w)
+	}
+	if r.Baseline != nil {
+		r.Baseline.WriteText(w)
 	}
 	if r.Capacity != nil {
 		r.Capacity.WriteText(w)

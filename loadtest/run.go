@@ -39,6 +39,12 @@ type Result struct {
 	// Substituted counts purchases replaced by wallet reads because the
 	// player had reached max_per_player on every offer.
 	Substituted int64
+	// Server is the server's side from /metrics (nil when not scraped);
+	// MetricsError says why scraping failed.
+	Server       *ServerFigures
+	MetricsError error
+	// Bought counts purchases answered 201, by item or bundle.
+	Bought map[string]int64
 	// Why the run stopped before the schedule ended, if it did.
 	BudgetExhausted bool
 	Interrupted     bool
@@ -87,6 +93,11 @@ func Run(ctx context.Context, cfg Config, fx *Fixture, c *Client, obs *Observed,
 
 	start := time.Now()
 	res.Start = start
+	stopScrape := func() []Sample { return nil }
+	scrapeErr := func() error { return nil }
+	if cfg.MetricsInterval > 0 {
+		stopScrape, scrapeErr = startScraper(ctx, c, start, cfg.MetricsInterval)
+	}
 	stopProgress := r.progress(start, progress, r.sched)
 	var window time.Duration
 	if cfg.Open() {
@@ -96,6 +107,9 @@ func Run(ctx context.Context, cfg Config, fx *Fixture, c *Client, obs *Observed,
 	}
 	res.Elapsed = time.Since(start)
 	stopProgress()
+	res.Server = Summarize(stopScrape())
+	res.MetricsError = scrapeErr()
+	res.Bought = r.bought.snapshot()
 
 	res.Window = window
 	res.Stats = r.rec.Totals()
@@ -125,6 +139,32 @@ type runner struct {
 	budget        budget
 	late, dropped atomic.Int64
 	substituted   atomic.Int64 // purchases replaced by reads at max_per_player
+	bought        counter
+}
+
+// counter counts by name from many goroutines.
+type counter struct {
+	mu sync.Mutex
+	m  map[string]int64
+}
+
+func (c *counter) add(name string, n int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]int64{}
+	}
+	c.m[name] += n
+}
+
+func (c *counter) snapshot() map[string]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]int64{}
+	for k, v := range c.m {
+		out[k] = v
+	}
+	return out
 }
 
 // budget enforces --max-requests across every goroutine: a request is sent
@@ -641,6 +681,7 @@ func (r *runner) purchaseOutcome(p *Player, key string, req PurchaseRequest, o O
 			return "bad_body"
 		}
 		if r.obs.Purchase(p.ID, key, req, &res) {
+			r.bought.add(req.ItemID, req.Quantity)
 			grants := map[string]int64{}
 			for id, q := range o.Grants {
 				grants[id] = q * req.Quantity
