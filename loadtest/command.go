@@ -102,6 +102,22 @@ func command(ctx context.Context, args []string, getenv func(string) string, std
 			report.Notes = append(report.Notes, "verification did not finish: "+err.Error())
 			v = &Verification{Problems: []Problem{{Kind: ProblemUnverifiable, Detail: err.Error()}}}
 		}
+		if fx.Store != nil && err == nil {
+			// The store's side: every redemption and refund had exactly
+			// one effect (after refunds have had time to apply).
+			cctx, cancel := context.WithTimeout(ctx, verifyTimeout+cfg.Chaos.Wait)
+			probs, settled, cerr := ChaosVerify(cctx, client, fx.Store, stdout)
+			cancel()
+			if cerr != nil {
+				probs = append(probs, Problem{Kind: ProblemUnverifiable, Detail: "store chaos verification did not finish: " + cerr.Error()})
+			}
+			fx.Store.stats.SettledMS = settled.Milliseconds()
+			for _, p := range probs {
+				v.Problems = append(v.Problems, p)
+				v.Counts[p.Kind]++
+			}
+			v.OK = v.OK && len(probs) == 0
+		}
 		report.Verification = v
 	} else {
 		report.Notes = append(report.Notes, "verification skipped (--no-verify)")
@@ -109,6 +125,10 @@ func command(ctx context.Context, args []string, getenv func(string) string, std
 
 	if baseline != nil {
 		report.Baseline = Compare(baseline, report)
+	}
+	if fx.Store != nil {
+		cs := fx.Store.summary()
+		report.Chaos = &cs
 	}
 	report.WriteTable(stdout)
 	code := ExitOK

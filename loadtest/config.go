@@ -106,14 +106,19 @@ type Config struct {
 	// during the load phase (0: never).
 	MetricsInterval time.Duration
 	Baseline        string
-	Capacity        CapacityOptions
-	Replay          string
-	SLOs            []SLO
-	Out             string
-	HTML            string
-	Seed            uint64
-	Timeout         time.Duration
-	Verify          bool
+	// Fake App Store: receipts minted on the fly, and the store chaos.
+	FakeStoreDir     string
+	AppleBundleID    string
+	AppleEnvironment string
+	Chaos            ChaosOptions
+	Capacity         CapacityOptions
+	Replay           string
+	SLOs             []SLO
+	Out              string
+	HTML             string
+	Seed             uint64
+	Timeout          time.Duration
+	Verify           bool
 
 	RunID string
 }
@@ -274,6 +279,15 @@ every player's ledger against what it saw succeed. Exit status: 0 ok,
 	fs.Float64Var(&cfg.Capacity.Precision, "precision", cfg.Capacity.Precision, "--find-max: stop when the lowest failing rate is within this fraction of the highest sustained one")
 	fs.Float64Var(&cfg.Capacity.RPM, "rpm", cfg.Capacity.RPM, "--find-max: requests one player sends per minute, to turn the rate into concurrent players (CCU)")
 	fs.Int64Var(&cfg.Capacity.CCU, "ccu", 0, "--find-max: the expected peak of concurrent players, to state the headroom")
+	fs.StringVar(&cfg.FakeStoreDir, "fake-store-dir", "", "the fake store's CA `dir` (the server's COINOP_FAKE_STORE_DIR): mint App Store receipts on the fly for the receipt scenario and the store chaos")
+	fs.StringVar(&cfg.AppleBundleID, "apple-bundle-id", "", "bundle id in minted transactions (env COINOP_APPLE_BUNDLE_ID)")
+	fs.StringVar(&cfg.AppleEnvironment, "apple-environment", "Sandbox", "environment of minted transactions: Sandbox, Production or Xcode")
+	cfg.Chaos = ChaosOptions{Waves: 1, Wait: time.Minute}
+	fs.Float64Var(&cfg.Chaos.RefundShare, "refund-share", 0, "store chaos: share of redeemed transactions the store refunds mid-run (needs --fake-store-dir)")
+	fs.IntVar(&cfg.Chaos.Waves, "refund-waves", 1, "store chaos: refund waves, evenly spread over the run")
+	fs.Float64Var(&cfg.Chaos.DuplicateShare, "duplicate-share", 0, "store chaos: share of notifications delivered two or three times")
+	fs.Float64Var(&cfg.Chaos.AbandonShare, "abandon-share", 0, "store chaos: share of deliveries the store abandons after 1 ms and delivers again")
+	fs.DurationVar(&cfg.Chaos.Wait, "refund-wait", time.Minute, "store chaos: how long to wait after the run for refunds to reach the ledger")
 	fs.StringVar(&split, "split", "", "`k/n`: run part k (1..n) of a run split over n processes, each sending every n-th request; merge their --out reports with coinop loadtest merge")
 	fs.StringVar(&cfg.Replay, "replay", "", "`report.json` of an earlier run: run it again with the same seed, schedule, players and scenario (flags given here override)")
 	if err := fs.Parse(args); err != nil {
@@ -388,6 +402,16 @@ every player's ledger against what it saw succeed. Exit status: 0 ok,
 		if cfg.Scenario.Mix[ActionReceipt] == 0 && mix == "" {
 			cfg.Scenario.Mix[ActionReceipt] = 5 // asking for receipts means running them
 		}
+	}
+	cfg.AppleBundleID = firstNonEmpty(cfg.AppleBundleID, getenv("COINOP_APPLE_BUNDLE_ID"))
+	if cfg.FakeStoreDir != "" && cfg.Scenario.Mix[ActionReceipt] == 0 && mix == "" && len(cfg.Scenario.Archetypes) == 0 {
+		cfg.Scenario.Mix[ActionReceipt] = 5 // a fake store means redeeming from it
+	}
+	if cfg.Chaos.Enabled() && cfg.FakeStoreDir == "" {
+		return cfg, errors.New("store chaos (--refund-share, --duplicate-share, --abandon-share) needs the fake store: give --fake-store-dir")
+	}
+	if err := cfg.Chaos.Validate(); err != nil {
+		return cfg, err
 	}
 	if cfg.TokensFile != "" {
 		f, err := os.Open(cfg.TokensFile)

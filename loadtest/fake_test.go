@@ -1,6 +1,7 @@
 package loadtest
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -42,8 +43,12 @@ type fakeCoinop struct {
 	// capacity, when set, is a modelled limit on load requests: a token
 	// bucket refilling at this many per second; a request finding it
 	// empty is answered 503 overloaded.
-	capacity  *tokenBucket
-	noMetrics bool // answer /metrics 404, as a server behind a proxy might
+	capacity *tokenBucket
+	// doubleRefund is a deliberately broken refund guard: the first
+	// refunded transaction is refunded again by every duplicate delivery.
+	doubleRefund bool
+	brokenTx     string
+	noMetrics    bool // answer /metrics 404, as a server behind a proxy might
 
 	traceMu  sync.Mutex
 	trace    []string     // load requests as "player METHOD path [item×qty]", the run id left out
@@ -58,6 +63,10 @@ type fakeCoinop struct {
 	ledger    map[string][]LedgerTransaction // by player, oldest first
 	holdings  map[string]map[string]int64    // player → "currency:gold" → amount
 	idem      map[string]idemRecord
+
+	storeTx       map[string]string // fake-store transaction id → player
+	refundedTx    map[string]bool
+	notifications map[string]bool // by notification id
 }
 
 type idemRecord struct {
@@ -71,13 +80,16 @@ func newFakeCoinop() *fakeCoinop {
 	past, soon, later := now.Add(-time.Hour), now.Add(10*time.Second), now.Add(24*time.Hour)
 	one := int64(1)
 	return &fakeCoinop{
-		secret:      []byte("test-secret"),
-		adminToken:  "admin-token",
-		serverToken: "server-token",
-		etag:        `"catalog-v3"`,
-		ledger:      map[string][]LedgerTransaction{},
-		holdings:    map[string]map[string]int64{},
-		idem:        map[string]idemRecord{},
+		secret:        []byte("test-secret"),
+		adminToken:    "admin-token",
+		serverToken:   "server-token",
+		etag:          `"catalog-v3"`,
+		ledger:        map[string][]LedgerTransaction{},
+		holdings:      map[string]map[string]int64{},
+		idem:          map[string]idemRecord{},
+		storeTx:       map[string]string{},
+		refundedTx:    map[string]bool{},
+		notifications: map[string]bool{},
 		doc: CatalogDocument{Version: 3, Catalog: Catalog{
 			Currencies: []Currency{{ID: "gold", Name: "Gold"}, {ID: "gems", Name: "Gems"}},
 			Items: []Item{
@@ -93,6 +105,7 @@ func newFakeCoinop() *fakeCoinop {
 				{ID: "knight", Name: "Knight pack", Prices: []Price{{"gold", 120}},
 					Contents: BundleContents{Items: map[string]int64{"sword": 1, "potion": 1}}},
 			},
+			StoreProducts: []StoreProduct{{Store: "apple", ProductID: "com.example.gems10"}, {Store: "google", ProductID: "com.example.gems10"}},
 		}},
 	}
 }
@@ -106,6 +119,7 @@ func (f *fakeCoinop) start(t *testing.T) string {
 	mux.HandleFunc("GET /v1/entitlements", f.entitlements)
 	mux.HandleFunc("POST /v1/purchases", f.purchase)
 	mux.HandleFunc("POST /v1/receipts", f.receipt)
+	mux.HandleFunc("POST /v1/stores/apple/notifications", f.appleNotification)
 	mux.HandleFunc("GET /v1/players/{player_id}/entitlements/{item_id}", f.ownership)
 	mux.HandleFunc("POST /admin/v1/players/{player_id}/grants", f.grant)
 	mux.HandleFunc("GET /admin/v1/players/{player_id}/ledger", f.ledgerPage)
@@ -634,6 +648,19 @@ func (f *fakeCoinop) receipt(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if tx := jwsPayload(req.JWS); tx["transactionId"] != nil {
+		// A fake-store transaction: redeemed once per transaction id.
+		id, _ := tx["transactionId"].(string)
+		if f.storeTx[id] != "" {
+			writeJSON(w, http.StatusOK, map[string]any{"result": "receipt_already_redeemed"})
+			return
+		}
+		f.storeTx[id] = pid
+		f.recordLocked(pid, KindStorePurchase, "sp-"+id, map[string]any{"store": "apple", "transaction_id": id},
+			move(pid, "stores", "currency", "gems", 10))
+		writeJSON(w, http.StatusCreated, map[string]any{"result": "granted"})
+		return
+	}
 	id := "receipt|" + req.JWS
 	if _, dup := f.idem[id]; dup {
 		problem(w, http.StatusConflict, "receipt_already_redeemed")
@@ -643,4 +670,61 @@ func (f *fakeCoinop) receipt(w http.ResponseWriter, r *http.Request) {
 	f.recordLocked(pid, "receipt", "rcpt-"+strconv.Itoa(len(f.idem)), map[string]any{"store": req.Store},
 		move(pid, "stores", "currency", "gems", 10))
 	writeJSON(w, http.StatusCreated, map[string]any{"player_id": pid, "store": req.Store})
+}
+
+// jwsPayload decodes a compact JWS's payload without verifying it (the
+// fake trusts its callers), or nil.
+func jwsPayload(jws string) map[string]any {
+	parts := strings.Split(jws, ".")
+	if len(parts) != 3 {
+		return nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return nil
+	}
+	var m map[string]any
+	if json.Unmarshal(b, &m) != nil {
+		return nil
+	}
+	return m
+}
+
+// appleNotification takes an App Store Server Notification: a REFUND
+// revokes its transaction's grant once (by notification id, and once per
+// transaction), unless the doubleRefund fault makes the first refunded
+// transaction lose its guard.
+func (f *fakeCoinop) appleNotification(w http.ResponseWriter, r *http.Request) {
+	var env struct {
+		SignedPayload string `json:"signedPayload"`
+	}
+	if json.NewDecoder(r.Body).Decode(&env) != nil {
+		problem(w, http.StatusBadRequest, "invalid_request")
+		return
+	}
+	n := jwsPayload(env.SignedPayload)
+	data, _ := n["data"].(map[string]any)
+	signed, _ := data["signedTransactionInfo"].(string)
+	tx := jwsPayload(signed)
+	nid, _ := n["notificationUUID"].(string)
+	txid, _ := tx["transactionId"].(string)
+	if nid == "" || txid == "" {
+		problem(w, http.StatusBadRequest, "invalid_notification")
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	dup := f.notifications[nid]
+	f.notifications[nid] = true
+	if pid := f.storeTx[txid]; pid != "" && n["notificationType"] == "REFUND" {
+		if f.doubleRefund && f.brokenTx == "" {
+			f.brokenTx = txid
+		}
+		if !f.refundedTx[txid] || (txid == f.brokenTx && dup) {
+			f.refundedTx[txid] = true
+			f.recordLocked(pid, KindStoreRefund, "apple:"+txid, map[string]any{"store": "apple", "transaction_id": txid},
+				move(pid, "stores", "currency", "gems", -10))
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"notification_id": nid, "duplicate": dup})
 }

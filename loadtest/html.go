@@ -96,6 +96,9 @@ ul.problems li { color: #8a2c2c; }
 {{range .Rows}}<tr{{if eq .Name "all"}} class="all"{{end}}><td>{{.Name}}</td><td>{{.Count}}</td><td>{{printf "%.1f" .Rate}}</td><td>{{lat .P50US}}</td><td>{{lat .P90US}}</td><td>{{lat .P99US}}</td><td>{{lat .P999US}}</td><td>{{lat .MaxUS}}</td><td>{{.Errors}} ({{pct .Errors .Count}})</td><td class="codes">{{codes .ErrorsByCode}}</td></tr>
 {{end}}</table>
 
+{{with .R.Chaos}}<h2>Store chaos</h2>
+<p>{{.Minted}} fake App Store transactions minted, {{.Redeemed}} redeemed, {{.Unanswered}} unanswered; {{.Refunds}} refunded in {{.Waves}} waves through {{.Deliveries}} notification deliveries ({{.Duplicates}} duplicates, {{.Abandoned}} abandoned after 1 ms and redelivered, all shuffled); refunds reached the ledger {{ms .SettledMS}} after the load. Verification below checks each redemption and refund had exactly one effect.</p>{{end}}
+
 {{with .R.Baseline}}<h2>Against the baseline</h2>
 <p class="meta">run {{.RunID}}, started {{time .StartedAt}}: {{.Shape}}</p>
 <table><tr><th>endpoint</th><th>rate</th><th>p50</th><th>p99</th><th>errors</th></tr>

@@ -43,6 +43,8 @@ type Report struct {
 	Bought map[string]int64 `json:"bought,omitempty"`
 	// Server is the server's side, from /metrics during the load phase.
 	Server *ServerFigures `json:"server,omitempty"`
+	// Chaos summarises the fake store's transactions and refunds.
+	Chaos *ChaosSummary `json:"store_chaos,omitempty"`
 	// Baseline compares this run with --baseline.
 	Baseline     *Comparison   `json:"baseline,omitempty"`
 	Verification *Verification `json:"verification,omitempty"`
@@ -313,6 +315,9 @@ func (r *Report) WriteTable(w io.Writer) {
 	}
 	if r.Capacity != nil {
 		r.Capacity.WriteText(w)
+	}
+	if r.Chaos != nil {
+		r.Chaos.WriteText(w)
 	}
 	if v := r.Verification; v != nil {
 		v.WriteText(w)

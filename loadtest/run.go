@@ -99,12 +99,19 @@ func Run(ctx context.Context, cfg Config, fx *Fixture, c *Client, obs *Observed,
 		stopScrape, scrapeErr = startScraper(ctx, c, start, cfg.MetricsInterval)
 	}
 	stopProgress := r.progress(start, progress, r.sched)
+	wavesDone := make(chan struct{})
+	var waves sync.WaitGroup
+	if fx.Store != nil && fx.Store.opt.RefundShare > 0 {
+		waves.Go(func() { r.refundWaves(start, cfg.RunLength(), wavesDone) })
+	}
 	var window time.Duration
 	if cfg.Open() {
 		window = r.open(start, res.Workers, res)
 	} else {
 		window = r.closed(start, res)
 	}
+	close(wavesDone)
+	waves.Wait()
 	res.Elapsed = time.Since(start)
 	stopProgress()
 	res.Server = Summarize(stopScrape())
@@ -477,6 +484,10 @@ func (r *runner) act(shard int, seq string, due time.Time, rng *rand.Rand, p *Pl
 	case ActionEntitlementCheck:
 		r.ownership(shard, due, rng, p)
 	case ActionReceipt:
+		if r.fx.Store != nil {
+			r.chaosReceipt(shard, due, rng, p)
+			return
+		}
 		jws, ok := r.fx.Receipts.Take()
 		if !ok {
 			// The pool is used up: do something else rather than send

@@ -265,6 +265,9 @@ type Fixture struct {
 	// Kinds holds one entry per archetype (one for a scenario without
 	// archetypes); every player belongs to one.
 	Kinds []PlayerKind
+	// Store, with --fake-store-dir, mints and tracks fake App Store
+	// transactions (and the store chaos); nil otherwise.
+	Store *storeState
 	// Baseline is each existing player's newest ledger transaction id before
 	// the run, so verification does not ask the run to explain older
 	// history. Players minted for the run start empty and have none.
@@ -343,9 +346,25 @@ func Setup(ctx context.Context, cfg Config, c *Client, obs *Observed, now time.T
 			fx.Unavailable[ActionEntitlementCheck] = why
 		}
 	}
+	if cfg.FakeStoreDir != "" {
+		signer, err := LoadAppleSigner(cfg.FakeStoreDir, cfg.AppleBundleID, cfg.AppleEnvironment)
+		if err != nil {
+			return nil, fmt.Errorf("--fake-store-dir: %w", err)
+		}
+		var products []string
+		for _, sp := range doc.Catalog.StoreProducts {
+			if sp.Store == "apple" {
+				products = append(products, sp.ProductID)
+			}
+		}
+		if len(products) == 0 {
+			return nil, fmt.Errorf("catalog v%d sells nothing through the App Store (store_products with store apple): the fake store has nothing to mint", doc.Version)
+		}
+		fx.Store = newStoreState(signer, products, cfg.Chaos)
+	}
 	if cfg.Scenario.Uses(ActionReceipt) {
-		if fx.Receipts.Len() == 0 {
-			fx.Unavailable[ActionReceipt] = "no pre-minted transactions (--receipts FILE)"
+		if fx.Receipts.Len() == 0 && fx.Store == nil {
+			fx.Unavailable[ActionReceipt] = "no pre-minted transactions (--receipts FILE) and no fake store to mint them (--fake-store-dir)"
 		} else if why := probeReceiptRoute(ctx, c, cfg, fx); why != "" {
 			fx.Unavailable[ActionReceipt] = why
 		}

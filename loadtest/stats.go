@@ -21,6 +21,11 @@ const (
 	EndpointPurchaseStale    = "purchase_stale"    // a wrong price, expecting 409 price_mismatch
 	EndpointEntitlementCheck = "entitlement_check" // server-to-server ownership check
 	EndpointReceipt          = "receipt"           // POST /v1/receipts
+	// Store chaos: REFUND notifications delivered to
+	// POST /v1/stores/apple/notifications, and deliveries the "store" gave
+	// up on after 1 ms (their latency is the give-up time; never errors).
+	EndpointNotification          = "store_notification"
+	EndpointNotificationAbandoned = "store_notification_abandoned"
 	// EndpointAll is the scope of every request together, in reports and SLOs.
 	EndpointAll = "all"
 )
@@ -29,6 +34,7 @@ const (
 var Endpoints = []string{
 	EndpointCatalog, EndpointWallet, EndpointEntitlements, EndpointPurchase,
 	EndpointPurchaseRetry, EndpointPurchaseStale, EndpointEntitlementCheck, EndpointReceipt,
+	EndpointNotification, EndpointNotificationAbandoned,
 }
 
 // Histogram range: latencies are recorded in microseconds from 1 µs to one
