@@ -13,6 +13,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -127,7 +128,7 @@ func TestStoreChaosAgainstAnHonestServer(t *testing.T) {
 	if code != ExitOK {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 	}
-	if !strings.Contains(out, "store chaos:") || !strings.Contains(out, "in 2 waves") || !strings.Contains(out, "ledger transactions: OK") {
+	if !strings.Contains(out, "store chaos:") || !strings.Contains(out, "waves:") || !strings.Contains(out, "ledger transactions: OK") {
 		t.Fatalf("no chaos summary:\n%s", out)
 	}
 	f.mu.Lock()
@@ -151,8 +152,8 @@ func TestStoreChaosCatchesARefundAppliedTwice(t *testing.T) {
 	f.mu.Lock()
 	broken := f.brokenTx
 	f.mu.Unlock()
-	if broken == "" || !strings.Contains(out, "refund of store transaction "+broken+" was applied 2 times") &&
-		!strings.Contains(out, "refund of store transaction "+broken+" was applied 3 times") {
+	applied := regexp.MustCompile(`refund of store transaction ` + regexp.QuoteMeta(broken) + ` was applied [2-9] times`)
+	if broken == "" || !applied.MatchString(out) {
 		t.Fatalf("the double refund of %q is not reported:\n%s", broken, out)
 	}
 }
