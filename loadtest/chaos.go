@@ -322,6 +322,7 @@ func ChaosVerify(ctx context.Context, c *Client, st *storeState, progress io.Wri
 	start := time.Now()
 	deadline := start.Add(st.opt.Wait)
 	pause := 50 * time.Millisecond
+	lastMissing := -1
 	var (
 		purchases, refunds map[string]int
 		extra              []Problem
@@ -340,9 +341,10 @@ func ChaosVerify(ctx context.Context, c *Client, st *storeState, progress io.Wri
 		if missing == 0 || time.Now().After(deadline) {
 			break
 		}
-		if progress != nil {
+		if progress != nil && missing != lastMissing {
 			fmt.Fprintf(progress, "chaos: waiting for %d of %d refunds to reach the ledger\n", missing, len(refunded))
 		}
+		lastMissing = missing
 		select {
 		case <-ctx.Done():
 			return nil, 0, ctx.Err()
