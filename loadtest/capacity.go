@@ -235,6 +235,7 @@ func FindMax(ctx context.Context, cfg Config, fx *Fixture, c *Client, obs *Obser
 		for attempt := 1; attempt <= 2; attempt++ {
 			sc := cfg
 			sc.Rate, sc.Stages, sc.Duration = rate, nil, o.Step
+			sc.step = fmt.Sprintf("s%d.%d.", len(steps)+1, attempt)
 			sc.Workers = sc.PoolSize()
 			res, err := Run(ctx, sc, fx, c, obs, nil)
 			if err != nil {

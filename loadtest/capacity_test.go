@@ -21,7 +21,7 @@ func TestFindMaxFindsAModelledLimit(t *testing.T) {
 	url := f.start(t)
 	out := filepath.Join(t.TempDir(), "capacity.json")
 	code, stdout, stderr := runCommand(t, f, url, "--find-max", "--rate", "100", "--step", "1s", "--slo", "errors<1%",
-		"--mix", "wallet=3,catalog=1", "--players", "4", "--fund", "0", "--no-verify", "--workers", "64",
+		"--mix", "wallet=3,catalog=1,purchase=1", "--players", "4", "--workers", "64",
 		"--rpm", "12", "--ccu", "1000", "--out", out)
 	if code != ExitOK {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)

@@ -102,6 +102,9 @@ type Config struct {
 
 	Split   Split // this process's part of a run split over several
 	FindMax bool
+	// step names one step of a capacity search ("s3.1."): the steps share
+	// players, so their idempotency keys must differ.
+	step string
 	// MetricsInterval is how often the server's /metrics is scraped
 	// during the load phase (0: never).
 	MetricsInterval time.Duration

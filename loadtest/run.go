@@ -290,7 +290,7 @@ dispatch:
 }
 
 func (r *runner) openJob(worker int, j job) {
-	r.act(worker, fmt.Sprintf("o%d", j.seq), j.due, j.rng, j.player, j.session)
+	r.act(worker, fmt.Sprintf("%so%d", r.cfg.step, j.seq), j.due, j.rng, j.player, j.session)
 }
 
 // sessionStart reports whether a player's n-th action (from 0) opens a
@@ -318,7 +318,7 @@ func (r *runner) closed(start time.Time, res *Result) time.Duration {
 					return
 				}
 				rng := rand.New(rand.NewPCG(stream, iter))
-				r.act(vu, fmt.Sprintf("c%d.%d", vu, iter), now, rng, p, r.sessionStart(p, int64(iter)))
+				r.act(vu, fmt.Sprintf("%sc%d.%d", r.cfg.step, vu, iter), now, rng, p, r.sessionStart(p, int64(iter)))
 			}
 		})
 	}

@@ -217,3 +217,18 @@ func diffLines(want, got []string) string {
 	fmt.Fprintf(&b, "  (%d lines wanted, %d got)", len(want), len(got))
 	return b.String()
 }
+
+func TestLaunchScenarioExampleParses(t *testing.T) {
+	cfg, err := parse(t, testEnv, "--scenario", filepath.Join("testdata", "launch.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := cfg.Scenario
+	if len(s.Archetypes) != 3 || s.Items["potion"] != 5 || len(cfg.Stages) == 0 {
+		t.Fatalf("scenario %+v stages %v", s, cfg.Stages)
+	}
+	// 50×20 + (50+200)/2×40 + 600×10 + 200×30 = 18000 over 100 s.
+	if sched, err := cfg.Scheduler(); err != nil || sched.Total() != 18000 || cfg.RunLength() != 100*time.Second {
+		t.Fatalf("schedule %v, %v over %s", err, sched, cfg.RunLength())
+	}
+}
