@@ -65,6 +65,7 @@ table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nu
 th, td { padding: 4px 8px; border-bottom: 1px solid #e3e6ec; text-align: right; white-space: nowrap; }
 th:first-child, td:first-child { text-align: left; }
 tr.all td { font-weight: 600; border-top: 2px solid #9aa3b5; }
+table.kv td { text-align: left; white-space: normal; } table.kv td:first-child { width: 160px; color: #5a6375; }
 td.codes { text-align: left; white-space: normal; color: #8a2c2c; font-size: 12px; }
 .ok { color: #1c7c3c; font-weight: 600; } .fail { color: #b3261e; font-weight: 600; }
 .banner { padding: 10px 14px; border-radius: 6px; margin: 16px 0; font-weight: 600; }
@@ -106,7 +107,7 @@ ul.problems li { color: #8a2c2c; }
 {{end}}</table>{{end}}
 
 {{with .R.Server}}<h2>Server side (/metrics)</h2>
-<table>
+<table class="kv">
 <tr><td>CPU</td><td>{{printf "%.2f" .CPUCores}} cores mean, {{printf "%.2f" .PeakCores}} peak{{if .MaxRSSMB}}; RSS {{printf "%.0f" .MaxRSSMB}} MB{{end}}{{if .Goroutines}}; {{printf "%.0f" .Goroutines}} goroutines at most{{end}}</td></tr>
 <tr><td>Postgres pool</td><td>{{printf "%.0f" .PoolAcquires}} acquires, {{printf "%.0f" .PoolWaits}} waited for a connection{{if .PoolWaits}} (mean {{lat (int64 .PoolWaitMeanUS)}}){{end}}, at most {{printf "%.0f" .PoolMaxInUse}} of {{printf "%.0f" .PoolMaxConns}} in use</td></tr>
 <tr><td>Cache</td><td>hit ratio {{printf "%.1f" (mul100 .CacheHitRatio)}}% ({{printf "%.0f" .CacheHits}} hits, {{printf "%.0f" .CacheMisses}} misses){{if .CacheBypass}}, {{printf "%.0f" .CacheBypass}} bypassed{{end}}{{if .RedisErrors}}, {{printf "%.0f" .RedisErrors}} Redis errors{{end}}</td></tr>
@@ -118,7 +119,7 @@ ul.problems li { color: #8a2c2c; }
 
 {{with .R.Config}}<h2>Run configuration</h2>
 <p class="meta">Everything that decides the request sequence; <code>coinop loadtest --replay report.json</code> runs it again.</p>
-<table>
+<table class="kv">
 <tr><td>seed</td><td>{{.Seed}}</td></tr>
 <tr><td>load</td><td>{{.Model}} model{{if .Stages}}, stages {{stages .Stages}}{{else if eq .Model "open"}}, {{.Rate}} req/s{{else}}, {{.VUs}} virtual players{{end}}; {{.Players}} players; at most {{.MaxRequests}} requests{{with .Split}}; part {{.}}{{end}}</td></tr>
 <tr><td>mix</td><td>{{weights .Scenario.Mix}}</td></tr>
