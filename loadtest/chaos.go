@@ -34,17 +34,18 @@ type ChaosOptions struct {
 	Waves          int           // refund waves, evenly spread over the run
 	DuplicateShare float64       // share of notifications delivered two or three times
 	AbandonShare   float64       // share of deliveries the store gives up on after 1 ms, then redelivers
+	EarlyShare     float64       // share of purchases whose refund notification arrives before the redemption
 	Wait           time.Duration // how long to wait for refunds to take effect
 }
 
 // Enabled reports whether any chaos was asked for.
 func (o ChaosOptions) Enabled() bool {
-	return o.RefundShare > 0 || o.DuplicateShare > 0 || o.AbandonShare > 0
+	return o.RefundShare > 0 || o.DuplicateShare > 0 || o.AbandonShare > 0 || o.EarlyShare > 0
 }
 
 // Validate returns an error naming the bad setting.
 func (o ChaosOptions) Validate() error {
-	for name, v := range map[string]float64{"--refund-share": o.RefundShare, "--duplicate-share": o.DuplicateShare, "--abandon-share": o.AbandonShare} {
+	for name, v := range map[string]float64{"--refund-share": o.RefundShare, "--duplicate-share": o.DuplicateShare, "--abandon-share": o.AbandonShare, "--early-refund-share": o.EarlyShare} {
 		if !(v >= 0 && v <= 1) {
 			return fmt.Errorf("%s must be in [0, 1]", name)
 		}
@@ -70,12 +71,18 @@ type storeState struct {
 	unknown  map[string]StoreTx // no answer: may or may not have been recorded
 	refunded map[string]StoreTx // a refund notification was accepted (200)
 	tried    map[string]bool    // chosen for a refund
-	stats    ChaosSummary
+	// Out of order: the refund arrived before the redemption. A server may
+	// refuse the redemption (nothing happens) or, when its worker had not
+	// applied the refund yet, grant and then revoke it.
+	earlyRefused map[string]StoreTx
+	earlyGranted map[string]StoreTx
+	stats        ChaosSummary
 }
 
 func newStoreState(signer *AppleSigner, products []string, opt ChaosOptions) *storeState {
 	return &storeState{signer: signer, products: products, opt: opt,
-		redeemed: map[string]StoreTx{}, unknown: map[string]StoreTx{}, refunded: map[string]StoreTx{}, tried: map[string]bool{}}
+		redeemed: map[string]StoreTx{}, unknown: map[string]StoreTx{}, refunded: map[string]StoreTx{}, tried: map[string]bool{},
+		earlyRefused: map[string]StoreTx{}, earlyGranted: map[string]StoreTx{}}
 }
 
 // ChaosSummary is the store chaos in the report.
@@ -88,6 +95,10 @@ type ChaosSummary struct {
 	Duplicates int `json:"duplicates"` // extra deliveries of a notification
 	Abandoned  int `json:"abandoned"`  // deliveries given up after 1 ms
 	Waves      int `json:"waves"`
+	// Refunds that arrived before their redemption, and how the server
+	// answered the redemption that followed.
+	EarlyRefused int `json:"early_refused"`
+	EarlyGranted int `json:"early_granted"`
 	// SettledMS is how long refunds took to show in the ledger after the
 	// load phase.
 	SettledMS int64 `json:"settled_ms"`
@@ -105,6 +116,10 @@ func (r *runner) chaosReceipt(shard int, due time.Time, rng *rand.Rand, p *Playe
 	st.mu.Lock()
 	st.minted++
 	st.mu.Unlock()
+	if st.opt.EarlyShare > 0 && rng.Float64() < st.opt.EarlyShare {
+		r.refundFirst(shard, due, p, tx, jws)
+		return
+	}
 	body := map[string]string{"store": "apple", "signed_transaction": jws}
 	resp, code, ok := r.send(http.MethodPost, "/v1/receipts", p.Token, body, nil)
 	if !ok {
@@ -130,6 +145,49 @@ func (r *runner) chaosReceipt(shard int, due time.Time, rng *rand.Rand, p *Playe
 		code = codeOf(resp)
 	}
 	r.record(shard, EndpointReceipt, due, code)
+}
+
+// refundFirst delivers tx's REFUND notification before the player redeems
+// it, as when the store's notification overtakes the game client. The
+// redemption must be refused (invalid_receipt) or, if the server's worker
+// had not applied the refund yet, be granted and later revoked.
+func (r *runner) refundFirst(shard int, due time.Time, p *Player, tx StoreTx, jws string) {
+	st := r.fx.Store
+	body, _, err := st.signer.MintRefund(tx, time.Now())
+	if err != nil {
+		r.record(shard, EndpointReceiptAfterRefund, due, "mint_failed")
+		return
+	}
+	r.deliver(shard, delivery{tx: tx, body: body})
+	st.mu.Lock()
+	_, accepted := st.refunded[tx.TransactionID]
+	st.mu.Unlock()
+	if !accepted {
+		return // the delivery failed and is recorded as such; nothing to redeem against
+	}
+	resp, code, ok := r.send(http.MethodPost, "/v1/receipts", p.Token, map[string]string{"store": "apple", "signed_transaction": jws}, nil)
+	if !ok {
+		return
+	}
+	st.mu.Lock()
+	switch {
+	case resp == nil || resp.Status >= 500:
+		if code != "canceled" {
+			st.unknown[tx.TransactionID] = tx
+		}
+		if resp != nil {
+			code = codeOf(resp)
+		}
+	case resp.Status == http.StatusOK || resp.Status == http.StatusCreated:
+		st.earlyGranted[tx.TransactionID] = tx
+		r.obs.Receipt(p.ID, true)
+	case resp.Code == "invalid_receipt":
+		st.earlyRefused[tx.TransactionID] = tx
+	default:
+		code = codeOf(resp)
+	}
+	st.mu.Unlock()
+	r.record(shard, EndpointReceiptAfterRefund, due, code)
 }
 
 // refundWaves sends the refund waves at evenly spaced points of the run,
@@ -283,6 +341,15 @@ func ChaosVerify(ctx context.Context, c *Client, st *storeState, progress io.Wri
 	refunded := maps2(st.refunded)
 	redeemed := maps2(st.redeemed)
 	unknown := maps2(st.unknown)
+	early := maps2(st.earlyRefused)
+	for id, tx := range st.earlyGranted {
+		redeemed[id] = tx // granted, then (once the worker runs) revoked
+	}
+	for _, m := range []map[string]StoreTx{st.earlyRefused, st.earlyGranted} {
+		for _, tx := range m {
+			players[tx.PlayerID] = true
+		}
+	}
 	st.mu.Unlock()
 
 	count := func() (purchases, refunds map[string]int, extra []Problem, err error) {
@@ -334,7 +401,7 @@ func ChaosVerify(ctx context.Context, c *Client, st *storeState, progress io.Wri
 		}
 		missing := 0
 		for id := range refunded {
-			if refunds[id] == 0 {
+			if _, refused := early[id]; refunds[id] == 0 && !refused {
 				missing++
 			}
 		}
@@ -372,8 +439,17 @@ func ChaosVerify(ctx context.Context, c *Client, st *storeState, progress io.Wri
 			add(ProblemDuplicated, unknown[id].PlayerID, "store transaction %s (redemption unanswered) was granted %d times", id, n)
 		}
 	}
+	for _, id := range sortedKeys(early) {
+		tx := early[id]
+		if purchases[id] > 0 || refunds[id] > 0 {
+			add(ProblemUnexpected, tx.PlayerID, "store transaction %s was refunded before its redemption, which was refused, yet the ledger has %d grants and %d refunds of it", id, purchases[id], refunds[id])
+		}
+	}
 	for _, id := range sortedKeys(refunded) {
 		tx := refunded[id]
+		if _, refused := early[id]; refused {
+			continue
+		}
 		switch n := refunds[id]; {
 		case n == 0:
 			add(ProblemLost, tx.PlayerID, "refund of store transaction %s was accepted but never applied (waited %s)", id, st.opt.Wait)
@@ -389,7 +465,8 @@ func ChaosVerify(ctx context.Context, c *Client, st *storeState, progress io.Wri
 	for _, id := range sortedKeys(purchases) {
 		_, r1 := redeemed[id]
 		_, r2 := unknown[id]
-		if !r1 && !r2 {
+		_, r3 := early[id]
+		if !r1 && !r2 && !r3 {
 			add(ProblemUnexpected, "", "store transaction %s was granted, but the tool never redeemed it", id)
 		}
 	}
@@ -421,6 +498,7 @@ func (st *storeState) summary() ChaosSummary {
 	defer st.mu.Unlock()
 	s := st.stats
 	s.Minted, s.Redeemed, s.Unanswered, s.Refunds = st.minted, len(st.redeemed), len(st.unknown), len(st.refunded)
+	s.EarlyRefused, s.EarlyGranted = len(st.earlyRefused), len(st.earlyGranted)
 	return s
 }
 
@@ -429,4 +507,7 @@ func (s ChaosSummary) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "store chaos: %d transactions minted, %d redeemed, %d unanswered; %d refunded in %d waves: %d deliveries (%d duplicates, %d abandoned and redelivered); refunds settled in %s\n",
 		s.Minted, s.Redeemed, s.Unanswered, s.Refunds, s.Waves, s.Deliveries, s.Duplicates, s.Abandoned,
 		(time.Duration(s.SettledMS) * time.Millisecond).Round(time.Millisecond))
+	if s.EarlyRefused+s.EarlyGranted > 0 {
+		fmt.Fprintf(w, "  refunds before redemption: %d redemptions refused, %d granted before the refund applied (then revoked)\n", s.EarlyRefused, s.EarlyGranted)
+	}
 }

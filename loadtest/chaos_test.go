@@ -117,7 +117,7 @@ func TestLoadAppleSignerErrors(t *testing.T) {
 func chaosArgs(dir string) []string {
 	return []string{"--rate", "150", "--duration", "1s", "--players", "5", "--seed", "21",
 		"--mix", "receipt=5,wallet=2,purchase=1", "--fake-store-dir", dir, "--apple-bundle-id", "com.example.game",
-		"--refund-share", "0.5", "--refund-waves", "2", "--duplicate-share", "1", "--abandon-share", "0.3", "--refund-wait", "5s"}
+		"--refund-share", "0.5", "--refund-waves", "2", "--duplicate-share", "1", "--abandon-share", "0.3", "--early-refund-share", "0.1", "--refund-wait", "5s"}
 }
 
 // TestStoreChaosAgainstAnHonestServer: duplicated, shuffled and abandoned
@@ -134,6 +134,9 @@ func TestStoreChaosAgainstAnHonestServer(t *testing.T) {
 	f.mu.Lock()
 	refunded, redeemed := len(f.refundedTx), len(f.storeTx)
 	f.mu.Unlock()
+	if !strings.Contains(out, "refunds before redemption:") || strings.Contains(out, "refunds before redemption: 0 redemptions refused") {
+		t.Fatalf("no refund overtook its redemption:\n%s", out)
+	}
 	if redeemed < 20 || refunded == 0 {
 		t.Fatalf("redeemed %d refunded %d: the chaos did too little to prove anything", redeemed, refunded)
 	}
@@ -158,6 +161,19 @@ func TestStoreChaosCatchesARefundAppliedTwice(t *testing.T) {
 	}
 }
 
+// TestStoreChaosCatchesARefundThatOvertookItsRedemption: a server that
+// forgets a refund arriving before the redemption grants the redemption
+// and keeps it. The run must fail.
+func TestStoreChaosCatchesARefundThatOvertookItsRedemption(t *testing.T) {
+	f := newFakeCoinop()
+	f.forgetEarlyRefunds = true
+	args := append(chaosArgs(fakeStoreDir(t)), "--early-refund-share", "0.3", "--refund-wait", "300ms")
+	code, out, errOut := runCommand(t, f, f.start(t), args...)
+	if code != ExitFailed || !strings.Contains(out, "was accepted but never applied") {
+		t.Fatalf("exit %d, want 1 naming the refund never applied\n%s\n%s", code, out, errOut)
+	}
+}
+
 func TestStoreChaosFlagErrors(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
@@ -167,6 +183,7 @@ func TestStoreChaosFlagErrors(t *testing.T) {
 		{[]string{"--fake-store-dir", "x", "--refund-share", "2"}, "--refund-share must be in [0, 1]"},
 		{[]string{"--fake-store-dir", "x", "--refund-waves", "0"}, "--refund-waves"},
 		{[]string{"--fake-store-dir", "x", "--refund-wait", "0s"}, "--refund-wait"},
+		{[]string{"--fake-store-dir", "x", "--early-refund-share", "-0.1"}, "--early-refund-share must be in [0, 1]"},
 	} {
 		if _, err := parse(t, testEnv, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: error %v, want %q", tc.args, err, tc.want)

@@ -290,6 +290,7 @@ every player's ledger against what it saw succeed. Exit status: 0 ok,
 	fs.IntVar(&cfg.Chaos.Waves, "refund-waves", 1, "store chaos: refund waves, evenly spread over the run")
 	fs.Float64Var(&cfg.Chaos.DuplicateShare, "duplicate-share", 0, "store chaos: share of notifications delivered two or three times")
 	fs.Float64Var(&cfg.Chaos.AbandonShare, "abandon-share", 0, "store chaos: share of deliveries the store abandons after 1 ms and delivers again")
+	fs.Float64Var(&cfg.Chaos.EarlyShare, "early-refund-share", 0, "store chaos: share of purchases whose REFUND notification arrives before the player redeems them (out of order)")
 	fs.DurationVar(&cfg.Chaos.Wait, "refund-wait", time.Minute, "store chaos: how long to wait after the run for refunds to reach the ledger")
 	fs.StringVar(&split, "split", "", "`k/n`: run part k (1..n) of a run split over n processes, each sending every n-th request; merge their --out reports with coinop loadtest merge")
 	fs.StringVar(&cfg.Replay, "replay", "", "`report.json` of an earlier run: run it again with the same seed, schedule, players and scenario (flags given here override)")
@@ -411,7 +412,7 @@ every player's ledger against what it saw succeed. Exit status: 0 ok,
 		cfg.Scenario.Mix[ActionReceipt] = 5 // a fake store means redeeming from it
 	}
 	if cfg.Chaos.Enabled() && cfg.FakeStoreDir == "" {
-		return cfg, errors.New("store chaos (--refund-share, --duplicate-share, --abandon-share) needs the fake store: give --fake-store-dir")
+		return cfg, errors.New("store chaos (--refund-share, --duplicate-share, --abandon-share, --early-refund-share) needs the fake store: give --fake-store-dir")
 	}
 	if err := cfg.Chaos.Validate(); err != nil {
 		return cfg, err

@@ -48,7 +48,11 @@ type fakeCoinop struct {
 	// refunded transaction is refunded again by every duplicate delivery.
 	doubleRefund bool
 	brokenTx     string
-	noMetrics    bool // answer /metrics 404, as a server behind a proxy might
+	// forgetEarlyRefunds is another broken guard: a refund that arrives
+	// before its redemption is forgotten, so the redemption grants and
+	// nothing ever takes it back.
+	forgetEarlyRefunds bool
+	noMetrics          bool // answer /metrics 404, as a server behind a proxy might
 
 	traceMu  sync.Mutex
 	trace    []string     // load requests as "player METHOD path [item×qty]", the run id left out
@@ -651,6 +655,10 @@ func (f *fakeCoinop) receipt(w http.ResponseWriter, r *http.Request) {
 	if tx := jwsPayload(req.JWS); tx["transactionId"] != nil {
 		// A fake-store transaction: redeemed once per transaction id.
 		id, _ := tx["transactionId"].(string)
+		if f.refundedTx[id] && f.storeTx[id] == "" && !f.forgetEarlyRefunds {
+			problem(w, http.StatusUnprocessableEntity, "invalid_receipt") // refunded before it was redeemed
+			return
+		}
 		if f.storeTx[id] != "" {
 			writeJSON(w, http.StatusOK, map[string]any{"result": "receipt_already_redeemed"})
 			return
@@ -716,6 +724,9 @@ func (f *fakeCoinop) appleNotification(w http.ResponseWriter, r *http.Request) {
 	defer f.mu.Unlock()
 	dup := f.notifications[nid]
 	f.notifications[nid] = true
+	if f.storeTx[txid] == "" && n["notificationType"] == "REFUND" {
+		f.refundedTx[txid] = true // remembered: the transaction can no longer be redeemed
+	}
 	if pid := f.storeTx[txid]; pid != "" && n["notificationType"] == "REFUND" {
 		if f.doubleRefund && f.brokenTx == "" {
 			f.brokenTx = txid
