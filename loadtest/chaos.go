@@ -30,12 +30,12 @@ import (
 
 // ChaosOptions shape the store chaos.
 type ChaosOptions struct {
-	RefundShare    float64       // share of redeemed transactions refunded
-	Waves          int           // refund waves, evenly spread over the run
-	DuplicateShare float64       // share of notifications delivered two or three times
-	AbandonShare   float64       // share of deliveries the store gives up on after 1 ms, then redelivers
-	EarlyShare     float64       // share of purchases whose refund notification arrives before the redemption
-	Wait           time.Duration // how long to wait for refunds to take effect
+	RefundShare    float64       `json:"refund_share"`       // share of redeemed transactions refunded
+	Waves          int           `json:"refund_waves"`       // refund waves, evenly spread over the run
+	DuplicateShare float64       `json:"duplicate_share"`    // share of notifications delivered two or three times
+	AbandonShare   float64       `json:"abandon_share"`      // share of deliveries the store gives up on after 1 ms, then redelivers
+	EarlyShare     float64       `json:"early_refund_share"` // share of purchases whose refund notification arrives before the redemption
+	Wait           time.Duration `json:"refund_wait_ns"`     // how long to wait for refunds to take effect
 }
 
 // Enabled reports whether any chaos was asked for.

@@ -124,7 +124,8 @@ func chaosArgs(dir string) []string {
 // refund deliveries against a server that applies each refund once pass.
 func TestStoreChaosAgainstAnHonestServer(t *testing.T) {
 	f := newFakeCoinop()
-	code, out, errOut := runCommand(t, f, f.start(t), chaosArgs(fakeStoreDir(t))...)
+	report := filepath.Join(t.TempDir(), "chaos.json")
+	code, out, errOut := runCommand(t, f, f.start(t), append(chaosArgs(fakeStoreDir(t)), "--out", report)...)
 	if code != ExitOK {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 	}
@@ -134,6 +135,15 @@ func TestStoreChaosAgainstAnHonestServer(t *testing.T) {
 	f.mu.Lock()
 	refunded, redeemed := len(f.refundedTx), len(f.storeTx)
 	f.mu.Unlock()
+	// The report keeps the chaos settings for --replay.
+	rep := readReportFile(t, report)
+	if c := rep.Config.Chaos; c == nil || c.RefundShare != 0.5 || c.Waves != 2 || c.EarlyShare != 0.1 {
+		t.Fatalf("report configuration lacks the chaos settings: %+v", rep.Config.Chaos)
+	}
+	cfg, err := parse(t, testEnv, "--replay", report, "--fake-store-dir", "x")
+	if err != nil || cfg.Chaos != *rep.Config.Chaos {
+		t.Fatalf("replayed chaos %+v, %v", cfg.Chaos, err)
+	}
 	if !strings.Contains(out, "refunds before redemption:") || strings.Contains(out, "refunds before redemption: 0 redemptions refused") {
 		t.Fatalf("no refund overtook its redemption:\n%s", out)
 	}

@@ -36,6 +36,9 @@ type RunConfig struct {
 	ReceiptStore string           `json:"receipt_store,omitempty"`
 	SLOs         []string         `json:"slos,omitempty"`
 	Split        string           `json:"split,omitempty"` // "k/n" when this process ran one part of a run
+	// Chaos holds the store chaos settings (the fake store's directory is
+	// this machine's, so a replay names it again with --fake-store-dir).
+	Chaos *ChaosOptions `json:"store_chaos,omitempty"`
 	// Seen at setup: the live catalog's version and what the run could buy.
 	CatalogVersion int64    `json:"catalog_version"`
 	Offers         []Offer  `json:"offers,omitempty"`
@@ -52,6 +55,10 @@ func NewRunConfig(cfg Config, fx *Fixture) RunConfig {
 	}
 	if !cfg.Open() {
 		rc.Model = "closed"
+	}
+	if cfg.Chaos.Enabled() {
+		c := cfg.Chaos
+		rc.Chaos = &c
 	}
 	for _, s := range cfg.SLOs {
 		rc.SLOs = append(rc.SLOs, s.Text)
@@ -122,6 +129,13 @@ func (rc *RunConfig) replayFlags() map[string]string {
 	}
 	if rc.Split != "" {
 		out["split"] = rc.Split
+	}
+	if c := rc.Chaos; c != nil {
+		f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+		out["refund-share"], out["duplicate-share"], out["abandon-share"], out["early-refund-share"] =
+			f(c.RefundShare), f(c.DuplicateShare), f(c.AbandonShare), f(c.EarlyShare)
+		out["refund-waves"] = strconv.Itoa(c.Waves)
+		out["refund-wait"] = c.Wait.String()
 	}
 	return out
 }
