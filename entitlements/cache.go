@@ -449,13 +449,15 @@ func (c *Cache) holdings(ctx context.Context, player string) (Holdings, error) {
 	}
 	if ok && c.reverify.Load() {
 		// The read dialed a new connection: the entry may come from a
-		// Redis restarted with older data. Check before trusting it, and
-		// read this one from Postgres.
+		// Redis restarted with older data. Check its identity before
+		// trusting the entry; if the check moved the epoch, the entry is
+		// from before it and this read goes to Postgres.
+		before := c.epoch.Load()
 		if !c.usable(ctx) {
 			c.metrics.bypass.Inc()
 			return c.load(ctx, player)
 		}
-		ok = false
+		ok = c.epoch.Load() == before
 	}
 	if ok {
 		c.metrics.hits.Inc()
@@ -540,9 +542,11 @@ func (c *Cache) holdingsMany(ctx context.Context, players []string) (map[string]
 	// As in holdings: entries read over a freshly dialed connection are
 	// trusted only once that Redis' identity is checked; until then they
 	// come from Postgres.
-	redialed := c.reverify.Load()
-	if redialed {
-		_ = c.usable(ctx) // checks the identity, bumping the epoch if it changed
+	redialed := false
+	if c.reverify.Load() {
+		before := c.epoch.Load()
+		// Checks the identity, bumping the epoch if it changed.
+		redialed = !c.usable(ctx) || c.epoch.Load() != before
 	}
 	for i, id := range players {
 		h, ok, _ := c.decodeEntry(id, cmds[i].Val())
