@@ -213,6 +213,9 @@ func (s *Server) routes() {
 	admin.Get("/catalog/versions/:version", viewer, s.getVersion)
 	admin.Post("/players/:player_id/grants", support, s.limitBody(s.cfg.BodyLimit), s.postGrant)
 	admin.Get("/players/:player_id/ledger", support, s.getLedger)
+	admin.Get("/players/:player_id/holdings", support, s.getHoldings)
+	admin.Get("/players/:player_id/debts", support, s.getPlayerDebts)
+	admin.Get("/me", s.getMe) // any admin caller: the console asks what it may show
 	admin.Get("/audit", support, s.getAudit)
 	admin.Get("/audit-log", support, s.getAuditLog)
 	admin.Get("/players/:player_id/store-purchases", support, s.getStorePurchases)
