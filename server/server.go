@@ -176,6 +176,11 @@ func (s *Server) routes() {
 	app.Get("/readyz", s.readyz)
 	app.Get("/metrics", s.metrics.handler())
 
+	// The web console: its page at /console, its files at /console/NAME.
+	serveConsole := s.serveConsole()
+	app.Get("/console", serveConsole)
+	app.Get("/console/:file", serveConsole)
+
 	v1 := app.Group("/v1")
 	v1.Get("/catalog", s.getCatalog)
 	// Game-server routes come first: /v1/players/... and /v1/entitlements/check

@@ -22,6 +22,7 @@ var rules = []struct {
 	{"loadtest", []string{module + "/"}, "the load tool speaks HTTP only, like a studio's own client"},
 	{"access", []string{"github.com/gofiber/", module + "/server"}, "keys and roles are domain rules; HTTP maps them"},
 	{"audit", []string{"github.com/gofiber/", module + "/server"}, "the audit log is a domain record; HTTP maps it"},
+	{"console", []string{module + "/", "github.com/"}, "the console is files; the server serves them"},
 }
 
 func TestDependencyDirection(t *testing.T) {
