@@ -115,7 +115,10 @@ async function route() {
   }
   chrome(screens.find((s) => s.nav && hash.startsWith(s.href)) || screen);
   clearAlert();
-  const el = main();
+  // Each visit draws into its own element: a slow screen the user already
+  // left then finishes into a detached node instead of over the new one.
+  const el = h('div', { class: 'screen' });
+  mount(main(), el);
   if (!session.can(screen.role)) {
     mount(el, h('p', { class: 'error' }, `This screen needs a key with the ${screen.role} role.`));
     return;

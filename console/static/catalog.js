@@ -93,7 +93,7 @@ export async function catalogScreen(main) {
       h('a', { href: '#/versions', class: 'button' }, 'Versions')),
     problems,
     sectionsEl,
-    await previewCard());
+    await previewCard(doc));
 }
 
 function grantsText(g) {
@@ -106,7 +106,7 @@ function grantsText(g) {
 
 // previewCard shows the live catalog as a player's client in a locale sees
 // it (GET /v1/catalog?locale=...), the strings falling back to the default.
-async function previewCard() {
+async function previewCard(draft) {
   const body = h('div', {});
   const { data: whole } = await api('GET', '/v1/catalog', { anonymous: true, quiet: [503] }).catch((e) => {
     if (e instanceof ApiError && e.status === 503) return { data: null };
@@ -115,16 +115,20 @@ async function previewCard() {
   if (!whole) {
     return h('section', { class: 'card' }, h('h2', {}, 'Live preview'), h('p', { class: 'muted' }, 'No catalog has been published yet.'));
   }
+  // The locales come from the draft: the browser's own Accept-Language
+  // makes GET /v1/catalog answer in one locale, without the others.
   const locales = new Set();
   for (const sec of ['currencies', 'items', 'bundles']) {
-    for (const e of whole.catalog[sec] || []) Object.keys(e.localized || {}).forEach((l) => locales.add(l));
+    for (const e of draft[sec] || []) Object.keys(e.localized || {}).forEach((l) => locales.add(l));
   }
-  const def = whole.catalog.default_locale;
+  const def = draft.default_locale;
   const select = h('select', { name: 'locale' },
     h('option', { value: '' }, def ? `${def} (default)` : 'Default strings'),
     [...locales].sort().map((l) => h('option', { value: l }, l)));
   const show = () => guard(async () => {
-    const q = select.value ? `?locale=${encodeURIComponent(select.value)}` : '';
+    // Always name the locale, so what is shown does not depend on this
+    // browser's languages.
+    const q = `?locale=${encodeURIComponent(select.value || def || 'und')}`;
     const { data } = await api('GET', `/v1/catalog${q}`, { anonymous: true });
     const rows = [];
     for (const sec of ['currencies', 'items', 'bundles']) {
@@ -617,6 +621,7 @@ export async function versionsScreen(main, before) {
 // confirmRollback asks in place rather than in a dialog, with a note.
 function confirmRollback(button, version) {
   const cell = button.parentElement;
+  const screenEl = button.closest('.screen');
   const note = textInput('rollback-note', `rollback to ${version}`, { size: 30 });
   const id = uid('rb');
   note.id = id;
@@ -628,10 +633,10 @@ function confirmRollback(button, version) {
         guard(async () => {
           const { data } = await api('POST', '/admin/v1/catalog/rollback', { body: { version, note: note.value } });
           showInfo(`Version ${data.version} restores version ${version} (${data.status}).`);
-          await versionsScreen(document.getElementById('main'));
+          await versionsScreen(screenEl);
         }).finally(() => { ev.target.disabled = false; });
       },
     }, 'Confirm rollback'),
-    h('button', { type: 'button', class: 'link', onclick: () => versionsScreen(document.getElementById('main')) }, 'Cancel'));
+    h('button', { type: 'button', class: 'link', onclick: () => versionsScreen(screenEl) }, 'Cancel'));
   note.focus();
 }
