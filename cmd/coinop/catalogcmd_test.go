@@ -108,9 +108,14 @@ func TestCatalogCLI(t *testing.T) {
 			}
 		}
 		out, _ := step(t, 0, "catalog", "pull")
-		if !strings.HasPrefix(out, "currencies:\n- id: gold\n") {
+		if !strings.HasPrefix(out, "default_locale: en\ncurrencies:\n- id: gold\n") {
 			t.Errorf("pull to stdout is YAML in document order:\n%s", out)
 		}
+		out, errOut := step(t, 0, "catalog", "pull", "--locale", "fr-CA")
+		if !strings.Contains(out, "name: Épée de fer") || strings.Contains(out, "localized:") || !strings.Contains(errOut, "in locale fr") {
+			t.Errorf("pull --locale fr-CA printed:\n%s\n%s", errOut, out)
+		}
+		step(t, 2, "catalog", "pull", "--draft", "--locale", "fr")
 	})
 
 	t.Run("an invalid file is not pushed and exits 1", func(t *testing.T) {
