@@ -158,14 +158,19 @@ func normalize(c *Catalog) {
 	if c.StoreProducts == nil {
 		c.StoreProducts = []StoreProduct{}
 	}
+	for i := range c.Currencies {
+		c.Currencies[i].Details.normalize()
+	}
 	for i := range c.Items {
 		it := &c.Items[i]
 		it.AvailableFrom, it.AvailableUntil = utc(it.AvailableFrom), utc(it.AvailableUntil)
+		it.Details.normalize()
 	}
 	for i := range c.Bundles {
 		b := &c.Bundles[i]
 		b.AvailableFrom, b.AvailableUntil = utc(b.AvailableFrom), utc(b.AvailableUntil)
 		normalizeGrants(&b.Contents)
+		b.Details.normalize()
 	}
 	for i := range c.StoreProducts {
 		normalizeGrants(&c.StoreProducts[i].Grants)

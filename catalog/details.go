@@ -81,6 +81,20 @@ func (m *Metadata) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// normalize makes empty lists and maps nil, as they read back after being
+// encoded (they are omitted), so a parsed catalog equals its re-parse.
+func (d *Details) normalize() {
+	if len(d.Tags) == 0 {
+		d.Tags = nil
+	}
+	if len(d.Localized) == 0 {
+		d.Localized = nil
+	}
+	if len(d.Metadata) == 0 {
+		d.Metadata = nil
+	}
+}
+
 // details checks d at path p (the entry's path, like "items[2]").
 func (v *validator) details(p string, d *Details) {
 	v.text(p+".description", "description", d.Description, MaxDescriptionLength, true)
@@ -167,7 +181,31 @@ func (v *validator) metadata(p string, m Metadata) {
 		v.add(p, fmt.Sprintf("metadata is %d bytes of JSON; at most %d are allowed", len(b), MaxMetadataSize))
 	case depth(map[string]any(m)) > maxMetadataDepth:
 		v.add(p, fmt.Sprintf("metadata nests deeper than %d levels", maxMetadataDepth))
+	case hasNUL(map[string]any(m)):
+		// Postgres refuses \u0000 in jsonb, so such a catalog could not be
+		// stored.
+		v.add(p, "metadata contains a NUL character")
 	}
+}
+
+func hasNUL(v any) bool {
+	switch v := v.(type) {
+	case string:
+		return strings.ContainsRune(v, 0)
+	case map[string]any:
+		for k, c := range v {
+			if strings.ContainsRune(k, 0) || hasNUL(c) {
+				return true
+			}
+		}
+	case []any:
+		for _, c := range v {
+			if hasNUL(c) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func depth(v any) int {

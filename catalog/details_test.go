@@ -82,6 +82,9 @@ func TestValidateDetails(t *testing.T) {
 		{"metadata above 4096 bytes is rejected",
 			func(c *Catalog) { c.Items[0].Metadata = Metadata{"blob": strings.Repeat("x", 4096)} },
 			"items[0].metadata", "metadata is 4107 bytes of JSON; at most 4096 are allowed"},
+		{"metadata with a NUL, which jsonb cannot store, is rejected",
+			func(c *Catalog) { c.Items[0].Metadata = Metadata{"k": []any{"a\x00b"}} },
+			"items[0].metadata", "metadata contains a NUL character"},
 		{"metadata nested too deeply is rejected",
 			func(c *Catalog) {
 				var v any = "leaf"
@@ -146,6 +149,20 @@ func TestDetailsParseAndEncodeCanonically(t *testing.T) {
 	}
 	if fromYAML := mustParse(t, y, FormatYAML); !reflect.DeepEqual(fromYAML, c) {
 		t.Errorf("YAML does not parse back to the same catalog:\n%s", y)
+	}
+}
+
+func TestEmptyDetailsParseBackEqual(t *testing.T) {
+	doc := strings.Replace(describedJSON, `"tags":["new"]`, `"tags":[],"localized":{},"metadata":{}`, 1)
+	doc = strings.Replace(doc, `,"localized":{"fr":{"name":"Épée","description":"Tranchante."},"pt-BR":{"name":"Espada"}},
+"metadata":{"z":1,"a":{"big":9007199254740993,"list":[1,"two",null,true]}}`, "", 1)
+	c := mustParse(t, []byte(doc), FormatJSON)
+	b, err := Encode(c, FormatJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again := mustParse(t, b, FormatJSON); !reflect.DeepEqual(again, c) {
+		t.Errorf("empty tags, localized and metadata do not read back equal:\n%s", b)
 	}
 }
 
