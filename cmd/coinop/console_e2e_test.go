@@ -306,8 +306,26 @@ func (tb *tab) setValue(sel, value string) {
 		el.dispatchEvent(new Event('input', {bubbles: true})); el.dispatchEvent(new Event('change', {bubbles: true})); return true; })()`, sel, value))
 }
 
+// screenshot saves the viewport as name.png, after checking the screen is
+// usable from the keyboard and by a screen reader: every visible link,
+// button and form control has a name (its text or label) and is in the tab
+// order.
 func (tb *tab) screenshot(name string) {
 	tb.t.Helper()
+	unnamed := eval[[]string](tb, `(() => {
+		const bad = [];
+		for (const el of document.querySelectorAll('a[href], button, input, select, textarea')) {
+			if (el.offsetParent === null) continue; // not displayed
+			const labels = el.labels ? [...el.labels].map((l) => l.textContent).join(' ') : '';
+			const own = el.tagName === 'A' || el.tagName === 'BUTTON' ? el.textContent : '';
+			if (!(labels + own + (el.getAttribute('aria-label') || '')).trim()) bad.push('unnamed: ' + el.outerHTML.slice(0, 100));
+			if (el.tabIndex < 0) bad.push('not focusable: ' + el.outerHTML.slice(0, 100));
+		}
+		return bad;
+	})()`)
+	for _, u := range unnamed {
+		tb.t.Errorf("%s screen: %s", name, u)
+	}
 	png, err := chromedp.Run(tb.ctx, chromedp.CaptureScreenshot())
 	if err != nil {
 		tb.t.Fatalf("browser: screenshot: %v", err)
@@ -559,5 +577,36 @@ func TestConsoleInABrowser(t *testing.T) {
 		}
 		tb.run(chromedp.ScrollIntoView(css(`#preview`)))
 		tb.screenshot("preview-fr")
+	})
+
+	t.Run("a publisher schedules the draft, then publishes now over the schedule", func(t *testing.T) {
+		tb := e.newTab(t, "status of 409")
+		tb.signIn("designer")
+		tb.open("#/diff", `#publish-form`)
+		tomorrow := time.Now().Add(24 * time.Hour).Format("2006-01-02T15:04")
+		tb.setValue(`input[name=publish_at]`, tomorrow)
+		if got := tb.text(`button[name=publish]`); got != "Schedule" {
+			t.Errorf("with a time the button says %q, want Schedule", got)
+		}
+		tb.run(chromedp.SendKeys(css(`input[name=note]`), "potion sale tomorrow"), chromedp.Click(css(`button[name=publish]`)),
+			chromedp.WaitVisible(css(`#publish-result p.ok`)))
+		if got := tb.text(`#publish-result p.ok`); !strings.Contains(got, "(scheduled, live at ") {
+			t.Errorf("schedule result = %q", got)
+		}
+		if got := e.price(t, "", "potion", "gold"); got != 100 {
+			t.Errorf("a scheduled version is live already: potion costs %d", got)
+		}
+		// Publishing now would keep the scheduled version from ever going
+		// live: the console says so and asks before superseding it.
+		tb.open("#/versions", `table tbody tr`)
+		tb.open("#/diff", `#publish-form`)
+		tb.run(chromedp.Click(css(`button[name=publish]`)), chromedp.WaitVisible(css(`#publish-result button.danger`)))
+		if got := tb.text(`#publish-result`); !strings.Contains(got, "scheduled version 3 (live at ") {
+			t.Errorf("schedule conflict = %q", got)
+		}
+		tb.run(chromedp.Click(css(`#publish-result button.danger`)), chromedp.WaitVisible(css(`#publish-result p.ok`)))
+		if got := e.price(t, "", "potion", "gold"); got != 70 {
+			t.Errorf("after publishing now potion costs %d, want 70", got)
+		}
 	})
 }

@@ -571,7 +571,8 @@ function publishForm(d) {
         return;
       }
       if (e instanceof ApiError && e.status === 409) {
-        mount(result, h('p', { class: 'error' }, e.problem.detail, ` Scheduled: ${(e.problem.pending_versions || []).join(', ')}. `,
+        const pending = (e.problem.pending_versions || []).map((v) => `version ${v.version} (live at ${fmtTime(v.live_at)})`).join(', ');
+        mount(result, h('p', { class: 'error' }, `Publishing now would keep the scheduled ${pending} from ever going live. `,
           h('button', { type: 'button', class: 'danger', onclick: () => guard(() => send(true)) }, 'Publish and cancel the scheduled versions')));
         return;
       }
