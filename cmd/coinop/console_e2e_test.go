@@ -579,6 +579,32 @@ func TestConsoleInABrowser(t *testing.T) {
 		tb.screenshot("preview-fr")
 	})
 
+	t.Run("an editor creates an item in the form, and store products open in theirs", func(t *testing.T) {
+		tb := e.newTab(t)
+		tb.signIn("editor2")
+		tb.open("#/catalog", `a[href="#/new/items"]`)
+		tb.run(chromedp.Click(css(`a[href="#/new/items"]`)), chromedp.WaitVisible(css(`.entity-form input[name=id]`)))
+		tb.run(chromedp.SendKeys(css(`input[name=id]`), "axe"), chromedp.SendKeys(css(`input[name=name]`), "Axe"),
+			chromedp.SendKeys(css(`input[name=tags]`), "melee, new"))
+		tb.setValue(`select[name=kind]`, "durable")
+		tb.run(chromedp.Click(xpath(`//button[text()="Add price"]`)), chromedp.WaitVisible(css(`input[name="prices[0].amount"]`)),
+			chromedp.SendKeys(css(`input[name="prices[0].amount"]`), "30"),
+			chromedp.Click(css(`button[name=save]`)),
+			chromedp.WaitVisible(css(`#alert.alert-info`)), chromedp.WaitVisible(css(`.entity-form input[name=id][readonly]`)))
+		if got := tb.text(`#alert`); !strings.Contains(got, "Created item axe") {
+			t.Errorf("alert = %q", got)
+		}
+		if got := e.price(t, e.keys["viewer"], "axe", "gold"); got != 30 {
+			t.Errorf("the draft's axe costs %d, want 30", got)
+		}
+		tb.open("#/catalog", `a[href="#/catalog/store_products/apple%3Acom.example.coinop.gems100"]`)
+		tb.run(chromedp.Click(css(`a[href="#/catalog/store_products/apple%3Acom.example.coinop.gems100"]`)),
+			chromedp.WaitVisible(css(`textarea[name=grants]`)))
+		if got := eval[string](tb, `document.querySelector('textarea[name=grants]').value`); !strings.Contains(got, `"gems": 100`) {
+			t.Errorf("grants = %q", got)
+		}
+	})
+
 	t.Run("a publisher schedules the draft, then publishes now over the schedule", func(t *testing.T) {
 		tb := e.newTab(t, "status of 409")
 		tb.signIn("designer")
@@ -607,6 +633,16 @@ func TestConsoleInABrowser(t *testing.T) {
 		tb.run(chromedp.Click(css(`#publish-result button.danger`)), chromedp.WaitVisible(css(`#publish-result p.ok`)))
 		if got := e.price(t, "", "potion", "gold"); got != 70 {
 			t.Errorf("after publishing now potion costs %d, want 70", got)
+		}
+
+		tb.open("#/versions", `button[name=rollback-1]`)
+		tb.run(chromedp.Click(css(`button[name=rollback-1]`)), chromedp.WaitVisible(css(`input[name=rollback-note]`)),
+			chromedp.Click(xpath(`//button[text()="Confirm rollback"]`)), chromedp.WaitVisible(css(`#alert.alert-info`)))
+		if got := tb.text(`#alert`); !strings.Contains(got, "restores version 1 (live)") {
+			t.Errorf("rollback alert = %q", got)
+		}
+		if got := e.price(t, "", "sword", "gold"); got != 500 {
+			t.Errorf("after rolling back to version 1 the sword costs %d, want 500", got)
 		}
 	})
 }

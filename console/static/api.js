@@ -85,6 +85,20 @@ export function showInfo(text) {
   el.className = 'alert alert-info';
 }
 
+let flashText = '';
+
+// flash shows text on the next screen: for a message that goes with a
+// navigation, which clears the alert region.
+export function flash(text) {
+  flashText = text;
+}
+
+// showFlash is called by the router once the new screen is chosen.
+export function showFlash() {
+  if (flashText) showInfo(flashText);
+  flashText = '';
+}
+
 export function clearAlert() {
   const el = alertEl();
   el.hidden = true;

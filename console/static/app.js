@@ -3,7 +3,7 @@
 // the back button works.
 
 import { h, mount, field } from './dom.js';
-import { api, session, guard, clearAlert, ApiError, showProblem } from './api.js';
+import { api, session, guard, clearAlert, showFlash, ApiError, showProblem } from './api.js';
 import { catalogScreen, entityScreen, diffScreen, versionsScreen } from './catalog.js';
 import { playersScreen, playerScreen } from './players.js';
 import { auditScreen, inboxScreen } from './logs.js';
@@ -115,6 +115,7 @@ async function route() {
   }
   chrome(screens.find((s) => s.nav && hash.startsWith(s.href)) || screen);
   clearAlert();
+  showFlash();
   // Each visit draws into its own element: a slow screen the user already
   // left then finishes into a detached node instead of over the new one.
   const el = h('div', { class: 'screen' });
