@@ -13,7 +13,7 @@ export async function auditScreen(main) {
   const inputs = {
     actor: h('input', { type: 'text', name: 'actor', size: 20, placeholder: 'key:alice' }),
     action: h('input', { type: 'text', name: 'action', size: 20, placeholder: 'catalog.publish' }),
-    target: h('input', { type: 'text', name: 'target', size: 24, placeholder: 'catalog:items/sword' }),
+    target: h('input', { type: 'text', name: 'target', size: 24, placeholder: 'catalog/draft/items/sword' }),
     since: h('input', { type: 'datetime-local', name: 'since' }),
     until: h('input', { type: 'datetime-local', name: 'until' }),
   };
