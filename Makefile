@@ -6,7 +6,8 @@ FUZZTIME ?= 10s
 
 .PHONY: test dev build fuzz
 
-# Formatting, vet, then every test under the race detector. -count=1 because
+# Formatting, vet, staticcheck (pinned as a tool in go.mod), then every test
+# under the race detector. -count=1 because
 # integration tests depend on Postgres and Redis, which the test cache cannot
 # see. The harness (internal/testenv) finds or starts both servers.
 test:
@@ -15,6 +16,7 @@ test:
 		echo "gofmt needed on:"; echo "$$unformatted"; exit 1; \
 	fi
 	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
 	$(GO) test -race -count=1 ./...
 
 # A local server with throwaway Postgres and Redis when none are running.

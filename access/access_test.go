@@ -3,6 +3,7 @@ package access
 import (
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -235,5 +236,67 @@ func TestAuthenticateAsksPostgresOncePerKey(t *testing.T) {
 	defer keys.mu.RUnlock()
 	if len(keys.cache) != 1 {
 		t.Errorf("cache has %d entries, want 1", len(keys.cache))
+	}
+}
+
+// A flood of made-up keys is remembered apart from the verified keys: it
+// never evicts a valid key (which keeps answering from memory), and a
+// made-up key tried again within the TTL costs no lookup.
+func TestMadeUpKeysNeverEvictValidOnes(t *testing.T) {
+	ctx := t.Context()
+	pool, _ := testenv.NewPool(t)
+	keys := NewKeys(pool, KeysConfig{CacheTTL: time.Hour})
+	_, secret, err := keys.Create(ctx, "gameserver", []Role{RoleServer}, audit.Attribution{Actor: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keys.Authenticate(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	madeUp := func(i int) string {
+		s := fmt.Sprintf("%043d", i)
+		return KeyPrefix + s
+	}
+	var wg sync.WaitGroup
+	const flood = maxMisses + 500
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; i < flood; i += 8 {
+				if _, err := keys.Authenticate(ctx, madeUp(i)); !errors.Is(err, ErrUnknownKey) {
+					t.Errorf("made-up key %d: %v", i, err)
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	// Revoked behind the cache's back: a key still in memory keeps working
+	// within the TTL, which shows the flood did not push it out.
+	if _, err := pool.Exec(ctx, `UPDATE admin_keys SET revoked_at = now()`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keys.Authenticate(ctx, secret); err != nil {
+		t.Errorf("the valid key was evicted by made-up ones: %v", err)
+	}
+	// A made-up key remembered as unknown is not looked up again: even once
+	// it exists, it stays unknown here until the TTL ends.
+	last := madeUp(flood)
+	if _, err := keys.Authenticate(ctx, last); !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("a made-up key: %v", err)
+	}
+	sum := sha256.Sum256([]byte(last))
+	if _, err := pool.Exec(ctx, `INSERT INTO admin_keys (name, roles, key_hash, key_prefix, created_by) VALUES ('late', '{server}', $1, 'x', 'test')`, sum[:]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keys.Authenticate(ctx, last); !errors.Is(err, ErrUnknownKey) {
+		t.Errorf("a remembered miss was looked up again: %v", err)
+	}
+	keys.mu.RLock()
+	misses := len(keys.misses)
+	keys.mu.RUnlock()
+	if misses > maxMisses {
+		t.Errorf("%d misses remembered, at most %d", misses, maxMisses)
 	}
 }

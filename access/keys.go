@@ -47,9 +47,14 @@ var keyLen = len(KeyPrefix) + base64.RawURLEncoding.EncodedLen(32)
 // Postgres again, when KeysConfig.CacheTTL is zero.
 const DefaultCacheTTL = 10 * time.Second
 
-// maxCached bounds the cache, including remembered misses, so a flood of
-// made-up keys cannot grow it without limit.
-const maxCached = 10_000
+// maxCached bounds the verified keys kept, and maxMisses the made-up ones
+// remembered as unknown: a flood of made-up keys fills only the second,
+// never pushes a valid key out of the first, and costs one lookup each per
+// TTL at most.
+const (
+	maxCached = 10_000
+	maxMisses = 10_000
+)
 
 // Key is an admin API key as listed; the secret itself is never stored.
 type Key struct {
@@ -82,8 +87,9 @@ type Keys struct {
 	now   func() time.Time
 	group singleflight.Group
 
-	mu    sync.RWMutex
-	cache map[[32]byte]cached
+	mu     sync.RWMutex
+	cache  map[[32]byte]cached    // verified keys
+	misses map[[32]byte]time.Time // unknown keys, by when they were looked up
 }
 
 type cached struct {
@@ -100,7 +106,7 @@ func NewKeys(db *pgxpool.Pool, cfg KeysConfig) *Keys {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Keys{db: db, ttl: cfg.CacheTTL, log: cfg.Logger, now: time.Now, cache: map[[32]byte]cached{}}
+	return &Keys{db: db, ttl: cfg.CacheTTL, log: cfg.Logger, now: time.Now, cache: map[[32]byte]cached{}, misses: map[[32]byte]time.Time{}}
 }
 
 // CacheTTL returns how long a verified key is trusted before Postgres is
@@ -292,9 +298,13 @@ func (k *Keys) Authenticate(ctx context.Context, token string) (Principal, error
 	hash := sha256.Sum256([]byte(token))
 	k.mu.RLock()
 	c, hit := k.cache[hash]
+	missed, knownMiss := k.misses[hash]
 	k.mu.RUnlock()
 	if hit && k.now().Sub(c.checked) < k.ttl {
 		return c.result()
+	}
+	if knownMiss && k.now().Sub(missed) < k.ttl {
+		return Principal{}, ErrUnknownKey
 	}
 	v, err, _ := k.group.Do(string(hash[:]), func() (any, error) { return k.lookup(ctx, hash) })
 	if err != nil {
@@ -337,16 +347,40 @@ func (k *Keys) lookup(ctx context.Context, hash [32]byte) (cached, error) {
 		}
 	}
 	k.mu.Lock()
+	defer k.mu.Unlock()
+	if !c.ok {
+		delete(k.cache, hash)
+		if len(k.misses) >= maxMisses {
+			k.evictMissesLocked()
+		}
+		k.misses[hash] = c.checked
+		return c, nil
+	}
+	delete(k.misses, hash)
 	if len(k.cache) >= maxCached {
 		k.evictLocked()
 	}
 	k.cache[hash] = c
-	k.mu.Unlock()
 	return c, nil
 }
 
-// evictLocked drops expired entries, or everything if none has expired: a
-// full cache of fresh entries means a flood of made-up keys.
+// evictMissesLocked drops expired misses, or every miss if none has
+// expired; verified keys are never touched.
+func (k *Keys) evictMissesLocked() {
+	now := k.now()
+	for h, at := range k.misses {
+		if now.Sub(at) >= k.ttl {
+			delete(k.misses, h)
+		}
+	}
+	if len(k.misses) >= maxMisses {
+		clear(k.misses)
+	}
+}
+
+// evictLocked drops expired verified keys, or all of them if none has
+// expired (only as many active keys as maxCached can fill it; made-up keys
+// never enter it).
 func (k *Keys) evictLocked() {
 	now := k.now()
 	for h, c := range k.cache {

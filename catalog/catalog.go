@@ -193,3 +193,8 @@ func utc(t *time.Time) *time.Time {
 	u := t.UTC()
 	return &u
 }
+
+// ValidID reports whether s is a well-formed catalog id (see MaxIDLength).
+// An id that is not can name nothing in any catalog, so requests can refuse
+// it before anything is looked up or stored.
+func ValidID(s string) bool { return validID(s) }

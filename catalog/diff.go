@@ -45,7 +45,8 @@ type EntityChange struct {
 	Section Section `json:"section"`
 	ID      string  `json:"id"`
 	Change  string  `json:"change"`
-	// Fields lists what changed in a changed entity, sorted by path.
+	// Fields lists what changed, sorted by path: for an added entity every
+	// field (Before nil), for a removed one every field (After nil).
 	Fields []FieldChange `json:"fields,omitempty"`
 }
 
@@ -59,8 +60,8 @@ type FieldChange struct {
 	After  any    `json:"after"`
 }
 
-// PriceChange is a price of an item or bundle present on both sides that
-// changed, appeared (Before nil) or disappeared (After nil).
+// PriceChange is a price of an item or bundle that changed, appeared (Before
+// nil: a new price, or any price of a new entity) or disappeared (After nil).
 type PriceChange struct {
 	Section  Section `json:"section"`
 	ID       string  `json:"id"`
@@ -81,11 +82,15 @@ func Compare(from, to *Catalog) *Diff {
 			b, inNew := cur[id]
 			switch {
 			case !inOld:
-				d.Changes = append(d.Changes, EntityChange{Section: sec, ID: id, Change: Added})
+				// Every field of a new entity is shown, so a wrong price on
+				// a new item is as visible as a changed one.
+				d.Changes = append(d.Changes, EntityChange{Section: sec, ID: id, Change: Added, Fields: compareFields(nil, b)})
 				d.Summary.Added++
+				d.PriceChanges = append(d.PriceChanges, priceChanges(sec, id, nil, b)...)
 			case !inNew:
-				d.Changes = append(d.Changes, EntityChange{Section: sec, ID: id, Change: Removed})
+				d.Changes = append(d.Changes, EntityChange{Section: sec, ID: id, Change: Removed, Fields: compareFields(a, nil)})
 				d.Summary.Removed++
+				d.PriceChanges = append(d.PriceChanges, priceChanges(sec, id, a, nil)...)
 			default:
 				fields := compareFields(a, b)
 				if len(fields) == 0 {

@@ -34,12 +34,12 @@ func TestCompare(t *testing.T) {
 		got = append(got, line{string(c.Section), c.ID, c.Change, strings.Join(fs, " ")})
 	}
 	want := []line{
-		{"items", "bow", Added, ""},
+		{"items", "bow", Added, `id=(none)>"bow" kind=(none)>"durable" name=(none)>"Bow" prices.gold=(none)>800`},
 		{"items", "potion", Changed, "max_per_player=99>(none)"},
 		{"items", "shield", Changed, `available_from=(none)>"2026-12-01T00:00:00Z"`},
 		{"items", "sword", Changed, "prices.gems=5>4 prices.gold=500>450"},
 		{"bundles", "starter", Changed, "contents.items.potion=5>10 prices.gold=(none)>5000"},
-		{"store_products", "google:com.example.gems100", Removed, ""},
+		{"store_products", "google:com.example.gems100", Removed, `grants.currencies.gems=100>(none) product_id="com.example.gems100">(none) store="google">(none)`},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("changes:\n%+v\nwant\n%+v", got, want)
@@ -48,12 +48,12 @@ func TestCompare(t *testing.T) {
 	for _, p := range d.PriceChanges {
 		prices = append(prices, string(p.Section)+"/"+p.ID+" "+p.Currency+" "+showPrice(p.Before)+">"+showPrice(p.After))
 	}
-	if want := []string{"items/sword gems 5>4", "items/sword gold 500>450", "bundles/starter gold (none)>5000"}; !reflect.DeepEqual(prices, want) {
+	if want := []string{"items/bow gold (none)>800", "items/sword gems 5>4", "items/sword gold 500>450", "bundles/starter gold (none)>5000"}; !reflect.DeepEqual(prices, want) {
 		t.Errorf("price changes = %q, want %q", prices, want)
 	}
 
 	text := d.String()
-	for _, s := range []string{"1 added, 1 removed, 4 changed", "+ items/bow", "- store_products/google:com.example.gems100",
+	for _, s := range []string{"1 added, 1 removed, 4 changed", "+ items/bow", "    prices.gold: (none) -> 800", "- store_products/google:com.example.gems100",
 		"~ items/sword", "    prices.gold: 500 -> 450", "items/sword gold: 500 -> 450 (-10.0%)"} {
 		if !strings.Contains(text, s) {
 			t.Errorf("String() lacks %q:\n%s", s, text)

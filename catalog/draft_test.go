@@ -313,8 +313,12 @@ func TestPublishDiffAndRollback(t *testing.T) {
 	if diff.FromVersion != 1 || diff.DraftETag != d.ETag() || !diff.Changed || diff.Summary != (DiffSummary{Added: 1, Removed: 1, Changed: 1}) {
 		t.Fatalf("diff = %+v", diff)
 	}
-	if len(diff.PriceChanges) != 1 || *diff.PriceChanges[0].Before != 500 || *diff.PriceChanges[0].After != 400 {
-		t.Errorf("price changes = %+v", diff.PriceChanges)
+	var prices []string
+	for _, p := range diff.PriceChanges {
+		prices = append(prices, string(p.Section)+"/"+p.ID+" "+p.Currency+" "+showPrice(p.Before)+">"+showPrice(p.After))
+	}
+	if want := []string{"items/bow gold (none)>800", "items/sword gold 500>400", "bundles/starter gems 50>(none)"}; !reflect.DeepEqual(prices, want) {
+		t.Errorf("price changes = %q, want %q (the added bow's and the removed bundle's prices included)", prices, want)
 	}
 
 	var pe *PreconditionError

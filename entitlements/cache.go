@@ -163,11 +163,24 @@ func (c *Cache) usable(ctx context.Context) bool {
 		c.suspect.Store(false)
 	}
 	if c.epochUnknown.Load() {
-		if err := c.refreshEpoch(ctx); err != nil {
+		if err := c.establishEpoch(ctx); err != nil {
 			return false
 		}
 	}
 	return true
+}
+
+// establishEpoch learns the epoch before any entry is trusted (at start, or
+// after losing Postgres). It first makes sure the Redis we talk to is the
+// one the epoch was recorded for: left to the periodic check, the first
+// tick would bump the epoch under entries this process had already served
+// and cached, and a Redis restored from an old snapshot would be trusted
+// until then.
+func (c *Cache) establishEpoch(ctx context.Context) error {
+	if err := c.checkRedisIdentity(ctx); err != nil {
+		return err
+	}
+	return c.refreshEpoch(ctx)
 }
 
 // bumpEpoch invalidates every entry on every replica. With redisIDs set it
@@ -468,7 +481,7 @@ func (c *Cache) committed(ctx context.Context, h Holdings) {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancel()
 	if c.epochUnknown.Load() {
-		_ = c.refreshEpoch(wctx)
+		_ = c.establishEpoch(wctx)
 	}
 	if !c.epochUnknown.Load() && c.store(wctx, h) == nil {
 		return

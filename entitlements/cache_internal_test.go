@@ -135,3 +135,30 @@ func TestARedisRestartIsNoticedByItsRunID(t *testing.T) {
 		t.Errorf("served gold=%d from before the restart, committed 200", h.Currencies["gold"])
 	}
 }
+
+// Entries a process cached before its first periodic identity check must
+// survive that check: the Redis identity is settled before anything is
+// trusted, not by the first tick, so how long a test or a request takes
+// decides nothing.
+func TestTheFirstIdentityCheckDoesNotDiscardWarmEntries(t *testing.T) {
+	ctx := context.Background()
+	pool, _ := testenv.NewPool(t)
+	rdb, prefix := testenv.RedisClient(t)
+	c := NewCache(rdb, pool, CacheConfig{Prefix: prefix})
+	l := New(pool, goldCatalog(t), WithCache(c))
+	grantGold(t, l, "k1")
+	if _, err := l.Holdings(ctx, "p1"); err != nil {
+		t.Fatal(err)
+	}
+	loads := l.PostgresLoads()
+	// What RunEpochRefresh does on its first tick.
+	if err := c.checkRedisIdentity(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Holdings(ctx, "p1"); err != nil {
+		t.Fatal(err)
+	}
+	if n := l.PostgresLoads() - loads; n != 0 {
+		t.Fatalf("the first identity check discarded a warm entry: %d Postgres loads after it", n)
+	}
+}

@@ -11,12 +11,15 @@ import (
 type Code string
 
 const (
-	CodeItemNotFound      Code = "item_not_found"
-	CodeItemUnavailable   Code = "item_unavailable"
-	CodePriceMismatch     Code = "price_mismatch"
-	CodeInsufficientFunds Code = "insufficient_funds"
-	CodeAlreadyOwned      Code = "already_owned"
-	CodeLimitExceeded     Code = "limit_exceeded"
+	CodeItemNotFound    Code = "item_not_found"
+	CodeItemUnavailable Code = "item_unavailable"
+	CodePriceMismatch   Code = "price_mismatch"
+	// CodeCurrencyNotOffered: the item has no price in the requested
+	// currency (price_mismatch is for a price that changed).
+	CodeCurrencyNotOffered Code = "currency_not_offered"
+	CodeInsufficientFunds  Code = "insufficient_funds"
+	CodeAlreadyOwned       Code = "already_owned"
+	CodeLimitExceeded      Code = "limit_exceeded"
 )
 
 // Rejection is a business refusal: the request was well formed but cannot be

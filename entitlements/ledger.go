@@ -223,7 +223,12 @@ func planPurchase(snap *catalog.Snapshot, req PurchaseRequest, now time.Time) ([
 			unit = p.Amount
 		}
 	}
-	if unit == 0 || unit != req.Price.Amount {
+	if unit == 0 {
+		// Not a changed price: no price in this currency exists, so the
+		// client should offer one of the others, not refresh and retry.
+		return nil, reject(CodeCurrencyNotOffered, map[string]any{"item_id": req.ItemID, "currency": req.Price.Currency, "prices": prices})
+	}
+	if unit != req.Price.Amount {
 		return nil, reject(CodePriceMismatch, map[string]any{"item_id": req.ItemID, "prices": prices})
 	}
 	hi, total := bits.Mul64(uint64(unit), uint64(req.Quantity))

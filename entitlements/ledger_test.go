@@ -314,7 +314,7 @@ func TestRejectionsAreStoredAndReplayed(t *testing.T) {
 		{"unknown item", "nope", 1, "gold", 1, entitlements.CodeItemNotFound, `"item_id": "nope"`},
 		{"outside its window", "old-hat", 1, "gold", 1, entitlements.CodeItemUnavailable, `"available_until": "2021-01-01T00:00:00Z"`},
 		{"stale price", "potion", 1, "gold", 90, entitlements.CodePriceMismatch, `"prices": [{"amount": 100, "currency": "gold"}]`},
-		{"currency the item is not sold in", "potion", 1, "gems", 100, entitlements.CodePriceMismatch, `"prices"`},
+		{"currency the item is not sold in", "potion", 1, "gems", 100, entitlements.CodeCurrencyNotOffered, `"currency": "gems"`},
 		{"durable already owned", "sword", 1, "gems", 5, entitlements.CodeAlreadyOwned, `"held": 1`},
 		{"durable bought twice at once", "sword", 2, "gems", 5, entitlements.CodeLimitExceeded, `"max": 1`},
 		{"bundle holding an owned durable", "starter", 1, "gems", 50, entitlements.CodeAlreadyOwned, `"asset_id": "sword"`},

@@ -9,10 +9,12 @@ package migrations
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/tern/v2/migrate"
 )
 
@@ -40,6 +42,71 @@ func Up(ctx context.Context, databaseURL string) (err error) {
 	}
 	if err := m.Migrate(ctx); err != nil {
 		return fmt.Errorf("migrations: migrate: %w", err)
+	}
+	return nil
+}
+
+// Latest is the schema version this binary's migrations produce: the
+// number of the last migration file.
+func Latest() int32 {
+	entries, _ := fs.Glob(files, "*.sql")
+	var latest int32
+	for _, name := range entries {
+		var n int32
+		if _, err := fmt.Sscanf(name, "%03d_", &n); err == nil && n > latest {
+			latest = n
+		}
+	}
+	return latest
+}
+
+// Querier is what Version needs: a *pgxpool.Pool, *pgx.Conn or pgx.Tx.
+type Querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Version returns the schema version applied to the database; 0 when it has
+// never been migrated.
+func Version(ctx context.Context, db Querier) (int32, error) {
+	var v int32
+	err := db.QueryRow(ctx, `SELECT version FROM public.schema_version`).Scan(&v)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table
+		return 0, nil
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("migrations: read schema version: %w", err)
+	}
+	return v, nil
+}
+
+// BehindError means the database schema is older than this binary needs.
+type BehindError struct {
+	Have, Want int32
+}
+
+func (e *BehindError) Error() string {
+	state := fmt.Sprintf("at version %d", e.Have)
+	if e.Have == 0 {
+		state = "missing (the database was never migrated)"
+	}
+	return fmt.Sprintf("the database schema is %s and this binary needs version %d: run `coinop migrate` (or start with COINOP_AUTO_MIGRATE=true)", state, e.Want)
+}
+
+// Check returns a *BehindError when the database schema is older than
+// Latest, or the error that kept it from reading the version. A schema newer
+// than the binary passes: migrations only add, so an older replica keeps
+// working during a rolling upgrade.
+func Check(ctx context.Context, db Querier) error {
+	have, err := Version(ctx, db)
+	if err != nil {
+		return err
+	}
+	if want := Latest(); have < want {
+		return &BehindError{Have: have, Want: want}
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/awa/go-iap/playstore"
 	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/sync/singleflight"
 )
 
 // PushMessage is a decoded Google Play real-time developer notification,
@@ -176,7 +177,16 @@ type PushAuthenticator struct {
 	keys      map[string]*rsa.PublicKey
 	expires   time.Time
 	lastFetch time.Time
+	lastErr   error
+	// fetching makes concurrent pushes share one JWKS fetch instead of
+	// queueing behind a lock held across the network call.
+	fetching singleflight.Group
 }
+
+// jwksRetry is how long after a failed JWKS fetch the next push may try
+// again; in between, pushes fail fast (or use keys still known) rather than
+// each waiting on a fetch that just failed.
+const jwksRetry = 5 * time.Second
 
 // NewPushAuthenticator checks cfg and returns an authenticator.
 func NewPushAuthenticator(cfg PushAuthConfig) (*PushAuthenticator, error) {
@@ -243,43 +253,83 @@ func (a *PushAuthenticator) Authenticate(ctx context.Context, authorization stri
 }
 
 // key returns the verification key kid, refreshing the JWKS when it has
-// expired or does not know kid (at most once a minute for unknown kids).
+// expired or does not know kid (at most once a minute for unknown kids, and
+// at most once per jwksRetry after a failed fetch). Concurrent callers share
+// one fetch; no lock is held while it runs.
 func (a *PushAuthenticator) key(ctx context.Context, kid string) (*rsa.PublicKey, error) {
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	now := a.cfg.Now()
 	k, known := a.keys[kid]
 	fresh := a.keys != nil && now.Before(a.expires)
-	if known && fresh {
+	due := !fresh || now.Sub(a.lastFetch) >= time.Minute
+	backingOff := a.lastErr != nil && now.Sub(a.lastFetch) < jwksRetry
+	lastErr := a.lastErr
+	a.mu.Unlock()
+	switch {
+	case known && fresh:
 		return k, nil
+	case !due:
+		return nil, fmt.Errorf("%w: unknown key id %q", ErrPushUnauthorized, kid)
+	case backingOff && known:
+		return k, nil // keep using a known key while the JWKS is unreachable
+	case backingOff:
+		return nil, lastErr
 	}
-	if !fresh || now.Sub(a.lastFetch) >= time.Minute {
-		if err := a.fetch(ctx, now); err != nil {
-			if known {
-				return k, nil // keep using a known key while the JWKS is unreachable
-			}
-			return nil, err
+	_, err, _ := a.fetching.Do("jwks", func() (any, error) {
+		// A fetch that finished between our look and this call counts:
+		// its result stands until it is due again.
+		a.mu.Lock()
+		done := !a.lastFetch.Before(now) || (a.lastErr != nil && now.Sub(a.lastFetch) < jwksRetry) ||
+			(a.lastErr == nil && a.keys != nil && now.Before(a.expires) && now.Sub(a.lastFetch) < time.Minute)
+		lastErr := a.lastErr
+		a.mu.Unlock()
+		if done {
+			return nil, lastErr
 		}
-		if k, ok := a.keys[kid]; ok {
-			return k, nil
-		}
+		// The fetch outlives any one push's cancellation: others wait on it.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		return nil, a.fetch(fctx, now)
+	})
+	a.mu.Lock()
+	k, ok := a.keys[kid]
+	a.mu.Unlock()
+	switch {
+	case ok && (err == nil || known):
+		return k, nil
+	case err != nil:
+		return nil, err
 	}
 	return nil, fmt.Errorf("%w: unknown key id %q", ErrPushUnauthorized, kid)
 }
 
+// fetch downloads the JWKS and, under the lock, installs it or records
+// the failure.
 func (a *PushAuthenticator) fetch(ctx context.Context, now time.Time) error {
-	a.lastFetch = now
+	keys, maxAge, err := a.download(ctx)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.lastFetch, a.lastErr = now, err
+	if err != nil {
+		return err
+	}
+	a.keys = keys
+	a.expires = now.Add(maxAge)
+	return nil
+}
+
+func (a *PushAuthenticator) download(ctx context.Context) (map[string]*rsa.PublicKey, time.Duration, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.cfg.JWKSURL, nil)
 	if err != nil {
-		return fmt.Errorf("receipts: push auth: %w", err)
+		return nil, 0, fmt.Errorf("receipts: push auth: %w", err)
 	}
 	resp, err := a.cfg.HTTPClient.Do(req)
 	if err != nil {
-		return unavailable("fetching JWKS: %v", err)
+		return nil, 0, unavailable("fetching JWKS: %v", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return unavailable("fetching JWKS: HTTP %d", resp.StatusCode)
+		return nil, 0, unavailable("fetching JWKS: HTTP %d", resp.StatusCode)
 	}
 	var set struct {
 		Keys []struct {
@@ -287,7 +337,7 @@ func (a *PushAuthenticator) fetch(ctx context.Context, now time.Time) error {
 		} `json:"keys"`
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&set); err != nil {
-		return unavailable("decoding JWKS: %v", err)
+		return nil, 0, unavailable("decoding JWKS: %v", err)
 	}
 	keys := map[string]*rsa.PublicKey{}
 	for _, k := range set.Keys {
@@ -307,11 +357,9 @@ func (a *PushAuthenticator) fetch(ctx context.Context, now time.Time) error {
 		keys[k.Kid] = &rsa.PublicKey{N: n, E: int(e.Int64())}
 	}
 	if len(keys) == 0 {
-		return unavailable("JWKS holds no usable RSA key")
+		return nil, 0, unavailable("JWKS holds no usable RSA key")
 	}
-	a.keys = keys
-	a.expires = now.Add(cacheMaxAge(resp.Header.Get("Cache-Control")))
-	return nil
+	return keys, cacheMaxAge(resp.Header.Get("Cache-Control")), nil
 }
 
 func cacheMaxAge(cc string) time.Duration {

@@ -145,7 +145,7 @@ func newJWKS(t *testing.T) *jwksServer {
 	j.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		j.fetches.Add(1)
 		if j.down.Load() {
-			http.Error(w, "down", 503)
+			http.Error(w, "down", http.StatusServiceUnavailable)
 			return
 		}
 		e := base64.RawURLEncoding.EncodeToString
@@ -286,5 +286,49 @@ func TestNewPushAuthenticatorNeedsAudienceAndEmail(t *testing.T) {
 	}
 	if _, err := NewPushAuthenticator(PushAuthConfig{ServiceAccountEmail: "e"}); err == nil {
 		t.Fatal("accepted a config without audience")
+	}
+}
+
+// While the JWKS cannot be fetched, concurrent pushes share one fetch and
+// then fail fast until the retry interval passes, instead of each one
+// queueing for its own fetch behind a lock.
+func TestPushAuthenticatorSharesOneJWKSFetch(t *testing.T) {
+	j := newJWKS(t)
+	j.down.Store(true)
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	var clock atomic.Int64
+	clock.Store(now.UnixNano())
+	a, err := NewPushAuthenticator(PushAuthConfig{Audience: pushAudience, ServiceAccountEmail: pushEmail, JWKSURL: j.URL,
+		Now: func() time.Time { return time.Unix(0, clock.Load()).UTC() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, goodPushClaims(now))
+	tok.Header["kid"] = "k1"
+	signed, err := tok.SignedString(j.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 10)
+	for range 10 {
+		go func() { errs <- a.Authenticate(context.Background(), "Bearer "+signed) }()
+	}
+	for range 10 {
+		if err := <-errs; !errors.Is(err, ErrStoreUnavailable) {
+			t.Errorf("with the JWKS down: %v, want ErrStoreUnavailable", err)
+		}
+	}
+	if n := j.fetches.Load(); n != 1 {
+		t.Errorf("10 concurrent pushes fetched the JWKS %d times, want 1", n)
+	}
+	// Within the retry interval nothing is fetched; after it, one fetch.
+	clock.Add(int64(jwksRetry - time.Second))
+	if err := a.Authenticate(context.Background(), "Bearer "+signed); !errors.Is(err, ErrStoreUnavailable) || j.fetches.Load() != 1 {
+		t.Errorf("inside the retry interval: %v after %d fetches", err, j.fetches.Load())
+	}
+	j.down.Store(false)
+	clock.Add(int64(2 * time.Second))
+	if err := a.Authenticate(context.Background(), "Bearer "+signed); err != nil || j.fetches.Load() != 2 {
+		t.Errorf("after the retry interval with the JWKS back: %v after %d fetches", err, j.fetches.Load())
 	}
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"net/url"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -8,12 +9,28 @@ import (
 	"github.com/coinop/coinop/entitlements"
 )
 
+// pathPlayer is the {player_id} of the path, percent-decoded: a client
+// that escapes "ålice" as %C3%A5lice means ålice, never a player literally
+// named "%C3%A5lice".
 func pathPlayer(c *fiber.Ctx) (string, error) {
-	id := string([]byte(c.Params("player_id")))
+	id, err := pathParam(c, "player_id")
+	if err != nil {
+		return "", err
+	}
 	if err := entitlements.ValidatePlayerID(id); err != nil {
 		return "", err
 	}
 	return id, nil
+}
+
+// pathParam returns one path parameter percent-decoded and copied out of
+// fiber's buffer, or a 400 for a malformed escape.
+func pathParam(c *fiber.Ctx, name string) (string, error) {
+	v, err := url.PathUnescape(c.Params(name))
+	if err != nil {
+		return "", invalid(name + " in the path is not validly percent-encoded.")
+	}
+	return strings.Clone(v), nil
 }
 
 func (s *Server) postGrant(c *fiber.Ctx) error {

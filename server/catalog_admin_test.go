@@ -125,8 +125,9 @@ func TestDesignerLoop(t *testing.T) {
 	if r.status != 200 || diff.FromVersion != 1 || diff.Summary != (catalog.DiffSummary{Added: 1, Changed: 1}) || diff.DraftETag != st.ETag {
 		t.Fatalf("diff: %s", r)
 	}
-	if len(diff.PriceChanges) != 1 || diff.PriceChanges[0].ID != "sword" || *diff.PriceChanges[0].Before != 500 || *diff.PriceChanges[0].After != 400 {
-		t.Errorf("price changes: %+v", diff.PriceChanges)
+	if len(diff.PriceChanges) != 2 || diff.PriceChanges[0].ID != "bow" || diff.PriceChanges[0].Before != nil ||
+		diff.PriceChanges[1].ID != "sword" || *diff.PriceChanges[1].Before != 500 || *diff.PriceChanges[1].After != 400 {
+		t.Errorf("price changes (the new bow's price, then the sword's change): %+v", diff.PriceChanges)
 	}
 
 	var v catalog.VersionInfo

@@ -148,6 +148,15 @@ func parsePurchase(body []byte) (purchaseInput, error) {
 	case b.Price.Amount == nil:
 		return purchaseInput{}, missing("price.amount")
 	}
+	// Refused before the purchase, not stored with the idempotency key as an
+	// item_not_found: a malformed id can name nothing, and an unbounded one
+	// would be kept for a day with every retry.
+	if !catalog.ValidID(*b.ItemID) {
+		return purchaseInput{}, invalid(fmt.Sprintf("item_id must be a catalog id: 1 to %d characters from a-z, 0-9, '_', '.' and '-', starting with a letter or digit.", catalog.MaxIDLength))
+	}
+	if !catalog.ValidID(*b.Price.Currency) {
+		return purchaseInput{}, invalid(fmt.Sprintf("price.currency must be a catalog currency id: 1 to %d characters from a-z, 0-9, '_', '.' and '-', starting with a letter or digit.", catalog.MaxIDLength))
+	}
 	return purchaseInput{
 		ItemID:   *b.ItemID,
 		Quantity: *b.Quantity,

@@ -59,29 +59,64 @@ const (
 )
 
 // problem is an RFC 9457 problem detail. Extensions are merged into the top
-// level object, as the RFC prescribes.
+// level object, as the RFC prescribes, after the standard members and in the
+// order they were added, so a problem reads the same on every replay.
 type problem struct {
-	Type       string
-	Title      string
-	Status     int
-	Code       string
-	Detail     string
-	Extensions map[string]any
+	Type   string
+	Title  string
+	Status int
+	Code   string
+	Detail string
+	ext    []member
+	// oauthError is the RFC 6750 error code a 401 repeats in
+	// WWW-Authenticate; it is not part of the body.
+	oauthError string
 }
 
+// member is one extension member; a json.RawMessage value is written as
+// its (compacted) bytes.
+type member struct {
+	key   string
+	value any
+}
+
+// standardMembers are the RFC 9457 members (and coinop's code) that an
+// extension may never replace.
+var standardMembers = map[string]bool{"type": true, "title": true, "status": true, "code": true, "detail": true, "instance": true}
+
+// MarshalJSON writes the problem with the same encoder as every other body
+// (encodeJSON): compact, HTML-safe, members in a fixed order.
 func (p problem) MarshalJSON() ([]byte, error) {
-	m := make(map[string]any, len(p.Extensions)+5)
-	for k, v := range p.Extensions {
-		m[k] = v
+	var b bytes.Buffer
+	field := func(key string, value any) error {
+		if b.Len() > 1 {
+			b.WriteByte(',')
+		}
+		k, _ := encodeJSON(key)
+		b.Write(k)
+		b.WriteByte(':')
+		if raw, ok := value.(json.RawMessage); ok {
+			return json.Compact(&b, raw)
+		}
+		v, err := encodeJSON(value)
+		b.Write(v)
+		return err
 	}
-	m["type"] = "urn:coinop:problem:" + p.Code
-	m["title"] = p.Title
-	m["status"] = p.Status
-	m["code"] = p.Code
+	b.WriteByte('{')
+	must := []error{
+		field("type", "urn:coinop:problem:"+p.Code),
+		field("title", p.Title),
+		field("status", p.Status),
+		field("code", p.Code),
+	}
 	if p.Detail != "" {
-		m["detail"] = p.Detail
+		must = append(must, field("detail", p.Detail))
 	}
-	return json.Marshal(m)
+	for _, m := range p.ext {
+		must = append(must, field(m.key, m.value))
+	}
+	b.WriteByte('}')
+	return b.Bytes(), errors.Join(must...)
 }
 
 func (p problem) Error() string { return p.Code + ": " + p.Detail }
@@ -90,48 +125,97 @@ func newProblem(status int, code, detail string) problem {
 	return problem{Status: status, Code: code, Title: titleFor(code, status), Detail: detail}
 }
 
+// with returns p with the extension key set to value (replaced in place if
+// p already has it).
 func (p problem) with(key string, value any) problem {
-	ext := make(map[string]any, len(p.Extensions)+1)
-	for k, v := range p.Extensions {
-		ext[k] = v
+	if standardMembers[key] {
+		return p
 	}
-	ext[key] = value
-	p.Extensions = ext
+	ext := make([]member, 0, len(p.ext)+1)
+	replaced := false
+	for _, m := range p.ext {
+		if m.key == key {
+			m.value, replaced = value, true
+		}
+		ext = append(ext, m)
+	}
+	if !replaced {
+		ext = append(ext, member{key, value})
+	}
+	p.ext = ext
 	return p
 }
 
+// extension returns the value of one extension member.
+func (p problem) extension(key string) (any, bool) {
+	for _, m := range p.ext {
+		if m.key == key {
+			return m.value, true
+		}
+	}
+	return nil, false
+}
+
+// objectMembers splits a JSON object into its members, in order, values
+// kept as raw bytes (so amounts above 2^53 stay exact).
+func objectMembers(raw []byte) ([]member, bool) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, false
+	}
+	var out []member
+	for dec.More() {
+		tok, err := dec.Token()
+		key, ok := tok.(string)
+		if err != nil || !ok {
+			return nil, false
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, false
+		}
+		out = append(out, member{key, v})
+	}
+	return out, true
+}
+
+// encodeJSON is the one JSON encoder of every response body, success or
+// problem (fiber's JSONEncoder is set to it).
+func encodeJSON(v any) ([]byte, error) { return json.Marshal(v) }
+
 var titles = map[string]string{
-	codeInvalidRequest:                         "Invalid request",
-	codeIdempotencyKeyMissing:                  "Idempotency-Key header required",
-	codeIdempotencyKeyReused:                   "Idempotency key reused with a different request",
-	codeIdempotencyKeyInUse:                    "A request with this idempotency key is in progress",
-	codeUnauthenticated:                        "Authentication required",
-	codeForbidden:                              "Forbidden",
-	codeNotFound:                               "Not found",
-	codeMethodNotAllowed:                       "Method not allowed",
-	codeRequestTooLarge:                        "Request too large",
-	codeUnsupportedMediaType:                   "Unsupported media type",
-	codeCatalogInvalid:                         "Catalog invalid",
-	codeCatalogNotPublished:                    "No catalog published",
-	codeUnavailable:                            "Service unavailable",
-	codeInternal:                               "Internal error",
-	codeReceiptInvalid:                         "Receipt invalid",
-	codeReceiptOwned:                           "Receipt redeemed by another player",
-	codeStoreUnavailable:                       "Store unavailable",
-	codeStoreDisabled:                          "Store not enabled",
-	codeStoreMisconfigured:                     "Store configuration refused",
-	codePreconditionFailed:                     "Precondition failed",
-	codeEntityNotFound:                         "Catalog entity not found",
-	codeVersionNotFound:                        "Catalog version not found",
-	codeScheduleConflict:                       "Scheduled version would be superseded",
-	codeKeyNotFound:                            "Key not found",
-	codeKeyNameTaken:                           "Key name already used",
-	string(entitlements.CodeItemNotFound):      "Item not found",
-	string(entitlements.CodeItemUnavailable):   "Item not available now",
-	string(entitlements.CodePriceMismatch):     "Price changed",
-	string(entitlements.CodeInsufficientFunds): "Insufficient funds",
-	string(entitlements.CodeAlreadyOwned):      "Already owned",
-	string(entitlements.CodeLimitExceeded):     "Limit exceeded",
+	codeInvalidRequest:                          "Invalid request",
+	codeIdempotencyKeyMissing:                   "Idempotency-Key header required",
+	codeIdempotencyKeyReused:                    "Idempotency key reused with a different request",
+	codeIdempotencyKeyInUse:                     "A request with this idempotency key is in progress",
+	codeUnauthenticated:                         "Authentication required",
+	codeForbidden:                               "Forbidden",
+	codeNotFound:                                "Not found",
+	codeMethodNotAllowed:                        "Method not allowed",
+	codeRequestTooLarge:                         "Request too large",
+	codeUnsupportedMediaType:                    "Unsupported media type",
+	codeCatalogInvalid:                          "Catalog invalid",
+	codeCatalogNotPublished:                     "No catalog published",
+	codeUnavailable:                             "Service unavailable",
+	codeInternal:                                "Internal error",
+	codeReceiptInvalid:                          "Receipt invalid",
+	codeReceiptOwned:                            "Receipt redeemed by another player",
+	codeStoreUnavailable:                        "Store unavailable",
+	codeStoreDisabled:                           "Store not enabled",
+	codeStoreMisconfigured:                      "Store configuration refused",
+	codePreconditionFailed:                      "Precondition failed",
+	codeEntityNotFound:                          "Catalog entity not found",
+	codeVersionNotFound:                         "Catalog version not found",
+	codeScheduleConflict:                        "Scheduled version would be superseded",
+	codeKeyNotFound:                             "Key not found",
+	codeKeyNameTaken:                            "Key name already used",
+	string(entitlements.CodeItemNotFound):       "Item not found",
+	string(entitlements.CodeItemUnavailable):    "Item not available now",
+	string(entitlements.CodePriceMismatch):      "Price changed",
+	string(entitlements.CodeCurrencyNotOffered): "Not sold in this currency",
+	string(entitlements.CodeInsufficientFunds):  "Insufficient funds",
+	string(entitlements.CodeAlreadyOwned):       "Already owned",
+	string(entitlements.CodeLimitExceeded):      "Limit exceeded",
 }
 
 func titleFor(code string, status int) string {
@@ -147,21 +231,23 @@ func fiberStatusText(status int) string { return fiber.NewError(status).Message 
 // rebuild the problem from the stored code and detail, so this map must stay
 // stable for stored keys to replay identically.
 var rejectionStatus = map[entitlements.Code]int{
-	entitlements.CodeItemNotFound:      fiber.StatusNotFound,
-	entitlements.CodeItemUnavailable:   fiber.StatusConflict,
-	entitlements.CodePriceMismatch:     fiber.StatusConflict,
-	entitlements.CodeInsufficientFunds: fiber.StatusPaymentRequired,
-	entitlements.CodeAlreadyOwned:      fiber.StatusConflict,
-	entitlements.CodeLimitExceeded:     fiber.StatusConflict,
+	entitlements.CodeItemNotFound:       fiber.StatusNotFound,
+	entitlements.CodeItemUnavailable:    fiber.StatusConflict,
+	entitlements.CodePriceMismatch:      fiber.StatusConflict,
+	entitlements.CodeCurrencyNotOffered: fiber.StatusConflict,
+	entitlements.CodeInsufficientFunds:  fiber.StatusPaymentRequired,
+	entitlements.CodeAlreadyOwned:       fiber.StatusConflict,
+	entitlements.CodeLimitExceeded:      fiber.StatusConflict,
 }
 
 var rejectionDetail = map[entitlements.Code]string{
-	entitlements.CodeItemNotFound:      "The catalog has no such item or bundle.",
-	entitlements.CodeItemUnavailable:   "The item is outside its availability window.",
-	entitlements.CodePriceMismatch:     "The price shown to the player is not the current price; the current prices are included.",
-	entitlements.CodeInsufficientFunds: "The player's balance does not cover the price.",
-	entitlements.CodeAlreadyOwned:      "The player already owns this durable item.",
-	entitlements.CodeLimitExceeded:     "The purchase would exceed the most a player may hold.",
+	entitlements.CodeItemNotFound:       "The catalog has no such item or bundle.",
+	entitlements.CodeItemUnavailable:    "The item is outside its availability window.",
+	entitlements.CodePriceMismatch:      "The price shown to the player is not the current price; the current prices are included.",
+	entitlements.CodeCurrencyNotOffered: "The item is not sold in this currency; the currencies and prices it is sold for are included.",
+	entitlements.CodeInsufficientFunds:  "The player's balance does not cover the price.",
+	entitlements.CodeAlreadyOwned:       "The player already owns this durable item.",
+	entitlements.CodeLimitExceeded:      "The purchase would exceed the most a player may hold.",
 }
 
 // problemFor maps any error from a domain call to a problem. It is the only
@@ -184,14 +270,30 @@ func problemFor(err error) problem {
 		return p
 	case errors.As(err, &rejection):
 		p := newProblem(statusOr(rejectionStatus[rejection.Code], fiber.StatusConflict), string(rejection.Code), rejectionDetail[rejection.Code])
-		// json.Number keeps amounts above 2^53 exact.
-		var ext map[string]any
-		dec := json.NewDecoder(bytes.NewReader(rejection.Detail))
-		dec.UseNumber()
-		if len(rejection.Detail) > 0 && dec.Decode(&ext) == nil {
-			p.Extensions = ext
+		members, _ := objectMembers(rejection.Detail)
+		var assetType, assetID json.RawMessage
+		named := false
+		for _, m := range members {
+			p = p.with(m.key, m.value)
+			switch m.key {
+			case "item_id":
+				named = true
+			case "asset_type":
+				assetType = m.value.(json.RawMessage)
+			case "asset_id":
+				assetID = m.value.(json.RawMessage)
+			}
+		}
+		// Every problem names the item it is about as item_id; a rejection
+		// about one asset (already_owned, limit_exceeded: for a bundle, the
+		// item inside it) once named it only as asset_id, which stays for
+		// clients that read it.
+		if !named && assetID != nil && string(bytes.TrimSpace(assetType)) == `"item"` {
+			p = p.with("item_id", assetID)
 		}
 		return p
+	case errors.Is(err, entitlements.ErrUnknownItem):
+		return errCheckUnknownItem
 	case errors.As(err, &invalid):
 		return newProblem(fiber.StatusBadRequest, codeInvalidRequest, invalid.Field+": "+invalid.Message)
 	case errors.Is(err, entitlements.ErrIdempotencyKeyReused):
@@ -232,7 +334,7 @@ func problemFor(err error) problem {
 	case errors.Is(err, access.ErrNameTaken):
 		return newProblem(fiber.StatusConflict, codeKeyNameTaken, "A key with this name exists or existed; names are never reused.")
 	case errors.Is(err, access.ErrUnknownKey):
-		return errUnauthenticated
+		return errUnknownAPIKey
 	case receipts.ReasonOf(err) != "":
 		return receiptInvalid(receipts.ReasonOf(err), err)
 	case errors.Is(err, entitlements.ErrUnknownStoreProduct):
@@ -249,7 +351,14 @@ func problemFor(err error) problem {
 		return newProblem(fiber.StatusInternalServerError, codeStoreMisconfigured,
 			"The store refused this server's credentials or settings; the operator must fix them.")
 	case errors.Is(err, receipts.ErrPushUnauthorized):
-		return newProblem(fiber.StatusUnauthorized, codeUnauthenticated, "The push is not authenticated by the configured service account.")
+		// The reason after the sentinel (no token, expired, wrong issuer,
+		// audience or service account) is receipts' own wording, about a
+		// token Google signs: telling the pusher does not help a forger.
+		why := strings.TrimPrefix(strings.TrimPrefix(err.Error(), receipts.ErrPushUnauthorized.Error()), ": ")
+		return unauthenticated(oauthInvalidToken, "The push is not authenticated by the configured service account ("+why+").")
+	case badText(err):
+		return newProblem(fiber.StatusBadRequest, codeInvalidRequest,
+			"Text in the request must be valid UTF-8 without NUL (\\u0000) characters.")
 	case errors.As(err, &fe):
 		return fiberProblem(fe)
 	case unavailable(err):
@@ -282,6 +391,14 @@ func statusOr(status, fallback int) int {
 	return status
 }
 
+// badText reports Postgres refusing text a client sent: a NUL character
+// (22P05, which jsonb and text cannot hold) or bytes that are not valid
+// UTF-8 (22021). Whatever input path missed it, it is the client's error.
+func badText(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "22P05" || pgErr.Code == "22021")
+}
+
 // unavailable reports errors that mean Postgres (or another backing service)
 // could not be reached in time, as opposed to a bug: the client should retry.
 // That includes a pool closed during shutdown and connections cut by a
@@ -291,11 +408,18 @@ func unavailable(err error) bool {
 	var netErr net.Error
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P")
+		// 08: connection exceptions; 57P: the server shutting down or
+		// restarting; 53: out of connections or memory (53300 too many
+		// connections): all pass when the database recovers.
+		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P") || strings.HasPrefix(pgErr.Code, "53")
 	}
+	// A connection that dropped mid-statement surfaces as pgconn's
+	// ErrConnClosed (the next use of the closed connection) or as a bare
+	// EOF from the socket; SafeToRetry marks errors where nothing was sent.
 	return errors.As(err, &connErr) || errors.As(err, &netErr) ||
 		errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err) ||
-		errors.Is(err, puddle.ErrClosedPool) || errors.Is(err, io.ErrUnexpectedEOF)
+		errors.Is(err, puddle.ErrClosedPool) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, io.EOF) || errors.Is(err, pgconn.ErrConnClosed) || pgconn.SafeToRetry(err)
 }
 
 // errorHandler renders every error as application/problem+json. Server-side
@@ -316,9 +440,42 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 		c.Set(fiber.HeaderRetryAfter, retry)
 	}
 	if p.Status == fiber.StatusUnauthorized {
-		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="coinop"`)
+		c.Set(fiber.HeaderWWWAuthenticate, bearerChallenge(p))
 	}
 	return writeProblem(c, p)
+}
+
+// bearerChallenge is the RFC 6750 WWW-Authenticate value for a 401: the
+// error code and the same reason as the problem's detail, quoted as an
+// auth-param (quotes and backslashes escaped, RFC 9110 5.6.4).
+func bearerChallenge(p problem) string {
+	v := `Bearer realm="coinop"`
+	if p.oauthError != "" {
+		v += `, error="` + p.oauthError + `"`
+	}
+	if p.Detail != "" {
+		v += `, error_description=` + quoteParam(p.Detail)
+	}
+	return v
+}
+
+func quoteParam(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r < 0x20 || r == 0x7f || r > 0x7e:
+			// error_description is limited to printable ASCII (RFC 6750 3).
+			b.WriteByte('?')
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
 }
 
 func writeProblem(c *fiber.Ctx, p problem) error {

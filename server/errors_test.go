@@ -4,6 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"net"
 	"net/http"
@@ -41,8 +44,8 @@ func runErrorCases(t *testing.T, cases []errorCase) {
 					t.Errorf("detail = %q, want it to mention %q", d, tc.detail)
 				}
 			}
-			if tc.status == http.StatusUnauthorized && r.header.Get("WWW-Authenticate") == "" {
-				t.Error("401 without WWW-Authenticate")
+			if tc.status == http.StatusUnauthorized {
+				assertChallenge(t, r, p)
 			}
 			if tc.status == http.StatusServiceUnavailable && r.header.Get("Retry-After") == "" {
 				t.Error("503 without Retry-After")
@@ -98,6 +101,10 @@ func TestPurchaseBodyErrors(t *testing.T) {
 		{"quantity 1001 is refused", buy("potion", 1001, "gold", 100), "quantity"},
 		{"price 0 is refused", buy("potion", 1, "gold", 0), "price.amount"},
 		{"a negative price is refused", buy("potion", 1, "gold", -100), "price.amount"},
+		{"a 60 KB item_id is refused, not stored", buy(strings.Repeat("x", 60<<10), 1, "gold", 100), "item_id must be a catalog id"},
+		{"an item_id with a NUL is refused", `{"item_id":"pot\u0000ion","quantity":1,"price":{"currency":"gold","amount":100}}`, "item_id must be a catalog id"},
+		{"an item_id in capitals is refused", buy("Potion", 1, "gold", 100), "item_id must be a catalog id"},
+		{"a 60 KB currency is refused, not stored", buy("potion", 1, strings.Repeat("g", 60<<10), 100), "price.currency must be a catalog currency id"},
 		{"a second object after the body is refused", valid + `{}`, "after the JSON object"},
 		{"garbage after the body is refused", valid + `x`, "after the JSON object"},
 		{"a closing bracket after the body is refused", valid + `]`, "after the JSON object"},
@@ -188,30 +195,39 @@ func TestEveryErrorCode(t *testing.T) {
 			send: postAs(adminToken, "/admin/v1/players/p1/grants", "application/json", "", []byte(`{"reason":"x","currencies":{"gold":1}}`))},
 
 		// 401 unauthenticated.
-		{name: "no Authorization header is unauthenticated", status: 401, code: "unauthenticated", send: withToken("")},
-		{name: "a Basic credential is unauthenticated", status: 401, code: "unauthenticated", send: withToken("Basic cDE6cGFzcw==")},
-		{name: "an empty bearer token is unauthenticated", status: 401, code: "unauthenticated", send: withToken("Bearer ")},
-		{name: "a token that is not a JWT is unauthenticated", status: 401, code: "unauthenticated", send: withToken("Bearer not-a-jwt")},
+		{name: "no Authorization header is unauthenticated", status: 401, code: "unauthenticated", detail: "no Authorization header", send: withToken("")},
+		{name: "a Basic credential is unauthenticated", status: 401, code: "unauthenticated", detail: "must use the Bearer scheme", send: withToken("Basic cDE6cGFzcw==")},
+		{name: "an empty bearer token is unauthenticated", status: 401, code: "unauthenticated", detail: "no token", send: withToken("Bearer ")},
+		{name: "a token that is not a JWT is unauthenticated", status: 401, code: "unauthenticated", detail: "not a well-formed JWT", send: withToken("Bearer not-a-jwt")},
 		{name: "an expired token is unauthenticated", status: 401, code: "unauthenticated",
-			send: withToken(bearer(sign(jwt.MapClaims{"sub": "p1", "exp": now.Add(-time.Minute).Unix()})))},
-		{name: "a token without exp is unauthenticated", status: 401, code: "unauthenticated",
+			detail: "expired at " + time.Unix(now.Add(-time.Minute).Unix(), 0).UTC().Format(time.RFC3339),
+			send:   withToken(bearer(sign(jwt.MapClaims{"sub": "p1", "exp": now.Add(-time.Minute).Unix()})))},
+		{name: "a token without exp is unauthenticated", status: 401, code: "unauthenticated", detail: "no exp claim",
 			send: withToken(bearer(sign(jwt.MapClaims{"sub": "p1"})))},
-		{name: "a token not valid before a future time is unauthenticated", status: 401, code: "unauthenticated",
+		{name: "a token not valid before a future time is unauthenticated", status: 401, code: "unauthenticated", detail: "not valid yet",
 			send: withToken(bearer(sign(jwt.MapClaims{"sub": "p1", "exp": now.Add(2 * time.Hour).Unix(), "nbf": now.Add(time.Hour).Unix()})))},
-		{name: "an alg none token is unauthenticated", status: 401, code: "unauthenticated", send: withToken(bearer(none))},
-		{name: "an HS512 token is unauthenticated", status: 401, code: "unauthenticated", send: withToken(bearer(hs512))},
-		{name: "a token signed with another secret is unauthenticated", status: 401, code: "unauthenticated",
+		{name: "an alg none token is unauthenticated", status: 401, code: "unauthenticated", detail: "signature does not verify", send: withToken(bearer(none))},
+		{name: "an HS512 token is unauthenticated", status: 401, code: "unauthenticated", detail: "must be HS256", send: withToken(bearer(hs512))},
+		{name: "a token signed with another secret is unauthenticated", status: 401, code: "unauthenticated", detail: "signature does not verify",
 			send: withToken(bearer(signHS256(jwt.MapClaims{"sub": "p1", "exp": now.Add(time.Hour).Unix()}, "another-secret-another-secret-12")))},
-		{name: "a token without sub is unauthenticated", status: 401, code: "unauthenticated",
+		{name: "a token without sub is unauthenticated", status: 401, code: "unauthenticated", detail: "sub claim",
 			send: withToken(bearer(sign(jwt.MapClaims{"exp": now.Add(time.Hour).Unix()})))},
-		{name: "a token whose sub has a space is unauthenticated", status: 401, code: "unauthenticated",
+		{name: "a token whose sub has a space is unauthenticated", status: 401, code: "unauthenticated", detail: "sub claim",
 			send: withToken(bearer(sign(jwt.MapClaims{"sub": "p 1", "exp": now.Add(time.Hour).Unix()})))},
-		{name: "the admin token is unauthenticated on the player API", status: 401, code: "unauthenticated", send: withToken(bearer(adminToken))},
+		{name: "a string exp is unauthenticated", status: 401, code: "unauthenticated", detail: "exp claim must be a number",
+			send: withToken(bearer(signRawHS256(`{"alg":"HS256","typ":"JWT"}`, fmt.Sprintf(`{"sub":"p1","exp":"%d"}`, now.Add(time.Hour).Unix()))))},
+		{name: "a token issued in the future is unauthenticated", status: 401, code: "unauthenticated", detail: "not valid yet",
+			send: withToken(bearer(sign(jwt.MapClaims{"sub": "p1", "exp": now.Add(2 * time.Hour).Unix(), "iat": now.Add(time.Hour).Unix()})))},
+		{name: "a crit header is unauthenticated", status: 401, code: "unauthenticated", detail: `"crit"`,
+			send: withToken(bearer(signRawHS256(`{"alg":"HS256","typ":"JWT","crit":["exp"]}`, fmt.Sprintf(`{"sub":"p1","exp":%d}`, now.Add(time.Hour).Unix()))))},
+		{name: "a duplicate sub is unauthenticated", status: 401, code: "unauthenticated", detail: "each claim once",
+			send: withToken(bearer(signRawHS256(`{"alg":"HS256","typ":"JWT"}`, fmt.Sprintf(`{"sub":"p1","sub":"p2","exp":%d}`, now.Add(time.Hour).Unix()))))},
+		{name: "the admin token is unauthenticated on the player API", status: 401, code: "unauthenticated", detail: "not a well-formed JWT", send: withToken(bearer(adminToken))},
 		{name: "a purchase without a token is unauthenticated", status: 401, code: "unauthenticated",
 			send: postAs("", "/v1/purchases", "application/json", "k", []byte(valid))},
 		{name: "the admin API without a token is unauthenticated", status: 401, code: "unauthenticated",
 			send: func(t *testing.T) response { return e.get(t, "/admin/v1/audit", "") }},
-		{name: "the admin API with a wrong token is unauthenticated", status: 401, code: "unauthenticated",
+		{name: "the admin API with a wrong token is unauthenticated", status: 401, code: "unauthenticated", detail: "neither a valid admin token nor an API key",
 			send: func(t *testing.T) response { return e.get(t, "/admin/v1/audit", adminToken+"x") }},
 
 		// 403 forbidden: a valid player token on every admin route.
@@ -254,8 +270,16 @@ func TestEveryErrorCode(t *testing.T) {
 			}},
 		{name: "a stale price is price_mismatch", status: 409, code: "price_mismatch",
 			send: func(t *testing.T) response { return e.purchase(t, "p-pm", "k", buy("potion", 1, "gold", 90)) }},
-		{name: "a price in a currency the item is not sold for is price_mismatch", status: 409, code: "price_mismatch",
-			send: func(t *testing.T) response { return e.purchase(t, "p-pm2", "k", buy("potion", 1, "gems", 100)) }},
+		{name: "a price in a currency the item is not sold for is currency_not_offered", status: 409, code: "currency_not_offered",
+			send: func(t *testing.T) response { return e.purchase(t, "p-pm2", "k", buy("potion", 1, "gems", 100)) },
+			check: func(t *testing.T, r response, p map[string]any) {
+				if p["item_id"] != "potion" || p["currency"] != "gems" {
+					t.Errorf("item_id, currency = %v, %v; want potion, gems", p["item_id"], p["currency"])
+				}
+				if fmt.Sprint(p["prices"]) != "[map[amount:100 currency:gold]]" {
+					t.Errorf("prices = %v, want the offered price of 100 gold", p["prices"])
+				}
+			}},
 		{name: "a second sword is already_owned", status: 409, code: "already_owned",
 			send: func(t *testing.T) response {
 				e.grant(t, "p-ao", "fund", map[string]int64{"gold": 1000}, nil)
@@ -263,11 +287,21 @@ func TestEveryErrorCode(t *testing.T) {
 					t.Fatalf("first sword: %s", r)
 				}
 				return e.purchase(t, "p-ao", "k2", buy("sword", 1, "gold", 500))
+			},
+			check: func(t *testing.T, _ response, p map[string]any) {
+				if p["item_id"] != "sword" || p["asset_id"] != "sword" {
+					t.Errorf("item_id, asset_id = %v, %v; want sword for both", p["item_id"], p["asset_id"])
+				}
 			}},
 		{name: "a starter bundle with a sword owned is already_owned", status: 409, code: "already_owned",
 			send: func(t *testing.T) response {
 				e.grant(t, "p-ao2", "fund", map[string]int64{"gems": 50}, map[string]int64{"sword": 1})
 				return e.purchase(t, "p-ao2", "k", buy("starter", 1, "gems", 50))
+			},
+			check: func(t *testing.T, _ response, p map[string]any) {
+				if p["item_id"] != "sword" {
+					t.Errorf("item_id = %v, want sword, the owned item inside the bundle", p["item_id"])
+				}
 			}},
 		{name: "two durables in one purchase is limit_exceeded", status: 409, code: "limit_exceeded",
 			send: func(t *testing.T) response {
@@ -611,10 +645,10 @@ func TestBodyLimits(t *testing.T) {
 		})
 	}
 
-	// app.Test reports fasthttp's refusal as an error, so this part talks
-	// to a real listener. Only the headers are sent: fasthttp refuses on
-	// Content-Length, and a client still writing the body would see the
-	// connection reset instead of the answer.
+	// Over a real connection: a body declared far over every limit is
+	// refused on its Content-Length once the first bytes arrive (bodies are
+	// streamed, so nothing near 64 MiB is ever buffered), and the connection
+	// is closed rather than parsed on from the middle of the unread body.
 	t.Run("a body over the server limit", func(t *testing.T) {
 		base := e.listen(t)
 		conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
@@ -628,14 +662,88 @@ func TestBodyLimits(t *testing.T) {
 			bearer(playerToken("p1")), 64<<20); err != nil {
 			t.Fatal(err)
 		}
-		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if _, err := conn.Write(bytes.Repeat([]byte(" "), 16<<10)); err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(conn)
+		resp, err := http.ReadResponse(br, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
 		p := assertProblem(t, readResponse(t, resp), http.StatusRequestEntityTooLarge, "request_too_large")
-		if d, _ := p["detail"].(string); !strings.Contains(d, "larger than the limit") {
+		if d, _ := p["detail"].(string); !strings.Contains(d, "larger than 1024 bytes") {
 			t.Errorf("detail = %q", d)
 		}
+		if !resp.Close {
+			t.Error("the connection stays open after a refused, unread body")
+		}
+		// EOF, or a reset since the rest of the body was never read.
+		if b, err := br.ReadByte(); err == nil {
+			t.Errorf("after the answer the server kept the connection open and sent %q", b)
+		}
 	})
+
+	// A body a handler refused without reading (here, before
+	// authentication) must not be parsed as the next request: a request
+	// smuggled inside it is never served.
+	t.Run("an unread body closes the connection", func(t *testing.T) {
+		base := e.listen(t)
+		conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		smuggled := "GET /healthz HTTP/1.1\r\nHost: coinop\r\n\r\n"
+		if _, err := fmt.Fprintf(conn, "POST /v1/purchases HTTP/1.1\r\nHost: coinop\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+			len(smuggled), smuggled); err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(conn)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("status %d, want 401", resp.StatusCode)
+		}
+		if next, err := http.ReadResponse(br, nil); err == nil {
+			next.Body.Close()
+			t.Fatalf("a request smuggled in the unread body was served: %d", next.StatusCode)
+		}
+	})
+}
+
+// assertChallenge checks a 401's WWW-Authenticate (RFC 6750 3): the Bearer
+// scheme, an error code unless the request had no credentials at all, and
+// the problem's detail as error_description.
+func assertChallenge(t *testing.T, r response, p map[string]any) {
+	t.Helper()
+	got := r.header.Get("WWW-Authenticate")
+	if !strings.HasPrefix(got, `Bearer realm="coinop"`) {
+		t.Fatalf("WWW-Authenticate = %q, want the Bearer scheme with realm coinop", got)
+	}
+	detail, _ := p["detail"].(string)
+	if detail == "" {
+		t.Fatal("a 401 must say why in its detail")
+	}
+	if want := `error_description="` + strings.ReplaceAll(detail, `"`, `\"`) + `"`; !strings.Contains(got, want) {
+		t.Errorf("WWW-Authenticate = %q, want %s", got, want)
+	}
+	hasError := strings.Contains(got, `error="`)
+	if noCredentials := strings.Contains(detail, "no Authorization header"); noCredentials == hasError {
+		t.Errorf("WWW-Authenticate = %q: error code present = %v, want %v (RFC 6750 3.1)", got, hasError, !noCredentials)
+	}
+}
+
+// signRawHS256 signs a header and claims given as exact JSON text, for
+// tokens no JWT library would write (duplicate claims, string dates).
+func signRawHS256(header, claims string) string {
+	enc := base64.RawURLEncoding
+	input := enc.EncodeToString([]byte(header)) + "." + enc.EncodeToString([]byte(claims))
+	mac := hmac.New(sha256.New, []byte(testSecret))
+	mac.Write([]byte(input))
+	return input + "." + enc.EncodeToString(mac.Sum(nil))
 }

@@ -17,6 +17,12 @@ type dependencyStatus struct {
 	Error     string  `json:"error,omitempty"`
 }
 
+// schemaStatus says whether the database schema is migrated for this binary.
+type schemaStatus struct {
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+}
+
 // readyz reports whether this replica should get traffic. Postgres is the
 // system of record, so without it the replica is not ready; Redis is only a
 // cache, so without it the replica is ready but degraded.
@@ -26,15 +32,19 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 	pg := probe(ctx, func(ctx context.Context) error { return s.db.Ping(ctx) })
 	rd := probe(ctx, func(ctx context.Context) error { return s.redis.Ping(ctx).Err() })
 	status, code := "ok", fiber.StatusOK
+	schema := schemaStatus{OK: true}
+	if msg := s.schemaProblem.Load(); msg != nil {
+		schema = schemaStatus{OK: false, Error: *msg}
+	}
 	switch {
-	case !pg.OK:
+	case !pg.OK, !schema.OK:
 		status, code = "unavailable", fiber.StatusServiceUnavailable
 	case !rd.OK:
 		status = "degraded"
 	case s.live.Current() == nil:
 		status = "degraded"
 	}
-	checks := fiber.Map{"postgres": pg, "redis": rd}
+	checks := fiber.Map{"postgres": pg, "redis": rd, "schema": schema}
 	if s.cache != nil {
 		breaker := "closed"
 		if s.cache.BreakerOpen() {

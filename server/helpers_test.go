@@ -396,6 +396,7 @@ var titles = map[string]string{
 	"item_not_found":          "Item not found",
 	"item_unavailable":        "Item not available now",
 	"price_mismatch":          "Price changed",
+	"currency_not_offered":    "Not sold in this currency",
 	"insufficient_funds":      "Insufficient funds",
 	"already_owned":           "Already owned",
 	"limit_exceeded":          "Limit exceeded",

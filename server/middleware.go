@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"runtime/debug"
 	"strconv"
@@ -28,8 +29,20 @@ func (s *Server) requestContext(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
 	defer cancel()
 	c.SetUserContext(ctx)
-	return c.Next()
+	err := c.Next()
+	// fasthttp does not skip a streamed body the handler left unread (a
+	// 401 before the body is read, an unknown route): the next request on
+	// the connection would be parsed from the middle of this body, which
+	// is how requests are smuggled. Such a connection ends with this answer.
+	// ContentLength is -1 for a chunked body, -2 for none.
+	if n := c.Request().Header.ContentLength(); (n > 0 || n == -1) && c.Locals(localBodyRead) == nil {
+		c.Context().SetConnectionClose()
+	}
+	return err
 }
+
+// localBodyRead marks a request whose body limitBody has read whole.
+const localBodyRead = "coinop.body_read"
 
 func requestID(c *fiber.Ctx) string {
 	id, _ := c.Locals(localRequestID).(string)
@@ -90,14 +103,32 @@ func (s *Server) recoverPanics(c *fiber.Ctx) (err error) {
 	return c.Next()
 }
 
-// limitBody refuses bodies above limit on one route; the app-wide limit is
-// the largest of all routes.
+// limitBody reads the body of one route, refusing it above limit: at once
+// when the declared Content-Length says so, otherwise after at most limit+1
+// bytes of a chunked body. Every route that reads a body has it; the
+// app-wide limit is the largest of all routes. (Bodies are streamed, see
+// fiber.Config.StreamRequestBody, so nothing is read before this runs.)
 func (s *Server) limitBody(limit int) fiber.Handler {
+	tooLarge := newProblem(fiber.StatusRequestEntityTooLarge, codeRequestTooLarge,
+		"The request body is larger than "+strconv.Itoa(limit)+" bytes.")
 	return func(c *fiber.Ctx) error {
-		if len(c.Body()) > limit {
-			return newProblem(fiber.StatusRequestEntityTooLarge, codeRequestTooLarge,
-				"The request body is larger than "+strconv.Itoa(limit)+" bytes.")
+		req := c.Request()
+		if n := req.Header.ContentLength(); n > limit {
+			return tooLarge
 		}
+		if stream := req.BodyStream(); stream != nil {
+			body, err := io.ReadAll(io.LimitReader(stream, int64(limit)+1))
+			if err != nil {
+				return invalid("The request body could not be read: " + err.Error())
+			}
+			if len(body) > limit {
+				return tooLarge
+			}
+			req.SetBodyRaw(body)
+		} else if len(c.Body()) > limit {
+			return tooLarge
+		}
+		c.Locals(localBodyRead, true)
 		return c.Next()
 	}
 }

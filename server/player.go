@@ -1,7 +1,6 @@
 package server
 
 import (
-	"encoding/json"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -91,6 +90,7 @@ func (s *Server) respondIdempotent(c *fiber.Ctx, out entitlements.Outcome, err e
 	if out.Replayed {
 		c.Set(headerReplayed, "true")
 	}
-	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-	return c.Status(fiber.StatusCreated).Send(json.RawMessage(out.Body))
+	// out.Body is a json.RawMessage: the encoder writes it compacted, the
+	// same bytes on the first answer and on every replay.
+	return c.Status(fiber.StatusCreated).JSON(out.Body)
 }

@@ -214,7 +214,7 @@ func (s *Server) postReceipt(c *fiber.Ctx) error {
 				firstFailure = err
 			}
 			entry := map[string]any{"result": pr.Code, "store": string(p.Store), "transaction_id": p.TransactionID, "product_id": p.ProductID}
-			if r, ok := pr.Extensions["reason"]; ok {
+			if r, ok := pr.extension("reason"); ok {
 				entry["reason"] = r
 			}
 			b, _ := json.Marshal(entry)

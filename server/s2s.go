@@ -2,7 +2,9 @@ package server
 
 import (
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -20,12 +22,22 @@ var errServerOnly = newProblem(fiber.StatusForbidden, codeForbidden, "This route
 // keys without the role are refused: game servers get read access to every
 // player, nothing more, and nothing else gets it.
 func (s *Server) requireServer(c *fiber.Ctx) error {
-	token, ok := bearer(c)
-	if !ok {
-		return errUnauthenticated
+	if err := s.limiter.authGate(c); err != nil {
+		return err
+	}
+	if err := s.serverCredential(c); err != nil {
+		return s.refused(c, err)
+	}
+	return c.Next()
+}
+
+func (s *Server) serverCredential(c *fiber.Ctx) error {
+	token, err := bearer(c)
+	if err != nil {
+		return err
 	}
 	if s.cfg.ServerToken != "" && constantTimeEqual(token, s.cfg.ServerToken) {
-		return c.Next()
+		return nil
 	}
 	if s.keys != nil && access.LooksLikeKey(token) {
 		p, err := s.keys.Authenticate(c.UserContext(), token)
@@ -35,32 +47,43 @@ func (s *Server) requireServer(c *fiber.Ctx) error {
 		if !p.Can(access.RoleServer) {
 			return errServerOnly.with("required_role", access.RoleServer)
 		}
-		return c.Next()
+		return nil
 	}
-	_, isPlayer := s.playerFromToken(token)
-	if isPlayer || (s.cfg.AdminToken != "" && constantTimeEqual(token, s.cfg.AdminToken)) {
+	_, notPlayer := s.playerFromToken(token)
+	if notPlayer == nil || (s.cfg.AdminToken != "" && constantTimeEqual(token, s.cfg.AdminToken)) {
 		return errServerOnly
 	}
-	return errUnauthenticated
+	return unauthenticated(oauthInvalidToken, "The token is neither the game-server token nor an API key.")
 }
 
 type checkResult struct {
-	PlayerID  string     `json:"player_id"`
-	ItemID    string     `json:"item_id"`
-	Owned     bool       `json:"owned"`
-	Quantity  int64      `json:"quantity"`
-	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	PlayerID  string        `json:"player_id"`
+	ItemID    string        `json:"item_id"`
+	Owned     *bool         `json:"owned,omitempty"`
+	Quantity  *int64        `json:"quantity,omitempty"`
+	ExpiresAt *time.Time    `json:"expires_at,omitempty"`
+	Error     *checkFailure `json:"error,omitempty"`
 }
 
-// check answers one (player, item) question; a subscription item carries
-// the time it holds until.
-func check(h entitlements.Holdings, player, item string, now time.Time) checkResult {
-	n := h.Quantity(item, now)
-	r := checkResult{PlayerID: player, ItemID: item, Owned: n > 0, Quantity: n}
-	if exp, ok := h.Subscriptions[item]; ok && h.Items[item] == 0 && n > 0 {
-		r.ExpiresAt = &exp
+// checkFailure is one failed entry of a batch check: the batch still
+// answers 200 and every other entry stands.
+type checkFailure struct {
+	Code   string `json:"code"`
+	Detail string `json:"detail"`
+}
+
+var errCheckUnknownItem = newProblem(fiber.StatusNotFound, string(entitlements.CodeItemNotFound),
+	"The live catalog has no item with this id and the player holds none: check the id (currencies are read from the wallet, not checked).")
+
+func checkBodyOf(r entitlements.CheckResult) checkResult {
+	out := checkResult{PlayerID: r.PlayerID, ItemID: r.ItemID}
+	if r.Err != nil {
+		p := problemFor(r.Err)
+		out.Error = &checkFailure{Code: p.Code, Detail: p.Detail}
+		return out
 	}
-	return r
+	out.Owned, out.Quantity, out.ExpiresAt = &r.Owned, &r.Quantity, r.ExpiresAt
+	return out
 }
 
 func (s *Server) getEntitlementCheck(c *fiber.Ctx) error {
@@ -68,15 +91,18 @@ func (s *Server) getEntitlementCheck(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	item := string([]byte(c.Params("item_id")))
-	if item == "" || len(item) > 128 {
-		return invalid("item_id must be 1 to 128 characters.")
-	}
-	h, err := s.ledger.Holdings(c.UserContext(), player)
+	item, err := pathParam(c, "item_id")
 	if err != nil {
 		return err
 	}
-	return c.JSON(check(h, player, item, time.Now()))
+	if item == "" || len(item) > 128 || !utf8.ValidString(item) || strings.ContainsRune(item, 0) {
+		return invalid("item_id must be 1 to 128 characters of valid UTF-8.")
+	}
+	r, err := s.ledger.Check(c.UserContext(), player, item)
+	if err != nil {
+		return err
+	}
+	return c.JSON(checkBodyOf(r))
 }
 
 type checkBody struct {
@@ -100,8 +126,7 @@ func (s *Server) postEntitlementChecks(c *fiber.Ctx) error {
 	if len(b.Checks) > MaxChecks {
 		return invalid("At most 1000 checks per request.")
 	}
-	players := make([]string, 0, len(b.Checks))
-	seen := make(map[string]bool, len(b.Checks))
+	queries := make([]entitlements.CheckQuery, len(b.Checks))
 	for i, ch := range b.Checks {
 		if ch.PlayerID == nil || ch.ItemID == nil {
 			return invalid("checks[" + itoa(i) + "] needs player_id and item_id.")
@@ -112,23 +137,17 @@ func (s *Server) postEntitlementChecks(c *fiber.Ctx) error {
 		if err := entitlements.ValidatePlayerID(*ch.PlayerID); err != nil {
 			return invalid("checks[" + itoa(i) + "].player_id must be 1 to 128 printable characters without spaces.")
 		}
-		if !seen[*ch.PlayerID] {
-			seen[*ch.PlayerID] = true
-			players = append(players, *ch.PlayerID)
-		}
+		queries[i] = entitlements.CheckQuery{PlayerID: *ch.PlayerID, ItemID: *ch.ItemID}
 	}
-	results := make([]checkResult, len(b.Checks))
-	if len(players) > 0 {
-		all, err := s.ledger.HoldingsMany(c.UserContext(), players)
-		if err != nil {
-			return err
-		}
-		now := time.Now()
-		for i, ch := range b.Checks {
-			results[i] = check(all[*ch.PlayerID], *ch.PlayerID, *ch.ItemID, now)
-		}
+	results, err := s.ledger.CheckMany(c.UserContext(), queries)
+	if err != nil {
+		return err
 	}
-	return c.JSON(fiber.Map{"results": results})
+	out := make([]checkResult, len(results))
+	for i, r := range results {
+		out[i] = checkBodyOf(r)
+	}
+	return c.JSON(fiber.Map{"results": out})
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }

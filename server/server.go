@@ -95,6 +95,30 @@ type Server struct {
 	testers  map[string]struct{}
 
 	catalogBody atomic.Pointer[catalogBody]
+	// schemaProblem, when set, says why the database schema cannot serve
+	// this binary (not migrated, or older): every route but the health
+	// and metrics ones answers 503 until it is cleared.
+	schemaProblem atomic.Pointer[string]
+}
+
+// SetSchemaProblem records that the database schema cannot serve this
+// binary (err, a sentence for operators), or that it can again (nil).
+func (s *Server) SetSchemaProblem(err error) {
+	if err == nil {
+		s.schemaProblem.Store(nil)
+		return
+	}
+	msg := err.Error()
+	s.schemaProblem.Store(&msg)
+}
+
+// requireSchema answers 503 while the schema is not migrated, instead of
+// letting each request fail on a missing relation.
+func (s *Server) requireSchema(c *fiber.Ctx) error {
+	if msg := s.schemaProblem.Load(); msg != nil {
+		return newProblem(fiber.StatusServiceUnavailable, codeUnavailable, "Not ready: "+*msg+".")
+	}
+	return c.Next()
 }
 
 // New builds the server and its routes.
@@ -133,14 +157,22 @@ func New(cfg Config, deps Deps) *Server {
 	if deps.Cache != nil {
 		deps.Registry.MustRegister(deps.Cache.Collectors()...)
 	}
-	s.limiter = newRateLimiter(deps.Redis, cfg.RedisPrefix, cfg.RateLimits)
+	s.limiter = newRateLimiter(deps.Redis, cfg.RedisPrefix, cfg.RateLimits, cfg.TrustedProxies)
 	s.app = fiber.New(fiber.Config{
 		AppName:               "coinop",
 		DisableStartupMessage: true,
 		ErrorHandler:          s.errorHandler,
+		// Success and problem bodies go through one encoder.
+		JSONEncoder: encodeJSON,
 		// fasthttp refuses bodies above this before a handler runs; routes
 		// then apply their own, smaller limits.
 		BodyLimit: max(cfg.BodyLimit, cfg.CatalogBodyLimit, 1<<20),
+		// Without streaming, fasthttp allocates the declared Content-Length
+		// before routing: headers alone declaring 4 MiB on a few hundred
+		// connections took a gigabyte, unauthenticated. Streamed, a body
+		// costs memory only as its bytes arrive and only on routes that
+		// read it (limitBody), after authentication.
+		StreamRequestBody: true,
 		// Behind a load balancer every connection comes from it; only its
 		// forwarded header says who the client is, and only it is believed.
 		EnableTrustedProxyCheck: len(cfg.TrustedProxies) > 0,
@@ -175,6 +207,7 @@ func (s *Server) routes() {
 	app.Get("/healthz", s.healthz)
 	app.Get("/readyz", s.readyz)
 	app.Get("/metrics", s.metrics.handler())
+	app.Use(s.requireSchema)
 
 	// The web console: its page at /console, its files at /console/NAME.
 	serveConsole := s.serveConsole()
@@ -189,8 +222,10 @@ func (s *Server) routes() {
 	v1.Post("/entitlements/check", s.requireServer, s.limitBody(1<<20), s.postEntitlementChecks)
 	// Store notifications authenticate themselves (Apple's signature, Google's
 	// OIDC push token), so they too come before the player group.
-	v1.Post("/stores/apple/notifications", s.limitBody(notificationBodyLimit), s.postAppleNotification)
-	v1.Post("/stores/google/notifications", s.limitBody(notificationBodyLimit), s.postGoogleNotification)
+	// Unauthenticated until their signature is checked: limited per IP
+	// like the player API, before the body is read.
+	v1.Post("/stores/apple/notifications", s.limiter.check, s.limitBody(notificationBodyLimit), s.postAppleNotification)
+	v1.Post("/stores/google/notifications", s.limiter.check, s.limitBody(notificationBodyLimit), s.postGoogleNotification)
 
 	player := v1.Group("", s.requirePlayer, s.limiter.check)
 	player.Get("/wallet", s.getWallet)
@@ -207,7 +242,7 @@ func (s *Server) routes() {
 	admin.Put("/catalog", publisher, catalogBody, s.putCatalog)
 	admin.Get("/catalog/draft", viewer, s.getDraft)
 	admin.Put("/catalog/draft", editor, catalogBody, s.putDraft)
-	admin.Post("/catalog/draft/validate", viewer, s.postValidateDraft)
+	admin.Post("/catalog/draft/validate", viewer, catalogBody, s.postValidateDraft)
 	admin.Get("/catalog/draft/diff", viewer, s.getDraftDiff)
 	admin.Get("/catalog/draft/:section/:id", viewer, s.getDraftEntity)
 	admin.Put("/catalog/draft/:section/:id", editor, catalogBody, s.putDraftEntity)

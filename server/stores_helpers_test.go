@@ -69,10 +69,6 @@ func withTesters(ids ...string) storeOption {
 	return func(c *storeConfig) { c.testers = append(c.testers, ids...) }
 }
 
-func withAppleEnvironment(env receipts.Environment) storeOption {
-	return func(c *storeConfig) { c.appleEnv = env }
-}
-
 func withPolicy(p entitlements.ClawbackPolicy) storeOption {
 	return func(c *storeConfig) { c.policy = p }
 }

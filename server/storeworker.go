@@ -126,7 +126,7 @@ func (w *StoreWorker) process(ctx context.Context, n entitlements.StoreNotificat
 		return w.processApple(ctx, n)
 	case string(receipts.StoreGoogle):
 		if w.s.stores.Google == nil {
-			return errors.New("Google Play is not configured (COINOP_STORES)")
+			return errors.New("google play is not configured (COINOP_STORES)")
 		}
 		return w.processGoogle(ctx, n)
 	}

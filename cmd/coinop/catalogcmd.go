@@ -235,6 +235,13 @@ func (c *adminClient) report(r *response) error {
 	if p.RequestID != "" {
 		fmt.Fprintf(c.stderr, "  request id: %s\n", p.RequestID)
 	}
+	if r.status == http.StatusUnauthorized {
+		if c.token == "" {
+			fmt.Fprintf(c.stderr, "  no admin credential was sent: set COINOP_ADMIN_KEY to an admin API key (coinop keys create), or pass --admin-token\n")
+		} else {
+			fmt.Fprintf(c.stderr, "  the server refused the credential in COINOP_ADMIN_KEY (or --admin-token, COINOP_ADMIN_TOKEN): set COINOP_ADMIN_KEY to a valid admin API key\n")
+		}
+	}
 	if p.Code == "catalog_invalid" {
 		return exitError{exitInvalid}
 	}

@@ -108,11 +108,11 @@ func TestCatalogCLI(t *testing.T) {
 			}
 		}
 		out, _ := step(t, 0, "catalog", "pull")
-		if !strings.HasPrefix(out, "default_locale: en\ncurrencies:\n- id: gold\n") {
+		if !strings.HasPrefix(out, "currencies:\n- id: gold\n") {
 			t.Errorf("pull to stdout is YAML in document order:\n%s", out)
 		}
 		out, errOut := step(t, 0, "catalog", "pull", "--locale", "fr-CA")
-		if !strings.Contains(out, "name: Épée de fer") || strings.Contains(out, "localized:") || !strings.Contains(errOut, "in locale fr") {
+		if !strings.Contains(out, "name: Bouclier de chêne") || strings.Contains(out, "localized:") || !strings.Contains(errOut, "in locale fr") {
 			t.Errorf("pull --locale fr-CA printed:\n%s\n%s", errOut, out)
 		}
 		step(t, 2, "catalog", "pull", "--draft", "--locale", "fr")
@@ -161,6 +161,31 @@ func TestCatalogCLI(t *testing.T) {
 		out, _ = step(t, 0, "catalog", "versions", "--json")
 		if !strings.HasPrefix(out, `{"versions":[`) {
 			t.Errorf("versions --json printed %q", out)
+		}
+	})
+
+	t.Run("a refused credential names the variable to set", func(t *testing.T) {
+		for _, tc := range []struct {
+			name string
+			vars map[string]string
+			want []string
+		}{
+			{"a wrong key", map[string]string{"COINOP_URL": base, "COINOP_ADMIN_KEY": "coinop_ak_wrong"},
+				[]string{"401 unauthenticated", "COINOP_ADMIN_KEY"}},
+			{"no key at all", map[string]string{"COINOP_URL": base},
+				[]string{"401 unauthenticated", "no Authorization header", "set COINOP_ADMIN_KEY"}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				_, stderr, code := runCmd(t, tc.vars, "catalog", "diff")
+				if code != 3 {
+					t.Errorf("exit %d, want 3", code)
+				}
+				for _, w := range tc.want {
+					if !strings.Contains(stderr, w) {
+						t.Errorf("stderr %q does not mention %q", stderr, w)
+					}
+				}
+			})
 		}
 	})
 

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/coinop/coinop/server"
 )
 
 // setting is one COINOP_* variable with its flag. The README's
@@ -25,9 +27,9 @@ var settings = []setting{
 	{"COINOP_JWT_SECRET", "jwt-secret", "", "HS256 secret of player tokens (required, at least 32 bytes)", true},
 	{"COINOP_JWT_ISSUER", "jwt-issuer", "", "required iss of player tokens, when set", false},
 	{"COINOP_JWT_AUDIENCE", "jwt-audience", "", "required aud of player tokens, when set", false},
-	{"COINOP_ADMIN_TOKEN", "admin-token", "", "bearer token of the admin API; empty disables it", true},
+	{"COINOP_ADMIN_TOKEN", "admin-token", "", "bootstrap bearer token of the admin API, with every role; empty means only admin API keys work", true},
 	{"COINOP_SERVER_TOKEN", "server-token", "", "bearer key of game servers for entitlement checks; empty disables them", true},
-	{"COINOP_RATE_LIMIT", "rate-limit", "player=20/s,ip=300/s", "player API limits per player and per IP (N/s, N/m, N/h), or off", false},
+	{"COINOP_RATE_LIMIT", "rate-limit", server.DefaultRateLimits, "limits per player and per IP on the player API, and of refused credentials per IP on every route (N/s, N/m, N/h), or off", false},
 	{"COINOP_TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated IPs or CIDRs of load balancers whose X-Forwarded-For names the client (per-IP rate limit)", false},
 	{"COINOP_CACHE_TTL", "cache-ttl", "10m", "how long a player's cached holdings live in Redis", false},
 	{"COINOP_AUTO_MIGRATE", "auto-migrate", "false", "apply database migrations when serve starts", false},
@@ -63,6 +65,9 @@ var settings = []setting{
 // config is the parsed settings.
 type config struct {
 	values map[string]string
+	// dev is set by `coinop dev`, whose published development credentials
+	// are exempt from the minimum token strength (it listens on loopback).
+	dev bool
 }
 
 // bindSettings registers every setting as a flag on fs whose default comes

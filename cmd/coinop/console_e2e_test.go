@@ -26,7 +26,7 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-const e2eAdminToken = "e2e-admin-token"
+const e2eAdminToken = "e2e-admin-token-0123456789abcdef0123456789"
 
 // chromiumPath finds Debian's chromium. A machine without it fails the
 // test: a skipped browser test would pass CI without testing the console.
@@ -569,9 +569,9 @@ func TestConsoleInABrowser(t *testing.T) {
 		tb.signIn("viewer")
 		tb.open("#/catalog", `#preview select[name=locale]`)
 		tb.run(chromedp.WaitVisible(css(`#preview-table`)))
-		tb.run(chromedp.WaitVisible(xpath(`//table[@id="preview-table"]//td[text()="Iron Sword"]`)))
+		tb.run(chromedp.WaitVisible(xpath(`//table[@id="preview-table"]//td[text()="Oak Shield"]`)))
 		tb.setValue(`#preview select[name=locale]`, "fr")
-		tb.run(chromedp.WaitVisible(xpath(`//table[@id="preview-table"]//tr[@data-id="sword"]/td[text()="Épée de fer"]`)))
+		tb.run(chromedp.WaitVisible(xpath(`//table[@id="preview-table"]//tr[@data-id="shield"]/td[text()="Bouclier de chêne"]`)))
 		if got := tb.text(`#preview div > p.muted`); !strings.Contains(got, "strings in fr") {
 			t.Errorf("preview caption = %q", got)
 		}

@@ -27,7 +27,12 @@ const (
 	devJWTSecret  = "coinop-dev-only-secret-0123456789abcdef"
 	devAdminToken = "dev-admin-token"
 	devPlayer     = "demo-player"
-	devDatabase   = "coinop_dev"
+	// devDatabase is the database dev uses on a server it finds: the one in
+	// COINOP_DATABASE_URL's default, so `coinop keys`, `coinop migrate` and
+	// the other commands reach make dev's data without settings.
+	devDatabase = "coinop"
+	// devAddr binds loopback only: dev's credentials are public.
+	devAddr = "127.0.0.1:8080"
 )
 
 func runDev(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -46,6 +51,8 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 			return devAdminToken
 		case "COINOP_AUTO_MIGRATE":
 			return "true"
+		case "COINOP_ADDR":
+			return devAddr
 		case "COINOP_LOG_FORMAT":
 			return "text"
 		case "COINOP_STORES":
@@ -58,6 +65,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		return ""
 	}
 	cfg := bindSettings(fs, devEnv)
+	cfg.dev = true
 	if err := fs.Parse(args); err != nil {
 		return exitError{2}
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -101,5 +103,33 @@ func TestReadmeDocumentsEverySetting(t *testing.T) {
 		if s.def != "" && !strings.Contains(line, s.def) {
 			t.Errorf("README row for %s does not show the default %q: %s", s.env, s.def, line)
 		}
+	}
+}
+
+// `coinop keys` (like every command that talks to Postgres) and `make dev`
+// must meet in one database without settings, and dev's public credentials
+// must not listen beyond loopback.
+func TestDevAndTheDatabaseCommandsShareDefaults(t *testing.T) {
+	var defaultURL, defaultAddr string
+	for _, s := range settings {
+		switch s.env {
+		case "COINOP_DATABASE_URL":
+			defaultURL = s.def
+		case "COINOP_ADDR":
+			defaultAddr = s.def
+		}
+	}
+	u, err := url.Parse(defaultURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimPrefix(u.Path, "/"); got != devDatabase {
+		t.Errorf("the default COINOP_DATABASE_URL names database %q, dev uses %q: `coinop keys create` after `make dev` would miss it", got, devDatabase)
+	}
+	if host, _, _ := net.SplitHostPort(devAddr); host != "127.0.0.1" {
+		t.Errorf("dev listens on %q, want loopback only", devAddr)
+	}
+	if defaultAddr != ":8080" {
+		t.Errorf("serve's default address = %q, want :8080", defaultAddr)
 	}
 }

@@ -220,7 +220,7 @@ func TestStoreSettings(t *testing.T) {
 func TestServeRedeemsAMintedFakeStorePurchase(t *testing.T) {
 	secret := strings.Repeat("k", 32)
 	settings := map[string]string{
-		"COINOP_JWT_SECRET": secret, "COINOP_ADMIN_TOKEN": "admin-secret", "COINOP_LOG_LEVEL": "error",
+		"COINOP_JWT_SECRET": secret, "COINOP_ADMIN_TOKEN": adminSecret, "COINOP_LOG_LEVEL": "error",
 		"COINOP_STORES": "fake", "COINOP_FAKE_STORE_DIR": t.TempDir(), "COINOP_APPLE_BUNDLE_ID": devBundleID, "COINOP_APPLE_ENVIRONMENT": "sandbox",
 	}
 	_, base, cancel, served := startServe(t, settings)
@@ -240,7 +240,7 @@ func TestServeRedeemsAMintedFakeStorePurchase(t *testing.T) {
 		return resp.StatusCode, string(b)
 	}
 	doc := `{"currencies":[{"id":"gems","name":"Gems"}],"items":[],"store_products":[{"store":"apple","product_id":"com.example.coinop.gems100","grants":{"currencies":{"gems":100}}}]}`
-	if code, body := do("/admin/v1/catalog", "admin-secret", doc); code != http.StatusCreated {
+	if code, body := do("/admin/v1/catalog", adminSecret, doc); code != http.StatusCreated {
 		t.Fatalf("publish: %d %s", code, body)
 	}
 	jws, stderr, code := runCmd(t, settings, "receipts", "mint", "--product", "com.example.coinop.gems100", "--player", "p1")

@@ -83,10 +83,21 @@ type wired struct {
 	stop      context.CancelFunc
 }
 
+// minTokenLength is the shortest COINOP_ADMIN_TOKEN or COINOP_SERVER_TOKEN
+// serve accepts, as for COINOP_JWT_SECRET.
+const minTokenLength = 32
+
 func wire(ctx context.Context, cfg *config, logger *slog.Logger) (_ *wired, err error) {
 	secret := cfg.str("COINOP_JWT_SECRET")
 	if len(secret) < 32 {
 		return nil, errors.New("COINOP_JWT_SECRET must be set to at least 32 bytes (for example: openssl rand -hex 32)")
+	}
+	// Bearer tokens are compared, not rate-limited per guess, so they must
+	// be as unguessable as the JWT secret.
+	for _, env := range []string{"COINOP_ADMIN_TOKEN", "COINOP_SERVER_TOKEN"} {
+		if v := cfg.str(env); v != "" && len(v) < minTokenLength && !cfg.dev {
+			return nil, fmt.Errorf("%s must be at least %d bytes when set (for example: openssl rand -hex 32)", env, minTokenLength)
+		}
 	}
 	if cfg.str("COINOP_ADMIN_TOKEN") == "" {
 		logger.Warn("COINOP_ADMIN_TOKEN is empty: only admin API keys (coinop keys create) can use the admin API")
@@ -156,15 +167,8 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger) (_ *wired, err 
 	notifier := catalog.NewNotifier(rdb, prefix)
 	w.catalogs = catalog.NewStore(db, catalog.WithNotifier(notifier))
 	w.live = catalog.NewLive(w.catalogs)
-	if _, err := w.live.Refresh(ctx); err != nil && !errors.Is(err, catalog.ErrNoCatalog) {
-		logger.Warn("catalog not loaded at start; will retry", slog.Any("error", err))
-	}
-	go w.live.Run(runCtx, durations["COINOP_CATALOG_REFRESH"])
-	go notifier.Listen(runCtx, w.live)
 	w.cache = entitlements.NewCache(rdb, db, entitlements.CacheConfig{Prefix: prefix, TTL: durations["COINOP_CACHE_TTL"], Logger: logger})
 	w.ledger = entitlements.New(db, w.live, entitlements.WithKeyWait(durations["COINOP_IDEMPOTENCY_WAIT"]), entitlements.WithCache(w.cache))
-	go w.cache.RunEpochRefresh(runCtx)
-	go w.purgeIdempotencyKeys(runCtx)
 	w.server = server.New(server.Config{
 		JWTSecret:      []byte(secret),
 		JWTIssuer:      cfg.str("COINOP_JWT_ISSUER"),
@@ -180,11 +184,51 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger) (_ *wired, err 
 		StoreTesters:   stores.testers,
 	}, server.Deps{Cache: w.cache, Ledger: w.ledger, Catalogs: w.catalogs, Live: w.live, DB: db, Redis: rdb, Logger: logger,
 		Stores: stores.stores})
-	if stores.stores.Enabled() {
-		// Refunds, renewals and Google acknowledgements left over by a crash.
-		go w.server.StoreWorker(server.StoreWorkerOptions{Policy: stores.policy}).Run(runCtx)
+	background := func() {
+		if _, err := w.live.Refresh(ctx); err != nil && !errors.Is(err, catalog.ErrNoCatalog) {
+			logger.Warn("catalog not loaded at start; will retry", slog.Any("error", err))
+		}
+		go w.live.Run(runCtx, durations["COINOP_CATALOG_REFRESH"])
+		go notifier.Listen(runCtx, w.live)
+		go w.cache.RunEpochRefresh(runCtx)
+		go w.purgeIdempotencyKeys(runCtx)
+		if stores.stores.Enabled() {
+			// Refunds, renewals and Google acknowledgements left over by a crash.
+			go w.server.StoreWorker(server.StoreWorkerOptions{Policy: stores.policy}).Run(runCtx)
+		}
+	}
+	if err := migrations.Check(ctx, db); err != nil {
+		// Without the schema every background loop and request would fail
+		// on a missing relation, several times a second. Say so once, answer
+		// 503 (readiness included) and start the rest when it is migrated.
+		logger.Error("not ready: "+err.Error(), slog.Int("schema_version_needed", int(migrations.Latest())))
+		w.server.SetSchemaProblem(err)
+		go w.awaitSchema(runCtx, background)
+	} else {
+		background()
 	}
 	return w, nil
+}
+
+// awaitSchema polls until the database schema serves this binary (another
+// process ran `coinop migrate`), then clears the 503 and starts the
+// background work. It logs once when it does.
+func (w *wired) awaitSchema(ctx context.Context, start func()) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := migrations.Check(ctx, w.db); err == nil {
+			w.server.SetSchemaProblem(nil)
+			w.log.Info("database schema migrated; ready", slog.Int("schema_version", int(migrations.Latest())))
+			start()
+			return
+		}
+	}
 }
 
 // newRedis accepts one redis:// or rediss:// URL, several (Redis Cluster),

@@ -5,8 +5,11 @@ import (
 	"context"
 	"flag"
 	"io"
+	"log/slog"
 	"net/http"
+	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,7 +27,7 @@ func TestServeFinishesInFlightRequestsOnShutdown(t *testing.T) {
 	secret := strings.Repeat("k", 32)
 	dbURL, base, cancel, served := startServe(t, map[string]string{
 		"COINOP_JWT_SECRET":  secret,
-		"COINOP_ADMIN_TOKEN": "admin-secret",
+		"COINOP_ADMIN_TOKEN": adminSecret,
 		"COINOP_LOG_LEVEL":   "warn",
 	})
 
@@ -47,10 +50,10 @@ func TestServeFinishesInFlightRequestsOnShutdown(t *testing.T) {
 		return resp.StatusCode, string(b)
 	}
 	doc := `{"currencies":[{"id":"gold","name":"Gold"}],"items":[{"id":"potion","name":"Potion","kind":"consumable","prices":[{"currency":"gold","amount":100}]}]}`
-	if code, body := do("PUT", "/admin/v1/catalog", "admin-secret", "", doc, "application/json"); code != 201 {
+	if code, body := do("PUT", "/admin/v1/catalog", adminSecret, "", doc, "application/json"); code != 201 {
 		t.Fatalf("publish: %d %s", code, body)
 	}
-	if code, body := do("POST", "/admin/v1/players/p1/grants", "admin-secret", "fund", `{"reason":"test","currencies":{"gold":500}}`, "application/json"); code != 201 {
+	if code, body := do("POST", "/admin/v1/players/p1/grants", adminSecret, "fund", `{"reason":"test","currencies":{"gold":500}}`, "application/json"); code != 201 {
 		t.Fatalf("grant: %d %s", code, body)
 	}
 	token, err := playerToken(secret, "p1", "", "", time.Hour, time.Now())
@@ -92,7 +95,7 @@ func TestServeFinishesInFlightRequestsOnShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := <-purchase
-	if r.code != 201 || !bytes.Contains([]byte(r.body), []byte(`"gold": 400`)) {
+	if r.code != 201 || !bytes.Contains([]byte(r.body), []byte(`"gold":400`)) {
 		t.Fatalf("in-flight purchase: %d %s", r.code, r.body)
 	}
 	select {
@@ -112,7 +115,13 @@ func newFlagSetForTest() *flag.FlagSet { return flag.NewFlagSet("test", flag.Con
 // SIGTERM does; served receives serve's result.
 func startServe(t *testing.T, settings map[string]string) (dbURL, base string, cancel context.CancelFunc, served <-chan error) {
 	t.Helper()
-	dbURL = testenv.NewDatabase(t)
+	return startServeLogging(t, testenv.NewDatabase(t), settings, io.Discard)
+}
+
+// startServeLogging is startServe on the database at dbURL, with serve's
+// log written to logs.
+func startServeLogging(t *testing.T, dbURL string, settings map[string]string, logs io.Writer) (_, base string, cancel context.CancelFunc, served <-chan error) {
+	t.Helper()
 	redisURL, prefix := testenv.Redis(t)
 	all := map[string]string{
 		"COINOP_DATABASE_URL": dbURL, "COINOP_REDIS_URL": redisURL, "COINOP_REDIS_PREFIX": prefix,
@@ -124,7 +133,7 @@ func startServe(t *testing.T, settings map[string]string) (dbURL, base string, c
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	cfg := bindSettings(newFlagSetForTest(), env(all))
-	logger, err := newLogger(cfg, io.Discard)
+	logger, err := newLogger(cfg, logs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,4 +157,118 @@ func startServe(t *testing.T, settings map[string]string) (dbURL, base string, c
 		w.close()
 	})
 	return dbURL, "http://" + <-addrc, cancel, done
+}
+
+// syncBuffer is a log sink the test reads while serve writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// waitFor polls cond until it holds or 30 s pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// serve against a database nobody migrated says so once, answers 503
+// (readiness included) instead of 500s and a 200 /readyz, and becomes ready
+// by itself once `coinop migrate` has run.
+func TestServeOnAnUnmigratedDatabaseIsNotReadyUntilMigrated(t *testing.T) {
+	t.Parallel()
+	dbURL := testenv.NewEmptyDatabase(t)
+	logs := &syncBuffer{}
+	_, base, _, _ := startServeLogging(t, dbURL, map[string]string{"COINOP_AUTO_MIGRATE": "false", "COINOP_JWT_SECRET": strings.Repeat("s", 32)}, logs)
+
+	get := func(path string) (int, string) {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, body := get("/readyz")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, `"schema":{"ok":false`) || !strings.Contains(body, "coinop migrate") {
+		t.Fatalf("/readyz on an unmigrated database: %d %s", code, body)
+	}
+	if code, _ := get("/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz = %d: the process is alive, only not ready", code)
+	}
+	code, body = get("/v1/catalog")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, `"code":"unavailable"`) || !strings.Contains(body, "COINOP_AUTO_MIGRATE") {
+		t.Errorf("a request before migration: %d %s", code, body)
+	}
+
+	// Migrate from outside, as an operator would.
+	var stderr bytes.Buffer
+	if err := run(context.Background(), []string{"migrate"}, env(map[string]string{"COINOP_DATABASE_URL": dbURL}), io.Discard, &stderr); err != nil {
+		t.Fatalf("coinop migrate: %v: %s", err, stderr.String())
+	}
+	waitFor(t, "readiness after the migration", func() bool { c, _ := get("/readyz"); return c == http.StatusOK })
+
+	out := logs.String()
+	if n := strings.Count(out, "not ready: the database schema is missing"); n != 1 {
+		t.Errorf("the missing schema was reported %d times, want once:\n%s", n, out)
+	}
+	if strings.Contains(out, "does not exist") {
+		t.Errorf("the log repeats relation-missing errors:\n%s", out)
+	}
+	if !strings.Contains(out, "database schema migrated; ready") {
+		t.Errorf("the log does not say the server became ready:\n%s", out)
+	}
+}
+
+// adminSecret is a COINOP_ADMIN_TOKEN long enough for serve.
+const adminSecret = "admin-secret-admin-secret-admin-secret"
+
+// Short bearer tokens are refused at start: they are compared on every
+// request and guessable ones would open the admin API or the game-server
+// routes.
+func TestServeRefusesShortTokens(t *testing.T) {
+	for _, name := range []string{"COINOP_ADMIN_TOKEN", "COINOP_SERVER_TOKEN"} {
+		cfg := bindSettings(newFlagSetForTest(), env(map[string]string{
+			"COINOP_JWT_SECRET": strings.Repeat("s", 32), name: "x",
+		}))
+		_, err := wire(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err == nil || !strings.Contains(err.Error(), name+" must be at least 32 bytes") {
+			t.Errorf("%s=x: %v", name, err)
+		}
+	}
+}
+
+// docker-compose.yml must start: its secrets meet serve's minimums.
+func TestComposeSecretsMeetServesMinimums(t *testing.T) {
+	data, err := os.ReadFile("../../docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"COINOP_JWT_SECRET", "COINOP_ADMIN_TOKEN", "COINOP_SERVER_TOKEN"} {
+		for _, line := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
+				if v = strings.Trim(strings.TrimSpace(v), `"`); len(v) < minTokenLength {
+					t.Errorf("docker-compose.yml sets %s to %d bytes; serve refuses fewer than %d", name, len(v), minTokenLength)
+				}
+			}
+		}
+	}
 }

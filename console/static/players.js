@@ -27,20 +27,14 @@ export async function playersScreen(main) {
   input.focus();
 }
 
-// playerPath is the URL segment of a player id. The server reads path
-// segments as sent (no percent-decoding), so ids are sent as they are, and
-// ids that cannot be a path segment are refused here.
+// playerPath is the URL segment of a player id: the server percent-decodes
+// path segments, so any id travels encoded.
 function playerPath(id) {
-  if (/[/?#%\s]/.test(id)) return null;
-  return id;
+  return encodeURIComponent(id);
 }
 
 export async function playerScreen(main, id) {
   const pid = playerPath(id);
-  if (pid === null) {
-    mount(main, h('h1', {}, 'Players'), h('p', { class: 'error' }, `The console cannot look up the player id "${id}": it contains /, ?, #, % or a space.`));
-    return;
-  }
   const base = `/admin/v1/players/${pid}`;
   const holdingsEl = h('section', { class: 'card', id: 'holdings' });
   const ledgerEl = h('section', { class: 'card', id: 'ledger' });

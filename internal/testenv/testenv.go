@@ -235,6 +235,32 @@ func NewDatabase(t testing.TB) string {
 	return u
 }
 
+// NewEmptyDatabase creates a database with no schema at all (never
+// migrated), for tests of what happens before `coinop migrate`, and returns
+// its URL. It is dropped in t.Cleanup.
+func NewEmptyDatabase(t testing.TB) string {
+	t.Helper()
+	adminURL, admin := postgres(t)
+	name := dbName("coinop_t_")
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	if err := createDatabase(ctx, admin, name, ""); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+		defer cancel()
+		if err := dropDatabase(ctx, admin, name); err != nil {
+			t.Errorf("testenv: %v", err)
+		}
+	})
+	u, err := withDatabase(adminURL, name)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	return u
+}
+
 // NewPool is NewDatabase plus a pool connected to the new database, closed in
 // t.Cleanup before the database is dropped.
 func NewPool(t testing.TB) (*pgxpool.Pool, string) {
