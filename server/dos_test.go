@@ -89,12 +89,7 @@ func TestBadTextIsABadRequest(t *testing.T) {
 func TestConnectionsStayOpenWhenNoBodyIsLeftUnread(t *testing.T) {
 	e := newEnv(t)
 	base := e.listen(t)
-	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	conn := dialRaw(t, base)
 	body := buy("potion", 1, "gold", 100)
 	fmt.Fprintf(conn, "GET /healthz HTTP/1.1\r\nHost: coinop\r\n\r\n")
 	fmt.Fprintf(conn, "POST /v1/purchases HTTP/1.1\r\nHost: coinop\r\nAuthorization: %s\r\nContent-Type: application/json\r\nIdempotency-Key: ka\r\nContent-Length: %d\r\n\r\n%s",
@@ -128,12 +123,7 @@ func TestAmbiguousFramingServesNothingSmuggled(t *testing.T) {
 			"Content-Length: 2\r\nContent-Length: %d\r\n\r\n{}%s", 2+len(smuggled), smuggled),
 	} {
 		t.Run(name, func(t *testing.T) {
-			conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+			conn := dialRaw(t, base)
 			if _, err := fmt.Fprint(conn, raw); err != nil {
 				t.Fatal(err)
 			}

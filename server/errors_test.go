@@ -651,12 +651,7 @@ func TestBodyLimits(t *testing.T) {
 	// is closed rather than parsed on from the middle of the unread body.
 	t.Run("a body over the server limit", func(t *testing.T) {
 		base := e.listen(t)
-		conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		conn := dialRaw(t, base)
 		if _, err := fmt.Fprintf(conn, "POST /v1/purchases HTTP/1.1\r\nHost: coinop\r\nAuthorization: %s\r\n"+
 			"Content-Type: application/json\r\nIdempotency-Key: k\r\nContent-Length: %d\r\n\r\n",
 			bearer(playerToken("p1")), 64<<20); err != nil {
@@ -689,12 +684,7 @@ func TestBodyLimits(t *testing.T) {
 	// smuggled inside it is never served.
 	t.Run("an unread body closes the connection", func(t *testing.T) {
 		base := e.listen(t)
-		conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		conn := dialRaw(t, base)
 		smuggled := "GET /healthz HTTP/1.1\r\nHost: coinop\r\n\r\n"
 		if _, err := fmt.Fprintf(conn, "POST /v1/purchases HTTP/1.1\r\nHost: coinop\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
 			len(smuggled), smuggled); err != nil {

@@ -460,3 +460,16 @@ func readResponse(t testing.TB, resp *http.Response) response {
 	}
 	return response{status: resp.StatusCode, header: resp.Header, body: body}
 }
+
+// dialRaw opens a connection to a listening server (see listen) for raw
+// HTTP, closed when the test ends; reads and writes give up after 10 s.
+func dialRaw(t testing.TB, base string) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	return conn
+}

@@ -3,6 +3,8 @@ package main
 import (
 	"flag"
 	"fmt"
+	"log/slog"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -91,6 +93,33 @@ func bindSettings(fs *flag.FlagSet, getenv func(string) string) *config {
 }
 
 func (c *config) str(env string) string { return c.values[env] }
+
+// LogValue is every setting as serve runs with it, for the start-up log.
+// Secrets never appear: a URL shows with its password replaced, any other
+// secret only as set or not.
+func (c *config) LogValue() slog.Value {
+	attrs := make([]slog.Attr, 0, len(settings))
+	for _, s := range settings {
+		v := c.values[s.env]
+		if s.secret && v != "" {
+			v = maskSecret(v)
+		}
+		attrs = append(attrs, slog.String(s.env, v))
+	}
+	return slog.GroupValue(attrs...)
+}
+
+func maskSecret(v string) string {
+	var parts []string
+	for _, one := range strings.Split(v, ",") {
+		u, err := url.Parse(strings.TrimSpace(one))
+		if err != nil || u.Scheme == "" || u.Host == "" {
+			return "[set]"
+		}
+		parts = append(parts, u.Redacted())
+	}
+	return strings.Join(parts, ",")
+}
 
 func (c *config) duration(env string) (time.Duration, error) {
 	d, err := time.ParseDuration(c.values[env])

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -81,6 +83,10 @@ type wired struct {
 	server    *server.Server
 	retention time.Duration
 	stop      context.CancelFunc
+	// background counts the goroutines close must wait for; running is the
+	// same count, readable by tests.
+	background sync.WaitGroup
+	running    atomic.Int32
 }
 
 // minTokenLength is the shortest COINOP_ADMIN_TOKEN or COINOP_SERVER_TOKEN
@@ -92,6 +98,7 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger) (_ *wired, err 
 	if len(secret) < 32 {
 		return nil, errors.New("COINOP_JWT_SECRET must be set to at least 32 bytes (for example: openssl rand -hex 32)")
 	}
+	logger.Info("configuration", slog.Any("settings", cfg))
 	// Bearer tokens are compared, not rate-limited per guess, so they must
 	// be as unguessable as the JWT secret.
 	for _, env := range []string{"COINOP_ADMIN_TOKEN", "COINOP_SERVER_TOKEN"} {
@@ -188,13 +195,14 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger) (_ *wired, err 
 		if _, err := w.live.Refresh(ctx); err != nil && !errors.Is(err, catalog.ErrNoCatalog) {
 			logger.Warn("catalog not loaded at start; will retry", slog.Any("error", err))
 		}
-		go w.live.Run(runCtx, durations["COINOP_CATALOG_REFRESH"])
-		go notifier.Listen(runCtx, w.live)
-		go w.cache.RunEpochRefresh(runCtx)
-		go w.purgeIdempotencyKeys(runCtx)
+		w.spawn(func() { w.live.Run(runCtx, durations["COINOP_CATALOG_REFRESH"]) })
+		w.spawn(func() { notifier.Listen(runCtx, w.live) })
+		w.spawn(func() { w.cache.RunEpochRefresh(runCtx) })
+		w.spawn(func() { w.purgeIdempotencyKeys(runCtx) })
 		if stores.stores.Enabled() {
 			// Refunds, renewals and Google acknowledgements left over by a crash.
-			go w.server.StoreWorker(server.StoreWorkerOptions{Policy: stores.policy}).Run(runCtx)
+			worker := w.server.StoreWorker(server.StoreWorkerOptions{Policy: stores.policy})
+			w.spawn(func() { worker.Run(runCtx) })
 		}
 	}
 	if err := migrations.Check(ctx, db); err != nil {
@@ -203,7 +211,7 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger) (_ *wired, err 
 		// 503 (readiness included) and start the rest when it is migrated.
 		logger.Error("not ready: "+err.Error(), slog.Int("schema_version_needed", int(migrations.Latest())))
 		w.server.SetSchemaProblem(err)
-		go w.awaitSchema(runCtx, background)
+		w.spawn(func() { w.awaitSchema(runCtx, background) })
 	} else {
 		background()
 	}
@@ -300,8 +308,23 @@ func (w *wired) serve(ctx context.Context, ready func(addr string)) error {
 	return nil
 }
 
+// spawn runs fn in a goroutine that close waits for.
+func (w *wired) spawn(fn func()) {
+	w.background.Add(1)
+	w.running.Add(1)
+	go func() {
+		defer w.background.Done()
+		defer w.running.Add(-1)
+		fn()
+	}()
+}
+
+// close stops the background work, waits for every goroutine spawn started
+// to return (a store worker mid-notification finishes its transaction),
+// then closes Redis and the pool they used.
 func (w *wired) close() {
 	w.stop()
+	w.background.Wait()
 	_ = w.redis.Close()
 	w.db.Close()
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -270,5 +271,49 @@ func TestComposeSecretsMeetServesMinimums(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// close returns only once every background goroutine (catalog refresh,
+// notifier, cache epoch, purge, store worker) has stopped, so none of them
+// uses Postgres or Redis after they are closed.
+func TestCloseWaitsForTheBackgroundWork(t *testing.T) {
+	redisURL, prefix := testenv.Redis(t)
+	cfg := bindSettings(newFlagSetForTest(), env(map[string]string{
+		"COINOP_DATABASE_URL": testenv.NewDatabase(t), "COINOP_REDIS_URL": redisURL, "COINOP_REDIS_PREFIX": prefix,
+		"COINOP_JWT_SECRET": strings.Repeat("s", 32), "COINOP_STORES": "fake", "COINOP_APPLE_BUNDLE_ID": "com.example.coinop", "COINOP_APPLE_ENVIRONMENT": "sandbox",
+	}))
+	w, err := wire(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := w.running.Load(); n < 5 {
+		t.Fatalf("%d background goroutines running, want at least 5", n)
+	}
+	w.close()
+	if n := w.running.Load(); n != 0 {
+		t.Errorf("%d background goroutines still running after close", n)
+	}
+}
+
+// serve logs the settings it runs with, and never a secret.
+func TestServeLogsItsSettingsWithSecretsMasked(t *testing.T) {
+	logs := &syncBuffer{}
+	jwt, admin := strings.Repeat("j", 32), "admin-token-that-must-never-be-logged-0123"
+	db := testenv.NewDatabase(t)
+	startServeLogging(t, db, map[string]string{"COINOP_JWT_SECRET": jwt, "COINOP_ADMIN_TOKEN": admin, "COINOP_LOG_LEVEL": "info"}, logs)
+	out := logs.String()
+	if !strings.Contains(out, `"msg":"configuration"`) || !strings.Contains(out, `"COINOP_REQUEST_TIMEOUT":"10s"`) ||
+		!strings.Contains(out, `"COINOP_ADMIN_TOKEN":"[set]"`) || !strings.Contains(out, `"COINOP_SERVER_TOKEN":""`) {
+		t.Errorf("the start-up log does not show the settings:\n%s", out)
+	}
+	for _, secret := range []string{jwt, admin} {
+		if strings.Contains(out, secret) {
+			t.Errorf("a secret is in the log:\n%s", out)
+		}
+	}
+	u, _ := url.Parse(db)
+	if !strings.Contains(out, `"COINOP_DATABASE_URL":"`+u.Redacted()) {
+		t.Errorf("the database URL is not shown (password masked):\n%s", out)
 	}
 }

@@ -212,8 +212,22 @@ func template(t testing.TB) string {
 // available or the database cannot be created.
 func NewDatabase(t testing.TB) string {
 	t.Helper()
+	return newDatabase(t, template(t))
+}
+
+// NewEmptyDatabase creates a database with no schema at all (never
+// migrated), for tests of what happens before `coinop migrate`, and returns
+// its URL. It is dropped in t.Cleanup.
+func NewEmptyDatabase(t testing.TB) string {
+	t.Helper()
+	return newDatabase(t, "")
+}
+
+// newDatabase creates a database copied from template ("" for an empty
+// one), dropped in t.Cleanup, and returns its URL.
+func newDatabase(t testing.TB, from string) string {
+	t.Helper()
 	adminURL, admin := postgres(t)
-	from := template(t)
 	name := dbName("coinop_t_")
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
@@ -222,32 +236,6 @@ func NewDatabase(t testing.TB) string {
 	}
 	t.Cleanup(func() {
 		// t.Context() is already canceled when cleanups run.
-		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-		defer cancel()
-		if err := dropDatabase(ctx, admin, name); err != nil {
-			t.Errorf("testenv: %v", err)
-		}
-	})
-	u, err := withDatabase(adminURL, name)
-	if err != nil {
-		t.Fatalf("testenv: %v", err)
-	}
-	return u
-}
-
-// NewEmptyDatabase creates a database with no schema at all (never
-// migrated), for tests of what happens before `coinop migrate`, and returns
-// its URL. It is dropped in t.Cleanup.
-func NewEmptyDatabase(t testing.TB) string {
-	t.Helper()
-	adminURL, admin := postgres(t)
-	name := dbName("coinop_t_")
-	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-	defer cancel()
-	if err := createDatabase(ctx, admin, name, ""); err != nil {
-		t.Fatalf("testenv: %v", err)
-	}
-	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 		defer cancel()
 		if err := dropDatabase(ctx, admin, name); err != nil {
