@@ -17,13 +17,18 @@ import (
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
-	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/coinop/coinop/catalog"
+	"github.com/coinop/coinop/entitlements"
 )
 
-// purchaseSQL describes one purchase the way the server turns it into a
-// coinop_post call (entitlements.Ledger.Purchase, then postTx): one unit of
-// a consumable item at one price, with a fresh idempotency key, for a player
-// chosen uniformly among Players, as `coinop loadtest` chooses its players.
+// purchaseSQL describes one purchase the way the server's ledger writer
+// sends it when the purchase travels alone (entitlements.Ledger.apply with
+// a batch of one): one unit of a consumable item at one price, with a fresh
+// idempotency key, for a player chosen uniformly among Players, as `coinop
+// loadtest` chooses its players. The players hold the item already, so both
+// balances are updates, as in the server's steady state.
 type purchaseSQL struct {
 	PlayerPrefix   string // players are <prefix>1 … <prefix>N
 	Players        int
@@ -35,11 +40,14 @@ type purchaseSQL struct {
 	KeyWait        time.Duration // COINOP_IDEMPOTENCY_WAIT
 }
 
-// Script returns the pgbench script: two \set lines and the same single
-// statement the server sends. Values the server computes per request (the
-// idempotency key, the purchase id, the result and metadata JSON around
-// them) are built in SQL from pgbench's random(); everything else is a
-// literal with the exact bytes the server would send for this purchase.
+// Script returns the pgbench script: two \set lines and the writer's
+// statements in its two pipelined round trips (reads under the player lock;
+// then one statement of CTEs that writes everything, and COMMIT). Values the server computes per request (the
+// idempotency key, the response body and metadata around it) are built in
+// SQL from pgbench's random(); the ledger transaction id the writer reserves
+// with nextval is currval here, since pgbench cannot carry a value from one
+// pipeline to the next. The response body the server builds in Go is a
+// literal of the same shape.
 func (p purchaseSQL) Script() string {
 	// The fingerprint is sha256 of the request as the server encodes it.
 	req, _ := json.Marshal(struct {
@@ -48,16 +56,19 @@ func (p purchaseSQL) Script() string {
 		Price    price  `json:"price"`
 	}{p.ItemID, 1, price{p.Currency, p.Price}})
 	sum := sha256.Sum256(req)
-	changes, _ := json.Marshal([]map[string]any{ // sorted by type, then id, as the server sorts them
-		{"type": "currency", "id": p.Currency, "delta": -p.Price},
-		{"type": "item", "id": p.ItemID, "delta": 1},
-	})
 	priceJSON, _ := json.Marshal(price{p.Currency, p.Price})
+	balances := map[string]int64{}
+	for _, c := range p.Currencies {
+		balances[c] = 0
+	}
+	balances[p.Currency] = 999999900
+	balancesJSON, _ := json.Marshal(balances)
 	// Go marshals the server's map[string]any with sorted keys; these
 	// fragments keep that order around the per-transaction key.
-	result := func(key string) string {
+	body := func(key string) string {
 		return fmt.Sprintf("%s || %s || %s",
-			pgLiteral(fmt.Sprintf(`{"item_id":%q,"price":%s,"purchase_id":"`, p.ItemID, priceJSON)),
+			pgLiteral(fmt.Sprintf(`{"balances":%s,"entitlements":[{"item_id":%q,"quantity":2}],"item_id":%q,"price":%s,"purchase_id":"`,
+				balancesJSON, p.ItemID, p.ItemID, priceJSON)),
 			key,
 			pgLiteral(`","quantity":1}`))
 	}
@@ -69,19 +80,35 @@ func (p purchaseSQL) Script() string {
 	}
 	// One key per transaction: the client id keeps clients apart and a
 	// 63-bit random number keeps transactions apart.
-	key := "'pgb-' || :client_id::text || '-' || :k::text"
+	key := "('pgb-' || :client_id::text || '-' || :k::text)"
+	player := fmt.Sprintf("(%s || :pid::text)", pgLiteral(p.PlayerPrefix))
+	scope := pgLiteral("POST /v1/purchases")
+	tx := "currval(pg_get_serial_sequence('ledger_transactions', 'id'))"
+	cur, item := pgLiteral(p.Currency), pgLiteral(p.ItemID)
 	var b strings.Builder
-	fmt.Fprintf(&b, "\\set pid random(1, %d)\n", p.Players)
-	b.WriteString("\\set k random(1, 9223372036854775806)\n")
-	b.WriteString("SELECT outcome, response, replayed, version, holdings FROM coinop_post(\n")
-	fmt.Fprintf(&b, "  %s || :pid::text, %s, %s,\n", pgLiteral(p.PlayerPrefix), pgLiteral("POST /v1/purchases"), key)
-	fmt.Fprintf(&b, "  '\\x%s'::bytea, %s, %s, %s,\n", hex.EncodeToString(sum[:]), pgLiteral("purchase"), key, pgLiteral("system:purchases"))
-	b.WriteString("  NULL, NULL,\n")
-	fmt.Fprintf(&b, "  %s::jsonb,\n", pgLiteral(string(changes)))
-	fmt.Fprintf(&b, "  %s::text[],\n", pgLiteral("{"+strings.Join(p.Currencies, ",")+"}"))
-	fmt.Fprintf(&b, "  (%s)::jsonb,\n", result(key))
-	fmt.Fprintf(&b, "  (%s)::jsonb,\n", metadata(key))
-	fmt.Fprintf(&b, "  %s::interval);\n", pgLiteral(fmt.Sprintf("%d milliseconds", p.KeyWait.Milliseconds())))
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	w("\\set pid random(1, %d)", p.Players)
+	w("\\set k random(1, 9223372036854775806)")
+	w("\\startpipeline")
+	w("BEGIN;")
+	w("WITH cfg AS (SELECT set_config('lock_timeout', '%d', true)) INSERT INTO players AS p (player_id) SELECT u.id FROM unnest(ARRAY[%s]) AS u(id), cfg ORDER BY 1 ON CONFLICT (player_id) DO UPDATE SET version = p.version RETURNING p.player_id, p.version;", p.KeyWait.Milliseconds(), player)
+	w("SELECT player_id, asset_type, asset_id, quantity FROM balances WHERE player_id = ANY(ARRAY[%s]) AND (asset_type = 'currency' OR asset_id = ANY(ARRAY[%s]));", player, item)
+	w("SELECT i.player_id, i.scope, i.key, i.fingerprint, i.outcome, coalesce(i.body, convert_to(i.response::text, 'UTF8')) FROM unnest(ARRAY[%s], ARRAY[%s], ARRAY[%s]) AS k(player_id, scope, key) JOIN idempotency_keys i USING (player_id, scope, key);", player, scope, key)
+	w("SELECT nextval(pg_get_serial_sequence('ledger_transactions', 'id')) FROM generate_series(1, 1);")
+	w("\\endpipeline")
+	w("\\startpipeline")
+	w("WITH k AS (INSERT INTO idempotency_keys (player_id, scope, key, fingerprint, outcome, body) SELECT * FROM unnest(ARRAY[%s], ARRAY[%s], ARRAY[%s], ARRAY['\\x%s'::bytea], ARRAY['ok'], ARRAY[convert_to(%s, 'UTF8')])),",
+		player, scope, key, hex.EncodeToString(sum[:]), body(key))
+	w("t AS (INSERT INTO ledger_transactions (id, player_id, kind, reference, metadata) OVERRIDING SYSTEM VALUE SELECT id, player_id, kind, reference, metadata::jsonb FROM unnest(ARRAY[%s], ARRAY[%s], ARRAY['purchase'], ARRAY[%s], ARRAY[%s]) AS t(id, player_id, kind, reference, metadata)),",
+		tx, player, key, metadata(key))
+	w("e AS (INSERT INTO ledger_entries (transaction_id, account, asset_type, asset_id, amount) SELECT * FROM unnest(ARRAY[%[1]s, %[1]s, %[1]s, %[1]s], ARRAY['player:' || %[2]s, %[7]s, 'player:' || %[2]s, %[7]s], ARRAY['currency', 'currency', 'item', 'item'], ARRAY[%[3]s, %[3]s, %[4]s, %[4]s], ARRAY[%[5]d, %[6]d, 1, -1]::bigint[])),",
+		tx, player, cur, item, -p.Price, p.Price, pgLiteral("system:purchases"))
+	w("u AS (UPDATE balances b SET quantity = b.quantity + c.delta FROM unnest(ARRAY[%[1]s, %[1]s], ARRAY['currency', 'item'], ARRAY[%[2]s, %[3]s], ARRAY[%[4]d, 1]::bigint[]) AS c(player_id, asset_type, asset_id, delta) WHERE b.player_id = ANY(ARRAY[%[1]s]) AND b.player_id = c.player_id AND b.asset_type = c.asset_type AND b.asset_id = c.asset_id),",
+		player, cur, item, -p.Price)
+	w("v AS (UPDATE players p SET version = v.version FROM unnest(ARRAY[%[1]s], ARRAY[%[2]s]) AS v(player_id, version) WHERE p.player_id = ANY(ARRAY[%[1]s]) AND p.player_id = v.player_id)", player, tx)
+	w("SELECT 1;")
+	w("COMMIT;")
+	w("\\endpipeline")
 	return b.String()
 }
 
@@ -127,38 +154,40 @@ func isVarChar(c byte) bool {
 	return c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= 0x80
 }
 
-// querier is satisfied by *pgx.Conn and *pgxpool.Pool.
-type querier interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
-
 // fundPgbenchPlayers gives every pgbench player enough currency for any
-// run, through coinop_post like an admin grant, so the purchases never fail
-// for lack of funds.
-func fundPgbenchPlayers(ctx context.Context, conn querier, p purchaseSQL) error {
+// run, and one unit of the item, through the server's own ledger like an
+// admin grant, so the purchases never fail for lack of funds and update
+// both balance rows as the server's steady state does.
+func fundPgbenchPlayers(ctx context.Context, db *pgxpool.Pool, p purchaseSQL) error {
+	doc, err := catalog.Parse(benchCatalog, catalog.FormatYAML)
+	if err != nil {
+		return err
+	}
+	snap, err := catalog.NewSnapshot(p.CatalogVersion, time.Now(), doc)
+	if err != nil {
+		return err
+	}
+	l := entitlements.New(db, fixedCatalog{snap})
 	for i := 1; i <= p.Players; i++ {
 		player := p.PlayerPrefix + strconv.Itoa(i)
-		changes := fmt.Sprintf(`[{"type":"currency","id":%q,"delta":1000000000000000}]`, p.Currency)
-		var outcome string
-		err := conn.QueryRow(ctx, `SELECT outcome FROM coinop_post($1, 'POST /admin/v1/players/{player_id}/grants', 'bench-fund',
-			'\x00'::bytea, 'admin_grant', $2, 'system:admin_grants', NULL, NULL, $3::jsonb, $4, '{}'::jsonb, '{}'::jsonb, '5 seconds')`,
-			player, "bench-fund-"+player, changes, p.Currencies).Scan(&outcome)
-		if err != nil {
+		if _, err := l.Grant(ctx, entitlements.GrantRequest{PlayerID: player, IdempotencyKey: "bench-fund", Reason: "bench",
+			Currencies: map[string]int64{p.Currency: catalog.MaxAmount}, Items: map[string]int64{p.ItemID: 1}}); err != nil {
 			return fmt.Errorf("funding %s: %w", player, err)
-		}
-		if outcome != "ok" {
-			return fmt.Errorf("funding %s: %s", player, outcome)
 		}
 	}
 	return nil
 }
+
+type fixedCatalog struct{ snap *catalog.Snapshot }
+
+func (s fixedCatalog) Current() *catalog.Snapshot { return s.snap }
 
 // pgbenchRunner runs the purchase script at a fixed rate (pgbench --rate,
 // which measures latency from each transaction's scheduled start, so a
 // saturated database cannot hide its queue) with Clients connections.
 //
 // Every pgbench run opens fresh connections, and a fresh backend plans each
-// statement inside coinop_post on its first calls: the first second of a run
+// statement of the script on its first calls: the first second of a run
 // is several times slower than the rest. The server's pool stays connected
 // for the whole bench, so to compare steady states the runner adds Warmup to
 // the run and leaves out the transactions scheduled during it.
@@ -181,9 +210,12 @@ func (r pgbenchRunner) Run(ctx context.Context, rate float64, d time.Duration) (
 	args := []string{
 		"--no-vacuum", "--protocol=prepared",
 		"--client=" + strconv.Itoa(r.Clients), "--jobs=" + strconv.Itoa(r.Threads),
-		"--rate=" + strconv.FormatFloat(rate, 'f', 0, 64), "--time=" + strconv.Itoa(secs),
+		"--time=" + strconv.Itoa(secs),
 		"--file=" + r.Script, "--log", "--log-prefix=" + filepath.Join(logDir, "tx"),
 		r.DatabaseURL,
+	}
+	if rate > 0 { // else as fast as the clients go: a saturation run
+		args = append([]string{"--rate=" + strconv.FormatFloat(rate, 'f', 2, 64)}, args...)
 	}
 	cmd := exec.CommandContext(ctx, "pgbench", args...)
 	out, err := cmd.CombinedOutput()
@@ -207,7 +239,7 @@ func (r pgbenchRunner) Run(ctx context.Context, rate float64, d time.Duration) (
 	if err != nil {
 		return Measurement{}, err
 	}
-	m.Target, m.Poisson = rate, true
+	m.Target, m.Poisson = rate, rate > 0
 	m.GeneratorCPU = childCPU(cmd.ProcessState)
 	return m, nil
 }
@@ -291,4 +323,26 @@ func tail(s string, n int) string {
 		return s
 	}
 	return "…" + s[len(s)-n:]
+}
+
+// scaledRunner runs a script whose every transaction is factor purchases
+// and reports purchases: rates and counts times factor.
+type scaledRunner struct {
+	r      runner
+	factor float64
+}
+
+func (s scaledRunner) Run(ctx context.Context, rate float64, d time.Duration) (Measurement, error) {
+	m, err := s.r.Run(ctx, rate/s.factor, d)
+	f := s.factor
+	m.Target, m.Achieved = m.Target*f, m.Achieved*f
+	m.Requests, m.Executed, m.Errors, m.Dropped = int64(float64(m.Requests)*f), int64(float64(m.Executed)*f), int64(float64(m.Errors)*f), int64(float64(m.Dropped)*f)
+	return m, err
+}
+
+// unthrottled runs r as fast as it goes, whatever rate it is asked for.
+type unthrottled struct{ r runner }
+
+func (u unthrottled) Run(ctx context.Context, _ float64, d time.Duration) (Measurement, error) {
+	return u.r.Run(ctx, 0, d)
 }

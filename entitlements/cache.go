@@ -61,7 +61,9 @@ type Cache struct {
 	// suspect is set when Redis may hold data older than what was written
 	// to it; the epoch is bumped before any entry is trusted again.
 	suspect atomic.Bool
-	metrics cacheMetrics
+	// scriptLoaded is set once patchScript is known to Redis.
+	scriptLoaded atomic.Bool
+	metrics      cacheMetrics
 }
 
 // CacheConfig tunes the cache; zero values take the defaults shown.
@@ -157,7 +159,7 @@ func (c *Cache) usable(ctx context.Context) bool {
 		return false
 	}
 	if c.suspect.Load() {
-		if err := c.bumpEpoch(ctx, ""); err != nil {
+		if err := c.bumpEpochAfterReconnect(ctx); err != nil {
 			return false
 		}
 		c.suspect.Store(false)
@@ -198,6 +200,25 @@ func (c *Cache) bumpEpoch(ctx context.Context, redisIDs string) error {
 		}
 	}
 	if err != nil {
+		return fmt.Errorf("entitlements: bump cache epoch: %w", err)
+	}
+	c.metrics.epochBumps.Inc()
+	c.setEpoch(epoch)
+	c.epochUnknown.Store(false)
+	return nil
+}
+
+// bumpEpochAfterReconnect invalidates every entry once Redis is back after
+// an outage (it may have restarted with older data), and records the run
+// ids it came back with, so the periodic identity check does not bump again
+// under the entries cached since.
+func (c *Cache) bumpEpochAfterReconnect(ctx context.Context) error {
+	ids, err := c.redisRunIDs(ctx)
+	if err != nil || ids == "" {
+		return c.bumpEpoch(ctx, "")
+	}
+	var epoch int64
+	if err := c.db.QueryRow(ctx, `UPDATE cache_state SET epoch = epoch + 1, redis_ids = $1 RETURNING epoch`, ids).Scan(&epoch); err != nil {
 		return fmt.Errorf("entitlements: bump cache epoch: %w", err)
 	}
 	c.metrics.epochBumps.Inc()
@@ -493,6 +514,118 @@ func (c *Cache) committed(ctx context.Context, h Holdings) {
 		c.log.Error("cache: committed change not cached and epoch not bumped; other replicas may serve a stale entry until it expires",
 			slog.String("player_id", h.PlayerID), slog.Int64("version", h.Version), slog.Any("error", err))
 	}
+}
+
+// patchScript moves an entry from version ARGV[2] to ARGV[3] with the
+// patched data ARGV[4], if it is still at ARGV[2] in epoch ARGV[1]. Any
+// other entry older than ARGV[3] keeps only that version, as a floor: a
+// reader treats it as a miss, and a load that read Postgres before the
+// change can no longer store its older snapshot over it.
+var patchScript = redis.NewScript(`
+local cur = redis.call('HMGET', KEYS[1], 'e', 'v')
+local ce, cv = tonumber(cur[1]), tonumber(cur[2])
+local e, prev, v = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+if ce and cv and (ce > e or (ce == e and cv >= v)) then
+  return 0
+end
+if ARGV[4] ~= '' and ce == e and cv == prev then
+  redis.call('HSET', KEYS[1], 'v', ARGV[3], 'd', ARGV[4])
+  return 1
+end
+redis.call('HDEL', KEYS[1], 'd')
+redis.call('HSET', KEYS[1], 'e', ARGV[1], 'v', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 2
+`)
+
+// patched records changes a batch has committed: the new quantities of the
+// assets it touched, not whole holdings. One pipeline reads the entries, a
+// second applies each patch to an entry at the version before the batch
+// and leaves a version floor everywhere else. If Redis fails, the epoch is
+// bumped so no replica serves an older entry.
+func (c *Cache) patched(ctx context.Context, patches []holdingsPatch) {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	if c.epochUnknown.Load() {
+		_ = c.establishEpoch(wctx)
+	}
+	err := errors.New("epoch unknown")
+	if !c.epochUnknown.Load() {
+		err = c.applyPatches(wctx, patches)
+	}
+	if err == nil {
+		return
+	}
+	c.scriptLoaded.Store(false) // a restarted Redis forgot it
+	if err := c.bumpEpoch(wctx, ""); err != nil {
+		c.epochUnknown.Store(true)
+		c.log.Error("cache: committed changes not cached and epoch not bumped; other replicas may serve stale entries until they expire",
+			slog.Int("players", len(patches)), slog.Any("error", err))
+	}
+}
+
+func (c *Cache) applyPatches(ctx context.Context, patches []holdingsPatch) error {
+	epoch := c.epoch.Load()
+	reads := make([]*redis.SliceCmd, len(patches))
+	err := c.do(func() error {
+		_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, pt := range patches {
+				reads[i] = p.HMGet(ctx, c.holdingsKey(pt.PlayerID), "e", "v", "d")
+			}
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if err := c.loadScripts(ctx); err != nil {
+		return err
+	}
+	ttl := c.cfg.TTL + time.Duration(rand.Int64N(int64(c.cfg.TTL/10)+1))
+	return c.do(func() error {
+		_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, pt := range patches {
+				data := ""
+				if h, ok, _ := c.decodeEntry(pt.PlayerID, reads[i].Val()); ok && h.Version == pt.Prev {
+					for id, n := range pt.Currencies {
+						h.Currencies[id] = n
+					}
+					for id, n := range pt.Items {
+						if n > 0 {
+							h.Items[id] = n
+						} else {
+							delete(h.Items, id)
+						}
+					}
+					b, err := json.Marshal(holdingsJSON{Currencies: h.Currencies, Items: h.Items, Subscriptions: h.Subscriptions})
+					if err != nil {
+						return err
+					}
+					data = string(b)
+				}
+				patchScript.EvalSha(ctx, p, []string{c.holdingsKey(pt.PlayerID)},
+					epoch, pt.Prev, pt.Version, data, ttl.Milliseconds())
+			}
+			return nil
+		})
+		return err
+	})
+}
+
+// loadScripts makes sure Redis has patchScript: EVALSHA in a pipeline
+// cannot fall back to EVAL on NOSCRIPT the way Script.Run does. Once loaded
+// it stays until Redis restarts; a NOSCRIPT after that fails the pipeline,
+// which bumps the epoch and loads it again next time.
+func (c *Cache) loadScripts(ctx context.Context) error {
+	if c.scriptLoaded.Load() {
+		return nil
+	}
+	err := c.do(func() error { return patchScript.Load(ctx, c.rdb).Err() })
+	if err == nil {
+		c.scriptLoaded.Store(true)
+	}
+	return err
 }
 
 // Collectors returns the cache's Prometheus metrics.

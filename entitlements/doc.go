@@ -3,10 +3,12 @@
 // the idempotency records that make each change happen exactly once.
 //
 // It owns the Postgres tables players, balances, ledger_transactions,
-// ledger_entries and idempotency_keys, and the function coinop_post that
-// applies a change in one round trip (migrations/002). Every change is one
-// Postgres transaction whose entries sum to zero per asset against a named
-// system account; CHECK constraints make a negative balance impossible.
+// ledger_entries and idempotency_keys. Every change to holdings is a
+// posting applied by one writer (writer.go), purchases group-committed
+// (group.go): one Postgres transaction whose entries sum to zero per asset
+// against a named system account, with the idempotency record; CHECK
+// constraints make a negative balance impossible. Response bodies are built
+// in Go; SQL only returns data.
 //
 // The rules for what a purchase costs and grants come from the live catalog
 // (package catalog). This package knows nothing of HTTP: it must not import

@@ -57,6 +57,14 @@ type Ledger struct {
 	keyWait time.Duration
 	cache   *Cache
 	loads   atomic.Int64
+
+	lanes, maxBatch int
+	group           *groupCommit
+	metrics         writerMetrics
+	// Test hooks (export_test.go): between a batch's two round trips, and
+	// after its commit returned.
+	hookBeforeWrite func(backendPID uint32) error
+	hookAfterCommit func() error
 }
 
 // Option configures a Ledger.
@@ -74,9 +82,13 @@ func WithKeyWait(d time.Duration) Option { return func(l *Ledger) { l.keyWait = 
 
 // New returns a Ledger over db selling from cat.
 func New(db *pgxpool.Pool, cat CatalogSource, opts ...Option) *Ledger {
-	l := &Ledger{db: db, catalog: cat, now: time.Now, keyWait: 5 * time.Second}
+	l := &Ledger{db: db, catalog: cat, now: time.Now, keyWait: 5 * time.Second,
+		lanes: DefaultCommitLanes, maxBatch: DefaultMaxBatch}
 	for _, o := range opts {
 		o(l)
+	}
+	if l.lanes > 0 && l.maxBatch > 1 {
+		l.group = &groupCommit{l: l, lanes: l.lanes, maxBatch: l.maxBatch, timeout: 30 * time.Second}
 	}
 	if l.cache != nil {
 		l.cache.load = l.loadHoldings
@@ -123,27 +135,45 @@ type PurchaseRequest struct {
 // price_mismatch, insufficient_funds, already_owned, limit_exceeded),
 // ErrIdempotencyKeyReused, ErrIdempotencyKeyInUse, ErrNoCatalog.
 func (l *Ledger) Purchase(ctx context.Context, req PurchaseRequest) (Outcome, error) {
-	if err := ValidatePlayerID(req.PlayerID); err != nil {
+	p, err := l.purchasePosting(req)
+	if err != nil {
 		return Outcome{}, err
+	}
+	var res postResult
+	if l.group != nil {
+		res, err = l.group.submit(ctx, p)
+	} else {
+		res, err = l.postAlone(ctx, p)
+	}
+	if err != nil {
+		return Outcome{}, err
+	}
+	return res.Outcome, nil
+}
+
+// purchasePosting validates a purchase and prices it from the live catalog.
+func (l *Ledger) purchasePosting(req PurchaseRequest) (*posting, error) {
+	if err := ValidatePlayerID(req.PlayerID); err != nil {
+		return nil, err
 	}
 	if err := ValidateIdempotencyKey(req.IdempotencyKey); err != nil {
-		return Outcome{}, err
+		return nil, err
 	}
 	if req.ItemID == "" {
-		return Outcome{}, &InvalidError{Field: "item_id", Message: "is required"}
+		return nil, &InvalidError{Field: "item_id", Message: "is required"}
 	}
 	if req.Quantity < 1 || req.Quantity > MaxQuantity {
-		return Outcome{}, &InvalidError{Field: "quantity", Message: fmt.Sprintf("must be between 1 and %d", MaxQuantity)}
+		return nil, &InvalidError{Field: "quantity", Message: fmt.Sprintf("must be between 1 and %d", MaxQuantity)}
 	}
 	if req.Price.Currency == "" {
-		return Outcome{}, &InvalidError{Field: "price.currency", Message: "is required"}
+		return nil, &InvalidError{Field: "price.currency", Message: "is required"}
 	}
 	if req.Price.Amount < 1 {
-		return Outcome{}, &InvalidError{Field: "price.amount", Message: "must be positive"}
+		return nil, &InvalidError{Field: "price.amount", Message: "must be positive"}
 	}
 	snap := l.catalog.Current()
 	if snap == nil {
-		return Outcome{}, ErrNoCatalog
+		return nil, ErrNoCatalog
 	}
 	fingerprint, err := fingerprintOf(struct {
 		ItemID   string        `json:"item_id"`
@@ -151,16 +181,16 @@ func (l *Ledger) Purchase(ctx context.Context, req PurchaseRequest) (Outcome, er
 		Price    catalog.Price `json:"price"`
 	}{req.ItemID, req.Quantity, req.Price})
 	if err != nil {
-		return Outcome{}, err
+		return nil, err
 	}
 
 	purchaseID := uuid.Must(uuid.NewV7()).String()
 	changes, rejection := planPurchase(snap, req, l.now())
-	result := map[string]any{
-		"purchase_id": purchaseID,
-		"item_id":     req.ItemID,
-		"quantity":    req.Quantity,
-		"price":       req.Price,
+	result := []bodyMember{
+		{"purchase_id", purchaseID},
+		{"item_id", req.ItemID},
+		{"quantity", req.Quantity},
+		{"price", req.Price},
 	}
 	metadata := map[string]any{
 		"item_id":         req.ItemID,
@@ -169,7 +199,7 @@ func (l *Ledger) Purchase(ctx context.Context, req PurchaseRequest) (Outcome, er
 		"catalog_version": snap.Version,
 		"idempotency_key": req.IdempotencyKey,
 	}
-	return l.post(ctx, posting{
+	return &posting{
 		playerID:    req.PlayerID,
 		scope:       ScopePurchase,
 		key:         req.IdempotencyKey,
@@ -182,7 +212,7 @@ func (l *Ledger) Purchase(ctx context.Context, req PurchaseRequest) (Outcome, er
 		currencies:  snap.CurrencyIDs(),
 		result:      result,
 		metadata:    metadata,
-	})
+	}, nil
 }
 
 // planPurchase turns a purchase into net changes per asset, or the rejection
@@ -313,7 +343,7 @@ func (l *Ledger) Grant(ctx context.Context, req GrantRequest) (Outcome, error) {
 		rejection = reject(CodeItemNotFound, map[string]any{"unknown": unknown})
 	}
 	grantID := uuid.Must(uuid.NewV7()).String()
-	p := posting{
+	p := &posting{
 		playerID:    req.PlayerID,
 		scope:       ScopeAdminGrant,
 		key:         req.IdempotencyKey,
@@ -324,7 +354,7 @@ func (l *Ledger) Grant(ctx context.Context, req GrantRequest) (Outcome, error) {
 		rejection:   rejection,
 		changes:     plan.changes(),
 		currencies:  snap.CurrencyIDs(),
-		result:      map[string]any{"grant_id": grantID, "player_id": req.PlayerID, "reason": req.Reason},
+		result:      []bodyMember{{"grant_id", grantID}, {"player_id", req.PlayerID}, {"reason", req.Reason}},
 		metadata: map[string]any{
 			"reason": req.Reason, "actor": req.Actor, "currencies": req.Currencies, "items": req.Items,
 			"catalog_version": snap.Version, "idempotency_key": req.IdempotencyKey,
@@ -333,10 +363,11 @@ func (l *Ledger) Grant(ctx context.Context, req GrantRequest) (Outcome, error) {
 	// The audit row commits with the grant or not at all; a replay changed
 	// nothing and records nothing.
 	var res postResult
+	var patches []holdingsPatch
 	var rejected *Rejection
 	err = pgx.BeginFunc(ctx, l.db, func(tx pgx.Tx) error {
 		var err error
-		res, err = l.postTx(ctx, tx, p)
+		res, patches, err = l.postIn(ctx, tx, p)
 		if errors.As(err, &rejected) {
 			return nil // the rejection is stored with the key: commit it
 		}
@@ -348,7 +379,7 @@ func (l *Ledger) Grant(ctx context.Context, req GrantRequest) (Outcome, error) {
 			actor = "unknown"
 		}
 		_, err = tx.Exec(ctx, `SELECT coinop_audit($1, 'player.grant', $2, NULL, $3, $4)`,
-			actor, "players/"+req.PlayerID, []byte(res.Body), req.RequestID)
+			actor, "players/"+req.PlayerID, string(res.Body), req.RequestID)
 		return err
 	})
 	if err != nil {
@@ -357,11 +388,9 @@ func (l *Ledger) Grant(ctx context.Context, req GrantRequest) (Outcome, error) {
 		}
 		return Outcome{}, fmt.Errorf("entitlements: grant to %q: %w", req.PlayerID, err)
 	}
+	l.afterPatches(ctx, patches)
 	if rejected != nil {
 		return Outcome{}, rejected
-	}
-	if res.holdings != nil {
-		l.afterCommit(ctx, *res.holdings)
 	}
 	return res.Outcome, nil
 }
@@ -380,6 +409,11 @@ type change struct {
 	Max    *int64 `json:"max,omitempty"`
 	Exceed Code   `json:"exceed,omitempty"`
 	Clamp  bool   `json:"clamp,omitempty"`
+	// Floor takes at most what is held on a debit (a refund's clawback);
+	// the rest is reported as shortfall and, with DebtAccount set, posted
+	// against that account instead of the player.
+	Floor       bool   `json:"-"`
+	DebtAccount string `json:"-"`
 }
 
 type assetKey struct{ typ, id string }

@@ -311,16 +311,16 @@ func TestRejectionsAreStoredAndReplayed(t *testing.T) {
 		want     entitlements.Code
 		detail   string
 	}{
-		{"unknown item", "nope", 1, "gold", 1, entitlements.CodeItemNotFound, `"item_id": "nope"`},
-		{"outside its window", "old-hat", 1, "gold", 1, entitlements.CodeItemUnavailable, `"available_until": "2021-01-01T00:00:00Z"`},
-		{"stale price", "potion", 1, "gold", 90, entitlements.CodePriceMismatch, `"prices": [{"amount": 100, "currency": "gold"}]`},
-		{"currency the item is not sold in", "potion", 1, "gems", 100, entitlements.CodeCurrencyNotOffered, `"currency": "gems"`},
-		{"durable already owned", "sword", 1, "gems", 5, entitlements.CodeAlreadyOwned, `"held": 1`},
-		{"durable bought twice at once", "sword", 2, "gems", 5, entitlements.CodeLimitExceeded, `"max": 1`},
-		{"bundle holding an owned durable", "starter", 1, "gems", 50, entitlements.CodeAlreadyOwned, `"asset_id": "sword"`},
-		{"over max_per_player", "elixir", 1, "gold", 10, entitlements.CodeLimitExceeded, `"max": 3`},
-		{"not enough gold", "potion", 10, "gold", 100, entitlements.CodeInsufficientFunds, `"required": 1000`},
-		{"price times quantity beyond any balance", "pricey", 1000, "gems", catalog.MaxAmount, entitlements.CodeInsufficientFunds, `"balance": 100`},
+		{"unknown item", "nope", 1, "gold", 1, entitlements.CodeItemNotFound, `"item_id":"nope"`},
+		{"outside its window", "old-hat", 1, "gold", 1, entitlements.CodeItemUnavailable, `"available_until":"2021-01-01T00:00:00Z"`},
+		{"stale price", "potion", 1, "gold", 90, entitlements.CodePriceMismatch, `"prices":[{"currency":"gold","amount":100}]`},
+		{"currency the item is not sold in", "potion", 1, "gems", 100, entitlements.CodeCurrencyNotOffered, `"currency":"gems"`},
+		{"durable already owned", "sword", 1, "gems", 5, entitlements.CodeAlreadyOwned, `"held":1`},
+		{"durable bought twice at once", "sword", 2, "gems", 5, entitlements.CodeLimitExceeded, `"max":1`},
+		{"bundle holding an owned durable", "starter", 1, "gems", 50, entitlements.CodeAlreadyOwned, `"asset_id":"sword"`},
+		{"over max_per_player", "elixir", 1, "gold", 10, entitlements.CodeLimitExceeded, `"max":3`},
+		{"not enough gold", "potion", 10, "gold", 100, entitlements.CodeInsufficientFunds, `"required":1000`},
+		{"price times quantity beyond any balance", "pricey", 1000, "gems", catalog.MaxAmount, entitlements.CodeInsufficientFunds, `"balance":100`},
 	}
 	before := holdings(t, l, "p1")
 	for i, tt := range tests {
@@ -348,6 +348,8 @@ func TestRejectionsAreStoredAndReplayed(t *testing.T) {
 	assertAuditOK(t, l)
 }
 
+// containsJSON looks for a fragment of the body as the writer encodes it
+// (encoding/json: compact, map keys sorted, struct fields in order).
 func containsJSON(b []byte, s string) bool { return len(s) == 0 || jsonContains(string(b), s) }
 
 func jsonContains(haystack, needle string) bool {
@@ -462,7 +464,7 @@ func TestGrant(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !jsonContains(string(out.Body), `"balances": {"gems": 0, "gold": 1000}`) || !jsonContains(string(out.Body), `{"item_id": "sword", "quantity": 1}`) {
+	if !jsonContains(string(out.Body), `"balances":{"gems":0,"gold":1000}`) || !jsonContains(string(out.Body), `{"item_id":"sword","quantity":1}`) {
 		t.Errorf("body = %s", out.Body)
 	}
 	_, err = l.Grant(ctx, entitlements.GrantRequest{PlayerID: "p1", IdempotencyKey: "g2", Reason: "again", Items: map[string]int64{"sword": 1}})

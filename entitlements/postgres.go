@@ -3,115 +3,13 @@ package entitlements
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
-
-// posting is one call of coinop_post.
-type posting struct {
-	playerID, scope, key string
-	fingerprint          []byte
-	kind, reference      string
-	account              string
-	rejection            *Rejection
-	changes              []change
-	currencies           []string
-	result, metadata     map[string]any
-}
-
-// querier is satisfied by *pgxpool.Pool and pgx.Tx, so a posting can run on
-// its own or as one step of a larger transaction.
-type querier interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
-
-// postResult is a posting's outcome plus, when it changed holdings, the new
-// holdings for the cache.
-type postResult struct {
-	Outcome
-	holdings *Holdings
-}
-
-// post runs coinop_post: one statement, so one round trip and one
-// transaction holding the idempotency record, the ledger entries and the
-// balance changes together. The cache hears of the change after commit.
-func (l *Ledger) post(ctx context.Context, p posting) (Outcome, error) {
-	res, err := l.postTx(ctx, l.db, p)
-	if err != nil {
-		return Outcome{}, err
-	}
-	if res.holdings != nil {
-		l.afterCommit(ctx, *res.holdings)
-	}
-	return res.Outcome, nil
-}
-
-// postTx runs coinop_post on q; inside a caller's transaction nothing is
-// committed yet, so it never touches the cache.
-func (l *Ledger) postTx(ctx context.Context, q querier, p posting) (postResult, error) {
-	changes, err := json.Marshal(p.changes)
-	if err != nil {
-		return postResult{}, fmt.Errorf("entitlements: encode changes: %w", err)
-	}
-	result, err := json.Marshal(p.result)
-	if err != nil {
-		return postResult{}, fmt.Errorf("entitlements: encode result: %w", err)
-	}
-	metadata, err := json.Marshal(p.metadata)
-	if err != nil {
-		return postResult{}, fmt.Errorf("entitlements: encode metadata: %w", err)
-	}
-	var rejection *string
-	var rejectionDetail []byte
-	if p.rejection != nil {
-		code := string(p.rejection.Code)
-		rejection, rejectionDetail = &code, p.rejection.Detail
-	}
-	var (
-		outcome  string
-		response []byte
-		replayed bool
-		version  int64
-		holdings []byte
-	)
-	err = q.QueryRow(ctx, `SELECT outcome, response, replayed, version, holdings
-		FROM coinop_post($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
-		p.playerID, p.scope, p.key, p.fingerprint, p.kind, p.reference, p.account,
-		rejection, rejectionDetail, changes, p.currencies, result, metadata, l.keyWait,
-	).Scan(&outcome, &response, &replayed, &version, &holdings)
-	if err != nil {
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "55P03" { // lock_not_available
-			return postResult{}, ErrIdempotencyKeyInUse
-		}
-		return postResult{}, fmt.Errorf("entitlements: post %s for %q: %w", p.kind, p.playerID, err)
-	}
-	switch outcome {
-	case "ok":
-		res := postResult{Outcome: Outcome{Body: response, Replayed: replayed, Version: version}}
-		if holdings != nil {
-			h := Holdings{PlayerID: p.playerID, Version: version}
-			if err := decodeHoldings(holdings, &h); err != nil {
-				return postResult{}, err
-			}
-			res.holdings = &h
-		}
-		return res, nil
-	case "idempotency_key_reused":
-		return postResult{}, ErrIdempotencyKeyReused
-	case "pending":
-		// Unreachable: a pending row is only visible inside its own transaction.
-		return postResult{}, ErrIdempotencyKeyInUse
-	default:
-		return postResult{}, &Rejection{Code: Code(outcome), Detail: response, Replayed: replayed}
-	}
-}
 
 // Holdings is everything one player holds, as of version Version.
 type Holdings struct {

@@ -3,7 +3,6 @@ package entitlements
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -97,9 +96,9 @@ func (l *Ledger) Redeem(ctx context.Context, playerID string, p StorePurchase) (
 	key := p.Store + ":" + p.TransactionID
 	sum := sha256.Sum256([]byte(key))
 	purchaseID := uuid.Must(uuid.NewV7()).String()
-	result := map[string]any{
-		"purchase_id": purchaseID, "store": p.Store, "transaction_id": p.TransactionID,
-		"product_id": p.ProductID, "quantity": p.Quantity,
+	result := []bodyMember{
+		{"purchase_id", purchaseID}, {"store", p.Store}, {"transaction_id", p.TransactionID},
+		{"product_id", p.ProductID}, {"quantity", p.Quantity},
 	}
 	if subscription {
 		items := make([]string, 0, len(product.Grants.Items))
@@ -107,8 +106,7 @@ func (l *Ledger) Redeem(ctx context.Context, playerID string, p StorePurchase) (
 			items = append(items, id)
 		}
 		sort.Strings(items)
-		result["expires_at"] = p.ExpiresAt.UTC()
-		result["subscription_items"] = items
+		result = append(result, bodyMember{"expires_at", p.ExpiresAt.UTC()}, bodyMember{"subscription_items", items})
 	}
 	metadata := map[string]any{
 		"store": p.Store, "transaction_id": p.TransactionID, "original_transaction_id": p.OriginalTransactionID,
@@ -117,6 +115,7 @@ func (l *Ledger) Redeem(ctx context.Context, playerID string, p StorePurchase) (
 
 	var out Outcome
 	var changed *Holdings
+	var patches []holdingsPatch
 	err := pgx.BeginFunc(ctx, l.db, func(tx pgx.Tx) error {
 		// Serializes this transaction's redemption with its refund (Revoke
 		// takes the same lock), so a refund racing the first redemption is
@@ -151,7 +150,10 @@ func (l *Ledger) Redeem(ctx context.Context, playerID string, p StorePurchase) (
 		if tag.RowsAffected() == 0 {
 			var owner string
 			var response []byte
-			if err := tx.QueryRow(ctx, `SELECT player_id, response FROM store_purchases WHERE store = $1 AND transaction_id = $2`,
+			// body holds the exact bytes answered since migration 008;
+			// earlier rows answered their jsonb text, which response gives.
+			if err := tx.QueryRow(ctx, `SELECT player_id, coalesce(body, convert_to(response::text, 'UTF8'))
+				FROM store_purchases WHERE store = $1 AND transaction_id = $2`,
 				p.Store, p.TransactionID).Scan(&owner, &response); err != nil {
 				return fmt.Errorf("read store purchase: %w", err)
 			}
@@ -161,7 +163,7 @@ func (l *Ledger) Redeem(ctx context.Context, playerID string, p StorePurchase) (
 			out = Outcome{Body: response, Replayed: true}
 			return nil
 		}
-		res, err := l.postTx(ctx, tx, posting{
+		res, ps, err := l.postIn(ctx, tx, &posting{
 			playerID: playerID, scope: "store", key: key, fingerprint: sum[:],
 			kind: KindStorePurchase, reference: purchaseID, account: storeAccount(p.Store),
 			changes: changes, currencies: snap.CurrencyIDs(), result: result, metadata: metadata,
@@ -169,13 +171,9 @@ func (l *Ledger) Redeem(ctx context.Context, playerID string, p StorePurchase) (
 		if err != nil {
 			return err
 		}
-		out, changed = res.Outcome, res.holdings
-		var ledgerTx *int64
-		if res.holdings != nil {
-			ledgerTx = &res.Version
-		}
-		if _, err := tx.Exec(ctx, `UPDATE store_purchases SET ledger_transaction_id = $3, response = $4
-			WHERE store = $1 AND transaction_id = $2`, p.Store, p.TransactionID, ledgerTx, []byte(out.Body)); err != nil {
+		out, patches = res.Outcome, ps
+		if _, err := tx.Exec(ctx, `UPDATE store_purchases SET ledger_transaction_id = $3, response = $4::jsonb, body = $5
+			WHERE store = $1 AND transaction_id = $2`, p.Store, p.TransactionID, res.ledgerTx, string(out.Body), []byte(out.Body)); err != nil {
 			return fmt.Errorf("record store purchase: %w", err)
 		}
 		if subscription && len(product.Grants.Items) > 0 {
@@ -197,7 +195,10 @@ func (l *Ledger) Redeem(ctx context.Context, playerID string, p StorePurchase) (
 		return Outcome{}, fmt.Errorf("entitlements: redeem %s %s: %w", p.Store, p.TransactionID, err)
 	}
 	if changed != nil {
+		// Subscriptions changed too: the cache takes the whole holdings.
 		l.afterCommit(ctx, *changed)
+	} else {
+		l.afterPatches(ctx, patches)
 	}
 	return out, nil
 }
@@ -298,7 +299,7 @@ func (l *Ledger) Revoke(ctx context.Context, store, transactionID, reason string
 		}
 		var revocationTx *int64
 		if ledgerTx != nil {
-			id, shortfall, err := reverse(ctx, tx, rev.PlayerID, store, transactionID, *ledgerTx, reason, policy)
+			id, shortfall, err := l.reverse(ctx, tx, rev.PlayerID, store, transactionID, *ledgerTx, reason, policy)
 			if err != nil {
 				return err
 			}
@@ -339,77 +340,73 @@ func lockStoreTransaction(ctx context.Context, tx pgx.Tx, store, transactionID s
 	return nil
 }
 
-// reverse writes the ledger transaction that takes a grant back.
-func reverse(ctx context.Context, tx pgx.Tx, player, store, transactionID string, grantTx int64, reason string, policy ClawbackPolicy) (*int64, map[string]int64, error) {
-	rows, err := tx.Query(ctx, `SELECT e.asset_type, e.asset_id, e.amount, coalesce(b.quantity, 0)
+// ScopeStoreRefund scopes the idempotency key of a refund's posting.
+const ScopeStoreRefund = "store refund"
+
+// reverse takes a grant back through the writer, in the caller's
+// transaction: each asset the grant gave the player is debited as far as the
+// player still holds it (Floor); the rest is the shortfall, recorded as debt
+// and, under ClawbackNegative, posted against the player's debt account.
+// It returns the ledger transaction written (nil when nothing moved).
+func (l *Ledger) reverse(ctx context.Context, tx pgx.Tx, player, store, transactionID string, grantTx int64, reason string, policy ClawbackPolicy) (*int64, map[string]int64, error) {
+	rows, err := tx.Query(ctx, `SELECT e.asset_type, e.asset_id, e.amount
 		FROM ledger_entries e
-		LEFT JOIN balances b ON b.player_id = $2 AND b.asset_type = e.asset_type AND b.asset_id = e.asset_id
 		WHERE e.transaction_id = $1 AND e.account = 'player:' || $2 AND e.amount > 0
 		ORDER BY e.asset_type, e.asset_id`, grantTx, player)
 	if err != nil {
 		return nil, nil, err
 	}
 	type leg struct {
-		typ, id      string
-		granted, has int64
+		typ, id string
+		granted int64
 	}
 	legs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (leg, error) {
 		var g leg
-		return g, r.Scan(&g.typ, &g.id, &g.granted, &g.has)
+		return g, r.Scan(&g.typ, &g.id, &g.granted)
 	})
 	if err != nil {
 		return nil, nil, err
 	}
+	var id *int64
 	shortfall := map[string]int64{}
-	type entry struct {
-		account, typ, id string
-		amount           int64
-	}
-	var entries []entry
-	for _, g := range legs {
-		take := min(g.granted, g.has)
-		short := g.granted - take
-		if policy == ClawbackFlag {
-			take, short = 0, g.granted
+	if policy == ClawbackFlag {
+		// Nothing is taken back: the whole grant is recorded for support.
+		for _, g := range legs {
+			shortfall[g.id] = g.granted
 		}
-		if short > 0 {
-			shortfall[g.id] = short
+	} else if len(legs) > 0 {
+		changes := make([]change, len(legs))
+		for i, g := range legs {
+			changes[i] = change{Type: g.typ, ID: g.id, Delta: -g.granted, Floor: true}
+			if policy == ClawbackNegative {
+				changes[i].DebtAccount = "system:debt:" + player
+			}
+		}
+		key := store + ":" + transactionID
+		sum := sha256.Sum256([]byte(key))
+		res, _, err := l.postIn(ctx, tx, &posting{
+			playerID: player, scope: ScopeStoreRefund, key: key, fingerprint: sum[:],
+			kind: KindStoreRefund, reference: key, account: storeAccount(store), changes: changes,
+			metadata: map[string]any{"store": store, "transaction_id": transactionID, "reason": reason,
+				"policy": policy, "reverses": grantTx},
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		id = res.ledgerTx
+		for k, v := range res.shortfall {
+			shortfall[k] = v
+		}
+	}
+	for _, g := range legs {
+		if short := shortfall[g.id]; short > 0 {
 			if _, err := tx.Exec(ctx, `INSERT INTO player_debts (player_id, store, transaction_id, asset_type, asset_id, amount, policy)
 				VALUES ($1, $2, $3, $4, $5, $6, $7)`, player, store, transactionID, g.typ, g.id, short, string(policy)); err != nil {
 				return nil, nil, err
 			}
 		}
-		if take > 0 {
-			entries = append(entries, entry{"player:" + player, g.typ, g.id, -take}, entry{storeAccount(store), g.typ, g.id, take})
-			if _, err := tx.Exec(ctx, `UPDATE balances SET quantity = quantity - $4
-				WHERE player_id = $1 AND asset_type = $2 AND asset_id = $3`, player, g.typ, g.id, take); err != nil {
-				return nil, nil, err
-			}
-		}
-		if policy == ClawbackNegative && short > 0 {
-			entries = append(entries, entry{"system:debt:" + player, g.typ, g.id, -short}, entry{storeAccount(store), g.typ, g.id, short})
-		}
 	}
-	if len(entries) == 0 {
-		return nil, shortfall, nil
-	}
-	meta, _ := json.Marshal(map[string]any{"store": store, "transaction_id": transactionID, "reason": reason,
-		"policy": policy, "shortfall": shortfall, "reverses": grantTx})
-	var id int64
-	if err := tx.QueryRow(ctx, `INSERT INTO ledger_transactions (player_id, kind, reference, metadata)
-		VALUES ($1, $2, $3, $4) RETURNING id`, player, KindStoreRefund, store+":"+transactionID, meta).Scan(&id); err != nil {
-		return nil, nil, err
-	}
-	batch := &pgx.Batch{}
-	for _, e := range entries {
-		batch.Queue(`INSERT INTO ledger_entries (transaction_id, account, asset_type, asset_id, amount) VALUES ($1, $2, $3, $4, $5)`,
-			id, e.account, e.typ, e.id, e.amount)
-	}
-	batch.Queue(`UPDATE players SET version = $2 WHERE player_id = $1`, player, id)
-	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
-		return nil, nil, err
-	}
-	return &id, shortfall, nil
+	return id, shortfall, nil
 }
 
 // bumpVersion moves the player's version past every ledger transaction so

@@ -28,6 +28,12 @@ func FS() fs.FS { return files }
 // It returns the first error from connecting or from a migration; a failed
 // migration is rolled back as a whole.
 func Up(ctx context.Context, databaseURL string) (err error) {
+	return UpTo(ctx, databaseURL, -1)
+}
+
+// UpTo applies the migrations up to and including version (-1: all), so a
+// test can set up the schema an earlier release ran on and then upgrade it.
+func UpTo(ctx context.Context, databaseURL string, version int32) (err error) {
 	conn, err := pgx.Connect(ctx, databaseURL)
 	if err != nil {
 		return fmt.Errorf("migrations: connect: %w", err)
@@ -40,7 +46,12 @@ func Up(ctx context.Context, databaseURL string) (err error) {
 	if err := m.LoadMigrations(files); err != nil {
 		return fmt.Errorf("migrations: load: %w", err)
 	}
-	if err := m.Migrate(ctx); err != nil {
+	if version < 0 {
+		err = m.Migrate(ctx)
+	} else {
+		err = m.MigrateTo(ctx, version)
+	}
+	if err != nil {
 		return fmt.Errorf("migrations: migrate: %w", err)
 	}
 	return nil

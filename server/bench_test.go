@@ -9,7 +9,7 @@ import (
 )
 
 // BenchmarkPurchaseHTTP measures one purchase end to end: JWT check, body
-// decode, coinop_post against real Postgres, response. Each iteration is a
+// decode, the ledger writer against real Postgres, response. Each iteration is a
 // new idempotency key, so every one is a real charge and grant.
 //
 // "app.Test" runs in-process with no sockets; "listener" goes over loopback

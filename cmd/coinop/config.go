@@ -39,6 +39,8 @@ var settings = []setting{
 	{"COINOP_SHUTDOWN_TIMEOUT", "shutdown-timeout", "20s", "how long SIGTERM waits for in-flight requests", false},
 	{"COINOP_BODY_LIMIT", "body-limit", "65536", "largest player or grant request body, in bytes", false},
 	{"COINOP_IDEMPOTENCY_RETENTION", "idempotency-retention", "24h", "how long idempotency keys are kept (at least 24h)", false},
+	{"COINOP_COMMIT_LANES", "commit-lanes", "2", "purchase batches in flight at once, each one transaction (group commit); 0 sends each purchase alone", false},
+	{"COINOP_COMMIT_BATCH", "commit-batch", "64", "most purchases in one group-commit batch", false},
 	{"COINOP_IDEMPOTENCY_WAIT", "idempotency-wait", "5s", "how long a duplicate waits for the first request before 409 idempotency_key_in_use", false},
 	{"COINOP_CATALOG_REFRESH", "catalog-refresh", "1s", "how often each replica checks Postgres for a newer catalog", false},
 	{"COINOP_KEY_CACHE_TTL", "key-cache-ttl", "10s", "how long a verified admin API key is trusted before Postgres is asked again (a revoked key stops working within it)", false},

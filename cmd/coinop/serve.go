@@ -130,6 +130,14 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger) (_ *wired, err 
 	if err != nil {
 		return nil, err
 	}
+	lanes, err := cfg.integer("COINOP_COMMIT_LANES")
+	if err != nil {
+		return nil, err
+	}
+	batch, err := cfg.integer("COINOP_COMMIT_BATCH")
+	if err != nil {
+		return nil, err
+	}
 	bodyLimit, err := cfg.integer("COINOP_BODY_LIMIT")
 	if err != nil {
 		return nil, err
@@ -175,7 +183,8 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger) (_ *wired, err 
 	w.catalogs = catalog.NewStore(db, catalog.WithNotifier(notifier))
 	w.live = catalog.NewLive(w.catalogs)
 	w.cache = entitlements.NewCache(rdb, db, entitlements.CacheConfig{Prefix: prefix, TTL: durations["COINOP_CACHE_TTL"], Logger: logger})
-	w.ledger = entitlements.New(db, w.live, entitlements.WithKeyWait(durations["COINOP_IDEMPOTENCY_WAIT"]), entitlements.WithCache(w.cache))
+	w.ledger = entitlements.New(db, w.live, entitlements.WithKeyWait(durations["COINOP_IDEMPOTENCY_WAIT"]), entitlements.WithCache(w.cache),
+		entitlements.WithGroupCommit(lanes, batch))
 	w.server = server.New(server.Config{
 		JWTSecret:      []byte(secret),
 		JWTIssuer:      cfg.str("COINOP_JWT_ISSUER"),
