@@ -425,6 +425,7 @@ func unavailable(err error) bool {
 // errorHandler renders every error as application/problem+json. Server-side
 // failures are logged with the request id; their details never reach the client.
 func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
+	assignRequestID(c)
 	p := problemFor(err)
 	if p.Status >= 500 {
 		s.log.ErrorContext(c.UserContext(), "request failed",

@@ -40,7 +40,7 @@ func FuzzPurchaseHandler(f *testing.F) {
 		req := newRequest(http.MethodPost, "/v1/purchases", body,
 			"Authorization", bearer(playerToken("fuzzer")), "Content-Type", "application/json")
 		req.Header["Idempotency-Key"] = []string{key}
-		r, err := e.send(req)
+		r, err := e.sendChecked(t, req)
 		if err != nil {
 			// Header values net/http refuses to write never reach the server.
 			t.Skipf("request not sendable: %v", err)

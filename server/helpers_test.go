@@ -43,6 +43,9 @@ type env struct {
 	live   *catalog.Live
 	srv    *server.Server
 	app    *fiber.App
+	// checks holds the exchanges of send, checked against
+	// docs/openapi.yaml when the test ends (openapi_test.go).
+	checks *specChecks
 }
 
 type envConfig struct {
@@ -92,6 +95,7 @@ func newEnv(t testing.TB, opts ...option) *env {
 		}
 	}
 	e := &env{pool: pool, store: catalog.NewStore(pool)}
+	e.checkSpecAtEnd(t)
 	e.live = catalog.NewLive(e.store)
 	e.ledger = entitlements.New(pool, e.live, ec.ledgerOpts...)
 	if !ec.noCatalog {
@@ -186,18 +190,49 @@ func (r response) decode(t testing.TB, v any) {
 }
 
 // send runs req through the app with no timeout and reads the response. It
-// is safe to call from any goroutine.
+// is safe to call from any goroutine. The request and response are checked
+// against docs/openapi.yaml when the test ends (checkSpecAtEnd), so that
+// checking adds no time to what a test measures.
 func (e *env) send(req *http.Request) (response, error) {
+	x, err := e.exchange(req)
+	if err == nil && e.checks != nil {
+		e.checks.add(x)
+	}
+	return x.resp, err
+}
+
+// sendChecked is send checking the exchange at once and reporting to t, for
+// a fuzz target, whose *testing.F cannot report from inside the target.
+func (e *env) sendChecked(t *testing.T, req *http.Request) (response, error) {
+	x, err := e.exchange(req)
+	if err == nil {
+		reportMismatches(t, x)
+	}
+	return x.resp, err
+}
+
+// exchange sends req and returns it and its response, bodies read.
+func (e *env) exchange(req *http.Request) (exchange, error) {
+	x := exchange{method: req.Method, path: req.URL.RequestURI(), reqHeader: req.Header.Clone()}
+	if req.Body != nil {
+		b, err := io.ReadAll(req.Body)
+		if err != nil {
+			return x, err
+		}
+		x.reqBody = b
+		req.Body = io.NopCloser(bytes.NewReader(b))
+	}
 	resp, err := e.app.Test(req, -1)
 	if err != nil {
-		return response{}, err
+		return x, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return response{}, err
+		return x, err
 	}
-	return response{status: resp.StatusCode, header: resp.Header, body: body}, nil
+	x.resp = response{status: resp.StatusCode, header: resp.Header, body: body}
+	return x, nil
 }
 
 func (e *env) do(t testing.TB, req *http.Request) response {

@@ -57,8 +57,9 @@ func (s *Server) postKey(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	// No Location: no route reads one key (GET /admin/v1/keys lists them),
+	// and a Location must name something a client can fetch.
 	c.Set(fiber.HeaderCacheControl, "no-store")
-	c.Set(fiber.HeaderLocation, "/admin/v1/keys/"+url.PathEscape(key.Name))
 	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"key": key, "secret": secret})
 }
 

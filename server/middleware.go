@@ -18,14 +18,7 @@ const localRequestID = "coinop.request_id"
 // requestContext gives each request an id (the caller's X-Request-Id when it
 // is sane, so traces join up across services) and a deadline.
 func (s *Server) requestContext(c *fiber.Ctx) error {
-	id := c.Get(fiber.HeaderXRequestID)
-	if id == "" || len(id) > 128 || !isToken(id) {
-		id = uuid.NewString()
-	} else {
-		id = string([]byte(id)) // fiber reuses the header buffer after the handler
-	}
-	c.Locals(localRequestID, id)
-	c.Set(fiber.HeaderXRequestID, id)
+	assignRequestID(c)
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
 	defer cancel()
 	c.SetUserContext(ctx)
@@ -39,6 +32,25 @@ func (s *Server) requestContext(c *fiber.Ctx) error {
 		c.Context().SetConnectionClose()
 	}
 	return err
+}
+
+// assignRequestID gives the request its id and echoes it in X-Request-Id.
+// errorHandler calls it too: fasthttp refuses some requests (a body over the
+// server's limit) before any middleware runs, and those answers must carry an
+// id like every other.
+func assignRequestID(c *fiber.Ctx) string {
+	if id := requestID(c); id != "" {
+		return id
+	}
+	id := c.Get(fiber.HeaderXRequestID)
+	if id == "" || len(id) > 128 || !isToken(id) {
+		id = uuid.NewString()
+	} else {
+		id = string([]byte(id)) // fiber reuses the header buffer after the handler
+	}
+	c.Locals(localRequestID, id)
+	c.Set(fiber.HeaderXRequestID, id)
+	return id
 }
 
 // localBodyRead marks a request whose body limitBody has read whole.

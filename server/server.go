@@ -164,6 +164,10 @@ func New(cfg Config, deps Deps) *Server {
 		ErrorHandler:          s.errorHandler,
 		// Success and problem bodies go through one encoder.
 		JSONEncoder: encodeJSON,
+		// Paths are exact: /v1/catalog/ and /V1/CATALOG are not /v1/catalog
+		// but unknown routes (404), as docs/openapi.yaml has them.
+		StrictRouting: true,
+		CaseSensitive: true,
 		// fasthttp refuses bodies above this before a handler runs; routes
 		// then apply their own, smaller limits.
 		BodyLimit: max(cfg.BodyLimit, cfg.CatalogBodyLimit, 1<<20),

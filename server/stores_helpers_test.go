@@ -86,6 +86,7 @@ func newStoreEnv(t testing.TB, opts ...storeOption) *storeEnv {
 	pool, _ := testenv.NewPool(t)
 	rdb, prefix := testenv.RedisClient(t)
 	e := &env{pool: pool, store: catalog.NewStore(pool)}
+	e.checkSpecAtEnd(t)
 	e.live = catalog.NewLive(e.store)
 	e.ledger = entitlements.New(pool, e.live)
 	doc, err := catalog.Parse(readFile(t, "store_catalog.json"), catalog.FormatJSON)

@@ -1,0 +1,464 @@
+package server_test
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	v3 "github.com/pb33f/libopenapi/datamodel/high/v3"
+
+	"github.com/coinop/coinop/receipts/fakestore"
+	"github.com/coinop/coinop/server"
+)
+
+const walkServerToken = "walk-server-token"
+
+// walkStep is one request of the walk and the status it must get. The
+// request is built when the step runs, so a step can use what earlier
+// steps made (a key's secret, an ETag).
+type walkStep struct {
+	name   string
+	env    *env
+	req    func() *http.Request
+	status int
+}
+
+// TestOpenAPIWalk sends every operation of docs/openapi.yaml at least one
+// request it accepts and, where the spec declares a 4xx, at least one it
+// refuses. env.do checks each exchange against the spec (openapi_test.go);
+// this test adds the status each step must get, and fails when an operation
+// of the spec was left out of the walk.
+func TestOpenAPIWalk(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, withConfig(func(c *server.Config) {
+		c.ServerToken = walkServerToken
+		// Below fasthttp's server-wide limit (the largest route limit, at
+		// least 1 MiB), so that each route's own limit answers its 413.
+		c.CatalogBodyLimit = 64 << 10
+	}))
+	se := newStoreEnv(t)
+	// The batch check's own 1 MiB limit answers only below fasthttp's
+	// server-wide one, which is the largest route limit.
+	roomy := newEnv(t, withConfig(func(c *server.Config) {
+		c.ServerToken = walkServerToken
+		c.CatalogBodyLimit = 2 << 20
+	}))
+
+	const player = "walker"
+	playerTok := playerToken(player)
+	var viewerKey string
+	var draftETag, entityETag string
+	fixture := string(readFile(t, "catalog.json"))
+	future := time.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339)
+	big := func(n int) []byte { return bytes.Repeat([]byte(" "), n) }
+
+	// req builds a request with a bearer token (when not empty), a JSON
+	// body (when not nil) and extra header pairs.
+	req := func(method, path, token string, body []byte, headers ...string) func() *http.Request {
+		return func() *http.Request {
+			r := newRequest(method, path, body, headers...)
+			if token != "" {
+				r.Header.Set("Authorization", bearer(token))
+			}
+			if body != nil && r.Header.Get("Content-Type") == "" {
+				r.Header.Set("Content-Type", "application/json")
+			}
+			return r
+		}
+	}
+	adm := func(method, path string, body []byte, headers ...string) func() *http.Request {
+		return req(method, path, adminToken, body, headers...)
+	}
+	viewer := func(method, path string, body []byte) func() *http.Request {
+		return func() *http.Request { return req(method, path, viewerKey, body)() }
+	}
+	js := func(s string) []byte { return []byte(s) }
+	grant := func(key, body string) func() *http.Request {
+		return adm("POST", "/admin/v1/players/"+player+"/grants", js(body), "Idempotency-Key", key)
+	}
+	purchase := func(key, body string, headers ...string) func() *http.Request {
+		h := []string{"Idempotency-Key", key}
+		if key == "" {
+			h = nil
+		}
+		return req("POST", "/v1/purchases", playerTok, js(body), append(h, headers...)...)
+	}
+
+	steps := []walkStep{
+		// Operations.
+		{"liveness", e, req("GET", "/healthz", "", nil), 200},
+		{"readiness", e, req("GET", "/readyz", "", nil, "X-Request-Id", "walk-1"), 200},
+		{"metrics", e, req("GET", "/metrics", "", nil), 200},
+
+		// Keys first: the walk needs a viewer key for the 403s.
+		{"create a viewer key", e, adm("POST", "/admin/v1/keys", js(`{"name":"walk-viewer","roles":["viewer"]}`)), 201},
+		{"a key name is never reused", e, adm("POST", "/admin/v1/keys", js(`{"name":"walk-viewer","roles":["viewer"]}`)), 409},
+		{"a key needs roles", e, adm("POST", "/admin/v1/keys", js(`{"name":"walk-x"}`)), 400},
+		{"a key body must be JSON", e, adm("POST", "/admin/v1/keys", js(`name=x`), "Content-Type", "text/plain"), 415},
+		{"keys are listed", e, adm("GET", "/admin/v1/keys?include_revoked=true", nil), 200},
+		{"include_revoked is a boolean", e, adm("GET", "/admin/v1/keys?include_revoked=maybe", nil), 400},
+		{"a viewer key may not list keys", e, viewer("GET", "/admin/v1/keys", nil), 403},
+
+		// Player API.
+		{"the live catalog", e, req("GET", "/v1/catalog", "", nil), 200},
+		{"the live catalog, not modified", e, req("GET", "/v1/catalog", "", nil, "If-None-Match", `"catalog-1"`), 304},
+		{"a wallet", e, req("GET", "/v1/wallet", playerTok, nil), 200},
+		{"a wallet needs a token", e, req("GET", "/v1/wallet", "", nil), 401},
+		{"a wallet refuses a bad token", e, req("GET", "/v1/wallet", "not-a-jwt", nil), 401},
+		{"entitlements", e, req("GET", "/v1/entitlements", playerTok, nil), 200},
+		{"entitlements need a token", e, req("GET", "/v1/entitlements", "", nil), 401},
+		{"fund the walker", e, grant("fund", `{"reason":"walk","currencies":{"gold":1000},"items":{"sword":1}}`), 201},
+		{"a grant replays", e, grant("fund", `{"reason":"walk","currencies":{"gold":1000},"items":{"sword":1}}`), 201},
+		{"a grant key with another body", e, grant("fund", `{"reason":"walk","currencies":{"gold":1}}`), 422},
+		{"a grant needs a reason", e, grant("g2", `{"currencies":{"gold":1}}`), 400},
+		{"a grant of an unknown currency", e, grant("g3", `{"reason":"walk","currencies":{"zzz":1}}`), 404},
+		{"a grant of a durable owned", e, grant("g4", `{"reason":"walk","items":{"sword":1}}`), 409},
+		{"a grant body must be JSON", e, adm("POST", "/admin/v1/players/"+player+"/grants", js(`x`), "Idempotency-Key", "g5", "Content-Type", "text/plain"), 415},
+		{"a grant body over the limit", e, adm("POST", "/admin/v1/players/"+player+"/grants", big(64<<10+1), "Idempotency-Key", "g6"), 413},
+		{"a grant needs the support role", e, viewer("POST", "/admin/v1/players/"+player+"/grants", js(`{"reason":"walk","currencies":{"gold":1}}`)), 403},
+		{"a grant needs a token", e, req("POST", "/admin/v1/players/"+player+"/grants", "", js(`{}`), "Idempotency-Key", "g7"), 401},
+		{"a purchase", e, purchase("buy-1", buy("potion", 1, "gold", 100)), 201},
+		{"a purchase replays", e, purchase("buy-1", buy("potion", 1, "gold", 100)), 201},
+		{"a purchase key with another body", e, purchase("buy-1", buy("potion", 2, "gold", 100)), 422},
+		{"a purchase needs a key", e, purchase("", buy("potion", 1, "gold", 100)), 400},
+		{"a purchase beyond the balance", e, purchase("buy-2", buy("potion", 1000, "gold", 100)), 402},
+		{"a purchase of an unknown item", e, purchase("buy-3", buy("nope", 1, "gold", 100)), 404},
+		{"a purchase at a stale price", e, purchase("buy-4", buy("potion", 1, "gold", 99)), 409},
+		{"a purchase in a currency the item is not sold in", e, purchase("buy-9", buy("potion", 1, "gems", 1)), 409},
+		{"a purchase of a malformed item id", e, purchase("buy-10", buy("Potion!", 1, "gold", 100)), 400},
+		{"a purchase of a durable owned", e, purchase("buy-5", buy("sword", 1, "gold", 500)), 409},
+		{"a purchase body must be JSON", e, purchase("buy-6", "x", "Content-Type", "text/plain"), 415},
+		{"a purchase body over the limit", e, req("POST", "/v1/purchases", playerTok, big(64<<10+1), "Idempotency-Key", "buy-7"), 413},
+		{"a purchase needs a token", e, req("POST", "/v1/purchases", "", js(buy("potion", 1, "gold", 100)), "Idempotency-Key", "buy-8"), 401},
+
+		// Game-server API.
+		{"a check", e, req("GET", "/v1/players/"+player+"/entitlements/sword", walkServerToken, nil), 200},
+		{"a check of an item not in the catalog", e, req("GET", "/v1/players/"+player+"/entitlements/swrod", walkServerToken, nil), 404},
+		{"a check of a bad player id", e, req("GET", "/v1/players/"+strings.Repeat("p", 129)+"/entitlements/sword", walkServerToken, nil), 400},
+		{"a check needs the server key", e, req("GET", "/v1/players/"+player+"/entitlements/sword", playerTok, nil), 403},
+		{"a check needs a token", e, req("GET", "/v1/players/"+player+"/entitlements/sword", "", nil), 401},
+		{"a batch check", e, req("POST", "/v1/entitlements/check", walkServerToken,
+			js(`{"checks":[{"player_id":"walker","item_id":"sword"},{"player_id":"nobody","item_id":"potion"}]}`)), 200},
+		{"a batch needs checks", e, req("POST", "/v1/entitlements/check", walkServerToken, js(`{}`)), 400},
+		{"a batch body must be JSON", e, req("POST", "/v1/entitlements/check", walkServerToken, js(`x`), "Content-Type", "text/plain"), 415},
+		{"a batch over 1 MiB", roomy, req("POST", "/v1/entitlements/check", walkServerToken, big(1<<20+1)), 413},
+		{"a batch needs the server key", e, req("POST", "/v1/entitlements/check", adminToken, js(`{"checks":[]}`)), 403},
+		{"a batch needs a token", e, req("POST", "/v1/entitlements/check", "", js(`{"checks":[]}`)), 401},
+
+		// Admin reads.
+		{"a ledger page", e, adm("GET", "/admin/v1/players/"+player+"/ledger?limit=10", nil), 200},
+		{"a ledger limit out of range", e, adm("GET", "/admin/v1/players/"+player+"/ledger?limit=0", nil), 400},
+		{"the audit", e, adm("GET", "/admin/v1/audit", nil), 200},
+		{"the audit refuses player tokens", e, req("GET", "/admin/v1/audit", playerTok, nil), 403},
+		{"the audit log", e, adm("GET", "/admin/v1/audit-log?action=player.*", nil), 200},
+		{"the audit log refuses a bad time", e, adm("GET", "/admin/v1/audit-log?since=yesterday", nil), 400},
+		{"a player's holdings", e, adm("GET", "/admin/v1/players/"+player+"/holdings", nil), 200},
+		{"holdings of a malformed player id", e, adm("GET", "/admin/v1/players/"+strings.Repeat("p", 129)+"/holdings", nil), 400},
+		{"a player's debts", e, adm("GET", "/admin/v1/players/"+player+"/debts", nil), 200},
+		{"debts refuse a bad limit", e, adm("GET", "/admin/v1/players/"+player+"/debts?limit=0", nil), 400},
+		{"who the caller is", e, adm("GET", "/admin/v1/me", nil), 200},
+		{"who needs a token", e, req("GET", "/admin/v1/me", "", nil), 401},
+		{"a player token is not an admin", e, req("GET", "/admin/v1/me", playerTok, nil), 403},
+		{"the console", e, req("GET", "/console", "", nil), 200},
+		{"the console, not modified", e, func() *http.Request {
+			r := req("GET", "/console/app.js", "", nil)()
+			r.Header.Set("If-None-Match", consoleETag(t, e, "/console/app.js"))
+			return r
+		}, 304},
+		{"a console file", e, req("GET", "/console/app.js", "", nil), 200},
+		{"no such console file", e, req("GET", "/console/nope.js", "", nil), 404},
+		{"the catalog in a locale", e, req("GET", "/v1/catalog?locale=fr", "", nil, "Accept-Language", "de"), 200},
+		{"the catalog refuses a malformed locale", e, req("GET", "/v1/catalog?locale=not_a%20locale", "", nil), 400},
+		{"store purchases", e, adm("GET", "/admin/v1/players/"+player+"/store-purchases", nil), 200},
+		{"store purchases refuse a bad limit", e, adm("GET", "/admin/v1/players/"+player+"/store-purchases?limit=0", nil), 400},
+		{"refunds", e, adm("GET", "/admin/v1/refunds", nil), 200},
+		{"refunds refuse a bad limit", e, adm("GET", "/admin/v1/refunds?limit=x", nil), 400},
+		{"the notification inbox", e, adm("GET", "/admin/v1/store-notifications?status=pending", nil), 200},
+		{"the inbox refuses an unknown status", e, adm("GET", "/admin/v1/store-notifications?status=weird", nil), 400},
+
+		// The catalog workflow.
+		{"the draft", e, adm("GET", "/admin/v1/catalog/draft", nil), 200},
+		{"the draft needs a token", e, req("GET", "/admin/v1/catalog/draft", "", nil), 401},
+		{"replace the draft", e, adm("PUT", "/admin/v1/catalog/draft", js(fixture)), 200},
+		{"the draft, not modified", e, func() *http.Request {
+			return adm("GET", "/admin/v1/catalog/draft", nil, "If-None-Match", draftETag)()
+		}, 304},
+		{"replace the draft if unchanged", e, func() *http.Request {
+			return adm("PUT", "/admin/v1/catalog/draft", js(fixture), "If-Match", draftETag)()
+		}, 200},
+		{"replace the draft if it is a stale ETag", e, adm("PUT", "/admin/v1/catalog/draft", js(fixture), "If-Match", `"draft-999"`), 412},
+		{"a draft that cannot be read", e, adm("PUT", "/admin/v1/catalog/draft", js(`{"itemz":[]}`)), 422},
+		{"a draft must be JSON or YAML", e, adm("PUT", "/admin/v1/catalog/draft", js(`x`), "Content-Type", "text/plain"), 415},
+		{"a draft over the limit", e, adm("PUT", "/admin/v1/catalog/draft", big(64<<10+1)), 413},
+		{"a viewer may not edit the draft", e, viewer("PUT", "/admin/v1/catalog/draft", js(fixture)), 403},
+		{"validate the draft", e, adm("POST", "/admin/v1/catalog/draft/validate", nil), 200},
+		{"validate takes no body", e, adm("POST", "/admin/v1/catalog/draft/validate", js(fixture)), 400},
+		{"the diff", e, adm("GET", "/admin/v1/catalog/draft/diff", nil), 200},
+		{"the diff refuses player tokens", e, req("GET", "/admin/v1/catalog/draft/diff", playerTok, nil), 403},
+	}
+	for _, ent := range []struct{ section, id, body, replaced, wrongID string }{
+		{"currencies", "rubies", `{"name":"Rubies"}`, `{"id":"rubies","name":"Red rubies"}`, `{"id":"other","name":"x"}`},
+		{"items", "bow", `{"name":"Bow","kind":"durable","prices":[{"currency":"gold","amount":50}]}`, `{"name":"Bow"}`, `{"id":"other"}`},
+		{"bundles", "pack", `{"name":"Pack","prices":[{"currency":"gems","amount":3}],"contents":{"items":{"potion":2}}}`, `{"name":"Pack","contents":{"currencies":{"gold":10}}}`, `{"id":"other"}`},
+		{"store_products", "google:com.example.new", `{"grants":{"currencies":{"gems":10}}}`, `{"store":"google","product_id":"com.example.new","grants":{"items":{"potion":1}}}`, `{"store":"apple"}`},
+	} {
+		url := "/admin/v1/catalog/draft/" + ent.section + "/" + ent.id
+		missing := "/admin/v1/catalog/draft/" + ent.section + "/missing"
+		if ent.section == "store_products" {
+			missing = "/admin/v1/catalog/draft/store_products/google:missing"
+		}
+		tooLong := "/admin/v1/catalog/draft/" + ent.section + "/" + strings.Repeat("x", 301)
+		steps = append(steps,
+			walkStep{"create a draft " + ent.section + " entity", e, adm("PUT", url, js(ent.body)), 201},
+			walkStep{"read it", e, adm("GET", url, nil), 200},
+			walkStep{"read it, not modified", e, func() *http.Request { return adm("GET", url, nil, "If-None-Match", entityETag)() }, 304},
+			walkStep{"replace it if unchanged", e, func() *http.Request { return adm("PUT", url, js(ent.replaced), "If-Match", entityETag)() }, 200},
+			walkStep{"replace it with a stale ETag", e, adm("PUT", url, js(ent.replaced), "If-Match", `"e-stale"`), 412},
+			walkStep{"a body whose id is not the URL's", e, adm("PUT", url, js(ent.wrongID)), 422},
+			walkStep{"an entity must be JSON or YAML", e, adm("PUT", url, js(`x`), "Content-Type", "text/plain"), 415},
+			walkStep{"an entity over the limit", e, adm("PUT", url, big(64<<10+1)), 413},
+			walkStep{"an id too long", e, adm("GET", tooLong, nil), 400},
+			walkStep{"an id too long to write", e, adm("PUT", tooLong, js(ent.body)), 400},
+			walkStep{"an id too long to delete", e, adm("DELETE", tooLong, nil), 400},
+			walkStep{"an unknown entity", e, adm("GET", missing, nil), 404},
+			walkStep{"a viewer may read it", e, viewer("GET", url, nil), 200},
+			walkStep{"a viewer may not write it", e, viewer("PUT", url, js(ent.body)), 403},
+			walkStep{"a viewer may not delete it", e, viewer("DELETE", url, nil), 403},
+			walkStep{"reading needs a token", e, req("GET", url, "", nil), 401},
+			walkStep{"delete it with a stale ETag", e, adm("DELETE", url, nil, "If-Match", `"e-stale"`), 412},
+			walkStep{"delete it", e, adm("DELETE", url, nil), 204},
+			walkStep{"delete it again", e, adm("DELETE", url, nil), 404},
+		)
+	}
+	steps = append(steps, []walkStep{
+		{"schedule the draft", e, adm("POST", "/admin/v1/catalog/publish", js(`{"note":"walk","publish_at":"`+future+`"}`)), 201},
+		{"publishing now would supersede it", e, adm("POST", "/admin/v1/catalog/publish", js(`{}`)), 409},
+		{"publish refuses a past time", e, adm("POST", "/admin/v1/catalog/publish", js(`{"publish_at":"2001-01-01T00:00:00Z"}`)), 400},
+		{"publish refuses a stale draft ETag", e, adm("POST", "/admin/v1/catalog/publish", js(`{}`), "If-Match", `"draft-999"`), 412},
+		{"publish takes JSON", e, adm("POST", "/admin/v1/catalog/publish", js(`x`), "Content-Type", "text/plain"), 415},
+		{"publish body over the limit", e, adm("POST", "/admin/v1/catalog/publish", big(64<<10+1)), 413},
+		{"a viewer may not publish", e, viewer("POST", "/admin/v1/catalog/publish", js(`{}`)), 403},
+		{"a whole catalog over a schedule", e, adm("PUT", "/admin/v1/catalog", js(fixture)), 409},
+		{"a whole catalog, superseding", e, adm("PUT", "/admin/v1/catalog?supersede_scheduled=true&note=walk", js(fixture)), 201},
+		{"supersede_scheduled is a boolean", e, adm("PUT", "/admin/v1/catalog?supersede_scheduled=maybe", js(fixture)), 400},
+		{"a whole catalog that is invalid", e, adm("PUT", "/admin/v1/catalog", js(`{"currencies":[]}`)), 422},
+		{"a whole catalog must be JSON or YAML", e, adm("PUT", "/admin/v1/catalog", js(`x`), "Content-Type", "text/plain"), 415},
+		{"a whole catalog over the limit", e, adm("PUT", "/admin/v1/catalog", big(64<<10+1)), 413},
+		{"a viewer may not publish a catalog", e, viewer("PUT", "/admin/v1/catalog", js(fixture)), 403},
+		{"an invalid draft", e, adm("PUT", "/admin/v1/catalog/draft", js(`{"currencies":[]}`)), 200},
+		{"an invalid draft does not publish", e, adm("POST", "/admin/v1/catalog/publish", nil), 422},
+		{"roll back", e, adm("POST", "/admin/v1/catalog/rollback", js(`{"version":1,"supersede_scheduled":true}`)), 201},
+		{"roll back needs a version", e, adm("POST", "/admin/v1/catalog/rollback", js(`{}`)), 400},
+		{"roll back to no version", e, adm("POST", "/admin/v1/catalog/rollback", js(`{"version":999}`)), 404},
+		{"roll back takes JSON", e, adm("POST", "/admin/v1/catalog/rollback", js(`x`), "Content-Type", "text/plain"), 415},
+		{"roll back body over the limit", e, adm("POST", "/admin/v1/catalog/rollback", big(64<<10+1)), 413},
+		{"a viewer may not roll back", e, viewer("POST", "/admin/v1/catalog/rollback", js(`{"version":1}`)), 403},
+		{"versions", e, adm("GET", "/admin/v1/catalog/versions?limit=2", nil), 200},
+		{"versions refuse limit 0", e, adm("GET", "/admin/v1/catalog/versions?limit=0", nil), 400},
+		{"a version", e, adm("GET", "/admin/v1/catalog/versions/1", nil), 200},
+		{"a version as YAML", e, adm("GET", "/admin/v1/catalog/versions/1", nil, "Accept", "application/yaml"), 200},
+		{"a version that is not a number", e, adm("GET", "/admin/v1/catalog/versions/abc", nil), 400},
+		{"a version that does not exist", e, adm("GET", "/admin/v1/catalog/versions/999", nil), 404},
+		{"versions need a token", e, req("GET", "/admin/v1/catalog/versions", "", nil), 401},
+
+		// Stores.
+		{"redeem a signed transaction", se.env, func() *http.Request {
+			return receiptRequest("p1", appleJWS(se.mint(t, fakestore.TransactionClaims{ProductID: "com.example.gems100", TransactionID: "w-1", AppAccountToken: server.AppAccountToken("p1")})))
+		}, 201},
+		{"redeem it again", se.env, func() *http.Request {
+			return receiptRequest("p1", appleJWS(se.mint(t, fakestore.TransactionClaims{ProductID: "com.example.gems100", TransactionID: "w-1", AppAccountToken: server.AppAccountToken("p1")})))
+		}, 200},
+		{"another player redeems it", se.env, func() *http.Request {
+			return receiptRequest("p2", appleJWS(se.mint(t, fakestore.TransactionClaims{ProductID: "com.example.gems100", TransactionID: "w-1"})))
+		}, 409},
+		{"a receipt needs a store", se.env, func() *http.Request { return receiptRequest("p1", map[string]string{"receipt": "x"}) }, 400},
+		{"a receipt that is not signed", se.env, func() *http.Request { return receiptRequest("p1", appleJWS("a.b.c")) }, 422},
+		{"a receipt must be JSON", se.env, func() *http.Request {
+			r := receiptRequest("p1", appleJWS("a.b.c"))
+			r.Header.Set("Content-Type", "text/plain")
+			return r
+		}, 415},
+		{"a receipt over 1 MiB", se.env, func() *http.Request { return receiptRequest("p1", big(1<<20+1)) }, 413},
+		{"a receipt needs a token", se.env, req("POST", "/v1/receipts", "", js(`{}`)), 401},
+		{"an Apple notification", se.env, func() *http.Request {
+			return newRequest("POST", "/v1/stores/apple/notifications",
+				se.appleNotification(t, "TEST", "walk-n1", fakestore.TransactionClaims{ProductID: "com.example.gems100", TransactionID: "w-2"}),
+				"Content-Type", "application/json")
+		}, 200},
+		{"an Apple notification that is not JSON", se.env, req("POST", "/v1/stores/apple/notifications", "", js(`x`)), 400},
+		{"an Apple notification not signed by Apple", se.env, req("POST", "/v1/stores/apple/notifications", "", js(`{"signedPayload":"a.b.c"}`)), 422},
+		{"a Google notification", se.env, func() *http.Request {
+			r := newRequest("POST", "/v1/stores/google/notifications",
+				pushBody(t, "walk-m1", map[string]any{"testNotification": map[string]any{"version": "1.0"}}), "Content-Type", "application/json")
+			r.Header.Set("Authorization", bearer(se.pushToken(t, nil)))
+			return r
+		}, 200},
+		{"a Google notification without a token", se.env, req("POST", "/v1/stores/google/notifications", "", js(`{}`)), 401},
+		{"a Google notification that is not JSON", se.env, func() *http.Request {
+			return req("POST", "/v1/stores/google/notifications", se.pushToken(t, nil), js(`x`))()
+		}, 400},
+
+		// Last, so that the key works for every step above.
+		{"revoke the viewer key", e, adm("DELETE", "/admin/v1/keys/walk-viewer", nil), 200},
+		{"revoke a key that does not exist", e, adm("DELETE", "/admin/v1/keys/nobody", nil), 404},
+		{"revoking needs a token", e, req("DELETE", "/admin/v1/keys/walk-viewer", "", nil), 401},
+	}...)
+
+	s := spec(t)
+	seen := map[string][]int{} // "METHOD /template" → statuses
+	for _, st := range steps {
+		r := st.env.do(t, st.req())
+		if r.status != st.status {
+			t.Errorf("%s: status %d, want %d: %s", st.name, r.status, st.status, r.body)
+		}
+		op, ok := s.operation(st.req())
+		if !ok {
+			t.Errorf("%s: no operation in the spec", st.name)
+			continue
+		}
+		seen[op] = append(seen[op], r.status)
+		switch {
+		case st.name == "create a viewer key":
+			var created struct{ Secret string }
+			r.decode(t, &created)
+			viewerKey = created.Secret
+		case r.header.Get("ETag") != "" && strings.Contains(op, "/draft/") && strings.HasPrefix(op, "PUT"):
+			entityETag = r.header.Get("ETag")
+		case r.header.Get("ETag") != "" && op == "PUT /admin/v1/catalog/draft":
+			draftETag = r.header.Get("ETag")
+		}
+	}
+
+	s.eachOperation(func(name string, op *v3.Operation) {
+		got := seen[name]
+		if !slices.ContainsFunc(got, func(c int) bool { return c < 400 }) {
+			t.Errorf("%s (%s): the walk sends it no request it accepts", name, op.OperationId)
+		}
+		declares4xx := false
+		for code := range op.Responses.Codes.KeysFromOldest() {
+			declares4xx = declares4xx || strings.HasPrefix(code, "4")
+		}
+		if declares4xx && !slices.ContainsFunc(got, func(c int) bool { return c >= 400 && c < 500 }) {
+			t.Errorf("%s (%s): the walk sends it no request it refuses", name, op.OperationId)
+		}
+	})
+}
+
+// TestOpenAPIServerLimit checks the one answer env.send cannot see: a body
+// over the server-wide limit, which fasthttp refuses before any handler
+// runs. It must be a problem like any other, with its X-Request-Id.
+func TestOpenAPIServerLimit(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	base := e.listen(t)
+	conn := dialRaw(t, base)
+	// Bodies are streamed: the refusal, on Content-Length, comes once the
+	// first bytes of the body have arrived.
+	if _, err := fmt.Fprintf(conn, "POST /v1/purchases HTTP/1.1\r\nHost: coinop\r\nAuthorization: %s\r\n"+
+		"Content-Type: application/json\r\nIdempotency-Key: k\r\nX-Request-Id: big-body-1\r\nContent-Length: %d\r\n\r\n%s",
+		bearer(playerToken("p1")), 64<<20, strings.Repeat(" ", 16<<10)); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r := readResponse(t, resp)
+	assertProblem(t, r, http.StatusRequestEntityTooLarge, "request_too_large")
+	if got := r.header.Get("X-Request-Id"); got != "big-body-1" {
+		t.Errorf("X-Request-Id = %q, want the caller's big-body-1", got)
+	}
+	x := exchange{method: "POST", path: "/v1/purchases", resp: r, reqHeader: http.Header{
+		"Authorization": {bearer(playerToken("p1"))}, "Content-Type": {"application/json"}, "Idempotency-Key": {"k"},
+	}, reqBody: []byte(buy("potion", 1, "gold", 100))}
+	for _, p := range spec(t).checkExchange(x) {
+		t.Errorf("openapi: %s", p)
+	}
+}
+
+// TestOpenAPICheckFindsMismatches shows that the check is not vacuous: each
+// of these exchanges breaks the spec in one way, and each is reported.
+func TestOpenAPICheckFindsMismatches(t *testing.T) {
+	t.Parallel()
+	s := spec(t)
+	ok := response{status: 200, header: http.Header{
+		"Content-Type": {"application/json"}, "X-Request-Id": {"r1"},
+	}, body: []byte(`{"status":"ok"}`)}
+	with := func(f func(r *response)) response {
+		r := ok
+		r.header = ok.header.Clone()
+		f(&r)
+		return r
+	}
+	if p := s.checkExchange(exchange{method: "GET", path: "/healthz", resp: ok}); len(p) > 0 {
+		t.Fatalf("a matching exchange is reported: %v", p)
+	}
+	// A batch check's entries are either a check or an error, and the
+	// spec tells them apart by which of owned and error is present.
+	batch := exchange{method: "POST", path: "/v1/entitlements/check",
+		reqHeader: http.Header{"Content-Type": {"application/json"}, "Authorization": {bearer(walkServerToken)}},
+		reqBody:   []byte(`{"checks":[{"player_id":"p1","item_id":"sword"},{"player_id":"p1","item_id":"swrod"}]}`),
+		resp: with(func(r *response) {
+			r.body = []byte(`{"results":[{"player_id":"p1","item_id":"sword","owned":true,"quantity":1},` +
+				`{"player_id":"p1","item_id":"swrod","error":{"code":"item_not_found","detail":"The catalog has no such item or currency."}}]}`)
+		})}
+	if p := s.checkExchange(batch); len(p) > 0 {
+		t.Fatalf("a batch with a check and an error is reported: %v", p)
+	}
+	for _, tc := range []struct {
+		name string
+		x    exchange
+	}{
+		{"an undeclared status", exchange{method: "GET", path: "/healthz", resp: with(func(r *response) { r.status = 418 })}},
+		{"an undeclared header", exchange{method: "GET", path: "/healthz", resp: with(func(r *response) { r.header.Set("Location", "/x") })}},
+		{"a missing X-Request-Id", exchange{method: "GET", path: "/healthz", resp: with(func(r *response) { r.header.Del("X-Request-Id") })}},
+		{"a body of the wrong shape", exchange{method: "GET", path: "/healthz", resp: with(func(r *response) { r.body = []byte(`{"status":"fine"}`) })}},
+		{"an undeclared body member", exchange{method: "GET", path: "/healthz", resp: with(func(r *response) { r.body = []byte(`{"status":"ok","extra":1}`) })}},
+		{"an unknown route that answers 200", exchange{method: "GET", path: "/healthz/", resp: ok}},
+		{"a batch result with both owned and error", exchange{method: "POST", path: "/v1/entitlements/check",
+			reqHeader: http.Header{"Content-Type": {"application/json"}, "Authorization": {bearer(walkServerToken)}},
+			reqBody:   []byte(`{"checks":[{"player_id":"p1","item_id":"x"}]}`),
+			resp: with(func(r *response) {
+				r.body = []byte(`{"results":[{"player_id":"p1","item_id":"x","owned":false,"quantity":0,"error":{"code":"item_not_found","detail":"d"}}]}`)
+			})}},
+		{"a request the spec refuses, accepted", exchange{method: "POST", path: "/admin/v1/keys",
+			reqHeader: http.Header{"Content-Type": {"application/json"}, "Authorization": {bearer(adminToken)}},
+			reqBody:   []byte(`{"name":"x","roles":["wizard"]}`),
+			resp:      with(func(r *response) { r.status = 201; r.body = []byte(`{}`) })}},
+	} {
+		if p := s.checkExchange(tc.x); len(p) == 0 {
+			t.Errorf("%s: not reported", tc.name)
+		}
+	}
+}
+
+// TestExactRouting: paths are matched exactly, as the spec writes them.
+func TestExactRouting(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for path, token := range map[string]string{
+		// Under /v1/ the player group authenticates before routing.
+		"/v1/catalog/": playerToken("p1"), "/v1/Catalog": playerToken("p1"), "/V1/CATALOG": "",
+		"/healthz/": "", "/HEALTHZ": "", "/admin/v1/catalog/versions/": adminToken, "/Admin/v1/keys": adminToken,
+	} {
+		t.Run(path+" is not found", func(t *testing.T) {
+			t.Parallel()
+			assertProblem(t, e.get(t, path, token), http.StatusNotFound, "not_found")
+		})
+	}
+	if r := e.get(t, "/v1/catalog", ""); r.status != http.StatusOK {
+		t.Errorf("GET /v1/catalog = %s", r)
+	}
+}
+
+// consoleETag reads the ETag of a console file, for a revalidation.
+func consoleETag(t *testing.T, e *env, path string) string {
+	t.Helper()
+	return e.get(t, path, "").header.Get("ETag")
+}
