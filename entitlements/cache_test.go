@@ -15,6 +15,7 @@ import (
 
 	"github.com/coinop/coinop/entitlements"
 	"github.com/coinop/coinop/internal/testenv"
+	"github.com/coinop/coinop/migrations"
 )
 
 // redisSetup names a Redis topology the cache suite runs against.
@@ -319,4 +320,36 @@ func BenchmarkCachedEntitlementCheck(b *testing.B) {
 	})
 	b.StopTimer()
 	b.ReportMetric(float64(l.PostgresLoads())/float64(b.N), "pg-loads/op")
+}
+
+// A database created again under the same Redis prefix (dropped and
+// recreated, or a second deployment pointed at the same Redis by mistake)
+// must not serve the holdings the old one cached: its migrations start the
+// cache epoch somewhere else.
+func TestARecreatedDatabaseDoesNotServeTheOldOnesCache(t *testing.T) {
+	ctx := context.Background()
+	rdb, prefix := testenv.RedisClient(t)
+	fresh := func() *pgxpool.Pool {
+		u := testenv.NewEmptyDatabase(t)
+		if err := migrations.Up(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		pool, err := pgxpool.New(ctx, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(pool.Close)
+		return pool
+	}
+	oldDB := fresh()
+	old, _ := cachedLedger(t, oldDB, rdb, prefix, entitlements.CacheConfig{})
+	fund(t, old, "p1", map[string]int64{"gold": 1000})
+	if h := holdings(t, old, "p1"); h.Currencies["gold"] != 1000 {
+		t.Fatalf("old database: %+v", h)
+	}
+	newDB := fresh()
+	again, _ := cachedLedger(t, newDB, rdb, prefix, entitlements.CacheConfig{})
+	if h := holdings(t, again, "p1"); h.Currencies["gold"] != 0 || h.Version != 0 {
+		t.Errorf("the new database served the old one's cached holdings: %+v", h)
+	}
 }

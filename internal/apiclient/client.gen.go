@@ -1234,6 +1234,9 @@ type Problem struct {
 	// (method_not_allowed is declared but not currently returned.)
 	Code ProblemCode `json:"code"`
 
+	// Currency On currency_not_offered, the currency the request named.
+	Currency *string `json:"currency,omitempty"`
+
 	// CurrentEtag On precondition_failed, the current ETag (absent when the entity does not exist).
 	CurrentEtag *string `json:"current_etag,omitempty"`
 
@@ -1252,13 +1255,10 @@ type Problem struct {
 	// Max On already_owned and limit_exceeded, the most the player may hold.
 	Max *int64 `json:"max,omitempty"`
 
-	// Offered On currency_not_offered, the item's prices, one per currency it is sold in.
-	Offered *[]Price `json:"offered,omitempty"`
-
 	// PendingVersions On schedule_conflict, the scheduled versions that would never go live.
 	PendingVersions *[]VersionInfo `json:"pending_versions,omitempty"`
 
-	// Prices On price_mismatch, the item's current prices.
+	// Prices On price_mismatch, the item's current prices; on currency_not_offered, the prices it is sold for.
 	Prices *[]Price `json:"prices,omitempty"`
 
 	// Reason On some limit_exceeded, why (durable owned at most once, overflow); on receipt_invalid, a ReceiptReason.
@@ -2223,6 +2223,14 @@ func (a *Problem) UnmarshalJSON(b []byte) error {
 		delete(object, "code")
 	}
 
+	if raw, found := object["currency"]; found {
+		err = json.Unmarshal(raw, &a.Currency)
+		if err != nil {
+			return fmt.Errorf("error reading 'currency': %w", err)
+		}
+		delete(object, "currency")
+	}
+
 	if raw, found := object["current_etag"]; found {
 		err = json.Unmarshal(raw, &a.CurrentEtag)
 		if err != nil {
@@ -2269,14 +2277,6 @@ func (a *Problem) UnmarshalJSON(b []byte) error {
 			return fmt.Errorf("error reading 'max': %w", err)
 		}
 		delete(object, "max")
-	}
-
-	if raw, found := object["offered"]; found {
-		err = json.Unmarshal(raw, &a.Offered)
-		if err != nil {
-			return fmt.Errorf("error reading 'offered': %w", err)
-		}
-		delete(object, "offered")
 	}
 
 	if raw, found := object["pending_versions"]; found {
@@ -2426,6 +2426,13 @@ func (a Problem) MarshalJSON() ([]byte, error) {
 		return nil, fmt.Errorf("error marshaling 'code': %w", err)
 	}
 
+	if a.Currency != nil {
+		object["currency"], err = json.Marshal(a.Currency)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'currency': %w", err)
+		}
+	}
+
 	if a.CurrentEtag != nil {
 		object["current_etag"], err = json.Marshal(a.CurrentEtag)
 		if err != nil {
@@ -2465,13 +2472,6 @@ func (a Problem) MarshalJSON() ([]byte, error) {
 		object["max"], err = json.Marshal(a.Max)
 		if err != nil {
 			return nil, fmt.Errorf("error marshaling 'max': %w", err)
-		}
-	}
-
-	if a.Offered != nil {
-		object["offered"], err = json.Marshal(a.Offered)
-		if err != nil {
-			return nil, fmt.Errorf("error marshaling 'offered': %w", err)
 		}
 	}
 
@@ -8508,6 +8508,12 @@ type GetAuditResponse403Headers struct {
 	XRequestId string
 }
 
+// GetAuditResponse429Headers the declared response headers of an HTTP 429 response for GetAudit
+type GetAuditResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // GetAuditResponse500Headers the declared response headers of an HTTP 500 response for GetAudit
 type GetAuditResponse500Headers struct {
 	XRequestId string
@@ -8528,6 +8534,8 @@ type GetAuditResponse struct {
 	ApplicationproblemJSON401 *Unauthenticated
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -8538,6 +8546,8 @@ type GetAuditResponse struct {
 	Headers401 *GetAuditResponse401Headers
 	// Headers403 the parsed response headers for an HTTP 403 response
 	Headers403 *GetAuditResponse403Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetAuditResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetAuditResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -8557,6 +8567,11 @@ func (r GetAuditResponse) GetApplicationproblemJSON401() *Unauthenticated {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r GetAuditResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetAuditResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -8619,6 +8634,12 @@ type GetAuditLogResponse403Headers struct {
 	XRequestId string
 }
 
+// GetAuditLogResponse429Headers the declared response headers of an HTTP 429 response for GetAuditLog
+type GetAuditLogResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // GetAuditLogResponse500Headers the declared response headers of an HTTP 500 response for GetAuditLog
 type GetAuditLogResponse500Headers struct {
 	XRequestId string
@@ -8641,6 +8662,8 @@ type GetAuditLogResponse struct {
 	ApplicationproblemJSON401 *Unauthenticated
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -8653,6 +8676,8 @@ type GetAuditLogResponse struct {
 	Headers401 *GetAuditLogResponse401Headers
 	// Headers403 the parsed response headers for an HTTP 403 response
 	Headers403 *GetAuditLogResponse403Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetAuditLogResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetAuditLogResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -8677,6 +8702,11 @@ func (r GetAuditLogResponse) GetApplicationproblemJSON401() *Unauthenticated {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r GetAuditLogResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetAuditLogResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -8761,6 +8791,12 @@ type PutCatalogResponse422Headers struct {
 	XRequestId string
 }
 
+// PutCatalogResponse429Headers the declared response headers of an HTTP 429 response for PutCatalog
+type PutCatalogResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // PutCatalogResponse500Headers the declared response headers of an HTTP 500 response for PutCatalog
 type PutCatalogResponse500Headers struct {
 	XRequestId string
@@ -8791,6 +8827,8 @@ type PutCatalogResponse struct {
 	ApplicationproblemJSON415 *UnsupportedMediaType
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -8811,6 +8849,8 @@ type PutCatalogResponse struct {
 	Headers415 *PutCatalogResponse415Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *PutCatalogResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PutCatalogResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *PutCatalogResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -8855,6 +8895,11 @@ func (r PutCatalogResponse) GetApplicationproblemJSON415() *UnsupportedMediaType
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r PutCatalogResponse) GetApplicationproblemJSON422() *Problem {
 	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PutCatalogResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -8921,6 +8966,12 @@ type GetDraftResponse403Headers struct {
 	XRequestId string
 }
 
+// GetDraftResponse429Headers the declared response headers of an HTTP 429 response for GetDraft
+type GetDraftResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // GetDraftResponse500Headers the declared response headers of an HTTP 500 response for GetDraft
 type GetDraftResponse500Headers struct {
 	XRequestId string
@@ -8943,6 +8994,8 @@ type GetDraftResponse struct {
 	ApplicationproblemJSON401 *Unauthenticated
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -8955,6 +9008,8 @@ type GetDraftResponse struct {
 	Headers401 *GetDraftResponse401Headers
 	// Headers403 the parsed response headers for an HTTP 403 response
 	Headers403 *GetDraftResponse403Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetDraftResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetDraftResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -8979,6 +9034,11 @@ func (r GetDraftResponse) GetApplicationproblemJSON401() *Unauthenticated {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r GetDraftResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetDraftResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -9057,6 +9117,12 @@ type PutDraftResponse422Headers struct {
 	XRequestId string
 }
 
+// PutDraftResponse429Headers the declared response headers of an HTTP 429 response for PutDraft
+type PutDraftResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // PutDraftResponse500Headers the declared response headers of an HTTP 500 response for PutDraft
 type PutDraftResponse500Headers struct {
 	XRequestId string
@@ -9085,6 +9151,8 @@ type PutDraftResponse struct {
 	ApplicationproblemJSON415 *UnsupportedMediaType
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *CatalogInvalid
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -9103,6 +9171,8 @@ type PutDraftResponse struct {
 	Headers415 *PutDraftResponse415Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *PutDraftResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PutDraftResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *PutDraftResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -9142,6 +9212,11 @@ func (r PutDraftResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r PutDraftResponse) GetApplicationproblemJSON422() *CatalogInvalid {
 	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PutDraftResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -9214,6 +9289,12 @@ type DeleteDraftBundleResponse412Headers struct {
 	XRequestId string
 }
 
+// DeleteDraftBundleResponse429Headers the declared response headers of an HTTP 429 response for DeleteDraftBundle
+type DeleteDraftBundleResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // DeleteDraftBundleResponse500Headers the declared response headers of an HTTP 500 response for DeleteDraftBundle
 type DeleteDraftBundleResponse500Headers struct {
 	XRequestId string
@@ -9238,6 +9319,8 @@ type DeleteDraftBundleResponse struct {
 	ApplicationproblemJSON404 *EntityNotFound
 	// ApplicationproblemJSON412 the response for an HTTP 412 `application/problem+json` response
 	ApplicationproblemJSON412 *PreconditionFailed
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -9254,6 +9337,8 @@ type DeleteDraftBundleResponse struct {
 	Headers404 *DeleteDraftBundleResponse404Headers
 	// Headers412 the parsed response headers for an HTTP 412 response
 	Headers412 *DeleteDraftBundleResponse412Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeleteDraftBundleResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *DeleteDraftBundleResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -9283,6 +9368,11 @@ func (r DeleteDraftBundleResponse) GetApplicationproblemJSON404() *EntityNotFoun
 // GetApplicationproblemJSON412 returns the response for an HTTP 412 `application/problem+json` response
 func (r DeleteDraftBundleResponse) GetApplicationproblemJSON412() *PreconditionFailed {
 	return r.ApplicationproblemJSON412
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r DeleteDraftBundleResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -9359,6 +9449,12 @@ type GetDraftBundleResponse404Headers struct {
 	XRequestId string
 }
 
+// GetDraftBundleResponse429Headers the declared response headers of an HTTP 429 response for GetDraftBundle
+type GetDraftBundleResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // GetDraftBundleResponse500Headers the declared response headers of an HTTP 500 response for GetDraftBundle
 type GetDraftBundleResponse500Headers struct {
 	XRequestId string
@@ -9383,6 +9479,8 @@ type GetDraftBundleResponse struct {
 	ApplicationproblemJSON403 *Forbidden
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *EntityNotFound
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -9399,6 +9497,8 @@ type GetDraftBundleResponse struct {
 	Headers403 *GetDraftBundleResponse403Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *GetDraftBundleResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetDraftBundleResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetDraftBundleResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -9428,6 +9528,11 @@ func (r GetDraftBundleResponse) GetApplicationproblemJSON403() *Forbidden {
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r GetDraftBundleResponse) GetApplicationproblemJSON404() *EntityNotFound {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetDraftBundleResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -9519,6 +9624,12 @@ type PutDraftBundleResponse422Headers struct {
 	XRequestId string
 }
 
+// PutDraftBundleResponse429Headers the declared response headers of an HTTP 429 response for PutDraftBundle
+type PutDraftBundleResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // PutDraftBundleResponse500Headers the declared response headers of an HTTP 500 response for PutDraftBundle
 type PutDraftBundleResponse500Headers struct {
 	XRequestId string
@@ -9551,6 +9662,8 @@ type PutDraftBundleResponse struct {
 	ApplicationproblemJSON415 *UnsupportedMediaType
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *CatalogInvalid
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -9573,6 +9686,8 @@ type PutDraftBundleResponse struct {
 	Headers415 *PutDraftBundleResponse415Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *PutDraftBundleResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PutDraftBundleResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *PutDraftBundleResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -9622,6 +9737,11 @@ func (r PutDraftBundleResponse) GetApplicationproblemJSON415() *UnsupportedMedia
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r PutDraftBundleResponse) GetApplicationproblemJSON422() *CatalogInvalid {
 	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PutDraftBundleResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -9694,6 +9814,12 @@ type DeleteDraftCurrencyResponse412Headers struct {
 	XRequestId string
 }
 
+// DeleteDraftCurrencyResponse429Headers the declared response headers of an HTTP 429 response for DeleteDraftCurrency
+type DeleteDraftCurrencyResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // DeleteDraftCurrencyResponse500Headers the declared response headers of an HTTP 500 response for DeleteDraftCurrency
 type DeleteDraftCurrencyResponse500Headers struct {
 	XRequestId string
@@ -9718,6 +9844,8 @@ type DeleteDraftCurrencyResponse struct {
 	ApplicationproblemJSON404 *EntityNotFound
 	// ApplicationproblemJSON412 the response for an HTTP 412 `application/problem+json` response
 	ApplicationproblemJSON412 *PreconditionFailed
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -9734,6 +9862,8 @@ type DeleteDraftCurrencyResponse struct {
 	Headers404 *DeleteDraftCurrencyResponse404Headers
 	// Headers412 the parsed response headers for an HTTP 412 response
 	Headers412 *DeleteDraftCurrencyResponse412Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeleteDraftCurrencyResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *DeleteDraftCurrencyResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -9763,6 +9893,11 @@ func (r DeleteDraftCurrencyResponse) GetApplicationproblemJSON404() *EntityNotFo
 // GetApplicationproblemJSON412 returns the response for an HTTP 412 `application/problem+json` response
 func (r DeleteDraftCurrencyResponse) GetApplicationproblemJSON412() *PreconditionFailed {
 	return r.ApplicationproblemJSON412
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r DeleteDraftCurrencyResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -9839,6 +9974,12 @@ type GetDraftCurrencyResponse404Headers struct {
 	XRequestId string
 }
 
+// GetDraftCurrencyResponse429Headers the declared response headers of an HTTP 429 response for GetDraftCurrency
+type GetDraftCurrencyResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // GetDraftCurrencyResponse500Headers the declared response headers of an HTTP 500 response for GetDraftCurrency
 type GetDraftCurrencyResponse500Headers struct {
 	XRequestId string
@@ -9863,6 +10004,8 @@ type GetDraftCurrencyResponse struct {
 	ApplicationproblemJSON403 *Forbidden
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *EntityNotFound
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -9879,6 +10022,8 @@ type GetDraftCurrencyResponse struct {
 	Headers403 *GetDraftCurrencyResponse403Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *GetDraftCurrencyResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetDraftCurrencyResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetDraftCurrencyResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -9908,6 +10053,11 @@ func (r GetDraftCurrencyResponse) GetApplicationproblemJSON403() *Forbidden {
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r GetDraftCurrencyResponse) GetApplicationproblemJSON404() *EntityNotFound {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetDraftCurrencyResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -9999,6 +10149,12 @@ type PutDraftCurrencyResponse422Headers struct {
 	XRequestId string
 }
 
+// PutDraftCurrencyResponse429Headers the declared response headers of an HTTP 429 response for PutDraftCurrency
+type PutDraftCurrencyResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // PutDraftCurrencyResponse500Headers the declared response headers of an HTTP 500 response for PutDraftCurrency
 type PutDraftCurrencyResponse500Headers struct {
 	XRequestId string
@@ -10031,6 +10187,8 @@ type PutDraftCurrencyResponse struct {
 	ApplicationproblemJSON415 *UnsupportedMediaType
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *CatalogInvalid
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -10053,6 +10211,8 @@ type PutDraftCurrencyResponse struct {
 	Headers415 *PutDraftCurrencyResponse415Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *PutDraftCurrencyResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PutDraftCurrencyResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *PutDraftCurrencyResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -10102,6 +10262,11 @@ func (r PutDraftCurrencyResponse) GetApplicationproblemJSON415() *UnsupportedMed
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r PutDraftCurrencyResponse) GetApplicationproblemJSON422() *CatalogInvalid {
 	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PutDraftCurrencyResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -10160,6 +10325,12 @@ type DiffDraftResponse403Headers struct {
 	XRequestId string
 }
 
+// DiffDraftResponse429Headers the declared response headers of an HTTP 429 response for DiffDraft
+type DiffDraftResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // DiffDraftResponse500Headers the declared response headers of an HTTP 500 response for DiffDraft
 type DiffDraftResponse500Headers struct {
 	XRequestId string
@@ -10180,6 +10351,8 @@ type DiffDraftResponse struct {
 	ApplicationproblemJSON401 *Unauthenticated
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -10190,6 +10363,8 @@ type DiffDraftResponse struct {
 	Headers401 *DiffDraftResponse401Headers
 	// Headers403 the parsed response headers for an HTTP 403 response
 	Headers403 *DiffDraftResponse403Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DiffDraftResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *DiffDraftResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -10209,6 +10384,11 @@ func (r DiffDraftResponse) GetApplicationproblemJSON401() *Unauthenticated {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r DiffDraftResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r DiffDraftResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -10281,6 +10461,12 @@ type DeleteDraftItemResponse412Headers struct {
 	XRequestId string
 }
 
+// DeleteDraftItemResponse429Headers the declared response headers of an HTTP 429 response for DeleteDraftItem
+type DeleteDraftItemResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // DeleteDraftItemResponse500Headers the declared response headers of an HTTP 500 response for DeleteDraftItem
 type DeleteDraftItemResponse500Headers struct {
 	XRequestId string
@@ -10305,6 +10491,8 @@ type DeleteDraftItemResponse struct {
 	ApplicationproblemJSON404 *EntityNotFound
 	// ApplicationproblemJSON412 the response for an HTTP 412 `application/problem+json` response
 	ApplicationproblemJSON412 *PreconditionFailed
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -10321,6 +10509,8 @@ type DeleteDraftItemResponse struct {
 	Headers404 *DeleteDraftItemResponse404Headers
 	// Headers412 the parsed response headers for an HTTP 412 response
 	Headers412 *DeleteDraftItemResponse412Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeleteDraftItemResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *DeleteDraftItemResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -10350,6 +10540,11 @@ func (r DeleteDraftItemResponse) GetApplicationproblemJSON404() *EntityNotFound 
 // GetApplicationproblemJSON412 returns the response for an HTTP 412 `application/problem+json` response
 func (r DeleteDraftItemResponse) GetApplicationproblemJSON412() *PreconditionFailed {
 	return r.ApplicationproblemJSON412
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r DeleteDraftItemResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -10426,6 +10621,12 @@ type GetDraftItemResponse404Headers struct {
 	XRequestId string
 }
 
+// GetDraftItemResponse429Headers the declared response headers of an HTTP 429 response for GetDraftItem
+type GetDraftItemResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // GetDraftItemResponse500Headers the declared response headers of an HTTP 500 response for GetDraftItem
 type GetDraftItemResponse500Headers struct {
 	XRequestId string
@@ -10450,6 +10651,8 @@ type GetDraftItemResponse struct {
 	ApplicationproblemJSON403 *Forbidden
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *EntityNotFound
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -10466,6 +10669,8 @@ type GetDraftItemResponse struct {
 	Headers403 *GetDraftItemResponse403Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *GetDraftItemResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetDraftItemResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetDraftItemResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -10495,6 +10700,11 @@ func (r GetDraftItemResponse) GetApplicationproblemJSON403() *Forbidden {
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r GetDraftItemResponse) GetApplicationproblemJSON404() *EntityNotFound {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetDraftItemResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -10586,6 +10796,12 @@ type PutDraftItemResponse422Headers struct {
 	XRequestId string
 }
 
+// PutDraftItemResponse429Headers the declared response headers of an HTTP 429 response for PutDraftItem
+type PutDraftItemResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // PutDraftItemResponse500Headers the declared response headers of an HTTP 500 response for PutDraftItem
 type PutDraftItemResponse500Headers struct {
 	XRequestId string
@@ -10618,6 +10834,8 @@ type PutDraftItemResponse struct {
 	ApplicationproblemJSON415 *UnsupportedMediaType
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *CatalogInvalid
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -10640,6 +10858,8 @@ type PutDraftItemResponse struct {
 	Headers415 *PutDraftItemResponse415Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *PutDraftItemResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PutDraftItemResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *PutDraftItemResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -10689,6 +10909,11 @@ func (r PutDraftItemResponse) GetApplicationproblemJSON415() *UnsupportedMediaTy
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r PutDraftItemResponse) GetApplicationproblemJSON422() *CatalogInvalid {
 	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PutDraftItemResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -10761,6 +10986,12 @@ type DeleteDraftStoreProductResponse412Headers struct {
 	XRequestId string
 }
 
+// DeleteDraftStoreProductResponse429Headers the declared response headers of an HTTP 429 response for DeleteDraftStoreProduct
+type DeleteDraftStoreProductResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // DeleteDraftStoreProductResponse500Headers the declared response headers of an HTTP 500 response for DeleteDraftStoreProduct
 type DeleteDraftStoreProductResponse500Headers struct {
 	XRequestId string
@@ -10785,6 +11016,8 @@ type DeleteDraftStoreProductResponse struct {
 	ApplicationproblemJSON404 *EntityNotFound
 	// ApplicationproblemJSON412 the response for an HTTP 412 `application/problem+json` response
 	ApplicationproblemJSON412 *PreconditionFailed
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -10801,6 +11034,8 @@ type DeleteDraftStoreProductResponse struct {
 	Headers404 *DeleteDraftStoreProductResponse404Headers
 	// Headers412 the parsed response headers for an HTTP 412 response
 	Headers412 *DeleteDraftStoreProductResponse412Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeleteDraftStoreProductResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *DeleteDraftStoreProductResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -10830,6 +11065,11 @@ func (r DeleteDraftStoreProductResponse) GetApplicationproblemJSON404() *EntityN
 // GetApplicationproblemJSON412 returns the response for an HTTP 412 `application/problem+json` response
 func (r DeleteDraftStoreProductResponse) GetApplicationproblemJSON412() *PreconditionFailed {
 	return r.ApplicationproblemJSON412
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r DeleteDraftStoreProductResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -10906,6 +11146,12 @@ type GetDraftStoreProductResponse404Headers struct {
 	XRequestId string
 }
 
+// GetDraftStoreProductResponse429Headers the declared response headers of an HTTP 429 response for GetDraftStoreProduct
+type GetDraftStoreProductResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // GetDraftStoreProductResponse500Headers the declared response headers of an HTTP 500 response for GetDraftStoreProduct
 type GetDraftStoreProductResponse500Headers struct {
 	XRequestId string
@@ -10930,6 +11176,8 @@ type GetDraftStoreProductResponse struct {
 	ApplicationproblemJSON403 *Forbidden
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *EntityNotFound
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -10946,6 +11194,8 @@ type GetDraftStoreProductResponse struct {
 	Headers403 *GetDraftStoreProductResponse403Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *GetDraftStoreProductResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetDraftStoreProductResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetDraftStoreProductResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -10975,6 +11225,11 @@ func (r GetDraftStoreProductResponse) GetApplicationproblemJSON403() *Forbidden 
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r GetDraftStoreProductResponse) GetApplicationproblemJSON404() *EntityNotFound {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetDraftStoreProductResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -11066,6 +11321,12 @@ type PutDraftStoreProductResponse422Headers struct {
 	XRequestId string
 }
 
+// PutDraftStoreProductResponse429Headers the declared response headers of an HTTP 429 response for PutDraftStoreProduct
+type PutDraftStoreProductResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // PutDraftStoreProductResponse500Headers the declared response headers of an HTTP 500 response for PutDraftStoreProduct
 type PutDraftStoreProductResponse500Headers struct {
 	XRequestId string
@@ -11098,6 +11359,8 @@ type PutDraftStoreProductResponse struct {
 	ApplicationproblemJSON415 *UnsupportedMediaType
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *CatalogInvalid
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -11120,6 +11383,8 @@ type PutDraftStoreProductResponse struct {
 	Headers415 *PutDraftStoreProductResponse415Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *PutDraftStoreProductResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PutDraftStoreProductResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *PutDraftStoreProductResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -11169,6 +11434,11 @@ func (r PutDraftStoreProductResponse) GetApplicationproblemJSON415() *Unsupporte
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r PutDraftStoreProductResponse) GetApplicationproblemJSON422() *CatalogInvalid {
 	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PutDraftStoreProductResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -11232,6 +11502,12 @@ type ValidateDraftResponse403Headers struct {
 	XRequestId string
 }
 
+// ValidateDraftResponse429Headers the declared response headers of an HTTP 429 response for ValidateDraft
+type ValidateDraftResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // ValidateDraftResponse500Headers the declared response headers of an HTTP 500 response for ValidateDraft
 type ValidateDraftResponse500Headers struct {
 	XRequestId string
@@ -11254,6 +11530,8 @@ type ValidateDraftResponse struct {
 	ApplicationproblemJSON401 *Unauthenticated
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -11266,6 +11544,8 @@ type ValidateDraftResponse struct {
 	Headers401 *ValidateDraftResponse401Headers
 	// Headers403 the parsed response headers for an HTTP 403 response
 	Headers403 *ValidateDraftResponse403Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ValidateDraftResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *ValidateDraftResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -11290,6 +11570,11 @@ func (r ValidateDraftResponse) GetApplicationproblemJSON401() *Unauthenticated {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r ValidateDraftResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ValidateDraftResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -11378,6 +11663,12 @@ type PublishDraftResponse422Headers struct {
 	XRequestId string
 }
 
+// PublishDraftResponse429Headers the declared response headers of an HTTP 429 response for PublishDraft
+type PublishDraftResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // PublishDraftResponse500Headers the declared response headers of an HTTP 500 response for PublishDraft
 type PublishDraftResponse500Headers struct {
 	XRequestId string
@@ -11410,6 +11701,8 @@ type PublishDraftResponse struct {
 	ApplicationproblemJSON415 *UnsupportedMediaType
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *CatalogInvalid
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -11432,6 +11725,8 @@ type PublishDraftResponse struct {
 	Headers415 *PublishDraftResponse415Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *PublishDraftResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PublishDraftResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *PublishDraftResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -11481,6 +11776,11 @@ func (r PublishDraftResponse) GetApplicationproblemJSON415() *UnsupportedMediaTy
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r PublishDraftResponse) GetApplicationproblemJSON422() *CatalogInvalid {
 	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PublishDraftResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -11569,6 +11869,12 @@ type RollbackCatalogResponse422Headers struct {
 	XRequestId string
 }
 
+// RollbackCatalogResponse429Headers the declared response headers of an HTTP 429 response for RollbackCatalog
+type RollbackCatalogResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // RollbackCatalogResponse500Headers the declared response headers of an HTTP 500 response for RollbackCatalog
 type RollbackCatalogResponse500Headers struct {
 	XRequestId string
@@ -11601,6 +11907,8 @@ type RollbackCatalogResponse struct {
 	ApplicationproblemJSON415 *UnsupportedMediaType
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *CatalogInvalid
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -11623,6 +11931,8 @@ type RollbackCatalogResponse struct {
 	Headers415 *RollbackCatalogResponse415Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *RollbackCatalogResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RollbackCatalogResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *RollbackCatalogResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -11672,6 +11982,11 @@ func (r RollbackCatalogResponse) GetApplicationproblemJSON415() *UnsupportedMedi
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r RollbackCatalogResponse) GetApplicationproblemJSON422() *CatalogInvalid {
 	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r RollbackCatalogResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -11735,6 +12050,12 @@ type ListVersionsResponse403Headers struct {
 	XRequestId string
 }
 
+// ListVersionsResponse429Headers the declared response headers of an HTTP 429 response for ListVersions
+type ListVersionsResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // ListVersionsResponse500Headers the declared response headers of an HTTP 500 response for ListVersions
 type ListVersionsResponse500Headers struct {
 	XRequestId string
@@ -11757,6 +12078,8 @@ type ListVersionsResponse struct {
 	ApplicationproblemJSON401 *Unauthenticated
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -11769,6 +12092,8 @@ type ListVersionsResponse struct {
 	Headers401 *ListVersionsResponse401Headers
 	// Headers403 the parsed response headers for an HTTP 403 response
 	Headers403 *ListVersionsResponse403Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListVersionsResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *ListVersionsResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -11793,6 +12118,11 @@ func (r ListVersionsResponse) GetApplicationproblemJSON401() *Unauthenticated {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r ListVersionsResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ListVersionsResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -11861,6 +12191,12 @@ type GetVersionResponse404Headers struct {
 	XRequestId string
 }
 
+// GetVersionResponse429Headers the declared response headers of an HTTP 429 response for GetVersion
+type GetVersionResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // GetVersionResponse500Headers the declared response headers of an HTTP 500 response for GetVersion
 type GetVersionResponse500Headers struct {
 	XRequestId string
@@ -11887,6 +12223,8 @@ type GetVersionResponse struct {
 	ApplicationproblemJSON403 *Forbidden
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *VersionNotFound
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -11901,6 +12239,8 @@ type GetVersionResponse struct {
 	Headers403 *GetVersionResponse403Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *GetVersionResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetVersionResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetVersionResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -11935,6 +12275,11 @@ func (r GetVersionResponse) GetApplicationproblemJSON403() *Forbidden {
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r GetVersionResponse) GetApplicationproblemJSON404() *VersionNotFound {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetVersionResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -11997,6 +12342,12 @@ type ListKeysResponse403Headers struct {
 	XRequestId string
 }
 
+// ListKeysResponse429Headers the declared response headers of an HTTP 429 response for ListKeys
+type ListKeysResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // ListKeysResponse500Headers the declared response headers of an HTTP 500 response for ListKeys
 type ListKeysResponse500Headers struct {
 	XRequestId string
@@ -12021,6 +12372,8 @@ type ListKeysResponse struct {
 	ApplicationproblemJSON401 *Unauthenticated
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -12033,6 +12386,8 @@ type ListKeysResponse struct {
 	Headers401 *ListKeysResponse401Headers
 	// Headers403 the parsed response headers for an HTTP 403 response
 	Headers403 *ListKeysResponse403Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListKeysResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *ListKeysResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -12059,6 +12414,11 @@ func (r ListKeysResponse) GetApplicationproblemJSON401() *Unauthenticated {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r ListKeysResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ListKeysResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -12137,6 +12497,12 @@ type CreateKeyResponse415Headers struct {
 	XRequestId string
 }
 
+// CreateKeyResponse429Headers the declared response headers of an HTTP 429 response for CreateKey
+type CreateKeyResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // CreateKeyResponse500Headers the declared response headers of an HTTP 500 response for CreateKey
 type CreateKeyResponse500Headers struct {
 	XRequestId string
@@ -12170,6 +12536,8 @@ type CreateKeyResponse struct {
 	ApplicationproblemJSON413 *RequestTooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
 	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -12188,6 +12556,8 @@ type CreateKeyResponse struct {
 	Headers413 *CreateKeyResponse413Headers
 	// Headers415 the parsed response headers for an HTTP 415 response
 	Headers415 *CreateKeyResponse415Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CreateKeyResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *CreateKeyResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -12232,6 +12602,11 @@ func (r CreateKeyResponse) GetApplicationproblemJSON413() *RequestTooLarge {
 // GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
 func (r CreateKeyResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
 	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r CreateKeyResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -12299,6 +12674,12 @@ type RevokeKeyResponse404Headers struct {
 	XRequestId string
 }
 
+// RevokeKeyResponse429Headers the declared response headers of an HTTP 429 response for RevokeKey
+type RevokeKeyResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // RevokeKeyResponse500Headers the declared response headers of an HTTP 500 response for RevokeKey
 type RevokeKeyResponse500Headers struct {
 	XRequestId string
@@ -12325,6 +12706,8 @@ type RevokeKeyResponse struct {
 	ApplicationproblemJSON403 *Forbidden
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -12339,6 +12722,8 @@ type RevokeKeyResponse struct {
 	Headers403 *RevokeKeyResponse403Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *RevokeKeyResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RevokeKeyResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *RevokeKeyResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -12370,6 +12755,11 @@ func (r RevokeKeyResponse) GetApplicationproblemJSON403() *Forbidden {
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r RevokeKeyResponse) GetApplicationproblemJSON404() *Problem {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r RevokeKeyResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -12460,6 +12850,12 @@ type PostGrantResponse422Headers struct {
 	XRequestId string
 }
 
+// PostGrantResponse429Headers the declared response headers of an HTTP 429 response for PostGrant
+type PostGrantResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // PostGrantResponse500Headers the declared response headers of an HTTP 500 response for PostGrant
 type PostGrantResponse500Headers struct {
 	XRequestId string
@@ -12492,6 +12888,8 @@ type PostGrantResponse struct {
 	ApplicationproblemJSON415 *UnsupportedMediaType
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *IdempotencyKeyReused
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -12514,6 +12912,8 @@ type PostGrantResponse struct {
 	Headers415 *PostGrantResponse415Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *PostGrantResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PostGrantResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *PostGrantResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -12563,6 +12963,11 @@ func (r PostGrantResponse) GetApplicationproblemJSON415() *UnsupportedMediaType 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r PostGrantResponse) GetApplicationproblemJSON422() *IdempotencyKeyReused {
 	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PostGrantResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -12625,6 +13030,12 @@ type GetLedgerResponse403Headers struct {
 	XRequestId string
 }
 
+// GetLedgerResponse429Headers the declared response headers of an HTTP 429 response for GetLedger
+type GetLedgerResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // GetLedgerResponse500Headers the declared response headers of an HTTP 500 response for GetLedger
 type GetLedgerResponse500Headers struct {
 	XRequestId string
@@ -12647,6 +13058,8 @@ type GetLedgerResponse struct {
 	ApplicationproblemJSON401 *Unauthenticated
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -12659,6 +13072,8 @@ type GetLedgerResponse struct {
 	Headers401 *GetLedgerResponse401Headers
 	// Headers403 the parsed response headers for an HTTP 403 response
 	Headers403 *GetLedgerResponse403Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetLedgerResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetLedgerResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -12683,6 +13098,11 @@ func (r GetLedgerResponse) GetApplicationproblemJSON401() *Unauthenticated {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r GetLedgerResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetLedgerResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -12745,6 +13165,12 @@ type GetStorePurchasesResponse403Headers struct {
 	XRequestId string
 }
 
+// GetStorePurchasesResponse429Headers the declared response headers of an HTTP 429 response for GetStorePurchases
+type GetStorePurchasesResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // GetStorePurchasesResponse500Headers the declared response headers of an HTTP 500 response for GetStorePurchases
 type GetStorePurchasesResponse500Headers struct {
 	XRequestId string
@@ -12770,6 +13196,8 @@ type GetStorePurchasesResponse struct {
 	ApplicationproblemJSON401 *Unauthenticated
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -12782,6 +13210,8 @@ type GetStorePurchasesResponse struct {
 	Headers401 *GetStorePurchasesResponse401Headers
 	// Headers403 the parsed response headers for an HTTP 403 response
 	Headers403 *GetStorePurchasesResponse403Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetStorePurchasesResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetStorePurchasesResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -12809,6 +13239,11 @@ func (r GetStorePurchasesResponse) GetApplicationproblemJSON401() *Unauthenticat
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r GetStorePurchasesResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetStorePurchasesResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -12871,6 +13306,12 @@ type GetRefundsResponse403Headers struct {
 	XRequestId string
 }
 
+// GetRefundsResponse429Headers the declared response headers of an HTTP 429 response for GetRefunds
+type GetRefundsResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // GetRefundsResponse500Headers the declared response headers of an HTTP 500 response for GetRefunds
 type GetRefundsResponse500Headers struct {
 	XRequestId string
@@ -12896,6 +13337,8 @@ type GetRefundsResponse struct {
 	ApplicationproblemJSON401 *Unauthenticated
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -12908,6 +13351,8 @@ type GetRefundsResponse struct {
 	Headers401 *GetRefundsResponse401Headers
 	// Headers403 the parsed response headers for an HTTP 403 response
 	Headers403 *GetRefundsResponse403Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetRefundsResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetRefundsResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -12935,6 +13380,11 @@ func (r GetRefundsResponse) GetApplicationproblemJSON401() *Unauthenticated {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r GetRefundsResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetRefundsResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -12997,6 +13447,12 @@ type GetStoreNotificationsResponse403Headers struct {
 	XRequestId string
 }
 
+// GetStoreNotificationsResponse429Headers the declared response headers of an HTTP 429 response for GetStoreNotifications
+type GetStoreNotificationsResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // GetStoreNotificationsResponse500Headers the declared response headers of an HTTP 500 response for GetStoreNotifications
 type GetStoreNotificationsResponse500Headers struct {
 	XRequestId string
@@ -13021,6 +13477,8 @@ type GetStoreNotificationsResponse struct {
 	ApplicationproblemJSON401 *Unauthenticated
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -13033,6 +13491,8 @@ type GetStoreNotificationsResponse struct {
 	Headers401 *GetStoreNotificationsResponse401Headers
 	// Headers403 the parsed response headers for an HTTP 403 response
 	Headers403 *GetStoreNotificationsResponse403Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetStoreNotificationsResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetStoreNotificationsResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -13059,6 +13519,11 @@ func (r GetStoreNotificationsResponse) GetApplicationproblemJSON401() *Unauthent
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r GetStoreNotificationsResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetStoreNotificationsResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -13481,6 +13946,12 @@ type PostEntitlementChecksResponse415Headers struct {
 	XRequestId string
 }
 
+// PostEntitlementChecksResponse429Headers the declared response headers of an HTTP 429 response for PostEntitlementChecks
+type PostEntitlementChecksResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // PostEntitlementChecksResponse500Headers the declared response headers of an HTTP 500 response for PostEntitlementChecks
 type PostEntitlementChecksResponse500Headers struct {
 	XRequestId string
@@ -13507,6 +13978,8 @@ type PostEntitlementChecksResponse struct {
 	ApplicationproblemJSON413 *RequestTooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
 	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -13523,6 +13996,8 @@ type PostEntitlementChecksResponse struct {
 	Headers413 *PostEntitlementChecksResponse413Headers
 	// Headers415 the parsed response headers for an HTTP 415 response
 	Headers415 *PostEntitlementChecksResponse415Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PostEntitlementChecksResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *PostEntitlementChecksResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -13557,6 +14032,11 @@ func (r PostEntitlementChecksResponse) GetApplicationproblemJSON413() *RequestTo
 // GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
 func (r PostEntitlementChecksResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
 	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PostEntitlementChecksResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -13624,6 +14104,12 @@ type GetEntitlementCheckResponse404Headers struct {
 	XRequestId string
 }
 
+// GetEntitlementCheckResponse429Headers the declared response headers of an HTTP 429 response for GetEntitlementCheck
+type GetEntitlementCheckResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // GetEntitlementCheckResponse500Headers the declared response headers of an HTTP 500 response for GetEntitlementCheck
 type GetEntitlementCheckResponse500Headers struct {
 	XRequestId string
@@ -13648,6 +14134,8 @@ type GetEntitlementCheckResponse struct {
 	ApplicationproblemJSON403 *ForbiddenServer
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -13662,6 +14150,8 @@ type GetEntitlementCheckResponse struct {
 	Headers403 *GetEntitlementCheckResponse403Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *GetEntitlementCheckResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetEntitlementCheckResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetEntitlementCheckResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -13691,6 +14181,11 @@ func (r GetEntitlementCheckResponse) GetApplicationproblemJSON403() *ForbiddenSe
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r GetEntitlementCheckResponse) GetApplicationproblemJSON404() *Problem {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetEntitlementCheckResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -14172,6 +14667,12 @@ type PostAppleNotificationResponse422Headers struct {
 	XRequestId string
 }
 
+// PostAppleNotificationResponse429Headers the declared response headers of an HTTP 429 response for PostAppleNotification
+type PostAppleNotificationResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // PostAppleNotificationResponse500Headers the declared response headers of an HTTP 500 response for PostAppleNotification
 type PostAppleNotificationResponse500Headers struct {
 	XRequestId string
@@ -14196,6 +14697,8 @@ type PostAppleNotificationResponse struct {
 	ApplicationproblemJSON413 *RequestTooLarge
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *ReceiptInvalid
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -14210,6 +14713,8 @@ type PostAppleNotificationResponse struct {
 	Headers413 *PostAppleNotificationResponse413Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *PostAppleNotificationResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PostAppleNotificationResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *PostAppleNotificationResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -14239,6 +14744,11 @@ func (r PostAppleNotificationResponse) GetApplicationproblemJSON413() *RequestTo
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r PostAppleNotificationResponse) GetApplicationproblemJSON422() *ReceiptInvalid {
 	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PostAppleNotificationResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -14311,6 +14821,12 @@ type PostGoogleNotificationResponse422Headers struct {
 	XRequestId string
 }
 
+// PostGoogleNotificationResponse429Headers the declared response headers of an HTTP 429 response for PostGoogleNotification
+type PostGoogleNotificationResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // PostGoogleNotificationResponse500Headers the declared response headers of an HTTP 500 response for PostGoogleNotification
 type PostGoogleNotificationResponse500Headers struct {
 	XRequestId string
@@ -14337,6 +14853,8 @@ type PostGoogleNotificationResponse struct {
 	ApplicationproblemJSON413 *RequestTooLarge
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *ReceiptInvalid
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -14353,6 +14871,8 @@ type PostGoogleNotificationResponse struct {
 	Headers413 *PostGoogleNotificationResponse413Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *PostGoogleNotificationResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PostGoogleNotificationResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *PostGoogleNotificationResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -14387,6 +14907,11 @@ func (r PostGoogleNotificationResponse) GetApplicationproblemJSON413() *RequestT
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r PostGoogleNotificationResponse) GetApplicationproblemJSON422() *ReceiptInvalid {
 	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PostGoogleNotificationResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -15693,6 +16218,13 @@ func ParseGetAuditResponse(rsp *http.Response) (*GetAuditResponse, error) {
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -15747,6 +16279,23 @@ func ParseGetAuditResponse(rsp *http.Response) (*GetAuditResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers403 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetAuditResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers GetAuditResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -15821,6 +16370,13 @@ func ParseGetAuditLogResponse(rsp *http.Response) (*GetAuditLogResponse, error) 
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -15885,6 +16441,23 @@ func ParseGetAuditLogResponse(rsp *http.Response) (*GetAuditLogResponse, error) 
 			headers.XRequestId = value
 		}
 		response.Headers403 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetAuditLogResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers GetAuditLogResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -15986,6 +16559,13 @@ func ParsePutCatalogResponse(rsp *http.Response) (*PutCatalogResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
@@ -16105,6 +16685,23 @@ func ParsePutCatalogResponse(rsp *http.Response) (*PutCatalogResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers PutCatalogResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers PutCatalogResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -16181,6 +16778,13 @@ func ParseGetDraftResponse(rsp *http.Response) (*GetDraftResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
@@ -16274,6 +16878,23 @@ func ParseGetDraftResponse(rsp *http.Response) (*GetDraftResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers403 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetDraftResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers GetDraftResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -16368,6 +16989,13 @@ func ParsePutDraftResponse(rsp *http.Response) (*PutDraftResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
@@ -16470,6 +17098,23 @@ func ParsePutDraftResponse(rsp *http.Response) (*PutDraftResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers PutDraftResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers PutDraftResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -16553,6 +17198,13 @@ func ParseDeleteDraftBundleResponse(rsp *http.Response) (*DeleteDraftBundleRespo
 			return nil, err
 		}
 		response.ApplicationproblemJSON412 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
@@ -16638,6 +17290,23 @@ func ParseDeleteDraftBundleResponse(rsp *http.Response) (*DeleteDraftBundleRespo
 			headers.XRequestId = value
 		}
 		response.Headers412 = &headers
+	case rsp.StatusCode == 429:
+		var headers DeleteDraftBundleResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers DeleteDraftBundleResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -16721,6 +17390,13 @@ func ParseGetDraftBundleResponse(rsp *http.Response) (*GetDraftBundleResponse, e
 			return nil, err
 		}
 		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
@@ -16834,6 +17510,23 @@ func ParseGetDraftBundleResponse(rsp *http.Response) (*GetDraftBundleResponse, e
 			headers.XRequestId = value
 		}
 		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetDraftBundleResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers GetDraftBundleResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -16942,6 +17635,13 @@ func ParsePutDraftBundleResponse(rsp *http.Response) (*PutDraftBundleResponse, e
 			return nil, err
 		}
 		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
@@ -17085,6 +17785,23 @@ func ParsePutDraftBundleResponse(rsp *http.Response) (*PutDraftBundleResponse, e
 			headers.XRequestId = value
 		}
 		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers PutDraftBundleResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers PutDraftBundleResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -17168,6 +17885,13 @@ func ParseDeleteDraftCurrencyResponse(rsp *http.Response) (*DeleteDraftCurrencyR
 			return nil, err
 		}
 		response.ApplicationproblemJSON412 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
@@ -17253,6 +17977,23 @@ func ParseDeleteDraftCurrencyResponse(rsp *http.Response) (*DeleteDraftCurrencyR
 			headers.XRequestId = value
 		}
 		response.Headers412 = &headers
+	case rsp.StatusCode == 429:
+		var headers DeleteDraftCurrencyResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers DeleteDraftCurrencyResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -17336,6 +18077,13 @@ func ParseGetDraftCurrencyResponse(rsp *http.Response) (*GetDraftCurrencyRespons
 			return nil, err
 		}
 		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
@@ -17449,6 +18197,23 @@ func ParseGetDraftCurrencyResponse(rsp *http.Response) (*GetDraftCurrencyRespons
 			headers.XRequestId = value
 		}
 		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetDraftCurrencyResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers GetDraftCurrencyResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -17557,6 +18322,13 @@ func ParsePutDraftCurrencyResponse(rsp *http.Response) (*PutDraftCurrencyRespons
 			return nil, err
 		}
 		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
@@ -17700,6 +18472,23 @@ func ParsePutDraftCurrencyResponse(rsp *http.Response) (*PutDraftCurrencyRespons
 			headers.XRequestId = value
 		}
 		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers PutDraftCurrencyResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers PutDraftCurrencyResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -17767,6 +18556,13 @@ func ParseDiffDraftResponse(rsp *http.Response) (*DiffDraftResponse, error) {
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -17828,6 +18624,23 @@ func ParseDiffDraftResponse(rsp *http.Response) (*DiffDraftResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers403 = &headers
+	case rsp.StatusCode == 429:
+		var headers DiffDraftResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers DiffDraftResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -17911,6 +18724,13 @@ func ParseDeleteDraftItemResponse(rsp *http.Response) (*DeleteDraftItemResponse,
 			return nil, err
 		}
 		response.ApplicationproblemJSON412 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
@@ -17996,6 +18816,23 @@ func ParseDeleteDraftItemResponse(rsp *http.Response) (*DeleteDraftItemResponse,
 			headers.XRequestId = value
 		}
 		response.Headers412 = &headers
+	case rsp.StatusCode == 429:
+		var headers DeleteDraftItemResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers DeleteDraftItemResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -18079,6 +18916,13 @@ func ParseGetDraftItemResponse(rsp *http.Response) (*GetDraftItemResponse, error
 			return nil, err
 		}
 		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
@@ -18192,6 +19036,23 @@ func ParseGetDraftItemResponse(rsp *http.Response) (*GetDraftItemResponse, error
 			headers.XRequestId = value
 		}
 		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetDraftItemResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers GetDraftItemResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -18300,6 +19161,13 @@ func ParsePutDraftItemResponse(rsp *http.Response) (*PutDraftItemResponse, error
 			return nil, err
 		}
 		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
@@ -18443,6 +19311,23 @@ func ParsePutDraftItemResponse(rsp *http.Response) (*PutDraftItemResponse, error
 			headers.XRequestId = value
 		}
 		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers PutDraftItemResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers PutDraftItemResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -18526,6 +19411,13 @@ func ParseDeleteDraftStoreProductResponse(rsp *http.Response) (*DeleteDraftStore
 			return nil, err
 		}
 		response.ApplicationproblemJSON412 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
@@ -18611,6 +19503,23 @@ func ParseDeleteDraftStoreProductResponse(rsp *http.Response) (*DeleteDraftStore
 			headers.XRequestId = value
 		}
 		response.Headers412 = &headers
+	case rsp.StatusCode == 429:
+		var headers DeleteDraftStoreProductResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers DeleteDraftStoreProductResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -18694,6 +19603,13 @@ func ParseGetDraftStoreProductResponse(rsp *http.Response) (*GetDraftStoreProduc
 			return nil, err
 		}
 		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
@@ -18807,6 +19723,23 @@ func ParseGetDraftStoreProductResponse(rsp *http.Response) (*GetDraftStoreProduc
 			headers.XRequestId = value
 		}
 		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetDraftStoreProductResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers GetDraftStoreProductResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -18915,6 +19848,13 @@ func ParsePutDraftStoreProductResponse(rsp *http.Response) (*PutDraftStoreProduc
 			return nil, err
 		}
 		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
@@ -19058,6 +19998,23 @@ func ParsePutDraftStoreProductResponse(rsp *http.Response) (*PutDraftStoreProduc
 			headers.XRequestId = value
 		}
 		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers PutDraftStoreProductResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers PutDraftStoreProductResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -19132,6 +20089,13 @@ func ParseValidateDraftResponse(rsp *http.Response) (*ValidateDraftResponse, err
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -19203,6 +20167,23 @@ func ParseValidateDraftResponse(rsp *http.Response) (*ValidateDraftResponse, err
 			headers.XRequestId = value
 		}
 		response.Headers403 = &headers
+	case rsp.StatusCode == 429:
+		var headers ValidateDraftResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers ValidateDraftResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -19311,6 +20292,13 @@ func ParsePublishDraftResponse(rsp *http.Response) (*PublishDraftResponse, error
 			return nil, err
 		}
 		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
@@ -19433,6 +20421,23 @@ func ParsePublishDraftResponse(rsp *http.Response) (*PublishDraftResponse, error
 			headers.XRequestId = value
 		}
 		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers PublishDraftResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers PublishDraftResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -19541,6 +20546,13 @@ func ParseRollbackCatalogResponse(rsp *http.Response) (*RollbackCatalogResponse,
 			return nil, err
 		}
 		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
@@ -19663,6 +20675,23 @@ func ParseRollbackCatalogResponse(rsp *http.Response) (*RollbackCatalogResponse,
 			headers.XRequestId = value
 		}
 		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers RollbackCatalogResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers RollbackCatalogResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -19737,6 +20766,13 @@ func ParseListVersionsResponse(rsp *http.Response) (*ListVersionsResponse, error
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -19808,6 +20844,23 @@ func ParseListVersionsResponse(rsp *http.Response) (*ListVersionsResponse, error
 			headers.XRequestId = value
 		}
 		response.Headers403 = &headers
+	case rsp.StatusCode == 429:
+		var headers ListVersionsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers ListVersionsResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -19896,6 +20949,13 @@ func ParseGetVersionResponse(rsp *http.Response) (*GetVersionResponse, error) {
 		}
 		response.ApplicationproblemJSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -19977,6 +21037,23 @@ func ParseGetVersionResponse(rsp *http.Response) (*GetVersionResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetVersionResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers GetVersionResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -20053,6 +21130,13 @@ func ParseListKeysResponse(rsp *http.Response) (*ListKeysResponse, error) {
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -20117,6 +21201,23 @@ func ParseListKeysResponse(rsp *http.Response) (*ListKeysResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers403 = &headers
+	case rsp.StatusCode == 429:
+		var headers ListKeysResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers ListKeysResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -20216,6 +21317,13 @@ func ParseCreateKeyResponse(rsp *http.Response) (*CreateKeyResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
@@ -20318,6 +21426,23 @@ func ParseCreateKeyResponse(rsp *http.Response) (*CreateKeyResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers415 = &headers
+	case rsp.StatusCode == 429:
+		var headers CreateKeyResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers CreateKeyResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -20401,6 +21526,13 @@ func ParseRevokeKeyResponse(rsp *http.Response) (*RevokeKeyResponse, error) {
 		}
 		response.ApplicationproblemJSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -20475,6 +21607,23 @@ func ParseRevokeKeyResponse(rsp *http.Response) (*RevokeKeyResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers RevokeKeyResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers RevokeKeyResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -20583,6 +21732,13 @@ func ParsePostGrantResponse(rsp *http.Response) (*PostGrantResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
@@ -20719,6 +21875,23 @@ func ParsePostGrantResponse(rsp *http.Response) (*PostGrantResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers PostGrantResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers PostGrantResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -20793,6 +21966,13 @@ func ParseGetLedgerResponse(rsp *http.Response) (*GetLedgerResponse, error) {
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -20857,6 +22037,23 @@ func ParseGetLedgerResponse(rsp *http.Response) (*GetLedgerResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers403 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetLedgerResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers GetLedgerResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -20934,6 +22131,13 @@ func ParseGetStorePurchasesResponse(rsp *http.Response) (*GetStorePurchasesRespo
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -20998,6 +22202,23 @@ func ParseGetStorePurchasesResponse(rsp *http.Response) (*GetStorePurchasesRespo
 			headers.XRequestId = value
 		}
 		response.Headers403 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetStorePurchasesResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers GetStorePurchasesResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -21075,6 +22296,13 @@ func ParseGetRefundsResponse(rsp *http.Response) (*GetRefundsResponse, error) {
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -21139,6 +22367,23 @@ func ParseGetRefundsResponse(rsp *http.Response) (*GetRefundsResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers403 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetRefundsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers GetRefundsResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -21215,6 +22460,13 @@ func ParseGetStoreNotificationsResponse(rsp *http.Response) (*GetStoreNotificati
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -21279,6 +22531,23 @@ func ParseGetStoreNotificationsResponse(rsp *http.Response) (*GetStoreNotificati
 			headers.XRequestId = value
 		}
 		response.Headers403 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetStoreNotificationsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers GetStoreNotificationsResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -21742,6 +23011,13 @@ func ParsePostEntitlementChecksResponse(rsp *http.Response) (*PostEntitlementChe
 		}
 		response.ApplicationproblemJSON415 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -21826,6 +23102,23 @@ func ParsePostEntitlementChecksResponse(rsp *http.Response) (*PostEntitlementChe
 			headers.XRequestId = value
 		}
 		response.Headers415 = &headers
+	case rsp.StatusCode == 429:
+		var headers PostEntitlementChecksResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers PostEntitlementChecksResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -21907,6 +23200,13 @@ func ParseGetEntitlementCheckResponse(rsp *http.Response) (*GetEntitlementCheckR
 		}
 		response.ApplicationproblemJSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -21981,6 +23281,23 @@ func ParseGetEntitlementCheckResponse(rsp *http.Response) (*GetEntitlementCheckR
 			headers.XRequestId = value
 		}
 		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetEntitlementCheckResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers GetEntitlementCheckResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -22591,6 +23908,13 @@ func ParsePostAppleNotificationResponse(rsp *http.Response) (*PostAppleNotificat
 		}
 		response.ApplicationproblemJSON422 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -22658,6 +23982,23 @@ func ParsePostAppleNotificationResponse(rsp *http.Response) (*PostAppleNotificat
 			headers.XRequestId = value
 		}
 		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers PostAppleNotificationResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers PostAppleNotificationResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -22746,6 +24087,13 @@ func ParsePostGoogleNotificationResponse(rsp *http.Response) (*PostGoogleNotific
 		}
 		response.ApplicationproblemJSON422 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -22830,6 +24178,23 @@ func ParsePostGoogleNotificationResponse(rsp *http.Response) (*PostGoogleNotific
 			headers.XRequestId = value
 		}
 		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers PostGoogleNotificationResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers PostGoogleNotificationResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
