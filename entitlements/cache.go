@@ -61,6 +61,11 @@ type Cache struct {
 	// suspect is set when Redis may hold data older than what was written
 	// to it; the epoch is bumped before any entry is trusted again.
 	suspect atomic.Bool
+	// pendingBump is set when a committed change reached neither Redis nor
+	// the epoch: until a bump succeeds, this process trusts no entry, and
+	// the bump is retried (by the next read and by RunEpochRefresh) so the
+	// other replicas stop trusting theirs as soon as Postgres takes it.
+	pendingBump atomic.Bool
 	// scriptLoaded is set once patchScript is known to Redis.
 	scriptLoaded atomic.Bool
 	metrics      cacheMetrics
@@ -179,6 +184,13 @@ func (c *Cache) usable(ctx context.Context) bool {
 // and cached, and a Redis restored from an old snapshot would be trusted
 // until then.
 func (c *Cache) establishEpoch(ctx context.Context) error {
+	if c.pendingBump.Load() {
+		if err := c.bumpEpoch(ctx, ""); err != nil {
+			return err
+		}
+		c.pendingBump.Store(false)
+		return nil
+	}
 	if err := c.checkRedisIdentity(ctx); err != nil {
 		return err
 	}
@@ -291,6 +303,12 @@ func (c *Cache) refreshEpoch(ctx context.Context) error {
 	return nil
 }
 
+// bumpFailed records that a bump the cache needed did not happen.
+func (c *Cache) bumpFailed() {
+	c.pendingBump.Store(true)
+	c.epochUnknown.Store(true)
+}
+
 func (c *Cache) setEpoch(e int64) {
 	for {
 		cur := c.epoch.Load()
@@ -314,6 +332,13 @@ func (c *Cache) RunEpochRefresh(ctx context.Context) {
 				if err := c.checkRedisIdentity(ctx); err != nil && ctx.Err() == nil {
 					c.log.Debug("redis identity check failed", slog.Any("error", err))
 				}
+			}
+			if c.pendingBump.Load() {
+				// A plain refresh would trust the old epoch again.
+				if err := c.establishEpoch(ctx); err != nil && ctx.Err() == nil {
+					c.log.Warn("cache epoch bump still failing", slog.Any("error", err))
+				}
+				continue
 			}
 			if err := c.refreshEpoch(ctx); err != nil && ctx.Err() == nil {
 				c.epochUnknown.Store(true)
@@ -510,7 +535,7 @@ func (c *Cache) committed(ctx context.Context, h Holdings) {
 	if err := c.bumpEpoch(wctx, ""); err != nil {
 		// This process no longer knows a safe epoch: it bypasses the cache
 		// until it can read the epoch again.
-		c.epochUnknown.Store(true)
+		c.bumpFailed()
 		c.log.Error("cache: committed change not cached and epoch not bumped; other replicas may serve a stale entry until it expires",
 			slog.String("player_id", h.PlayerID), slog.Int64("version", h.Version), slog.Any("error", err))
 	}
@@ -558,7 +583,7 @@ func (c *Cache) patched(ctx context.Context, patches []holdingsPatch) {
 	}
 	c.scriptLoaded.Store(false) // a restarted Redis forgot it
 	if err := c.bumpEpoch(wctx, ""); err != nil {
-		c.epochUnknown.Store(true)
+		c.bumpFailed()
 		c.log.Error("cache: committed changes not cached and epoch not bumped; other replicas may serve stale entries until they expire",
 			slog.Int("players", len(patches)), slog.Any("error", err))
 	}

@@ -162,3 +162,58 @@ func TestTheFirstIdentityCheckDoesNotDiscardWarmEntries(t *testing.T) {
 		t.Fatalf("the first identity check discarded a warm entry: %d Postgres loads after it", n)
 	}
 }
+
+// When a committed change reaches neither Redis nor the epoch (both time
+// out under overload), the bump is owed: this process trusts no entry until
+// it has made it, and once it has, every other replica refuses the entries
+// from before (F4).
+func TestAFailedBumpIsOwedUntilMade(t *testing.T) {
+	ctx := context.Background()
+	t.Run("a change that reached neither Redis nor Postgres leaves the bump owed", func(t *testing.T) {
+		pool, _ := testenv.NewPool(t)
+		dead := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 50 * time.Millisecond, MaxRetries: -1})
+		t.Cleanup(func() { _ = dead.Close() })
+		c := NewCache(dead, pool, CacheConfig{})
+		pool.Close() // Postgres out of reach too
+		c.patched(ctx, []holdingsPatch{{PlayerID: "p1", Prev: 1, Version: 2}})
+		if !c.pendingBump.Load() || !c.epochUnknown.Load() {
+			t.Errorf("pending %v, epoch unknown %v: the missed bump is forgotten", c.pendingBump.Load(), c.epochUnknown.Load())
+		}
+	})
+	t.Run("the owed bump is made before any entry is trusted", func(t *testing.T) {
+		pool, _ := testenv.NewPool(t)
+		rdb, prefix := testenv.RedisClient(t)
+		a := NewCache(rdb, pool, CacheConfig{Prefix: prefix})
+		b := NewCache(rdb, pool, CacheConfig{Prefix: prefix})
+		la, lb := New(pool, goldCatalog(t), WithCache(a)), New(pool, goldCatalog(t), WithCache(b))
+		grantGold(t, la, "k1")
+		if _, err := lb.Holdings(ctx, "p1"); err != nil { // b caches the entry
+			t.Fatal(err)
+		}
+		var before int64
+		if err := pool.QueryRow(ctx, `SELECT epoch FROM cache_state`).Scan(&before); err != nil {
+			t.Fatal(err)
+		}
+		a.bumpFailed() // as if a's next change had reached neither
+		if !a.usable(ctx) {
+			t.Fatal("a cannot use the cache although Postgres and Redis are back")
+		}
+		var after int64
+		if err := pool.QueryRow(ctx, `SELECT epoch FROM cache_state`).Scan(&after); err != nil {
+			t.Fatal(err)
+		}
+		if after <= before || a.pendingBump.Load() {
+			t.Fatalf("epoch %d -> %d, pending %v: the owed bump was not made", before, after, a.pendingBump.Load())
+		}
+		if err := b.refreshEpoch(ctx); err != nil {
+			t.Fatal(err)
+		}
+		loads := lb.PostgresLoads()
+		if _, err := lb.Holdings(ctx, "p1"); err != nil {
+			t.Fatal(err)
+		}
+		if lb.PostgresLoads() == loads {
+			t.Error("another replica still trusts an entry from before the owed bump")
+		}
+	})
+}

@@ -353,3 +353,59 @@ func TestARecreatedDatabaseDoesNotServeTheOldOnesCache(t *testing.T) {
 		t.Errorf("the new database served the old one's cached holdings: %+v", h)
 	}
 }
+
+// A committed purchase patches the cached entry with the assets it changed
+// and its version, so the next read is served from Redis, not reloaded.
+func TestCommittedChangesPatchTheCachedEntry(t *testing.T) {
+	forEachRedis(t, func(t *testing.T, rdb redis.UniversalClient, prefix string) {
+		pool, _ := testenv.NewPool(t)
+		l, _ := cachedLedger(t, pool, rdb, prefix, entitlements.CacheConfig{})
+		fund(t, l, "p1", map[string]int64{"gold": 1000})
+		_ = holdings(t, l, "p1") // warm
+		loads := l.PostgresLoads()
+		out, err := buy(l, "p1", "k1", "potion", 3, "gold", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := holdings(t, l, "p1")
+		if h.Version != out.Version || h.Currencies["gold"] != 700 || h.Items["potion"] != 3 {
+			t.Fatalf("after the purchase the cache holds %+v, want version %d, 700 gold, 3 potions", h, out.Version)
+		}
+		if l.PostgresLoads() != loads {
+			t.Errorf("the read after the purchase reached Postgres %d times; the entry should have been patched", l.PostgresLoads()-loads)
+		}
+		if db := holdings(t, uncached(t, pool), "p1"); !sameHoldings(h, db) {
+			t.Fatalf("cache %+v, postgres %+v", h, db)
+		}
+	})
+}
+
+// A purchase committed by a replica that died before updating the cache
+// leaves Redis with the older entry. The client's retry, replayed on another
+// replica, must repair it: the next read there shows the purchase.
+func TestAReplayRepairsTheCacheAfterALostAnswer(t *testing.T) {
+	forEachRedis(t, func(t *testing.T, rdb redis.UniversalClient, prefix string) {
+		pool, _ := testenv.NewPool(t)
+		b, _ := cachedLedger(t, pool, rdb, prefix, entitlements.CacheConfig{})
+		fund(t, b, "p1", map[string]int64{"gold": 1000})
+		if h := holdings(t, b, "p1"); h.Currencies["gold"] != 1000 {
+			t.Fatalf("warm: %+v", h)
+		}
+		// Replica A commits and dies before its cache write: here, a ledger
+		// with no cache at all.
+		if _, err := buy(uncached(t, pool), "p1", "lost", "potion", 2, "gold", 100); err != nil {
+			t.Fatal(err)
+		}
+		if h := holdings(t, b, "p1"); h.Currencies["gold"] != 1000 {
+			t.Fatalf("test setup: the cache already shows the purchase: %+v", h)
+		}
+		out, err := buy(b, "p1", "lost", "potion", 2, "gold", 100)
+		if err != nil || !out.Replayed {
+			t.Fatalf("retry: %+v, %v; want a replay", out, err)
+		}
+		h := holdings(t, b, "p1")
+		if db := holdings(t, uncached(t, pool), "p1"); !sameHoldings(h, db) || h.Currencies["gold"] != 800 {
+			t.Errorf("after the replayed retry the cache serves %+v, Postgres holds %+v", h, db)
+		}
+	})
+}

@@ -111,6 +111,10 @@ type wallet struct {
 	prev, version int64
 	slots         map[assetKey]*slot
 	changed       bool
+	// replayed: a posting of this batch replayed a stored success. Its
+	// first answer may never have reached the cache (the replica that
+	// committed it died first), so the cache gets a version floor.
+	replayed bool
 }
 
 func (w *wallet) slot(typ, id string) *slot {
@@ -290,6 +294,12 @@ func (l *Ledger) apply(ctx context.Context, q batchSender, ps []*posting, own bo
 	for _, id := range players {
 		wl := wallets[id]
 		if !wl.changed {
+			if wl.replayed {
+				// No data (Prev matches no entry): an entry older than the
+				// player's version becomes a miss and is reloaded, instead
+				// of being served stale after a lost answer.
+				patches = append(patches, holdingsPatch{PlayerID: id, Prev: -1, Version: wl.version})
+			}
 			continue
 		}
 		patch := holdingsPatch{PlayerID: id, Prev: wl.prev, Version: wl.version,
@@ -397,6 +407,7 @@ func (l *Ledger) decide(p *posting, wl *wallet, stored map[idemKey]*storedKey, i
 		if prior.outcome != "ok" {
 			return postOutcome{err: &Rejection{Code: Code(prior.outcome), Detail: prior.body, Replayed: replayed}}
 		}
+		wl.replayed = true
 		return postOutcome{res: postResult{Outcome: Outcome{Body: prior.body, Replayed: replayed, Version: wl.version}}}
 	}
 	remember := func(outcome string, body []byte) {

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -263,4 +264,46 @@ func benchmarkGroupCommit(b *testing.B, cached bool) {
 	s := l.WriterStats()
 	b.ReportMetric(float64(s.Postings)/float64(max(s.Batches, 1)), "purchases/batch")
 	b.ReportMetric(float64(s.Fallbacks), "fallbacks")
+}
+
+// A key held by a transaction still running makes the whole batch time out
+// on its lock; posted one by one, the others go through and only that one
+// is told its key is in use.
+func TestAKeyInUseFailsOnlyItsOwnPostingInABatch(t *testing.T) {
+	l, pool := newLedger(t, entitlements.WithKeyWait(100*time.Millisecond))
+	fund(t, l, "p1", map[string]int64{"gold": 1000})
+	fund(t, l, "p2", map[string]int64{"gold": 1000})
+	ctx := context.Background()
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `INSERT INTO idempotency_keys (player_id, scope, key, fingerprint, outcome, response)
+		VALUES ('p1', $1, 'busy', '\x00', 'pending', '{}')`, entitlements.ScopePurchase); err != nil {
+		t.Fatal(err)
+	}
+	_, errs := entitlements.PurchaseBatch(l, []entitlements.PurchaseRequest{
+		purchase("p1", "busy", "potion", 1, "gold", 100),
+		purchase("p1", "free", "potion", 1, "gold", 100),
+		purchase("p2", "other", "potion", 1, "gold", 100),
+	})
+	if !errors.Is(errs[0], entitlements.ErrIdempotencyKeyInUse) {
+		t.Errorf("the held key: %v, want ErrIdempotencyKeyInUse", errs[0])
+	}
+	if errs[1] != nil || errs[2] != nil {
+		t.Errorf("the others: %v, %v; want both applied", errs[1], errs[2])
+	}
+	if s := l.WriterStats(); s.Fallbacks != 1 {
+		t.Errorf("stats %+v, want the batch fallen back once", s)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for player, gold := range map[string]int64{"p1": 900, "p2": 900} {
+		if h := holdings(t, l, player); h.Currencies["gold"] != gold {
+			t.Errorf("%s holds %d gold, want %d", player, h.Currencies["gold"], gold)
+		}
+	}
+	assertAuditOK(t, l)
 }
