@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"sort"
 	"strconv"
 	"strings"
@@ -66,6 +67,10 @@ type Cache struct {
 	// the bump is retried (by the next read and by RunEpochRefresh) so the
 	// other replicas stop trusting theirs as soon as Postgres takes it.
 	pendingBump atomic.Bool
+	// reverify is set whenever a new Redis connection is dialed: the server
+	// behind it may have restarted from an old snapshot, so its identity is
+	// checked before an entry read over it is trusted.
+	reverify atomic.Bool
 	// scriptLoaded is set once patchScript is known to Redis.
 	scriptLoaded atomic.Bool
 	metrics      cacheMetrics
@@ -127,6 +132,7 @@ func NewCache(rdb redis.UniversalClient, db *pgxpool.Pool, cfg CacheConfig) *Cac
 			}
 		},
 	})
+	rdb.AddHook(dialWatch{c})
 	return c
 }
 
@@ -169,12 +175,37 @@ func (c *Cache) usable(ctx context.Context) bool {
 		}
 		c.suspect.Store(false)
 	}
+	if c.reverify.Swap(false) {
+		if err := c.checkRedisIdentity(ctx); err != nil {
+			c.reverify.Store(true)
+			return false
+		}
+	}
 	if c.epochUnknown.Load() {
 		if err := c.establishEpoch(ctx); err != nil {
 			return false
 		}
 	}
 	return true
+}
+
+// dialWatch sets reverify on every connection go-redis dials.
+type dialWatch struct{ c *Cache }
+
+func (d dialWatch) DialHook(next redis.DialHook) redis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := next(ctx, network, addr)
+		if err == nil {
+			d.c.reverify.Store(true)
+		}
+		return conn, err
+	}
+}
+
+func (d dialWatch) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+
+func (d dialWatch) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
 }
 
 // establishEpoch learns the epoch before any entry is trusted (at start, or
@@ -416,6 +447,16 @@ func (c *Cache) holdings(ctx context.Context, player string) (Holdings, error) {
 		c.metrics.bypass.Inc()
 		return c.load(ctx, player)
 	}
+	if ok && c.reverify.Load() {
+		// The read dialed a new connection: the entry may come from a
+		// Redis restarted with older data. Check before trusting it, and
+		// read this one from Postgres.
+		if !c.usable(ctx) {
+			c.metrics.bypass.Inc()
+			return c.load(ctx, player)
+		}
+		ok = false
+	}
 	if ok {
 		c.metrics.hits.Inc()
 		return h, nil
@@ -496,9 +537,16 @@ func (c *Cache) holdingsMany(ctx context.Context, players []string) (map[string]
 	}
 	out := make(map[string]Holdings, len(players))
 	var missing []string
+	// As in holdings: entries read over a freshly dialed connection are
+	// trusted only once that Redis' identity is checked; until then they
+	// come from Postgres.
+	redialed := c.reverify.Load()
+	if redialed {
+		_ = c.usable(ctx) // checks the identity, bumping the epoch if it changed
+	}
 	for i, id := range players {
 		h, ok, _ := c.decodeEntry(id, cmds[i].Val())
-		if ok {
+		if ok && !redialed {
 			out[id] = h
 			continue
 		}

@@ -409,3 +409,43 @@ func TestAReplayRepairsTheCacheAfterALostAnswer(t *testing.T) {
 		}
 	})
 }
+
+// Redis restarted from an older snapshot is caught on the first read after
+// the restart, not at the next periodic identity check (F2): the periodic
+// check here is an hour away.
+func TestARedisRestoredFromAnOldSnapshotIsNeverServed(t *testing.T) {
+	ctx := context.Background()
+	pool, _ := testenv.NewPool(t)
+	srv := testenv.NewRedisServer(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	l, _ := cachedLedger(t, pool, rdb, "coinop:", entitlements.CacheConfig{EpochRefresh: time.Hour})
+	fund(t, l, "p1", map[string]int64{"gold": 1000})
+	holdings(t, l, "p1") // cached
+	snapshot, err := rdb.HGetAll(ctx, "coinop:{p1}:holdings").Result()
+	if err != nil || snapshot["v"] == "" {
+		t.Fatalf("no entry to snapshot: %v %v", snapshot, err)
+	}
+	if _, err := buy(l, "p1", "k1", "potion", 1, "gold", 100); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Restored from the snapshot taken before the purchase.
+	if err := redis.NewClient(&redis.Options{Addr: srv.Addr()}).HSet(ctx, "coinop:{p1}:holdings", snapshot).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if h := holdings(t, l, "p1"); h.Currencies["gold"] != 900 {
+			t.Fatalf("read %d after the restore served %+v, want the 900 gold Postgres holds", i, h)
+		}
+	}
+	many, err := l.HoldingsMany(ctx, []string{"p1"})
+	if err != nil || many["p1"].Currencies["gold"] != 900 {
+		t.Errorf("batch read after the restore: %+v %v", many, err)
+	}
+}

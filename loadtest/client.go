@@ -33,9 +33,17 @@ type CatalogDocument struct {
 
 // Catalog lists what players can buy.
 type Catalog struct {
-	Currencies []Currency `json:"currencies"`
-	Items      []Item     `json:"items"`
-	Bundles    []Bundle   `json:"bundles"`
+	Currencies    []Currency     `json:"currencies"`
+	Items         []Item         `json:"items"`
+	Bundles       []Bundle       `json:"bundles"`
+	StoreProducts []StoreProduct `json:"store_products,omitempty"`
+}
+
+// StoreProduct is a product sold through an app store and what redeeming
+// it grants.
+type StoreProduct struct {
+	Store     string `json:"store"`
+	ProductID string `json:"product_id"`
 }
 
 // Currency is a virtual currency.
@@ -149,6 +157,9 @@ type LedgerEntry struct {
 const (
 	KindPurchase   = "purchase"
 	KindAdminGrant = "admin_grant"
+	// Store redemptions and refunds, as the store chaos checks them.
+	KindStorePurchase = "store_purchase"
+	KindStoreRefund   = "store_refund"
 )
 
 // Audit is the body of GET /admin/v1/audit.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -30,6 +31,9 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func command(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "merge" {
+		return mergeCommand(args[1:], stdout, stderr)
+	}
 	cfg, err := ParseArgs(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return ExitOK
@@ -43,6 +47,14 @@ func command(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	fmt.Fprintf(stdout, "coinop loadtest: run %s against %s: %s\n", cfg.RunID, cfg.URL, cfg.Describe())
 
+	var baseline *Report
+	if cfg.Baseline != "" {
+		if baseline, err = ReadBaseline(cfg.Baseline); err != nil {
+			fmt.Fprintf(stderr, "coinop loadtest: --baseline: %v\n", err)
+			return ExitSetup
+		}
+	}
+
 	client := NewClient(cfg.URL, cfg.PoolSize(), cfg.Timeout, cfg.AdminToken, cfg.ServerToken)
 	defer client.Close()
 	obs := NewObserved()
@@ -54,18 +66,32 @@ func command(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	fmt.Fprintf(stdout, "setup: %d players, funded %s each; catalog v%d: %d offers\n",
 		len(fx.Players), fundingText(fx.Funding), fx.CatalogVersion, len(fx.Offers))
+	if len(cfg.Scenario.Archetypes) > 0 {
+		fmt.Fprintf(stdout, "archetypes: %s\n", fx.KindsText())
+	}
 	for _, n := range fx.Notes {
 		fmt.Fprintf(stdout, "note: %s\n", n)
 	}
 
-	res, err := Run(ctx, cfg, fx, client, obs, stdout)
+	var report *Report
+	interrupted := false
+	if cfg.FindMax {
+		report, err = FindMax(ctx, cfg, fx, client, obs, stdout)
+		interrupted = ctx.Err() != nil
+	} else {
+		var res *Result
+		res, err = Run(ctx, cfg, fx, client, obs, stdout)
+		if err == nil {
+			report = NewReport(cfg, fx, res)
+			interrupted = res.Interrupted
+		}
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "coinop loadtest: %v\n", err)
 		return ExitSetup
 	}
-	report := NewReport(cfg, fx, res)
 
-	if res.Interrupted {
+	if interrupted {
 		report.Notes = append(report.Notes, "interrupted: verification skipped")
 	} else if cfg.Verify {
 		vctx, cancel := context.WithTimeout(ctx, verifyTimeout)
@@ -76,17 +102,40 @@ func command(ctx context.Context, args []string, getenv func(string) string, std
 			report.Notes = append(report.Notes, "verification did not finish: "+err.Error())
 			v = &Verification{Problems: []Problem{{Kind: ProblemUnverifiable, Detail: err.Error()}}}
 		}
+		if fx.Store != nil && err == nil {
+			// The store's side: every redemption and refund had exactly
+			// one effect (after refunds have had time to apply).
+			cctx, cancel := context.WithTimeout(ctx, verifyTimeout+cfg.Chaos.Wait)
+			probs, settled, cerr := ChaosVerify(cctx, client, fx.Store, stdout)
+			cancel()
+			if cerr != nil {
+				probs = append(probs, Problem{Kind: ProblemUnverifiable, Detail: "store chaos verification did not finish: " + cerr.Error()})
+			}
+			fx.Store.stats.SettledMS = settled.Milliseconds()
+			for _, p := range probs {
+				v.Problems = append(v.Problems, p)
+				v.Counts[p.Kind]++
+			}
+			v.OK = v.OK && len(probs) == 0
+		}
 		report.Verification = v
 	} else {
 		report.Notes = append(report.Notes, "verification skipped (--no-verify)")
 	}
 
+	if baseline != nil {
+		report.Baseline = Compare(baseline, report)
+	}
+	if fx.Store != nil {
+		cs := fx.Store.summary()
+		report.Chaos = &cs
+	}
 	report.WriteTable(stdout)
 	code := ExitOK
 	if report.Failed() {
 		code = ExitFailed
 	}
-	if res.Interrupted {
+	if interrupted {
 		code = ExitSetup
 	}
 	if err := writeFiles(cfg, report, stdout); err != nil {
@@ -95,7 +144,7 @@ func command(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	switch code {
 	case ExitFailed:
-		fmt.Fprintln(stdout, "result: FAILED")
+		fmt.Fprintf(stdout, "result: FAILED: %s\n", strings.Join(report.FailureReasons(), "; "))
 	case ExitOK:
 		fmt.Fprintln(stdout, "result: ok")
 	}

@@ -11,12 +11,9 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
-
-	"sigs.k8s.io/yaml"
 )
 
 // Actions a virtual player can take, as named in --mix and scenario files.
@@ -31,103 +28,6 @@ const (
 
 // Actions lists every action in a stable order.
 var Actions = []string{ActionCatalog, ActionWallet, ActionEntitlements, ActionPurchase, ActionEntitlementCheck, ActionReceipt}
-
-// Scenario is the mix of what virtual players do. It comes from defaults,
-// then a --scenario YAML file, then flags.
-//
-//	mix:                 # relative weights
-//	  catalog: 10
-//	  wallet: 20
-//	  entitlements: 20
-//	  purchase: 40
-//	  entitlement_check: 10
-//	  receipt: 0
-//	purchase:
-//	  retry_share: 0.1        # purchases sent again with the same Idempotency-Key
-//	  stale_price_share: 0.05 # purchases sent with a wrong price, expecting 409
-//	  max_quantity: 3         # quantity is uniform in 1..max_quantity
-type Scenario struct {
-	Mix      map[string]float64 `json:"mix"`
-	Purchase PurchaseMix        `json:"purchase"`
-}
-
-// PurchaseMix shapes purchases.
-type PurchaseMix struct {
-	RetryShare      float64 `json:"retry_share"`
-	StalePriceShare float64 `json:"stale_price_share"`
-	MaxQuantity     int64   `json:"max_quantity"`
-}
-
-// DefaultScenario is the mix used when nothing else is given: mostly reads,
-// with purchases heavy enough to stress the write path.
-func DefaultScenario() Scenario {
-	return Scenario{
-		Mix: map[string]float64{
-			ActionCatalog: 10, ActionWallet: 20, ActionEntitlements: 20,
-			ActionPurchase: 40, ActionEntitlementCheck: 10, ActionReceipt: 0,
-		},
-		Purchase: PurchaseMix{RetryShare: 0.1, StalePriceShare: 0.05, MaxQuantity: 3},
-	}
-}
-
-// Validate returns an error for unknown actions, negative weights, an
-// all-zero mix or shares outside [0, 1].
-func (s Scenario) Validate() error {
-	total := 0.0
-	for a, w := range s.Mix {
-		if !slices.Contains(Actions, a) {
-			return fmt.Errorf("unknown action %q in mix (want %s)", a, strings.Join(Actions, ", "))
-		}
-		if w < 0 || math.IsNaN(w) || math.IsInf(w, 0) {
-			return fmt.Errorf("mix weight of %s must be a non-negative number", a)
-		}
-		total += w
-	}
-	if total == 0 {
-		return errors.New("mix: every weight is zero")
-	}
-	p := s.Purchase
-	if p.RetryShare < 0 || p.RetryShare > 1 || p.StalePriceShare < 0 || p.StalePriceShare > 1 || p.RetryShare+p.StalePriceShare > 1 {
-		return errors.New("purchase shares must be in [0, 1] and sum to at most 1")
-	}
-	if p.MaxQuantity < 1 || p.MaxQuantity > 1000 {
-		return errors.New("purchase max_quantity must be in 1..1000")
-	}
-	return nil
-}
-
-// ParseScenario reads a scenario YAML file over base: sections present in
-// the file replace base's (a mix given in the file is the whole mix), and
-// unknown fields are errors so a typo cannot silently fall back to defaults.
-func ParseScenario(data []byte, base Scenario) (Scenario, error) {
-	var f struct {
-		Mix      map[string]float64 `json:"mix"`
-		Purchase *struct {
-			RetryShare      *float64 `json:"retry_share"`
-			StalePriceShare *float64 `json:"stale_price_share"`
-			MaxQuantity     *int64   `json:"max_quantity"`
-		} `json:"purchase"`
-	}
-	if err := yaml.UnmarshalStrict(data, &f); err != nil {
-		return base, err
-	}
-	s := base
-	if f.Mix != nil {
-		s.Mix = f.Mix
-	}
-	if p := f.Purchase; p != nil {
-		if p.RetryShare != nil {
-			s.Purchase.RetryShare = *p.RetryShare
-		}
-		if p.StalePriceShare != nil {
-			s.Purchase.StalePriceShare = *p.StalePriceShare
-		}
-		if p.MaxQuantity != nil {
-			s.Purchase.MaxQuantity = *p.MaxQuantity
-		}
-	}
-	return s, s.Validate()
-}
 
 // ParseMix parses --mix "purchase=50,wallet=30,catalog=20". Actions not
 // named get weight 0.
@@ -200,12 +100,28 @@ type Config struct {
 	Receipts     []string // read from ReceiptsFile
 	ReceiptStore string
 
-	SLOs    []SLO
-	Out     string
-	HTML    string
-	Seed    uint64
-	Timeout time.Duration
-	Verify  bool
+	Split   Split // this process's part of a run split over several
+	FindMax bool
+	// step names one step of a capacity search ("s3.1."): the steps share
+	// players, so their idempotency keys must differ.
+	step string
+	// MetricsInterval is how often the server's /metrics is scraped
+	// during the load phase (0: never).
+	MetricsInterval time.Duration
+	Baseline        string
+	// Fake App Store: receipts minted on the fly, and the store chaos.
+	FakeStoreDir     string
+	AppleBundleID    string
+	AppleEnvironment string
+	Chaos            ChaosOptions
+	Capacity         CapacityOptions
+	Replay           string
+	SLOs             []SLO
+	Out              string
+	HTML             string
+	Seed             uint64
+	Timeout          time.Duration
+	Verify           bool
 
 	RunID string
 }
@@ -239,6 +155,15 @@ func (c Config) RunLength() time.Duration {
 		return c.Duration
 	}
 	return total
+}
+
+// planned is how long the whole load phase may last: one run, or every
+// step of a capacity search.
+func (c Config) planned() time.Duration {
+	if c.FindMax {
+		return c.Capacity.Step * time.Duration(c.Capacity.MaxSteps)
+	}
+	return c.RunLength()
 }
 
 // Scheduler returns the open model's schedule. With Stages the first stage
@@ -318,6 +243,7 @@ every player's ledger against what it saw succeed. Exit status: 0 ok,
 		maxRequests                     int64
 		rate                            float64
 		jwtSecret, adminToken, srvToken string
+		split                           string
 	)
 	fs.StringVar(&cfg.URL, "url", DefaultURL, "coinop base URL; anything but loopback prints a warning")
 	fs.DurationVar(&cfg.Duration, "duration", DefaultDuration, "length of the load phase (with --stages: an upper bound)")
@@ -346,6 +272,28 @@ every player's ledger against what it saw succeed. Exit status: 0 ok,
 	fs.Uint64Var(&cfg.Seed, "seed", 0, "seed for the request mix (0: random, printed so a run can be repeated)")
 	fs.DurationVar(&cfg.Timeout, "timeout", DefaultTimeout, "per-request timeout")
 	fs.BoolVar(&noVerify, "no-verify", false, "skip the verification phase")
+	cfg.Capacity = DefaultCapacity()
+	fs.DurationVar(&cfg.MetricsInterval, "metrics-interval", time.Second, "scrape the server's /metrics this often during the load phase for the report's server figures (0: never)")
+	fs.StringVar(&cfg.Baseline, "baseline", "", "`old.json`: a report of an earlier run to compare this one with, endpoint by endpoint")
+	fs.BoolVar(&cfg.FindMax, "find-max", false, "capacity mode: search for the highest rate at which every --slo holds (steps of --step, starting at --rate)")
+	fs.DurationVar(&cfg.Capacity.Step, "step", cfg.Capacity.Step, "--find-max: length of each fixed-rate step")
+	fs.Float64Var(&cfg.Capacity.Cap, "max-rate", cfg.Capacity.Cap, "--find-max: never try more than this many requests per second")
+	fs.IntVar(&cfg.Capacity.MaxSteps, "max-steps", cfg.Capacity.MaxSteps, "--find-max: at most this many steps")
+	fs.Float64Var(&cfg.Capacity.Precision, "precision", cfg.Capacity.Precision, "--find-max: stop when the lowest failing rate is within this fraction of the highest sustained one")
+	fs.Float64Var(&cfg.Capacity.RPM, "rpm", cfg.Capacity.RPM, "--find-max: requests one player sends per minute, to turn the rate into concurrent players (CCU)")
+	fs.Int64Var(&cfg.Capacity.CCU, "ccu", 0, "--find-max: the expected peak of concurrent players, to state the headroom")
+	fs.StringVar(&cfg.FakeStoreDir, "fake-store-dir", "", "the fake store's CA `dir` (the server's COINOP_FAKE_STORE_DIR): mint App Store receipts on the fly for the receipt scenario and the store chaos")
+	fs.StringVar(&cfg.AppleBundleID, "apple-bundle-id", "", "bundle id in minted transactions (env COINOP_APPLE_BUNDLE_ID)")
+	fs.StringVar(&cfg.AppleEnvironment, "apple-environment", "Sandbox", "environment of minted transactions: Sandbox, Production or Xcode")
+	cfg.Chaos = ChaosOptions{Waves: 1, Wait: time.Minute}
+	fs.Float64Var(&cfg.Chaos.RefundShare, "refund-share", 0, "store chaos: share of redeemed transactions the store refunds mid-run (needs --fake-store-dir)")
+	fs.IntVar(&cfg.Chaos.Waves, "refund-waves", 1, "store chaos: refund waves, evenly spread over the run")
+	fs.Float64Var(&cfg.Chaos.DuplicateShare, "duplicate-share", 0, "store chaos: share of notifications delivered two or three times")
+	fs.Float64Var(&cfg.Chaos.AbandonShare, "abandon-share", 0, "store chaos: share of deliveries the store abandons after 1 ms and delivers again")
+	fs.Float64Var(&cfg.Chaos.EarlyShare, "early-refund-share", 0, "store chaos: share of purchases whose REFUND notification arrives before the player redeems them (out of order)")
+	fs.DurationVar(&cfg.Chaos.Wait, "refund-wait", time.Minute, "store chaos: how long to wait after the run for refunds to reach the ledger")
+	fs.StringVar(&split, "split", "", "`k/n`: run part k (1..n) of a run split over n processes, each sending every n-th request; merge their --out reports with coinop loadtest merge")
+	fs.StringVar(&cfg.Replay, "replay", "", "`report.json` of an earlier run: run it again with the same seed, schedule, players and scenario (flags given here override)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -354,6 +302,33 @@ every player's ledger against what it saw succeed. Exit status: 0 ok,
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var replay *RunConfig
+	if cfg.Replay != "" {
+		var err error
+		if replay, err = loadReplay(cfg.Replay); err != nil {
+			return cfg, fmt.Errorf("--replay %s: %w", cfg.Replay, err)
+		}
+		load := set["rate"] || set["stages"] || set["vus"]
+		for name, v := range replay.replayFlags() {
+			if set[name] || (load && (name == "rate" || name == "stages" || name == "vus")) {
+				continue
+			}
+			if err := fs.Set(name, v); err != nil {
+				return cfg, fmt.Errorf("--replay %s: %s %q: %w", cfg.Replay, name, v, err)
+			}
+		}
+		if !set["slo"] {
+			slos = append(slos, replay.SLOs...)
+		}
+		clear(set)
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	}
+	if split != "" {
+		var err error
+		if cfg.Split, err = ParseSplit(split); err != nil {
+			return cfg, fmt.Errorf("--split: %w", err)
+		}
+	}
 
 	cfg.MaxRequests = maxRequests
 	cfg.Verify = !noVerify
@@ -388,6 +363,9 @@ every player's ledger against what it saw succeed. Exit status: 0 ok,
 		return cfg, fmt.Errorf("--fund: %w", err)
 	}
 	cfg.Scenario = DefaultScenario()
+	if replay != nil && scenario == "" {
+		cfg.Scenario = replay.Scenario
+	}
 	if scenario != "" {
 		data, err := os.ReadFile(scenario)
 		if err != nil {
@@ -395,6 +373,13 @@ every player's ledger against what it saw succeed. Exit status: 0 ok,
 		}
 		if cfg.Scenario, err = ParseScenario(data, cfg.Scenario); err != nil {
 			return cfg, fmt.Errorf("--scenario %s: %w", scenario, err)
+		}
+	}
+	if len(cfg.Scenario.Arrival) > 0 && !set["rate"] && !set["stages"] && !set["vus"] {
+		cfg.Stages = cfg.Scenario.Arrival // the scenario's arrival curve
+		cfg.Rate = 0
+		if !set["duration"] {
+			cfg.Duration = 0
 		}
 	}
 	if mix != "" {
@@ -422,6 +407,16 @@ every player's ledger against what it saw succeed. Exit status: 0 ok,
 			cfg.Scenario.Mix[ActionReceipt] = 5 // asking for receipts means running them
 		}
 	}
+	cfg.AppleBundleID = firstNonEmpty(cfg.AppleBundleID, getenv("COINOP_APPLE_BUNDLE_ID"))
+	if cfg.FakeStoreDir != "" && cfg.Scenario.Mix[ActionReceipt] == 0 && mix == "" && len(cfg.Scenario.Archetypes) == 0 {
+		cfg.Scenario.Mix[ActionReceipt] = 5 // a fake store means redeeming from it
+	}
+	if cfg.Chaos.Enabled() && cfg.FakeStoreDir == "" {
+		return cfg, errors.New("store chaos (--refund-share, --duplicate-share, --abandon-share, --early-refund-share) needs the fake store: give --fake-store-dir")
+	}
+	if err := cfg.Chaos.Validate(); err != nil {
+		return cfg, err
+	}
 	if cfg.TokensFile != "" {
 		f, err := os.Open(cfg.TokensFile)
 		if err != nil {
@@ -443,6 +438,28 @@ every player's ledger against what it saw succeed. Exit status: 0 ok,
 			return cfg, fmt.Errorf("--slo: %w", err)
 		}
 		cfg.SLOs = append(cfg.SLOs, parsed...)
+	}
+	if cfg.FindMax {
+		switch {
+		case !cfg.Open() || len(cfg.Stages) > 0:
+			return cfg, errors.New("--find-max runs fixed-rate steps of the open model: give --rate (the first step), not --vus or --stages")
+		case len(cfg.SLOs) == 0:
+			return cfg, errors.New("--find-max needs --slo: the thresholds decide which rates are sustained")
+		case cfg.Capacity.Step <= 0:
+			return cfg, errors.New("--step must be positive")
+		case cfg.Capacity.Cap < cfg.Rate || cfg.Capacity.Cap <= 0:
+			return cfg, errors.New("--max-rate must be positive and at least --rate")
+		case cfg.Capacity.MaxSteps < 1 || cfg.Capacity.MaxSteps > 100:
+			return cfg, errors.New("--max-steps must be in 1..100")
+		case !(cfg.Capacity.Precision > 0 && cfg.Capacity.Precision < 1):
+			return cfg, errors.New("--precision must be between 0 and 1, e.g. 0.05")
+		case !(cfg.Capacity.RPM > 0) || math.IsInf(cfg.Capacity.RPM, 0):
+			return cfg, errors.New("--rpm must be a positive number of requests per player per minute")
+		case cfg.Capacity.CCU < 0:
+			return cfg, errors.New("--ccu must not be negative")
+		}
+		cfg.Capacity.Start = cfg.Rate
+		cfg.Duration = cfg.Capacity.Step // the budget and token lifetimes follow one step
 	}
 	cfg.RunID = NewRunID()
 	if cfg.Seed == 0 {
@@ -470,6 +487,9 @@ func (c Config) Validate() error {
 	}
 	if c.Timeout <= 0 {
 		return errors.New("--timeout must be positive")
+	}
+	if c.MetricsInterval < 0 || (c.MetricsInterval > 0 && c.MetricsInterval < 100*time.Millisecond) {
+		return errors.New("--metrics-interval must be 0 (never) or at least 100ms")
 	}
 	if c.Players <= 0 || c.Players > maxPlayers {
 		return fmt.Errorf("--players must be in 1..%d", maxPlayers)
@@ -510,7 +530,11 @@ func (c Config) Describe() string {
 	default:
 		load = fmt.Sprintf("open model, %g req/s for %s", c.Rate, c.Duration)
 	}
-	return fmt.Sprintf("%s, at most %d requests, %d players, seed %d", load, c.MaxRequests, c.Players, c.Seed)
+	out := fmt.Sprintf("%s, at most %d requests, %d players, seed %d", load, c.MaxRequests, c.Players, c.Seed)
+	if c.Split.N > 1 {
+		out += fmt.Sprintf(", part %s", c.Split)
+	}
+	return out
 }
 
 func (c Config) totalStages() time.Duration {
@@ -520,6 +544,34 @@ func (c Config) totalStages() time.Duration {
 	}
 	return t
 }
+
+// Split is one process's part of a run shared by N processes: part K
+// (1-based) sends the open model's requests i with i mod N = K-1 (every
+// process follows the whole schedule and sends its share), or the closed
+// model's virtual players with that index. The zero Split is the whole run.
+type Split struct{ K, N int }
+
+// ParseSplit parses "k/n" with 1 <= k <= n.
+func ParseSplit(s string) (Split, error) {
+	a, b, ok := strings.Cut(s, "/")
+	k, err1 := strconv.Atoi(strings.TrimSpace(a))
+	n, err2 := strconv.Atoi(strings.TrimSpace(b))
+	if !ok || err1 != nil || err2 != nil || n < 1 || n > 1000 || k < 1 || k > n {
+		return Split{}, fmt.Errorf("%q: want k/n with 1 <= k <= n <= 1000, e.g. 1/2", s)
+	}
+	return Split{K: k, N: n}, nil
+}
+
+// String is "k/n", or "" for a whole run.
+func (s Split) String() string {
+	if s.N <= 1 {
+		return ""
+	}
+	return fmt.Sprintf("%d/%d", s.K, s.N)
+}
+
+// mine reports whether request (or virtual player) i belongs to this part.
+func (s Split) mine(i int64) bool { return s.N <= 1 || i%int64(s.N) == int64(s.K-1) }
 
 // randomSeed picks a seed when none was given; it is printed, so the run's
 // request mix can be repeated with --seed.

@@ -20,6 +20,26 @@
 //     admin audit, to catch lost, duplicated or unexplained grants, negative
 //     balances and caches that disagree with the ledger.
 //
+// Around that core:
+//
+//   - Scenarios (scenario.go): player archetypes with session lengths and
+//     action weights, purchases weighted over the live catalog, and arrival
+//     curves of steady, ramp and spike segments, with errors that name their
+//     path in the YAML. Every report carries the run's configuration, and
+//     --replay runs it again with the same request sequence (replay.go).
+//   - Capacity (capacity.go): --find-max searches for the highest rate at
+//     which every --slo holds, as make bench does, and states it as CCU and
+//     headroom, with what broke first.
+//   - Several load machines: --split k/n sends every n-th request, and
+//     `coinop loadtest merge` combines the reports with HDR histograms
+//     merged exactly (merge.go).
+//   - The server's side from /metrics during the run (servermetrics.go) and
+//     --baseline comparison per endpoint (baseline.go).
+//   - Store chaos (chaos.go, applefake.go): fake App Store receipts minted
+//     from the fake store's CA files, refund waves delivered duplicated,
+//     shuffled, abandoned and ahead of their redemption, then a check that
+//     every redemption and refund had exactly one effect.
+//
 // Every run is bounded by a duration and by a request budget and stops by
 // itself. The default target is loopback; any other target is allowed (studios
 // test staging) but announced with a warning.

@@ -1,11 +1,15 @@
 package loadtest
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -36,6 +40,22 @@ type fakeCoinop struct {
 	throttleWallet    atomic.Int32  // answer this many wallet reads 429 rate_limited
 
 	requests atomic.Int64 // every request received
+	// capacity, when set, is a modelled limit on load requests: a token
+	// bucket refilling at this many per second; a request finding it
+	// empty is answered 503 overloaded.
+	capacity *tokenBucket
+	// doubleRefund is a deliberately broken refund guard: the first
+	// refunded transaction is refunded again by every duplicate delivery.
+	doubleRefund bool
+	brokenTx     string
+	// forgetEarlyRefunds is another broken guard: a refund that arrives
+	// before its redemption is forgotten, so the redemption grants and
+	// nothing ever takes it back.
+	forgetEarlyRefunds bool
+	noMetrics          bool // answer /metrics 404, as a server behind a proxy might
+
+	traceMu  sync.Mutex
+	trace    []string     // load requests as "player METHOD path [item×qty]", the run id left out
 	loadReqs atomic.Int64 // requests to player-facing and s2s routes
 
 	mu        sync.Mutex
@@ -47,6 +67,10 @@ type fakeCoinop struct {
 	ledger    map[string][]LedgerTransaction // by player, oldest first
 	holdings  map[string]map[string]int64    // player → "currency:gold" → amount
 	idem      map[string]idemRecord
+
+	storeTx       map[string]string // fake-store transaction id → player
+	refundedTx    map[string]bool
+	notifications map[string]bool // by notification id
 }
 
 type idemRecord struct {
@@ -60,13 +84,16 @@ func newFakeCoinop() *fakeCoinop {
 	past, soon, later := now.Add(-time.Hour), now.Add(10*time.Second), now.Add(24*time.Hour)
 	one := int64(1)
 	return &fakeCoinop{
-		secret:      []byte("test-secret"),
-		adminToken:  "admin-token",
-		serverToken: "server-token",
-		etag:        `"catalog-v3"`,
-		ledger:      map[string][]LedgerTransaction{},
-		holdings:    map[string]map[string]int64{},
-		idem:        map[string]idemRecord{},
+		secret:        []byte("test-secret"),
+		adminToken:    "admin-token",
+		serverToken:   "server-token",
+		etag:          `"catalog-v3"`,
+		ledger:        map[string][]LedgerTransaction{},
+		holdings:      map[string]map[string]int64{},
+		idem:          map[string]idemRecord{},
+		storeTx:       map[string]string{},
+		refundedTx:    map[string]bool{},
+		notifications: map[string]bool{},
 		doc: CatalogDocument{Version: 3, Catalog: Catalog{
 			Currencies: []Currency{{ID: "gold", Name: "Gold"}, {ID: "gems", Name: "Gems"}},
 			Items: []Item{
@@ -82,6 +109,7 @@ func newFakeCoinop() *fakeCoinop {
 				{ID: "knight", Name: "Knight pack", Prices: []Price{{"gold", 120}},
 					Contents: BundleContents{Items: map[string]int64{"sword": 1, "potion": 1}}},
 			},
+			StoreProducts: []StoreProduct{{Store: "apple", ProductID: "com.example.gems10"}, {Store: "google", ProductID: "com.example.gems10"}},
 		}},
 	}
 }
@@ -95,14 +123,24 @@ func (f *fakeCoinop) start(t *testing.T) string {
 	mux.HandleFunc("GET /v1/entitlements", f.entitlements)
 	mux.HandleFunc("POST /v1/purchases", f.purchase)
 	mux.HandleFunc("POST /v1/receipts", f.receipt)
+	mux.HandleFunc("POST /v1/stores/apple/notifications", f.appleNotification)
 	mux.HandleFunc("GET /v1/players/{player_id}/entitlements/{item_id}", f.ownership)
 	mux.HandleFunc("POST /admin/v1/players/{player_id}/grants", f.grant)
 	mux.HandleFunc("GET /admin/v1/players/{player_id}/ledger", f.ledgerPage)
 	mux.HandleFunc("GET /admin/v1/audit", f.audit)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.requests.Add(1)
+		if r.URL.Path == "/metrics" {
+			f.metrics(w)
+			return
+		}
 		if !strings.HasPrefix(r.URL.Path, "/admin/") {
 			f.loadReqs.Add(1)
+			f.traceRequest(r)
+			if f.capacity != nil && !f.capacity.take(time.Now()) {
+				problem(w, http.StatusServiceUnavailable, "overloaded")
+				return
+			}
 		}
 		mux.ServeHTTP(w, r)
 	}))
@@ -111,6 +149,118 @@ func (f *fakeCoinop) start(t *testing.T) string {
 		t.Fatalf("test server %s is not on loopback", srv.URL)
 	}
 	return srv.URL
+}
+
+// metrics answers a Prometheus exposition that moves with the load: a
+// millisecond of CPU and a cache hit per load request, a pool wait every
+// tenth, and each purchase in the route histogram.
+func (f *fakeCoinop) metrics(w http.ResponseWriter) {
+	if f.noMetrics {
+		http.NotFound(w, nil)
+		return
+	}
+	n := float64(f.loadReqs.Load())
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	fmt.Fprintf(w, "# HELP process_cpu_seconds_total CPU.\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %g\n", n/1000)
+	fmt.Fprintf(w, "process_resident_memory_bytes %g\ngo_goroutines 12\n", 64.0*(1<<20))
+	fmt.Fprintf(w, "coinop_db_pool_acquires_total %g\ncoinop_db_pool_empty_acquires_total %g\ncoinop_db_pool_acquire_wait_seconds_total %g\n", n, math.Floor(n/10), math.Floor(n/10)*0.002)
+	fmt.Fprintf(w, "coinop_db_pool_connections{state=\"acquired\"} 3\ncoinop_db_pool_max_connections 20\n")
+	fmt.Fprintf(w, "coinop_cache_hits_total %g\ncoinop_cache_misses_total %g\n", n*0.9, n*0.1)
+	fmt.Fprintf(w, "coinop_http_request_duration_seconds_bucket{method=\"GET\",route=\"/v1/wallet\",status=\"200\",le=\"0.001\"} %g\n", n*0.5)
+	fmt.Fprintf(w, "coinop_http_request_duration_seconds_bucket{method=\"GET\",route=\"/v1/wallet\",status=\"200\",le=\"0.005\"} %g\n", n)
+	fmt.Fprintf(w, "coinop_http_request_duration_seconds_bucket{method=\"GET\",route=\"/v1/wallet\",status=\"200\",le=\"+Inf\"} %g\n", n)
+	fmt.Fprintf(w, "coinop_http_request_duration_seconds_sum{method=\"GET\",route=\"/v1/wallet\",status=\"200\"} %g\n", n*0.002)
+	fmt.Fprintf(w, "coinop_http_request_duration_seconds_count{method=\"GET\",route=\"/v1/wallet\",status=\"200\"} %g\n", n)
+}
+
+// tokenBucket admits rate requests per second with bursts of up to burst.
+type tokenBucket struct {
+	rate, burst float64
+
+	mu     sync.Mutex
+	tokens float64
+	last   time.Time
+}
+
+func newTokenBucket(rate, burst float64) *tokenBucket {
+	return &tokenBucket{rate: rate, burst: burst, tokens: burst}
+}
+
+func (b *tokenBucket) take(now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.last.IsZero() {
+		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+	}
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// traceRequest notes a load request by player number (lt-<run>-<n> → p<n>)
+// and, for purchases, what was asked for, so two runs can be compared.
+func (f *fakeCoinop) traceRequest(r *http.Request) {
+	who := r.PathValue("player_id")
+	path := r.URL.Path
+	if tok, _, err := jwt.NewParser().ParseUnverified(bearer(r), &jwt.RegisteredClaims{}); err == nil {
+		who, _ = tok.Claims.GetSubject()
+	}
+	if parts := strings.Split(path, "/"); len(parts) > 3 && parts[2] == "players" {
+		who = parts[3]
+		parts[3] = "{id}"
+		path = strings.Join(parts, "/")
+	}
+	if i := strings.LastIndexByte(who, '-'); i >= 0 {
+		who = "p" + who[i+1:]
+	}
+	line := who + " " + r.Method + " " + path
+	if r.Method == http.MethodPost && r.URL.Path == "/v1/purchases" {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(strings.NewReader(string(body)))
+		var req PurchaseRequest
+		if json.Unmarshal(body, &req) == nil {
+			line += fmt.Sprintf(" %s×%d@%d", req.ItemID, req.Quantity, req.Price.Amount)
+		}
+	}
+	f.traceMu.Lock()
+	f.trace = append(f.trace, line)
+	f.traceMu.Unlock()
+}
+
+// tracedRequests returns the trace sorted, and clears it.
+func (f *fakeCoinop) tracedRequests() []string {
+	f.traceMu.Lock()
+	defer f.traceMu.Unlock()
+	out := f.trace
+	f.trace = nil
+	sort.Strings(out)
+	return out
+}
+
+// boughtItems counts purchase requests by item.
+func (f *fakeCoinop) boughtItems() map[string]int {
+	f.traceMu.Lock()
+	defer f.traceMu.Unlock()
+	out := map[string]int{}
+	for _, l := range f.trace {
+		if i := strings.Index(l, " POST /v1/purchases "); i >= 0 {
+			item, _, _ := strings.Cut(l[i+len(" POST /v1/purchases "):], "×")
+			out[item]++
+		}
+	}
+	return out
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 func problem(w http.ResponseWriter, status int, code string) {
@@ -502,6 +652,23 @@ func (f *fakeCoinop) receipt(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if tx := jwsPayload(req.JWS); tx["transactionId"] != nil {
+		// A fake-store transaction: redeemed once per transaction id.
+		id, _ := tx["transactionId"].(string)
+		if f.refundedTx[id] && f.storeTx[id] == "" && !f.forgetEarlyRefunds {
+			problem(w, http.StatusUnprocessableEntity, "invalid_receipt") // refunded before it was redeemed
+			return
+		}
+		if f.storeTx[id] != "" {
+			writeJSON(w, http.StatusOK, map[string]any{"result": "receipt_already_redeemed"})
+			return
+		}
+		f.storeTx[id] = pid
+		f.recordLocked(pid, KindStorePurchase, "sp-"+id, map[string]any{"store": "apple", "transaction_id": id},
+			move(pid, "stores", "currency", "gems", 10))
+		writeJSON(w, http.StatusCreated, map[string]any{"result": "granted"})
+		return
+	}
 	id := "receipt|" + req.JWS
 	if _, dup := f.idem[id]; dup {
 		problem(w, http.StatusConflict, "receipt_already_redeemed")
@@ -511,4 +678,64 @@ func (f *fakeCoinop) receipt(w http.ResponseWriter, r *http.Request) {
 	f.recordLocked(pid, "receipt", "rcpt-"+strconv.Itoa(len(f.idem)), map[string]any{"store": req.Store},
 		move(pid, "stores", "currency", "gems", 10))
 	writeJSON(w, http.StatusCreated, map[string]any{"player_id": pid, "store": req.Store})
+}
+
+// jwsPayload decodes a compact JWS's payload without verifying it (the
+// fake trusts its callers), or nil.
+func jwsPayload(jws string) map[string]any {
+	parts := strings.Split(jws, ".")
+	if len(parts) != 3 {
+		return nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return nil
+	}
+	var m map[string]any
+	if json.Unmarshal(b, &m) != nil {
+		return nil
+	}
+	return m
+}
+
+// appleNotification takes an App Store Server Notification: a REFUND
+// revokes its transaction's grant once (by notification id, and once per
+// transaction), unless the doubleRefund fault makes the first refunded
+// transaction lose its guard.
+func (f *fakeCoinop) appleNotification(w http.ResponseWriter, r *http.Request) {
+	var env struct {
+		SignedPayload string `json:"signedPayload"`
+	}
+	if json.NewDecoder(r.Body).Decode(&env) != nil {
+		problem(w, http.StatusBadRequest, "invalid_request")
+		return
+	}
+	n := jwsPayload(env.SignedPayload)
+	data, _ := n["data"].(map[string]any)
+	signed, _ := data["signedTransactionInfo"].(string)
+	tx := jwsPayload(signed)
+	nid, _ := n["notificationUUID"].(string)
+	txid, _ := tx["transactionId"].(string)
+	if nid == "" || txid == "" {
+		problem(w, http.StatusBadRequest, "invalid_notification")
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	dup := f.notifications[nid]
+	f.notifications[nid] = true
+	if f.storeTx[txid] == "" && n["notificationType"] == "REFUND" {
+		f.refundedTx[txid] = true // remembered: the transaction can no longer be redeemed
+	}
+	if pid := f.storeTx[txid]; pid != "" && n["notificationType"] == "REFUND" {
+		if f.doubleRefund && f.brokenTx == "" {
+			f.brokenTx = txid
+		}
+		if !f.refundedTx[txid] || (txid == f.brokenTx && dup) {
+			f.refundedTx[txid] = true
+			f.recordLocked(pid, KindStoreRefund, "apple:"+txid, map[string]any{"store": "apple", "transaction_id": txid},
+				move(pid, "stores", "currency", "gems", -10))
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"notification_id": nid, "duplicate": dup})
 }

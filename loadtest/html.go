@@ -38,8 +38,19 @@ var pageTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 	"ms": func(ms int64) string {
 		return (time.Duration(ms) * time.Millisecond).Round(10 * time.Millisecond).String()
 	},
-	"codes": func(m map[string]int64) string { return formatAssets(m) },
-	"time":  func(t time.Time) string { return t.Format(time.RFC3339) },
+	"codes":  func(m map[string]int64) string { return formatAssets(m) },
+	"join":   strings.Join,
+	"mul100": func(v float64) float64 { return 100 * v },
+	"int64":  func(v float64) int64 { return int64(v) },
+	"stages": formatStages,
+	"weights": func(m map[string]float64) string {
+		var parts []string
+		for _, k := range sortedKeys(m) {
+			parts = append(parts, fmt.Sprintf("%s=%g", k, m[k]))
+		}
+		return strings.Join(parts, ", ")
+	},
+	"time": func(t time.Time) string { return t.Format(time.RFC3339) },
 }).Parse(`<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -54,6 +65,7 @@ table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nu
 th, td { padding: 4px 8px; border-bottom: 1px solid #e3e6ec; text-align: right; white-space: nowrap; }
 th:first-child, td:first-child { text-align: left; }
 tr.all td { font-weight: 600; border-top: 2px solid #9aa3b5; }
+table.kv td { text-align: left; white-space: normal; } table.kv td:first-child { width: 160px; color: #5a6375; }
 td.codes { text-align: left; white-space: normal; color: #8a2c2c; font-size: 12px; }
 .ok { color: #1c7c3c; font-weight: 600; } .fail { color: #b3261e; font-weight: 600; }
 .banner { padding: 10px 14px; border-radius: 6px; margin: 16px 0; font-weight: 600; }
@@ -70,7 +82,13 @@ ul.problems li { color: #8a2c2c; }
 <div class="meta">run {{.R.RunID}} against <code>{{.R.Target}}</code>, started {{time .R.StartedAt}}<br>
 {{.R.Shape}}<br>
 {{.R.Sent}} requests sent in {{ms .R.WindowMS}} ({{.R.StopReason}}){{if eq .R.Model "open"}}; {{.R.Scheduled}} scheduled, {{.R.Late}} late, {{.R.Dropped}} dropped{{end}}; {{.R.Players}} players, {{.R.Workers}} {{if eq .R.Model "open"}}workers{{else}}virtual players{{end}}</div>
-{{if .R.Failed}}<div class="banner fail">FAILED: see thresholds and verification below</div>{{else}}<div class="banner ok">PASSED</div>{{end}}
+{{if .R.Failed}}<div class="banner fail">FAILED: {{join .R.FailureReasons "; "}}</div>{{else}}<div class="banner ok">PASSED{{with .R.SLOs}}: {{len .}} thresholds held{{end}}</div>{{end}}
+{{with .R.Capacity}}<h2>Capacity</h2>
+<p>{{if .MaxRate}}Highest sustained rate <b>{{printf "%.0f" .MaxRate}} req/s</b>{{if .FirstFailure}} ({{printf "%.0f" .FirstFailure}} req/s failed){{end}}: <b>{{.CCU}} CCU</b> at {{.RPM}} requests per player per minute{{with .Headroom}}; headroom {{printf "%+.0f" (mul100 .)}}% over the expected {{$.R.Capacity.ExpectedCCU}} CCU{{end}}.{{else}}No rate was sustained.{{end}}
+{{with .BrokeFirst}}<br>Broke first: {{join . "; "}}{{end}}</p>
+<table><tr><th>step</th><th>achieved</th><th>p50</th><th>p99</th><th>errors</th><th>verdict</th></tr>
+{{range .Steps}}<tr><td>{{printf "%.0f" .Rate}} req/s</td><td>{{printf "%.1f" .Achieved}}/s</td><td>{{lat .P50US}}</td><td>{{lat .P99US}}</td><td>{{.Errors}} of {{.Requests}}</td><td class="codes">{{if .OK}}<span class="ok">ok</span>{{else}}{{join .Failed "; "}}{{end}}</td></tr>
+{{end}}</table>{{end}}
 
 <h2>Latency by endpoint</h2>
 <p class="meta">Open model latency counts from the moment each request was due, not when it was sent, so queueing in a saturated server shows up here.</p>
@@ -78,6 +96,40 @@ ul.problems li { color: #8a2c2c; }
 <tr><th>endpoint</th><th>count</th><th>rate/s</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th><th>errors</th><th>by code</th></tr>
 {{range .Rows}}<tr{{if eq .Name "all"}} class="all"{{end}}><td>{{.Name}}</td><td>{{.Count}}</td><td>{{printf "%.1f" .Rate}}</td><td>{{lat .P50US}}</td><td>{{lat .P90US}}</td><td>{{lat .P99US}}</td><td>{{lat .P999US}}</td><td>{{lat .MaxUS}}</td><td>{{.Errors}} ({{pct .Errors .Count}})</td><td class="codes">{{codes .ErrorsByCode}}</td></tr>
 {{end}}</table>
+
+{{with .R.Chaos}}<h2>Store chaos</h2>
+<p>{{.Minted}} fake App Store transactions minted, {{.Redeemed}} redeemed, {{.Unanswered}} unanswered; {{.Refunds}} refunded in {{.Waves}} waves through {{.Deliveries}} notification deliveries ({{.Duplicates}} duplicates, {{.Abandoned}} abandoned after 1 ms and redelivered, all shuffled); refunds reached the ledger {{ms .SettledMS}} after the load. Verification below checks each redemption and refund had exactly one effect.</p>{{end}}
+
+{{with .R.Baseline}}<h2>Against the baseline</h2>
+<p class="meta">run {{.RunID}}, started {{time .StartedAt}}: {{.Shape}}</p>
+<table><tr><th>endpoint</th><th>rate</th><th>p50</th><th>p99</th><th>errors</th></tr>
+{{range .Endpoints}}{{$c := .Cells}}<tr{{if eq .Name "all"}} class="all"{{end}}><td>{{.Name}}</td><td>{{index $c 0}}</td><td>{{index $c 1}}</td><td>{{index $c 2}}</td><td>{{index $c 3}}</td></tr>
+{{end}}</table>{{end}}
+
+{{with .R.Server}}<h2>Server side (/metrics)</h2>
+<table class="kv">
+<tr><td>CPU</td><td>{{printf "%.2f" .CPUCores}} cores mean, {{printf "%.2f" .PeakCores}} peak{{if .MaxRSSMB}}; RSS {{printf "%.0f" .MaxRSSMB}} MB{{end}}{{if .Goroutines}}; {{printf "%.0f" .Goroutines}} goroutines at most{{end}}</td></tr>
+<tr><td>Postgres pool</td><td>{{printf "%.0f" .PoolAcquires}} acquires, {{printf "%.0f" .PoolWaits}} waited for a connection{{if .PoolWaits}} (mean {{lat (int64 .PoolWaitMeanUS)}}){{end}}, at most {{printf "%.0f" .PoolMaxInUse}} of {{printf "%.0f" .PoolMaxConns}} in use</td></tr>
+<tr><td>Cache</td><td>hit ratio {{printf "%.1f" (mul100 .CacheHitRatio)}}% ({{printf "%.0f" .CacheHits}} hits, {{printf "%.0f" .CacheMisses}} misses){{if .CacheBypass}}, {{printf "%.0f" .CacheBypass}} bypassed{{end}}{{if .RedisErrors}}, {{printf "%.0f" .RedisErrors}} Redis errors{{end}}</td></tr>
+<tr><td>Responses</td><td>{{range $k, $v := .ResponsesByStatus}}{{$k}}: {{printf "%.0f" $v}} &nbsp; {{end}}</td></tr>
+</table>
+{{with .Routes}}<table><tr><th>route (server's own latency)</th><th>requests</th><th>mean</th><th>p99 at most</th></tr>
+{{range .}}<tr><td>{{.Route}}</td><td>{{printf "%.0f" .Requests}}</td><td>{{lat (int64 .MeanUS)}}</td><td>{{lat (int64 .P99US)}}</td></tr>
+{{end}}</table>{{end}}{{end}}
+
+{{with .R.Config}}<h2>Run configuration</h2>
+<p class="meta">Everything that decides the request sequence; <code>coinop loadtest --replay report.json</code> runs it again.</p>
+<table class="kv">
+<tr><td>seed</td><td>{{.Seed}}</td></tr>
+<tr><td>load</td><td>{{.Model}} model{{if .Stages}}, stages {{stages .Stages}}{{else if eq .Model "open"}}, {{.Rate}} req/s{{else}}, {{.VUs}} virtual players{{end}}; {{.Players}} players; at most {{.MaxRequests}} requests{{with .Split}}; part {{.}}{{end}}</td></tr>
+<tr><td>mix</td><td>{{weights .Scenario.Mix}}</td></tr>
+<tr><td>purchase shares</td><td>retry {{.Scenario.Purchase.RetryShare}}, stale price {{.Scenario.Purchase.StalePriceShare}}, quantity 1..{{.Scenario.Purchase.MaxQuantity}}</td></tr>
+{{with .Scenario.Items}}<tr><td>item weights</td><td>{{weights .}}</td></tr>{{end}}
+{{with .Archetypes}}<tr><td>archetypes</td><td>{{join . "; "}}</td></tr>{{end}}
+<tr><td>catalog</td><td>v{{.CatalogVersion}}: {{len .Offers}} offers</td></tr>
+{{with $.R.Bought}}<tr><td>bought</td><td>{{codes .}}</td></tr>{{end}}
+{{with .SLOs}}<tr><td>thresholds</td><td>{{join . ", "}}</td></tr>{{end}}
+</table>{{end}}
 
 {{with .R.SLOs}}<h2>Thresholds</h2>
 <ul>{{range .}}<li><span class="{{if .OK}}ok{{else}}fail{{end}}">{{if .OK}}ok{{else}}FAIL{{end}}</span> {{.SLO.Threshold}}: measured {{.Actual}}{{with .Detail}} ({{.}}){{end}}</li>{{end}}</ul>{{end}}
@@ -134,6 +186,14 @@ type chart struct {
 	xMin, xMax                float64
 	xTicks                    []tick // nil: evenly spaced numbers
 	yFormat                   func(float64) string
+	limits                    []limit // horizontal threshold lines
+}
+
+// limit is a horizontal line across a chart, such as a latency SLO.
+type limit struct {
+	y     float64
+	label string
+	color string
 }
 
 const (
@@ -151,6 +211,12 @@ func (c chart) svg() template.HTML {
 		for _, v := range s.y {
 			yMax = math.Max(yMax, v)
 		}
+	}
+	if len(c.series) == 0 || yMax == 0 {
+		c.limits = nil
+	}
+	for _, l := range c.limits {
+		yMax = math.Max(yMax, l.y*1.1) // keep the line and its label inside the plot
 	}
 	if len(c.series) == 0 || yMax == 0 {
 		fmt.Fprintf(&b, `<text x="%d" y="%d">no data</text></svg>`, chartW/2-20, chartH/2)
@@ -185,6 +251,12 @@ func (c chart) svg() template.HTML {
 	fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`, padLeft+plotW/2, chartH-8, template.HTMLEscapeString(c.xLabel))
 	fmt.Fprintf(&b, `<text x="14" y="%.1f" text-anchor="middle" transform="rotate(-90 14 %.1f)">%s</text>`, padTop+plotH/2, padTop+plotH/2, template.HTMLEscapeString(c.yLabel))
 
+	for _, l := range c.limits {
+		fmt.Fprintf(&b, `<line class="slo" x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="%s" stroke-width="1.5" stroke-dasharray="8 4"/>`,
+			padLeft, chartW-padRight, py(l.y), py(l.y), l.color)
+		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end" style="fill:%s">%s</text>`,
+			chartW-padRight-4, py(l.y)-4, l.color, template.HTMLEscapeString(l.label))
+	}
 	lx := float64(padLeft)
 	for _, s := range c.series {
 		var pts []string
@@ -264,6 +336,7 @@ func latencyOverTime(r *Report) template.HTML {
 		color := map[string]string{"p50": "#3366cc", "p99": "#dc3912", "max": "#999999"}[m.name]
 		c.series = append(c.series, series{name: m.name, color: color, dash: m.dash, x: xs, y: ys})
 	}
+	c.limits = sloLines(r, func(s SLO) bool { return s.Scope == EndpointAll })
 	return c.svg()
 }
 
@@ -277,7 +350,25 @@ func p99ByEndpoint(r *Report) template.HTML {
 		})
 		c.series = append(c.series, series{name: e.Name, color: colorFor(e.Name), x: xs, y: ys})
 	}
+	c.limits = sloLines(r, func(s SLO) bool { return s.Metric == "p99" })
 	return c.svg()
+}
+
+// sloLines are the latency thresholds that keep, as horizontal lines.
+func sloLines(r *Report, keep func(SLO) bool) []limit {
+	var out []limit
+	for _, res := range r.SLOs {
+		s := res.SLO
+		if latencyMetrics[s.Metric] == 0 || !keep(s) {
+			continue
+		}
+		color := "#1c7c3c"
+		if !res.OK {
+			color = "#b3261e"
+		}
+		out = append(out, limit{y: float64(s.Latency) / float64(time.Millisecond), label: "SLO " + s.Threshold(), color: color})
+	}
+	return out
 }
 
 func throughputOverTime(r *Report) template.HTML {

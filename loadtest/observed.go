@@ -28,6 +28,9 @@ type PlayerRecord struct {
 	// those that got no answer.
 	Receipts        int
 	UnknownReceipts int
+	// Refunds counts store refunds the store chaos delivered and the
+	// server accepted: each explains one store_refund ledger transaction.
+	Refunds int
 }
 
 // SeenPurchase is a purchase the server answered 201.
@@ -133,6 +136,13 @@ func (o *Observed) Receipt(playerID string, answered bool) {
 	}
 }
 
+// Refund records a store refund the server accepted for the player.
+func (o *Observed) Refund(playerID string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.player(playerID).Refunds++
+}
+
 // Player returns a deep copy of what was observed for one player (empty
 // when nothing was).
 func (o *Observed) Player(id string) PlayerRecord {
@@ -142,7 +152,7 @@ func (o *Observed) Player(id string) PlayerRecord {
 	c := PlayerRecord{
 		Purchases: maps.Clone(p.Purchases), Grants: maps.Clone(p.Grants),
 		Keys: map[string]map[string]bool{}, Unknown: maps.Clone(p.Unknown),
-		Receipts: p.Receipts, UnknownReceipts: p.UnknownReceipts,
+		Receipts: p.Receipts, UnknownReceipts: p.UnknownReceipts, Refunds: p.Refunds,
 	}
 	for k, ids := range p.Keys {
 		c.Keys[k] = maps.Clone(ids)

@@ -30,12 +30,23 @@ type Report struct {
 	Late       int64     `json:"late"`
 	Dropped    int64     `json:"dropped"`
 	StopReason string    `json:"stop_reason"` // completed | max_requests | interrupted
+	// Config is what --replay needs to run this again.
+	Config *RunConfig `json:"config,omitempty"`
 
 	Endpoints []EndpointReport `json:"endpoints"`
 	All       EndpointReport   `json:"all"`
 	Timeline  []TimelinePoint  `json:"timeline"`
 
-	SLOs         []SLOResult   `json:"slos,omitempty"`
+	SLOs     []SLOResult `json:"slos,omitempty"`
+	Capacity *Capacity   `json:"capacity,omitempty"` // --find-max
+	// Bought counts purchases answered 201 by item or bundle, units.
+	Bought map[string]int64 `json:"bought,omitempty"`
+	// Server is the server's side, from /metrics during the load phase.
+	Server *ServerFigures `json:"server,omitempty"`
+	// Chaos summarises the fake store's transactions and refunds.
+	Chaos *ChaosSummary `json:"store_chaos,omitempty"`
+	// Baseline compares this run with --baseline.
+	Baseline     *Comparison   `json:"baseline,omitempty"`
 	Verification *Verification `json:"verification,omitempty"`
 	Notes        []string      `json:"notes,omitempty"`
 }
@@ -80,12 +91,38 @@ func (r *Report) Endpoint(name string) *EndpointReport {
 
 // Failed reports whether any threshold or verification failed.
 func (r *Report) Failed() bool {
+	if r.Capacity != nil {
+		// A search's steps fail by design; the search fails when no rate
+		// held.
+		return r.Capacity.MaxRate == 0 || (r.Verification != nil && !r.Verification.OK)
+	}
 	for _, s := range r.SLOs {
 		if !s.OK {
 			return true
 		}
 	}
 	return r.Verification != nil && !r.Verification.OK
+}
+
+// FailureReasons names everything that failed: each broken threshold with
+// its measurement, verification problems, a search that sustained nothing.
+func (r *Report) FailureReasons() []string {
+	var out []string
+	if r.Capacity != nil {
+		if r.Capacity.MaxRate == 0 {
+			out = append(out, "no rate was sustained")
+		}
+	} else {
+		for _, s := range r.SLOs {
+			if !s.OK {
+				out = append(out, fmt.Sprintf("%s (measured %s)", s.SLO.Threshold(), s.Actual))
+			}
+		}
+	}
+	if v := r.Verification; v != nil && !v.OK {
+		out = append(out, fmt.Sprintf("verification found %d problems", len(v.Problems)))
+	}
+	return out
 }
 
 // NewReport summarises a load phase.
@@ -106,6 +143,13 @@ func NewReport(cfg Config, fx *Fixture, res *Result) *Report {
 		Late:      res.Late,
 		Dropped:   res.Dropped,
 		Timeline:  res.Timeline,
+	}
+	rc := NewRunConfig(cfg, fx)
+	r.Config = &rc
+	r.Bought = res.Bought
+	r.Server = res.Server
+	if res.Server == nil && res.MetricsError != nil {
+		r.Notes = append(r.Notes, "server figures unavailable: "+res.MetricsError.Error())
 	}
 	switch {
 	case res.Interrupted:
@@ -262,6 +306,18 @@ func (r *Report) WriteTable(w io.Writer) {
 		for _, s := range r.SLOs {
 			fmt.Fprintf(w, "  %s\n", s)
 		}
+	}
+	if r.Server != nil {
+		r.Server.WriteText(w)
+	}
+	if r.Baseline != nil {
+		r.Baseline.WriteText(w)
+	}
+	if r.Capacity != nil {
+		r.Capacity.WriteText(w)
+	}
+	if r.Chaos != nil {
+		r.Chaos.WriteText(w)
 	}
 	if v := r.Verification; v != nil {
 		v.WriteText(w)

@@ -39,6 +39,12 @@ type Result struct {
 	// Substituted counts purchases replaced by wallet reads because the
 	// player had reached max_per_player on every offer.
 	Substituted int64
+	// Server is the server's side from /metrics (nil when not scraped);
+	// MetricsError says why scraping failed.
+	Server       *ServerFigures
+	MetricsError error
+	// Bought counts purchases answered 201, by item or bundle.
+	Bought map[string]int64
 	// Why the run stopped before the schedule ended, if it did.
 	BudgetExhausted bool
 	Interrupted     bool
@@ -55,11 +61,19 @@ func Run(ctx context.Context, cfg Config, fx *Fixture, c *Client, obs *Observed,
 		return nil, fmt.Errorf("no players")
 	}
 	r := &runner{cfg: cfg, fx: fx, c: c, obs: obs, ctx: ctx, budget: budget{max: cfg.MaxRequests}}
-	r.pick.Store(newPicker(cfg.Scenario.Mix, fx.Unavailable, len(fx.Offers) > 0))
-	if r.pick.Load().total == 0 {
+	noReceipts := merge(fx.Unavailable, map[string]string{ActionReceipt: "pool used up"})
+	for _, k := range fx.Kinds {
+		mix := k.Archetype.mix(cfg.Scenario)
+		canBuy := len(k.offerIdx) > 0
+		r.pickers = append(r.pickers, [2]*picker{newPicker(mix, fx.Unavailable, canBuy), newPicker(mix, noReceipts, canBuy)})
+	}
+	usable := false
+	for _, p := range r.pickers {
+		usable = usable || p[0].total > 0
+	}
+	if !usable {
 		return nil, fmt.Errorf("no scenario can run: every action with weight is unavailable")
 	}
-	r.withoutReceipts = newPicker(cfg.Scenario.Mix, merge(fx.Unavailable, map[string]string{ActionReceipt: "pool used up"}), len(fx.Offers) > 0)
 	for _, o := range fx.Offers {
 		if !o.Bundle {
 			r.checkItems = append(r.checkItems, o.ItemID)
@@ -79,15 +93,30 @@ func Run(ctx context.Context, cfg Config, fx *Fixture, c *Client, obs *Observed,
 
 	start := time.Now()
 	res.Start = start
+	stopScrape := func() []Sample { return nil }
+	scrapeErr := func() error { return nil }
+	if cfg.MetricsInterval > 0 {
+		stopScrape, scrapeErr = startScraper(ctx, c, start, cfg.MetricsInterval)
+	}
 	stopProgress := r.progress(start, progress, r.sched)
+	wavesDone := make(chan struct{})
+	var waves sync.WaitGroup
+	if fx.Store != nil && fx.Store.opt.RefundShare > 0 {
+		waves.Go(func() { r.refundWaves(start, cfg.RunLength(), wavesDone) })
+	}
 	var window time.Duration
 	if cfg.Open() {
 		window = r.open(start, res.Workers, res)
 	} else {
 		window = r.closed(start, res)
 	}
+	close(wavesDone)
+	waves.Wait()
 	res.Elapsed = time.Since(start)
 	stopProgress()
+	res.Server = Summarize(stopScrape())
+	res.MetricsError = scrapeErr()
+	res.Bought = r.bought.snapshot()
 
 	res.Window = window
 	res.Stats = r.rec.Totals()
@@ -108,14 +137,41 @@ type runner struct {
 	rec *Recorder
 	ctx context.Context
 
-	// pick switches to withoutReceipts once the receipt pool is used up.
-	pick            atomic.Pointer[picker]
-	withoutReceipts *picker
-	checkItems      []string
-	sched           *Scheduler // open model only
-	budget          budget
-	late, dropped   atomic.Int64
-	substituted     atomic.Int64 // purchases replaced by reads at max_per_player
+	// pickers holds each player kind's action picker, and the same without
+	// receipts, used once the receipt pool is used up (receiptsGone).
+	pickers       [][2]*picker
+	receiptsGone  atomic.Bool
+	checkItems    []string
+	sched         *Scheduler // open model only
+	budget        budget
+	late, dropped atomic.Int64
+	substituted   atomic.Int64 // purchases replaced by reads at max_per_player
+	bought        counter
+}
+
+// counter counts by name from many goroutines.
+type counter struct {
+	mu sync.Mutex
+	m  map[string]int64
+}
+
+func (c *counter) add(name string, n int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]int64{}
+	}
+	c.m[name] += n
+}
+
+func (c *counter) snapshot() map[string]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]int64{}
+	for k, v := range c.m {
+		out[k] = v
+	}
+	return out
 }
 
 // budget enforces --max-requests across every goroutine: a request is sent
@@ -145,8 +201,11 @@ func (b *budget) exhausted() bool {
 }
 
 type job struct {
-	seq int64
-	due time.Time
+	seq     int64
+	due     time.Time
+	player  *Player
+	session bool // the player's first action of a session
+	rng     *rand.Rand
 }
 
 // open runs the arrival-rate model: a dispatcher queues each request at
@@ -159,6 +218,9 @@ type job struct {
 func (r *runner) open(start time.Time, workers int, res *Result) time.Duration {
 	sched := r.sched
 	limit := min(sched.Total(), r.cfg.MaxRequests)
+	if r.cfg.Split.N > 1 {
+		limit = sched.Total() // the budget bounds this part's requests
+	}
 	queue := make(chan job, workers)
 	var wg sync.WaitGroup
 	for w := range workers {
@@ -175,10 +237,15 @@ func (r *runner) open(start time.Time, workers int, res *Result) time.Duration {
 	end := start.Add(sched.Duration())
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
+	var reached int64 // requests of the schedule passed, this part's or not
 dispatch:
 	for i := int64(0); i < limit; i++ {
 		if r.budget.exhausted() {
 			break
+		}
+		if !r.cfg.Split.mine(i) {
+			reached = i + 1
+			continue // another process's request
 		}
 		off, ok := sched.At(i)
 		if !ok {
@@ -196,18 +263,25 @@ dispatch:
 		} else if r.ctx.Err() != nil {
 			break
 		}
+		reached = i + 1
 		res.Scheduled++
+		// The player and whether this opens a session are decided here, in
+		// arrival order, so a seed fixes them however workers interleave.
+		rng := rand.New(rand.NewPCG(r.cfg.Seed, uint64(i)))
+		p := r.fx.Players[rng.IntN(len(r.fx.Players))]
+		j := job{seq: i, due: due, player: p, rng: rng, session: r.sessionStart(p, p.arrivals)}
+		p.arrivals++
 		select {
-		case queue <- job{seq: i, due: due}:
+		case queue <- j:
 		default:
 			r.dropped.Add(1)
 		}
 	}
-	if res.Scheduled == limit && limit < sched.Total() {
+	if reached == limit && limit < sched.Total() {
 		r.budget.stopped.Store(true) // --max-requests is below what the schedule sends
 	}
 	window := time.Since(start)
-	if res.Scheduled == limit && limit == sched.Total() {
+	if reached == limit && limit == sched.Total() {
 		window = max(window, end.Sub(start)) // the schedule ran to its end
 	}
 	close(queue)
@@ -216,9 +290,14 @@ dispatch:
 }
 
 func (r *runner) openJob(worker int, j job) {
-	rng := rand.New(rand.NewPCG(r.cfg.Seed, uint64(j.seq)))
-	p := r.fx.Players[rng.IntN(len(r.fx.Players))]
-	r.act(worker, fmt.Sprintf("o%d", j.seq), j.due, rng, p)
+	r.act(worker, fmt.Sprintf("%so%d", r.cfg.step, j.seq), j.due, j.rng, j.player, j.session)
+}
+
+// sessionStart reports whether a player's n-th action (from 0) opens a
+// session of its archetype.
+func (r *runner) sessionStart(p *Player, n int64) bool {
+	s := r.fx.Kinds[p.kind].Archetype.Session
+	return s > 0 && n%int64(s) == 0
 }
 
 // closed runs the closed model: each virtual player sends its next request
@@ -227,6 +306,9 @@ func (r *runner) closed(start time.Time, res *Result) time.Duration {
 	deadline := start.Add(r.cfg.RunLength())
 	var wg sync.WaitGroup
 	for vu := range r.cfg.VUs {
+		if !r.cfg.Split.mine(int64(vu)) {
+			continue
+		}
 		wg.Go(func() {
 			p := r.fx.Players[vu%len(r.fx.Players)]
 			stream := r.cfg.Seed ^ (uint64(vu)+1)*0x9E3779B97F4A7C15
@@ -236,7 +318,7 @@ func (r *runner) closed(start time.Time, res *Result) time.Duration {
 					return
 				}
 				rng := rand.New(rand.NewPCG(stream, iter))
-				r.act(vu, fmt.Sprintf("c%d.%d", vu, iter), now, rng, p)
+				r.act(vu, fmt.Sprintf("%sc%d.%d", r.cfg.step, vu, iter), now, rng, p, r.sessionStart(p, int64(iter)))
 			}
 		})
 	}
@@ -374,9 +456,22 @@ func (r *runner) record(shard int, endpoint string, since time.Time, code string
 
 // act performs one action for player p. seq names the action uniquely in
 // this run (it becomes part of idempotency keys) and due is when it was
-// meant to start, which latency is measured from.
-func (r *runner) act(shard int, seq string, due time.Time, rng *rand.Rand, p *Player) {
-	a := r.pick.Load().pick(rng)
+// meant to start, which latency is measured from. A session opens as a game
+// client's does: with a catalog read that has no ETag to revalidate.
+func (r *runner) act(shard int, seq string, due time.Time, rng *rand.Rand, p *Player, session bool) {
+	pk := r.pickers[p.kind]
+	pick := pk[0]
+	if r.receiptsGone.Load() {
+		pick = pk[1]
+	}
+	if pick.total == 0 {
+		return
+	}
+	a := pick.pick(rng)
+	if session {
+		p.setCatalogETag("")
+		a = ActionCatalog
+	}
 	switch a {
 	case ActionCatalog:
 		r.catalog(shard, due, p)
@@ -389,15 +484,16 @@ func (r *runner) act(shard int, seq string, due time.Time, rng *rand.Rand, p *Pl
 	case ActionEntitlementCheck:
 		r.ownership(shard, due, rng, p)
 	case ActionReceipt:
+		if r.fx.Store != nil {
+			r.chaosReceipt(shard, due, rng, p)
+			return
+		}
 		jws, ok := r.fx.Receipts.Take()
 		if !ok {
 			// The pool is used up: do something else rather than send
 			// less than the schedule asks for.
-			r.pick.Store(r.withoutReceipts)
-			if r.withoutReceipts.total == 0 {
-				return
-			}
-			r.act(shard, seq, due, rng, p)
+			r.receiptsGone.Store(true)
+			r.act(shard, seq, due, rng, p, false)
 			return
 		}
 		r.receipt(shard, due, p, jws)
@@ -553,11 +649,15 @@ func (r *runner) purchase(shard int, seq string, due time.Time, rng *rand.Rand, 
 // the price before any limit applies, so they book nothing). It reports
 // false when no offer fits even one unit.
 func (r *runner) chooseOffer(rng *rand.Rand, p *Player, stale bool) (Offer, int64, bool) {
-	n := len(r.fx.Offers)
-	first := rng.IntN(n)
+	k := r.fx.Kinds[p.kind]
+	n := len(k.offerIdx)
+	if n == 0 {
+		return Offer{}, 0, false
+	}
+	first := pickWeighted(k.offerCum, rng.Float64())
 	qty := 1 + rng.Int64N(r.cfg.Scenario.Purchase.MaxQuantity)
 	for i := range n {
-		o := r.fx.Offers[(first+i)%n]
+		o := r.fx.Offers[k.offerIdx[(first+i)%n]]
 		if stale {
 			return o, qty, true
 		}
@@ -592,6 +692,7 @@ func (r *runner) purchaseOutcome(p *Player, key string, req PurchaseRequest, o O
 			return "bad_body"
 		}
 		if r.obs.Purchase(p.ID, key, req, &res) {
+			r.bought.add(req.ItemID, req.Quantity)
 			grants := map[string]int64{}
 			for id, q := range o.Grants {
 				grants[id] = q * req.Quantity

@@ -31,6 +31,9 @@ type Player struct {
 	// held counts items held or being bought, against max_per_player:
 	// purchases in flight count until the server refuses them.
 	held map[string]int64
+
+	kind     int   // index into Fixture.Kinds: the player's archetype
+	arrivals int64 // open model: actions dispatched so far (dispatcher only)
 }
 
 // reserve books room under o's per-player limits for qty units, and
@@ -259,6 +262,12 @@ type Fixture struct {
 	// to the reason, reported as a note.
 	Unavailable map[string]string
 	Receipts    *ReceiptPool
+	// Kinds holds one entry per archetype (one for a scenario without
+	// archetypes); every player belongs to one.
+	Kinds []PlayerKind
+	// Store, with --fake-store-dir, mints and tracks fake App Store
+	// transactions (and the store chaos); nil otherwise.
+	Store *storeState
 	// Baseline is each existing player's newest ledger transaction id before
 	// the run, so verification does not ask the run to explain older
 	// history. Players minted for the run start empty and have none.
@@ -296,7 +305,7 @@ func Setup(ctx context.Context, cfg Config, c *Client, obs *Observed, now time.T
 	} else {
 		// Tokens outlive the run by an hour so verification and a slow
 		// drain never hit expiry.
-		ttl := cfg.RunLength() + time.Hour
+		ttl := cfg.planned() + time.Hour
 		for n := range cfg.Players {
 			id := fmt.Sprintf("lt-%s-%d", cfg.RunID, n)
 			tok, err := MintToken([]byte(cfg.JWTSecret), id, now, ttl, cfg.JWTIssuer, cfg.JWTAudience)
@@ -315,9 +324,12 @@ func Setup(ctx context.Context, cfg Config, c *Client, obs *Observed, now time.T
 	for _, cur := range doc.Catalog.Currencies {
 		fx.Currencies = append(fx.Currencies, cur.ID)
 	}
-	offers, skipped := PickOffers(doc.Catalog, now, now.Add(cfg.RunLength()+time.Minute))
+	offers, skipped := PickOffers(doc.Catalog, now, now.Add(cfg.planned()+time.Minute))
 	fx.Offers = offers
-	if cfg.Scenario.Mix[ActionPurchase] > 0 && len(offers) == 0 {
+	if err := assignKinds(cfg.Scenario, fx, skipped); err != nil {
+		return nil, fmt.Errorf("scenario: %w (catalog v%d)", err, doc.Version)
+	}
+	if cfg.Scenario.Uses(ActionPurchase) && len(offers) == 0 {
 		return nil, fmt.Errorf("catalog v%d has nothing a load test can buy repeatedly (%s); give purchase weight 0 to run without purchases",
 			doc.Version, strings.Join(skipped, "; "))
 	}
@@ -329,14 +341,30 @@ func Setup(ctx context.Context, cfg Config, c *Client, obs *Observed, now time.T
 		}
 	}
 
-	if cfg.Scenario.Mix[ActionEntitlementCheck] > 0 {
+	if cfg.Scenario.Uses(ActionEntitlementCheck) {
 		if why := probeOwnershipRoute(ctx, c, cfg, fx); why != "" {
 			fx.Unavailable[ActionEntitlementCheck] = why
 		}
 	}
-	if cfg.Scenario.Mix[ActionReceipt] > 0 {
-		if fx.Receipts.Len() == 0 {
-			fx.Unavailable[ActionReceipt] = "no pre-minted transactions (--receipts FILE)"
+	if cfg.FakeStoreDir != "" {
+		signer, err := LoadAppleSigner(cfg.FakeStoreDir, cfg.AppleBundleID, cfg.AppleEnvironment)
+		if err != nil {
+			return nil, fmt.Errorf("--fake-store-dir: %w", err)
+		}
+		var products []string
+		for _, sp := range doc.Catalog.StoreProducts {
+			if sp.Store == "apple" {
+				products = append(products, sp.ProductID)
+			}
+		}
+		if len(products) == 0 {
+			return nil, fmt.Errorf("catalog v%d sells nothing through the App Store (store_products with store apple): the fake store has nothing to mint", doc.Version)
+		}
+		fx.Store = newStoreState(signer, products, cfg.Chaos)
+	}
+	if cfg.Scenario.Uses(ActionReceipt) {
+		if fx.Receipts.Len() == 0 && fx.Store == nil {
+			fx.Unavailable[ActionReceipt] = "no pre-minted transactions (--receipts FILE) and no fake store to mint them (--fake-store-dir)"
 		} else if why := probeReceiptRoute(ctx, c, cfg, fx); why != "" {
 			fx.Unavailable[ActionReceipt] = why
 		}
@@ -345,6 +373,67 @@ func Setup(ctx context.Context, cfg Config, c *Client, obs *Observed, now time.T
 		fx.Notes = append(fx.Notes, fmt.Sprintf("scenario %s skipped: %s", a, fx.Unavailable[a]))
 	}
 	return fx, nil
+}
+
+// PlayerKind is one archetype as the run uses it: what its players buy,
+// weighted, and how many players it has.
+type PlayerKind struct {
+	Archetype Archetype
+	Players   int
+	offerIdx  []int     // into Fixture.Offers
+	offerCum  []float64 // cumulative weights of offerIdx
+}
+
+// assignKinds weights each archetype's offers from the catalog and splits
+// the players between archetypes by share: player n of N takes the
+// archetype whose cumulative share holds (n+½)/N, so the split is exact
+// and the same on every run.
+func assignKinds(s Scenario, fx *Fixture, skipped []string) error {
+	arches := s.Archetypes
+	if len(arches) == 0 {
+		arches = []Archetype{{Name: "player", Share: 1}}
+	}
+	total := 0.0
+	for _, ar := range arches {
+		total += ar.Share
+	}
+	fx.Kinds = nil
+	var cum []float64
+	acc := 0.0
+	for _, ar := range arches {
+		at := "items"
+		if len(ar.Items) > 0 {
+			at = "archetypes." + ar.Name + ".items"
+		}
+		idx, c, err := weightedOffers(at, ar.items(s), fx.Offers, skipped)
+		if err != nil {
+			return err
+		}
+		if ar.mix(s)[ActionPurchase] > 0 && len(fx.Offers) > 0 && len(idx) == 0 {
+			return fmt.Errorf("%s: purchases have weight but every offer has weight zero", at)
+		}
+		fx.Kinds = append(fx.Kinds, PlayerKind{Archetype: ar, offerIdx: idx, offerCum: c})
+		acc += ar.Share / total
+		cum = append(cum, acc)
+	}
+	n := len(fx.Players)
+	for i, p := range fx.Players {
+		x := (float64(i) + 0.5) / float64(n)
+		k := min(sort.SearchFloat64s(cum, x), len(cum)-1)
+		p.kind = k
+		fx.Kinds[k].Players++
+	}
+	return nil
+}
+
+// KindsText lists the archetypes and their players: "casual 6 players,
+// whale 2 players".
+func (fx *Fixture) KindsText() string {
+	var parts []string
+	for _, k := range fx.Kinds {
+		parts = append(parts, fmt.Sprintf("%s %d players", k.Archetype.Name, k.Players))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // fundingFor expands the --fund setting against the catalog's currencies:

@@ -21,6 +21,14 @@ const (
 	EndpointPurchaseStale    = "purchase_stale"    // a wrong price, expecting 409 price_mismatch
 	EndpointEntitlementCheck = "entitlement_check" // server-to-server ownership check
 	EndpointReceipt          = "receipt"           // POST /v1/receipts
+	// Store chaos: REFUND notifications delivered to
+	// POST /v1/stores/apple/notifications, and deliveries the "store" gave
+	// up on after 1 ms (their latency is the give-up time; never errors).
+	EndpointNotification          = "store_notification"
+	EndpointNotificationAbandoned = "store_notification_abandoned"
+	// A redemption sent after its refund: invalid_receipt is the expected
+	// answer (a grant, revoked later, is accepted too).
+	EndpointReceiptAfterRefund = "receipt_after_refund"
 	// EndpointAll is the scope of every request together, in reports and SLOs.
 	EndpointAll = "all"
 )
@@ -29,6 +37,7 @@ const (
 var Endpoints = []string{
 	EndpointCatalog, EndpointWallet, EndpointEntitlements, EndpointPurchase,
 	EndpointPurchaseRetry, EndpointPurchaseStale, EndpointEntitlementCheck, EndpointReceipt,
+	EndpointNotification, EndpointNotificationAbandoned, EndpointReceiptAfterRefund,
 }
 
 // Histogram range: latencies are recorded in microseconds from 1 µs to one

@@ -249,6 +249,7 @@ func CheckPlayer(playerID string, seen PlayerRecord, ledger []LedgerTransaction,
 	// lost; otherwise the server did something no client asked for.
 	unknown := maps.Clone(seen.Unknown)
 	receipts := seen.Receipts + seen.UnknownReceipts
+	refunds := seen.Refunds
 	for _, tx := range txs {
 		if matched[tx.ID] || tx.ID <= baseline {
 			continue
@@ -256,7 +257,9 @@ func CheckPlayer(playerID string, seen PlayerRecord, ledger []LedgerTransaction,
 		switch {
 		case claimUnknown(unknown, tx):
 			unconfirmed++
-		case tx.Kind != KindPurchase && tx.Kind != KindAdminGrant && receipts > 0:
+		case tx.Kind == KindStoreRefund && refunds > 0:
+			refunds-- // a refund the store chaos delivered; checked by transaction in ChaosVerify
+		case tx.Kind != KindPurchase && tx.Kind != KindAdminGrant && tx.Kind != KindStoreRefund && receipts > 0:
 			receipts-- // a receipt redemption; the tool cannot see its id
 		default:
 			add(ProblemUnexpected, "ledger transaction %d (%s %s%s) matches no request the tool saw succeed",
