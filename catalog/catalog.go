@@ -21,6 +21,9 @@ const (
 // Catalog is the document designers write and publish. Use Parse to read one
 // and Validate before trusting it; a published Snapshot is always valid.
 type Catalog struct {
+	// DefaultLocale, when set, is the BCP 47 locale of the entries' own
+	// name and description, so a client asking for it gets those.
+	DefaultLocale string         `json:"default_locale,omitempty"`
 	Currencies    []Currency     `json:"currencies"`
 	Items         []Item         `json:"items"`
 	Bundles       []Bundle       `json:"bundles"`
@@ -31,6 +34,7 @@ type Catalog struct {
 type Currency struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
+	Details
 }
 
 // Kind says how an item is held.
@@ -45,8 +49,9 @@ const (
 
 // Item is something a player can buy with currency and hold.
 type Item struct {
-	ID     string  `json:"id"`
-	Name   string  `json:"name"`
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Details
 	Kind   Kind    `json:"kind"`
 	Prices []Price `json:"prices"`
 	// MaxPerPlayer caps how many of a consumable one player may hold;
@@ -67,8 +72,9 @@ type Price struct {
 // Bundle is a purchasable set of items and currencies. Items and bundles
 // share one id space, because a purchase names either.
 type Bundle struct {
-	ID             string     `json:"id"`
-	Name           string     `json:"name"`
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Details
 	Prices         []Price    `json:"prices"`
 	Contents       Grants     `json:"contents"`
 	AvailableFrom  *time.Time `json:"available_from,omitempty"`
@@ -152,14 +158,19 @@ func normalize(c *Catalog) {
 	if c.StoreProducts == nil {
 		c.StoreProducts = []StoreProduct{}
 	}
+	for i := range c.Currencies {
+		c.Currencies[i].Details.normalize()
+	}
 	for i := range c.Items {
 		it := &c.Items[i]
 		it.AvailableFrom, it.AvailableUntil = utc(it.AvailableFrom), utc(it.AvailableUntil)
+		it.Details.normalize()
 	}
 	for i := range c.Bundles {
 		b := &c.Bundles[i]
 		b.AvailableFrom, b.AvailableUntil = utc(b.AvailableFrom), utc(b.AvailableUntil)
 		normalizeGrants(&b.Contents)
+		b.Details.normalize()
 	}
 	for i := range c.StoreProducts {
 		normalizeGrants(&c.StoreProducts[i].Grants)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"reflect"
 	"regexp"
@@ -315,6 +316,9 @@ func (s *shapeChecker) value(t reflect.Type, path string) error {
 			}
 		}
 		return s.closing(path)
+	case t.Kind() == reflect.Interface:
+		// Free-form JSON (Metadata values): any value, read through.
+		return s.skip(tok, path)
 	default:
 		// Only reachable if a field of a new type is added to Catalog
 		// without teaching the checker about it.
@@ -359,6 +363,29 @@ func (s *shapeChecker) object(t reflect.Type, path string) error {
 	return s.closing(path)
 }
 
+// skip reads the rest of a free-form value whose first token was tok. It
+// counts nesting instead of recursing, so hostile depth costs no stack.
+func (s *shapeChecker) skip(tok json.Token, path string) error {
+	depth := 0
+	for {
+		if d, ok := tok.(json.Delim); ok {
+			switch d {
+			case '{', '[':
+				depth++
+			default:
+				depth--
+			}
+		}
+		if depth == 0 {
+			return nil
+		}
+		var err error
+		if tok, err = s.dec.Token(); err != nil {
+			return s.tokenErr(err, path)
+		}
+	}
+}
+
 func (s *shapeChecker) closing(path string) error {
 	if _, err := s.dec.Token(); err != nil {
 		return s.tokenErr(err, path)
@@ -374,6 +401,12 @@ func structFields(t reflect.Type) map[string]reflect.Type {
 	for i := range t.NumField() {
 		sf := t.Field(i)
 		name, _, _ := strings.Cut(sf.Tag.Get("json"), ",")
+		if sf.Anonymous && name == "" && sf.Type.Kind() == reflect.Struct {
+			// An embedded struct (Details): encoding/json promotes its
+			// fields, and so does the shape.
+			maps.Copy(fields, structFields(sf.Type))
+			continue
+		}
 		if !sf.IsExported() || name == "-" {
 			continue
 		}

@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
+
+	"golang.org/x/text/language"
 )
 
 // Snapshot is one published catalog version, indexed for lookups. It is
@@ -24,6 +27,12 @@ type Snapshot struct {
 	currencies  map[string]*Currency
 	currencyIDs []string
 	products    map[productKey]*StoreProduct
+
+	// Locales: the catalog's (see indexLocales), their matcher, and the
+	// localized documents computed so far (locale → []byte).
+	locales   []string
+	matcher   language.Matcher
+	localized sync.Map
 }
 
 type productKey struct{ store, productID string }
@@ -120,6 +129,7 @@ func build(v int64, publishedAt time.Time, c *Catalog, doc []byte) *Snapshot {
 			s.products[k] = sp
 		}
 	}
+	s.indexLocales()
 	return s
 }
 

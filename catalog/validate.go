@@ -88,12 +88,19 @@ func (e *ValidationError) Error() string {
 // name known items and currencies (not bundles), with quantities in
 // 1..MaxAmount, exactly 1 for a durable item, and at most the item's
 // max_per_player; store products name store apple or google and a well-formed
-// product_id that is unique within its store.
+// product_id that is unique within its store; an entry's Details (description,
+// category, tags, image_url, localized strings, metadata) keep to the limits
+// in details.go, and locales are canonical BCP 47 tags.
 func Validate(c *Catalog) error {
 	if c == nil {
 		return &ValidationError{Problems: []Problem{{Message: "catalog is missing"}}}
 	}
 	v := newValidator(c)
+	if c.DefaultLocale != "" {
+		if msg := localeProblem(c.DefaultLocale); msg != "" {
+			v.add("default_locale", msg)
+		}
+	}
 	if len(c.Currencies) == 0 {
 		v.add("currencies", "at least one currency is required")
 	}
@@ -125,6 +132,8 @@ type validator struct {
 	items      map[string]*Item
 	bundles    map[string]*Bundle
 	products   map[[2]string]string // (store, product id) → first path
+	// defaultLocale is the catalog's; no entry may localize into it.
+	defaultLocale string
 }
 
 func newValidator(c *Catalog) *validator {
@@ -134,6 +143,8 @@ func newValidator(c *Catalog) *validator {
 		items:      make(map[string]*Item),
 		bundles:    make(map[string]*Bundle),
 		products:   make(map[[2]string]string),
+
+		defaultLocale: c.DefaultLocale,
 	}
 	for i, cur := range c.Currencies {
 		if _, dup := v.currencies[cur.ID]; !dup && cur.ID != "" {
@@ -165,12 +176,14 @@ func (v *validator) currency(i int, c *Currency) {
 	p := fmt.Sprintf("currencies[%d]", i)
 	v.id(p, c.ID, v.currencies)
 	v.name(p, c.Name)
+	v.details(p, &c.Details)
 }
 
 func (v *validator) item(i int, it *Item) {
 	p := fmt.Sprintf("items[%d]", i)
 	v.id(p, it.ID, v.entries)
 	v.name(p, it.Name)
+	v.details(p, &it.Details)
 	switch it.Kind {
 	case KindDurable, KindConsumable:
 	case "":
@@ -195,6 +208,7 @@ func (v *validator) bundle(i int, b *Bundle) {
 	p := fmt.Sprintf("bundles[%d]", i)
 	v.id(p, b.ID, v.entries)
 	v.name(p, b.Name)
+	v.details(p, &b.Details)
 	v.prices(p, b.Prices)
 	v.grants(p+".contents", b.Contents, b.ID, "contents must not be empty")
 	v.window(p, b.AvailableFrom, b.AvailableUntil)
@@ -239,15 +253,16 @@ func (v *validator) id(p, id string, first map[string]string) {
 }
 
 func (v *validator) name(p, name string) {
+	p += ".name"
 	switch {
 	case strings.TrimSpace(name) == "":
-		v.add(p+".name", "name is required")
+		v.add(p, "name is required")
 	case utf8.RuneCountInString(name) > MaxNameLength:
-		v.add(p+".name", fmt.Sprintf("name is longer than %d characters", MaxNameLength))
+		v.add(p, fmt.Sprintf("name is longer than %d characters", MaxNameLength))
 	case strings.ContainsFunc(name, unicode.IsControl) || !utf8.ValidString(name):
 		// Control characters break log lines and UIs, and Postgres
 		// refuses NUL in jsonb.
-		v.add(p+".name", "name contains control characters")
+		v.add(p, "name contains control characters")
 	}
 }
 

@@ -157,6 +157,23 @@ func TestOpenAPIWalk(t *testing.T) {
 		{"the audit refuses player tokens", e, req("GET", "/admin/v1/audit", playerTok, nil), 403},
 		{"the audit log", e, adm("GET", "/admin/v1/audit-log?action=player.*", nil), 200},
 		{"the audit log refuses a bad time", e, adm("GET", "/admin/v1/audit-log?since=yesterday", nil), 400},
+		{"a player's holdings", e, adm("GET", "/admin/v1/players/"+player+"/holdings", nil), 200},
+		{"holdings of a malformed player id", e, adm("GET", "/admin/v1/players/"+strings.Repeat("p", 129)+"/holdings", nil), 400},
+		{"a player's debts", e, adm("GET", "/admin/v1/players/"+player+"/debts", nil), 200},
+		{"debts refuse a bad limit", e, adm("GET", "/admin/v1/players/"+player+"/debts?limit=0", nil), 400},
+		{"who the caller is", e, adm("GET", "/admin/v1/me", nil), 200},
+		{"who needs a token", e, req("GET", "/admin/v1/me", "", nil), 401},
+		{"a player token is not an admin", e, req("GET", "/admin/v1/me", playerTok, nil), 403},
+		{"the console", e, req("GET", "/console", "", nil), 200},
+		{"the console, not modified", e, func() *http.Request {
+			r := req("GET", "/console/app.js", "", nil)()
+			r.Header.Set("If-None-Match", consoleETag(t, e, "/console/app.js"))
+			return r
+		}, 304},
+		{"a console file", e, req("GET", "/console/app.js", "", nil), 200},
+		{"no such console file", e, req("GET", "/console/nope.js", "", nil), 404},
+		{"the catalog in a locale", e, req("GET", "/v1/catalog?locale=fr", "", nil, "Accept-Language", "de"), 200},
+		{"the catalog refuses a malformed locale", e, req("GET", "/v1/catalog?locale=not_a%20locale", "", nil), 400},
 		{"store purchases", e, adm("GET", "/admin/v1/players/"+player+"/store-purchases", nil), 200},
 		{"store purchases refuse a bad limit", e, adm("GET", "/admin/v1/players/"+player+"/store-purchases?limit=0", nil), 400},
 		{"refunds", e, adm("GET", "/admin/v1/refunds", nil), 200},
@@ -438,4 +455,10 @@ func TestExactRouting(t *testing.T) {
 	if r := e.get(t, "/v1/catalog", ""); r.status != http.StatusOK {
 		t.Errorf("GET /v1/catalog = %s", r)
 	}
+}
+
+// consoleETag reads the ETag of a console file, for a revalidation.
+func consoleETag(t *testing.T, e *env, path string) string {
+	t.Helper()
+	return e.get(t, path, "").header.Get("ETag")
 }

@@ -213,6 +213,11 @@ func (s *Server) routes() {
 	app.Get("/metrics", s.metrics.handler())
 	app.Use(s.requireSchema)
 
+	// The web console: its page at /console, its files at /console/NAME.
+	serveConsole := s.serveConsole()
+	app.Get("/console", serveConsole)
+	app.Get("/console/:file", serveConsole)
+
 	v1 := app.Group("/v1")
 	v1.Get("/catalog", s.getCatalog)
 	// Game-server routes come first: /v1/players/... and /v1/entitlements/check
@@ -252,6 +257,9 @@ func (s *Server) routes() {
 	admin.Get("/catalog/versions/:version", viewer, s.getVersion)
 	admin.Post("/players/:player_id/grants", support, s.limitBody(s.cfg.BodyLimit), s.postGrant)
 	admin.Get("/players/:player_id/ledger", support, s.getLedger)
+	admin.Get("/players/:player_id/holdings", support, s.getHoldings)
+	admin.Get("/players/:player_id/debts", support, s.getPlayerDebts)
+	admin.Get("/me", s.getMe) // any admin caller: the console asks what it may show
 	admin.Get("/audit", support, s.getAudit)
 	admin.Get("/audit-log", support, s.getAuditLog)
 	admin.Get("/players/:player_id/store-purchases", support, s.getStorePurchases)

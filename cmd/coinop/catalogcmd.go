@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -38,8 +39,9 @@ const catalogUsage = `usage: coinop catalog SUBCOMMAND [flags]
 
   validate FILE                  check a catalog file offline (exit 1 if invalid)
   validate --draft               check the server's draft
-  pull [--draft | --version N] [--format yaml|json] [-o FILE]
-                                 write the live catalog (or the draft, or a version)
+  pull [--draft | --version N | --locale L] [--format yaml|json] [-o FILE]
+                                 write the live catalog (or the draft, or a version,
+                                 or the live catalog as a client in locale L gets it)
   push [--if-match ETAG] [--publish [--note N]] FILE
                                  replace the draft with FILE (validated first)
   diff [--exit-code] [--json]    what publishing the draft would change
@@ -307,13 +309,14 @@ func catalogPull(ctx context.Context, args []string, getenv func(string) string,
 	draft := fs.Bool("draft", false, "pull the draft instead of the live catalog")
 	version := fs.Int64("version", 0, "pull this published version instead of the live catalog")
 	format := fs.String("format", "", "yaml or json (default: from the -o file's extension, else yaml)")
+	locale := fs.String("locale", "", "pull the live catalog as a client in this BCP 47 locale receives it (one locale's strings, no localized maps)")
 	out := fs.String("o", "", "write to this file instead of standard output")
 	client := bindClient(fs, getenv, stderr)
 	if err := fs.Parse(args); err != nil {
 		return exitError{exitUsage}
 	}
-	if fs.NArg() != 0 || *draft && *version != 0 || *version < 0 {
-		return usageError(stderr, "pull takes no arguments, and at most one of --draft and --version")
+	if fs.NArg() != 0 || *draft && *version != 0 || *version < 0 || *locale != "" && (*draft || *version != 0) {
+		return usageError(stderr, "pull takes no arguments, and at most one of --draft, --version and --locale")
 	}
 	f := catalog.FormatYAML
 	switch {
@@ -332,16 +335,21 @@ func catalogPull(ctx context.Context, args []string, getenv func(string) string,
 	case *version > 0:
 		path = "/admin/v1/catalog/versions/" + strconv.FormatInt(*version, 10)
 	}
+	isLive := path == "/v1/catalog"
+	if *locale != "" {
+		path += "?locale=" + url.QueryEscape(*locale)
+	}
 	r, err := client.call(ctx, http.MethodGet, path, nil, "Accept", contentType(f))
 	if err != nil {
 		return err
 	}
 	data := r.body
-	if path == "/v1/catalog" {
+	if isLive {
 		// The public route wraps the document with its version and always
 		// speaks JSON.
 		var live struct {
 			Version int64           `json:"version"`
+			Locale  string          `json:"locale"`
 			Catalog json.RawMessage `json:"catalog"`
 		}
 		if err := client.decode(r, &live); err != nil {
@@ -355,7 +363,11 @@ func catalogPull(ctx context.Context, args []string, getenv func(string) string,
 		if data, err = catalog.Encode(c, f); err != nil {
 			return err
 		}
-		fmt.Fprintf(stderr, "live version %d\n", live.Version)
+		if live.Locale != "" {
+			fmt.Fprintf(stderr, "live version %d in locale %s\n", live.Version, live.Locale)
+		} else {
+			fmt.Fprintf(stderr, "live version %d\n", live.Version)
+		}
 	} else if etag := r.header.Get("ETag"); etag != "" {
 		fmt.Fprintf(stderr, "%s %s\n", strings.TrimPrefix(path, "/admin/v1/catalog/"), etag)
 	}

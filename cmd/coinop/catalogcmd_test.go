@@ -111,6 +111,11 @@ func TestCatalogCLI(t *testing.T) {
 		if !strings.HasPrefix(out, "currencies:\n- id: gold\n") {
 			t.Errorf("pull to stdout is YAML in document order:\n%s", out)
 		}
+		out, errOut := step(t, 0, "catalog", "pull", "--locale", "fr-CA")
+		if !strings.Contains(out, "name: Bouclier de chêne") || strings.Contains(out, "localized:") || !strings.Contains(errOut, "in locale fr") {
+			t.Errorf("pull --locale fr-CA printed:\n%s\n%s", errOut, out)
+		}
+		step(t, 2, "catalog", "pull", "--draft", "--locale", "fr")
 	})
 
 	t.Run("an invalid file is not pushed and exits 1", func(t *testing.T) {

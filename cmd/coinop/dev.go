@@ -216,6 +216,9 @@ Buy an item:
 Wallet:
   curl -s %[1]s/v1/wallet -H 'Authorization: Bearer %[3]s'
 
+Console (sign in with the admin token):
+  %[1]s/console
+
 `, base, devPlayer, token, adminToken, item, price.Currency, price.Amount)
 }
 

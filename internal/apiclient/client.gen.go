@@ -798,19 +798,38 @@ type Bundle struct {
 	AvailableFrom  *time.Time `json:"available_from,omitempty"`
 	AvailableUntil *time.Time `json:"available_until,omitempty"`
 
+	// Category Groups entries in a store page; no control characters.
+	Category *string `json:"category,omitempty"`
+
 	// Contents Item quantities and currency amounts keyed by id; not both empty. Durable items exactly 1, at most an item's max_per_player.
 	Contents Grants `json:"contents"`
 
+	// Description Free text; newlines and tabs allowed, no other control characters.
+	Description *Description `json:"description,omitempty"`
+
 	// Id Shares one id space with items.
-	Id     Id      `json:"id"`
-	Name   string  `json:"name"`
-	Prices []Price `json:"prices"`
+	Id Id `json:"id"`
+
+	// ImageUrl An absolute https:// or http:// URL.
+	ImageUrl *string `json:"image_url,omitempty"`
+
+	// Localized Name and description per BCP 47 locale, written canonically ("fr", "pt-BR"); at most 50. An empty string falls back to the default. Absent from a localized GET /v1/catalog.
+	Localized *map[string]LocalizedText `json:"localized,omitempty"`
+
+	// Metadata Any JSON object the game defines, at most 4096 bytes as JSON and 8 levels deep; served unchanged (keys sorted).
+	Metadata *map[string]interface{} `json:"metadata,omitempty"`
+	Name     string                  `json:"name"`
+	Prices   []Price                 `json:"prices"`
+	Tags     *[]string               `json:"tags,omitempty"`
 }
 
 // Catalog The canonical form of a published catalog; every list is present (possibly empty) and times are UTC. It is also a valid CatalogInput.
 type Catalog struct {
-	Bundles       []Bundle       `json:"bundles"`
-	Currencies    []Currency     `json:"currencies"`
+	Bundles    []Bundle   `json:"bundles"`
+	Currencies []Currency `json:"currencies"`
+
+	// DefaultLocale The BCP 47 locale of the entries' own name and description.
+	DefaultLocale *string        `json:"default_locale,omitempty"`
 	Items         []Item         `json:"items"`
 	StoreProducts []StoreProduct `json:"store_products"`
 }
@@ -820,8 +839,11 @@ type Catalog struct {
 // trailing data are refused; null leaves a field unset. Validation
 // (catalog/validate.go) then reports every problem with its path.
 type CatalogInput struct {
-	Bundles       *[]Bundle       `json:"bundles,omitempty"`
-	Currencies    []Currency      `json:"currencies"`
+	Bundles    *[]Bundle  `json:"bundles,omitempty"`
+	Currencies []Currency `json:"currencies"`
+
+	// DefaultLocale The BCP 47 locale of the entries' own name and description.
+	DefaultLocale *string         `json:"default_locale,omitempty"`
 	Items         *[]Item         `json:"items,omitempty"`
 	StoreProducts *[]StoreProduct `json:"store_products,omitempty"`
 }
@@ -838,14 +860,33 @@ type CatalogProblem struct {
 type CatalogResponse struct {
 	// Catalog The canonical form of a published catalog; every list is present (possibly empty) and times are UTC. It is also a valid CatalogInput.
 	Catalog Catalog `json:"catalog"`
+
+	// Locale Present when the client asked for a locale (locale, Accept-Language) and the strings are known to be in one; the matched locale, or default_locale when the defaults were served.
+	Locale  *string `json:"locale,omitempty"`
 	Version int64   `json:"version"`
 }
 
 // Currency defines model for Currency.
 type Currency struct {
+	// Category Groups entries in a store page; no control characters.
+	Category *string `json:"category,omitempty"`
+
+	// Description Free text; newlines and tabs allowed, no other control characters.
+	Description *Description `json:"description,omitempty"`
+
 	// Id 1-64 characters from a-z, 0-9, '_', '.' and '-', starting with a letter or digit.
-	Id   Id     `json:"id"`
-	Name string `json:"name"`
+	Id Id `json:"id"`
+
+	// ImageUrl An absolute https:// or http:// URL.
+	ImageUrl *string `json:"image_url,omitempty"`
+
+	// Localized Name and description per BCP 47 locale, written canonically ("fr", "pt-BR"); at most 50. An empty string falls back to the default. Absent from a localized GET /v1/catalog.
+	Localized *map[string]LocalizedText `json:"localized,omitempty"`
+
+	// Metadata Any JSON object the game defines, at most 4096 bytes as JSON and 8 levels deep; served unchanged (keys sorted).
+	Metadata *map[string]interface{} `json:"metadata,omitempty"`
+	Name     string                  `json:"name"`
+	Tags     *[]string               `json:"tags,omitempty"`
 }
 
 // Debt defines model for Debt.
@@ -873,6 +914,9 @@ type DependencyStatus struct {
 	LatencyMs float32 `json:"latency_ms"`
 	Ok        bool    `json:"ok"`
 }
+
+// Description Free text; newlines and tabs allowed, no other control characters.
+type Description = string
 
 // Diff defines model for Diff.
 type Diff struct {
@@ -1108,18 +1152,34 @@ type Item struct {
 	// AvailableUntil Exclusive; after available_from.
 	AvailableUntil *time.Time `json:"available_until,omitempty"`
 
+	// Category Groups entries in a store page; no control characters.
+	Category *string `json:"category,omitempty"`
+
+	// Description Free text; newlines and tabs allowed, no other control characters.
+	Description *Description `json:"description,omitempty"`
+
 	// Id 1-64 characters from a-z, 0-9, '_', '.' and '-', starting with a letter or digit.
 	Id Id `json:"id"`
+
+	// ImageUrl An absolute https:// or http:// URL.
+	ImageUrl *string `json:"image_url,omitempty"`
 
 	// Kind A durable is owned at most once; a consumable stacks.
 	Kind ItemKind `json:"kind"`
 
+	// Localized Name and description per BCP 47 locale, written canonically ("fr", "pt-BR"); at most 50. An empty string falls back to the default. Absent from a localized GET /v1/catalog.
+	Localized *map[string]LocalizedText `json:"localized,omitempty"`
+
 	// MaxPerPlayer Consumables only; the most one player may hold. Omitted means no cap.
 	MaxPerPlayer *Amount `json:"max_per_player,omitempty"`
-	Name         string  `json:"name"`
+
+	// Metadata Any JSON object the game defines, at most 4096 bytes as JSON and 8 levels deep; served unchanged (keys sorted).
+	Metadata *map[string]interface{} `json:"metadata,omitempty"`
+	Name     string                  `json:"name"`
 
 	// Prices At most one price per currency, each in a known currency.
-	Prices []Price `json:"prices"`
+	Prices []Price   `json:"prices"`
+	Tags   *[]string `json:"tags,omitempty"`
 }
 
 // ItemKind A durable is owned at most once; a consumable stacks.
@@ -1165,6 +1225,13 @@ type LedgerTransaction struct {
 
 // LedgerTransactionKind defines model for LedgerTransaction.Kind.
 type LedgerTransactionKind string
+
+// LocalizedText An entry's strings in one locale; at least one of the two.
+type LocalizedText struct {
+	// Description Free text; newlines and tabs allowed, no other control characters.
+	Description *Description `json:"description,omitempty"`
+	Name        *string      `json:"name,omitempty"`
+}
 
 // NotificationReceipt defines model for NotificationReceipt.
 type NotificationReceipt struct {
@@ -1945,6 +2012,20 @@ type RevokeKeyParams struct {
 	XRequestId *XRequestId `json:"X-Request-Id,omitempty"`
 }
 
+// GetMeParams defines parameters for GetMe.
+type GetMeParams struct {
+	// XRequestId Your request id, echoed back when it is 1-128 printable ASCII characters; any other value is replaced by a new UUID (never refused).
+	XRequestId *XRequestId `json:"X-Request-Id,omitempty"`
+}
+
+// GetPlayerDebtsParams defines parameters for GetPlayerDebts.
+type GetPlayerDebtsParams struct {
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// XRequestId Your request id, echoed back when it is 1-128 printable ASCII characters; any other value is replaced by a new UUID (never refused).
+	XRequestId *XRequestId `json:"X-Request-Id,omitempty"`
+}
+
 // PostGrantParams defines parameters for PostGrant.
 type PostGrantParams struct {
 	// IdempotencyKey Unique per intended change; reuse it on every retry of that change.
@@ -1953,6 +2034,12 @@ type PostGrantParams struct {
 	// malformed: 400 `invalid_request`.
 	IdempotencyKey IdempotencyKey `json:"Idempotency-Key"`
 
+	// XRequestId Your request id, echoed back when it is 1-128 printable ASCII characters; any other value is replaced by a new UUID (never refused).
+	XRequestId *XRequestId `json:"X-Request-Id,omitempty"`
+}
+
+// GetPlayerHoldingsParams defines parameters for GetPlayerHoldings.
+type GetPlayerHoldingsParams struct {
 	// XRequestId Your request id, echoed back when it is 1-128 printable ASCII characters; any other value is replaced by a new UUID (never refused).
 	XRequestId *XRequestId `json:"X-Request-Id,omitempty"`
 }
@@ -2002,6 +2089,24 @@ type GetStoreNotificationsParams struct {
 // GetStoreNotificationsParamsStatus defines parameters for GetStoreNotifications.
 type GetStoreNotificationsParamsStatus string
 
+// GetConsoleParams defines parameters for GetConsole.
+type GetConsoleParams struct {
+	// IfNoneMatch An ETag from an earlier response (or `*`); a match gives 304.
+	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
+
+	// XRequestId Your request id, echoed back when it is 1-128 printable ASCII characters; any other value is replaced by a new UUID (never refused).
+	XRequestId *XRequestId `json:"X-Request-Id,omitempty"`
+}
+
+// GetConsoleFileParams defines parameters for GetConsoleFile.
+type GetConsoleFileParams struct {
+	// IfNoneMatch An ETag from an earlier response (or `*`); a match gives 304.
+	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
+
+	// XRequestId Your request id, echoed back when it is 1-128 printable ASCII characters; any other value is replaced by a new UUID (never refused).
+	XRequestId *XRequestId `json:"X-Request-Id,omitempty"`
+}
+
 // HealthzParams defines parameters for Healthz.
 type HealthzParams struct {
 	// XRequestId Your request id, echoed back when it is 1-128 printable ASCII characters; any other value is replaced by a new UUID (never refused).
@@ -2025,6 +2130,12 @@ type ReadyzParams struct {
 
 // GetCatalogParams defines parameters for GetCatalog.
 type GetCatalogParams struct {
+	// Locale A BCP 47 language tag, like fr or pt-BR; wins over Accept-Language. A malformed one is a 400 invalid_request.
+	Locale *string `form:"locale,omitempty" json:"locale,omitempty"`
+
+	// AcceptLanguage Used when locale is absent; a malformed header gets the default strings.
+	AcceptLanguage *string `json:"Accept-Language,omitempty"`
+
 	// IfNoneMatch An ETag from an earlier response (or `*`); a match gives 304.
 	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
 
@@ -3394,6 +3505,22 @@ type ClientInterface interface {
 	// Corresponds with DELETE /admin/v1/keys/{key} (the `RevokeKey` operationId).
 	RevokeKey(ctx context.Context, key string, params *RevokeKeyParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetMe Who the caller is and what it may do
+	//
+	// Any admin API key or the bootstrap token (no particular role). `can`
+	// lists every role held directly or implied (an editor can view); the
+	// web console shows only what `can` allows.
+	//
+	// Corresponds with GET /admin/v1/me (the `GetMe` operationId).
+	GetMe(ctx context.Context, params *GetMeParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetPlayerDebts What refunds of a player's store purchases could not take back
+	//
+	// Newest first. GET /admin/v1/refunds lists every player's.
+	//
+	// Corresponds with GET /admin/v1/players/{player_id}/debts (the `GetPlayerDebts` operationId).
+	GetPlayerDebts(ctx context.Context, playerId PlayerID, params *GetPlayerDebtsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// PostGrantWithBody Grant currencies and items to a player, exactly once
 	//
 	// Credits the player from `system:admin_grants` in one transaction.
@@ -3426,6 +3553,15 @@ type ClientInterface interface {
 	// Corresponds with POST /admin/v1/players/{player_id}/grants (the `PostGrant` operationId).
 	PostGrant(ctx context.Context, playerId PlayerID, params *PostGrantParams, body PostGrantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetPlayerHoldings A player's wallet and entitlements
+	//
+	// What the player's own GET /v1/wallet and GET /v1/entitlements show:
+	// every live catalog currency (0 when none is held), owned items and
+	// active subscriptions. An unknown player holds nothing.
+	//
+	// Corresponds with GET /admin/v1/players/{player_id}/holdings (the `GetPlayerHoldings` operationId).
+	GetPlayerHoldings(ctx context.Context, playerId PlayerID, params *GetPlayerHoldingsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetLedger A player's ledger transactions, newest first
 	//
 	// Keyset pagination: pass the previous page's `next_before` as `before`.
@@ -3456,6 +3592,24 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /admin/v1/store-notifications (the `GetStoreNotifications` operationId).
 	GetStoreNotifications(ctx context.Context, params *GetStoreNotificationsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetConsole The web console's page
+	//
+	// Static and public: the page signs in with an admin API key that it
+	// keeps in sessionStorage and sends to the admin API. Every console
+	// response carries a strict Content-Security-Policy (own origin only,
+	// no inline code, frame-ancestors 'none', Trusted Types) and
+	// X-Frame-Options DENY, nosniff, Referrer-Policy no-referrer,
+	// Cross-Origin-Opener-Policy and -Resource-Policy same-origin and a
+	// Permissions-Policy; files are revalidated by ETag.
+	//
+	// Corresponds with GET /console (the `GetConsole` operationId).
+	GetConsole(ctx context.Context, params *GetConsoleParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetConsoleFile One of the web console's files (scripts, styles, icon)
+	//
+	// Corresponds with GET /console/{file} (the `GetConsoleFile` operationId).
+	GetConsoleFile(ctx context.Context, file string, params *GetConsoleFileParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// Healthz Liveness
 	//
@@ -3490,6 +3644,13 @@ type ClientInterface interface {
 	// The highest published catalog version in its canonical JSON form. No
 	// authentication. The ETag is strong (`"catalog-N"`); `If-None-Match`
 	// uses weak comparison over a list and accepts `*`.
+	//
+	// With `locale` (or, failing that, `Accept-Language`) the answer is the
+	// catalog as a client in that locale sees it: each name and description
+	// in the best-matching catalog locale where the entry has one, the
+	// default elsewhere, and no `localized` maps. Its ETag names the locale
+	// (`"catalog-N-fr"`, `"catalog-N-und"` for the default strings), and
+	// every answer carries `Vary: Accept-Language`.
 	//
 	// Corresponds with GET /v1/catalog (the `GetCatalog` operationId).
 	GetCatalog(ctx context.Context, params *GetCatalogParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -4464,6 +4625,42 @@ func (c *Client) RevokeKey(ctx context.Context, key string, params *RevokeKeyPar
 	return c.Client.Do(req)
 }
 
+// GetMe Who the caller is and what it may do
+//
+// Any admin API key or the bootstrap token (no particular role). `can`
+// lists every role held directly or implied (an editor can view); the
+// web console shows only what `can` allows.
+//
+// Corresponds with GET /admin/v1/me (the `GetMe` operationId).
+func (c *Client) GetMe(ctx context.Context, params *GetMeParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetMeRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetPlayerDebts What refunds of a player's store purchases could not take back
+//
+// Newest first. GET /admin/v1/refunds lists every player's.
+//
+// Corresponds with GET /admin/v1/players/{player_id}/debts (the `GetPlayerDebts` operationId).
+func (c *Client) GetPlayerDebts(ctx context.Context, playerId PlayerID, params *GetPlayerDebtsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetPlayerDebtsRequest(c.Server, playerId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // PostGrantWithBody Grant currencies and items to a player, exactly once
 //
 // Credits the player from `system:admin_grants` in one transaction.
@@ -4506,6 +4703,25 @@ func (c *Client) PostGrantWithBody(ctx context.Context, playerId PlayerID, param
 // Corresponds with POST /admin/v1/players/{player_id}/grants (the `PostGrant` operationId).
 func (c *Client) PostGrant(ctx context.Context, playerId PlayerID, params *PostGrantParams, body PostGrantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewPostGrantRequest(c.Server, playerId, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetPlayerHoldings A player's wallet and entitlements
+//
+// What the player's own GET /v1/wallet and GET /v1/entitlements show:
+// every live catalog currency (0 when none is held), owned items and
+// active subscriptions. An unknown player holds nothing.
+//
+// Corresponds with GET /admin/v1/players/{player_id}/holdings (the `GetPlayerHoldings` operationId).
+func (c *Client) GetPlayerHoldings(ctx context.Context, playerId PlayerID, params *GetPlayerHoldingsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetPlayerHoldingsRequest(c.Server, playerId, params)
 	if err != nil {
 		return nil, err
 	}
@@ -4587,6 +4803,44 @@ func (c *Client) GetStoreNotifications(ctx context.Context, params *GetStoreNoti
 	return c.Client.Do(req)
 }
 
+// GetConsole The web console's page
+//
+// Static and public: the page signs in with an admin API key that it
+// keeps in sessionStorage and sends to the admin API. Every console
+// response carries a strict Content-Security-Policy (own origin only,
+// no inline code, frame-ancestors 'none', Trusted Types) and
+// X-Frame-Options DENY, nosniff, Referrer-Policy no-referrer,
+// Cross-Origin-Opener-Policy and -Resource-Policy same-origin and a
+// Permissions-Policy; files are revalidated by ETag.
+//
+// Corresponds with GET /console (the `GetConsole` operationId).
+func (c *Client) GetConsole(ctx context.Context, params *GetConsoleParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetConsoleRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetConsoleFile One of the web console's files (scripts, styles, icon)
+//
+// Corresponds with GET /console/{file} (the `GetConsoleFile` operationId).
+func (c *Client) GetConsoleFile(ctx context.Context, file string, params *GetConsoleFileParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetConsoleFileRequest(c.Server, file, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // Healthz Liveness
 //
 // Corresponds with GET /healthz (the `Healthz` operationId).
@@ -4650,6 +4904,13 @@ func (c *Client) Readyz(ctx context.Context, params *ReadyzParams, reqEditors ..
 // The highest published catalog version in its canonical JSON form. No
 // authentication. The ETag is strong (`"catalog-N"`); `If-None-Match`
 // uses weak comparison over a list and accepts `*`.
+//
+// With `locale` (or, failing that, `Accept-Language`) the answer is the
+// catalog as a client in that locale sees it: each name and description
+// in the best-matching catalog locale where the entry has one, the
+// default elsewhere, and no `localized` maps. Its ETag names the locale
+// (`"catalog-N-fr"`, `"catalog-N-und"` for the default strings), and
+// every answer carries `Vary: Accept-Language`.
 //
 // Corresponds with GET /v1/catalog (the `GetCatalog` operationId).
 func (c *Client) GetCatalog(ctx context.Context, params *GetCatalogParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -6684,6 +6945,124 @@ func NewRevokeKeyRequest(server string, key string, params *RevokeKeyParams) (*h
 	return req, nil
 }
 
+// NewGetMeRequest constructs an http.Request for the GetMe method
+func NewGetMeRequest(server string, params *GetMeParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/v1/me")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.XRequestId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewGetPlayerDebtsRequest constructs an http.Request for the GetPlayerDebts method
+func NewGetPlayerDebtsRequest(server string, playerId PlayerID, params *GetPlayerDebtsParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "player_id", playerId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/v1/players/%s/debts", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.XRequestId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
 // NewPostGrantRequest calls the generic PostGrant builder with application/json body
 func NewPostGrantRequest(server string, playerId PlayerID, params *PostGrantParams, body PostGrantJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -6748,6 +7127,55 @@ func NewPostGrantRequestWithBody(server string, playerId PlayerID, params *PostG
 			}
 
 			req.Header.Set("X-Request-Id", headerParam1)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewGetPlayerHoldingsRequest constructs an http.Request for the GetPlayerHoldings method
+func NewGetPlayerHoldingsRequest(server string, playerId PlayerID, params *GetPlayerHoldingsParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "player_id", playerId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/v1/players/%s/holdings", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.XRequestId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam0)
 		}
 
 	}
@@ -7069,6 +7497,119 @@ func NewGetStoreNotificationsRequest(server string, params *GetStoreNotification
 	return req, nil
 }
 
+// NewGetConsoleRequest constructs an http.Request for the GetConsole method
+func NewGetConsoleRequest(server string, params *GetConsoleParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/console")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.IfNoneMatch != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "If-None-Match", *params.IfNoneMatch, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("If-None-Match", headerParam0)
+		}
+
+		if params.XRequestId != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam1)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewGetConsoleFileRequest constructs an http.Request for the GetConsoleFile method
+func NewGetConsoleFileRequest(server string, file string, params *GetConsoleFileParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "file", file, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/console/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.IfNoneMatch != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "If-None-Match", *params.IfNoneMatch, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("If-None-Match", headerParam0)
+		}
+
+		if params.XRequestId != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam1)
+		}
+
+	}
+
+	return req, nil
+}
+
 // NewHealthzRequest constructs an http.Request for the Healthz method
 func NewHealthzRequest(server string, params *HealthzParams) (*http.Request, error) {
 	var err error
@@ -7214,6 +7755,33 @@ func NewGetCatalogRequest(server string, params *GetCatalogParams) (*http.Reques
 		return nil, err
 	}
 
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Locale != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "locale", *params.Locale, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
@@ -7221,26 +7789,37 @@ func NewGetCatalogRequest(server string, params *GetCatalogParams) (*http.Reques
 
 	if params != nil {
 
-		if params.IfNoneMatch != nil {
+		if params.AcceptLanguage != nil {
 			var headerParam0 string
 
-			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "If-None-Match", *params.IfNoneMatch, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Accept-Language", *params.AcceptLanguage, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
 			if err != nil {
 				return nil, err
 			}
 
-			req.Header.Set("If-None-Match", headerParam0)
+			req.Header.Set("Accept-Language", headerParam0)
+		}
+
+		if params.IfNoneMatch != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "If-None-Match", *params.IfNoneMatch, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("If-None-Match", headerParam1)
 		}
 
 		if params.XRequestId != nil {
-			var headerParam1 string
+			var headerParam2 string
 
-			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			headerParam2, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
 			if err != nil {
 				return nil, err
 			}
 
-			req.Header.Set("X-Request-Id", headerParam1)
+			req.Header.Set("X-Request-Id", headerParam2)
 		}
 
 	}
@@ -8155,6 +8734,26 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with DELETE /admin/v1/keys/{key} (the `RevokeKey` operationId).
 	RevokeKeyWithResponse(ctx context.Context, key string, params *RevokeKeyParams, reqEditors ...RequestEditorFn) (*RevokeKeyResponse, error)
 
+	// GetMeWithResponse Who the caller is and what it may do
+	//
+	// Any admin API key or the bootstrap token (no particular role). `can`
+	// lists every role held directly or implied (an editor can view); the
+	// web console shows only what `can` allows.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /admin/v1/me (the `GetMe` operationId).
+	GetMeWithResponse(ctx context.Context, params *GetMeParams, reqEditors ...RequestEditorFn) (*GetMeResponse, error)
+
+	// GetPlayerDebtsWithResponse What refunds of a player's store purchases could not take back
+	//
+	// Newest first. GET /admin/v1/refunds lists every player's.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /admin/v1/players/{player_id}/debts (the `GetPlayerDebts` operationId).
+	GetPlayerDebtsWithResponse(ctx context.Context, playerId PlayerID, params *GetPlayerDebtsParams, reqEditors ...RequestEditorFn) (*GetPlayerDebtsResponse, error)
+
 	// PostGrantWithBodyWithResponse Grant currencies and items to a player, exactly once
 	//
 	// Credits the player from `system:admin_grants` in one transaction.
@@ -8186,6 +8785,17 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /admin/v1/players/{player_id}/grants (the `PostGrant` operationId).
 	PostGrantWithResponse(ctx context.Context, playerId PlayerID, params *PostGrantParams, body PostGrantJSONRequestBody, reqEditors ...RequestEditorFn) (*PostGrantResponse, error)
+
+	// GetPlayerHoldingsWithResponse A player's wallet and entitlements
+	//
+	// What the player's own GET /v1/wallet and GET /v1/entitlements show:
+	// every live catalog currency (0 when none is held), owned items and
+	// active subscriptions. An unknown player holds nothing.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /admin/v1/players/{player_id}/holdings (the `GetPlayerHoldings` operationId).
+	GetPlayerHoldingsWithResponse(ctx context.Context, playerId PlayerID, params *GetPlayerHoldingsParams, reqEditors ...RequestEditorFn) (*GetPlayerHoldingsResponse, error)
 
 	// GetLedgerWithResponse A player's ledger transactions, newest first
 	//
@@ -8226,6 +8836,28 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /admin/v1/store-notifications (the `GetStoreNotifications` operationId).
 	GetStoreNotificationsWithResponse(ctx context.Context, params *GetStoreNotificationsParams, reqEditors ...RequestEditorFn) (*GetStoreNotificationsResponse, error)
 
+	// GetConsoleWithResponse The web console's page
+	//
+	// Static and public: the page signs in with an admin API key that it
+	// keeps in sessionStorage and sends to the admin API. Every console
+	// response carries a strict Content-Security-Policy (own origin only,
+	// no inline code, frame-ancestors 'none', Trusted Types) and
+	// X-Frame-Options DENY, nosniff, Referrer-Policy no-referrer,
+	// Cross-Origin-Opener-Policy and -Resource-Policy same-origin and a
+	// Permissions-Policy; files are revalidated by ETag.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /console (the `GetConsole` operationId).
+	GetConsoleWithResponse(ctx context.Context, params *GetConsoleParams, reqEditors ...RequestEditorFn) (*GetConsoleResponse, error)
+
+	// GetConsoleFileWithResponse One of the web console's files (scripts, styles, icon)
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /console/{file} (the `GetConsoleFile` operationId).
+	GetConsoleFileWithResponse(ctx context.Context, file string, params *GetConsoleFileParams, reqEditors ...RequestEditorFn) (*GetConsoleFileResponse, error)
+
 	// HealthzWithResponse Liveness
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -8265,6 +8897,13 @@ type ClientWithResponsesInterface interface {
 	// The highest published catalog version in its canonical JSON form. No
 	// authentication. The ETag is strong (`"catalog-N"`); `If-None-Match`
 	// uses weak comparison over a list and accepts `*`.
+	//
+	// With `locale` (or, failing that, `Accept-Language`) the answer is the
+	// catalog as a client in that locale sees it: each name and description
+	// in the best-matching catalog locale where the entry has one, the
+	// default elsewhere, and no `localized` maps. Its ETag names the locale
+	// (`"catalog-N-fr"`, `"catalog-N-und"` for the default strings), and
+	// every answer carries `Vary: Accept-Language`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -12801,6 +13440,249 @@ func (r RevokeKeyResponse) ContentType() string {
 	return ""
 }
 
+// GetMeResponse200Headers the declared response headers of an HTTP 200 response for GetMe
+type GetMeResponse200Headers struct {
+	CacheControl *string
+	XRequestId   string
+}
+
+// GetMeResponse401Headers the declared response headers of an HTTP 401 response for GetMe
+type GetMeResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// GetMeResponse403Headers the declared response headers of an HTTP 403 response for GetMe
+type GetMeResponse403Headers struct {
+	XRequestId string
+}
+
+// GetMeResponse500Headers the declared response headers of an HTTP 500 response for GetMe
+type GetMeResponse500Headers struct {
+	XRequestId string
+}
+
+// GetMeResponse503Headers the declared response headers of an HTTP 503 response for GetMe
+type GetMeResponse503Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+type GetMeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *struct {
+		// Actor The caller's name in the audit log, like key:alice or admin-token.
+		Actor string `json:"actor"`
+		Can   []Role `json:"can"`
+		Roles []Role `json:"roles"`
+	}
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetMeResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetMeResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *GetMeResponse403Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GetMeResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetMeResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetMeResponse) GetJSON200() *struct {
+	// Actor The caller's name in the audit log, like key:alice or admin-token.
+	Actor string `json:"actor"`
+	Can   []Role `json:"can"`
+	Roles []Role `json:"roles"`
+} {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetMeResponse) GetApplicationproblemJSON401() *Unauthenticated {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetMeResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetMeResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetMeResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetMeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetMeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetMeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetMeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetPlayerDebtsResponse200Headers the declared response headers of an HTTP 200 response for GetPlayerDebts
+type GetPlayerDebtsResponse200Headers struct {
+	XRequestId string
+}
+
+// GetPlayerDebtsResponse400Headers the declared response headers of an HTTP 400 response for GetPlayerDebts
+type GetPlayerDebtsResponse400Headers struct {
+	XRequestId string
+}
+
+// GetPlayerDebtsResponse401Headers the declared response headers of an HTTP 401 response for GetPlayerDebts
+type GetPlayerDebtsResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// GetPlayerDebtsResponse403Headers the declared response headers of an HTTP 403 response for GetPlayerDebts
+type GetPlayerDebtsResponse403Headers struct {
+	XRequestId string
+}
+
+// GetPlayerDebtsResponse500Headers the declared response headers of an HTTP 500 response for GetPlayerDebts
+type GetPlayerDebtsResponse500Headers struct {
+	XRequestId string
+}
+
+// GetPlayerDebtsResponse503Headers the declared response headers of an HTTP 503 response for GetPlayerDebts
+type GetPlayerDebtsResponse503Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+type GetPlayerDebtsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *struct {
+		Debts    []Debt `json:"debts"`
+		PlayerId string `json:"player_id"`
+	}
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetPlayerDebtsResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *GetPlayerDebtsResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetPlayerDebtsResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *GetPlayerDebtsResponse403Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GetPlayerDebtsResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetPlayerDebtsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetPlayerDebtsResponse) GetJSON200() *struct {
+	Debts    []Debt `json:"debts"`
+	PlayerId string `json:"player_id"`
+} {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetPlayerDebtsResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetPlayerDebtsResponse) GetApplicationproblemJSON401() *Unauthenticated {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetPlayerDebtsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetPlayerDebtsResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetPlayerDebtsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetPlayerDebtsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetPlayerDebtsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetPlayerDebtsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetPlayerDebtsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // PostGrantResponse201Headers the declared response headers of an HTTP 201 response for PostGrant
 type PostGrantResponse201Headers struct {
 	IdempotentReplayed *string
@@ -13003,6 +13885,134 @@ func (r PostGrantResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r PostGrantResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetPlayerHoldingsResponse200Headers the declared response headers of an HTTP 200 response for GetPlayerHoldings
+type GetPlayerHoldingsResponse200Headers struct {
+	XRequestId string
+}
+
+// GetPlayerHoldingsResponse400Headers the declared response headers of an HTTP 400 response for GetPlayerHoldings
+type GetPlayerHoldingsResponse400Headers struct {
+	XRequestId string
+}
+
+// GetPlayerHoldingsResponse401Headers the declared response headers of an HTTP 401 response for GetPlayerHoldings
+type GetPlayerHoldingsResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// GetPlayerHoldingsResponse403Headers the declared response headers of an HTTP 403 response for GetPlayerHoldings
+type GetPlayerHoldingsResponse403Headers struct {
+	XRequestId string
+}
+
+// GetPlayerHoldingsResponse500Headers the declared response headers of an HTTP 500 response for GetPlayerHoldings
+type GetPlayerHoldingsResponse500Headers struct {
+	XRequestId string
+}
+
+// GetPlayerHoldingsResponse503Headers the declared response headers of an HTTP 503 response for GetPlayerHoldings
+type GetPlayerHoldingsResponse503Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+type GetPlayerHoldingsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *struct {
+		Balances     map[string]int64 `json:"balances"`
+		Entitlements []Entitlement    `json:"entitlements"`
+		PlayerId     string           `json:"player_id"`
+	}
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetPlayerHoldingsResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *GetPlayerHoldingsResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetPlayerHoldingsResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *GetPlayerHoldingsResponse403Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GetPlayerHoldingsResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetPlayerHoldingsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetPlayerHoldingsResponse) GetJSON200() *struct {
+	Balances     map[string]int64 `json:"balances"`
+	Entitlements []Entitlement    `json:"entitlements"`
+	PlayerId     string           `json:"player_id"`
+} {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetPlayerHoldingsResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetPlayerHoldingsResponse) GetApplicationproblemJSON401() *Unauthenticated {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetPlayerHoldingsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetPlayerHoldingsResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetPlayerHoldingsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetPlayerHoldingsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetPlayerHoldingsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetPlayerHoldingsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetPlayerHoldingsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -13565,6 +14575,159 @@ func (r GetStoreNotificationsResponse) ContentType() string {
 	return ""
 }
 
+// GetConsoleResponse200Headers the declared response headers of an HTTP 200 response for GetConsole
+type GetConsoleResponse200Headers struct {
+	CacheControl              *string
+	ContentSecurityPolicy     *string
+	CrossOriginOpenerPolicy   *string
+	CrossOriginResourcePolicy *string
+	ETag                      *string
+	PermissionsPolicy         *string
+	ReferrerPolicy            *string
+	XContentTypeOptions       *string
+	XFrameOptions             *string
+	XRequestId                string
+}
+
+// GetConsoleResponse304Headers the declared response headers of an HTTP 304 response for GetConsole
+type GetConsoleResponse304Headers struct {
+	CacheControl              *string
+	ContentSecurityPolicy     *string
+	CrossOriginOpenerPolicy   *string
+	CrossOriginResourcePolicy *string
+	ETag                      *string
+	PermissionsPolicy         *string
+	ReferrerPolicy            *string
+	XContentTypeOptions       *string
+	XFrameOptions             *string
+	XRequestId                string
+}
+
+type GetConsoleResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetConsoleResponse200Headers
+	// Headers304 the parsed response headers for an HTTP 304 response
+	Headers304 *GetConsoleResponse304Headers
+}
+
+// GetBody returns the raw response body bytes
+func (r GetConsoleResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetConsoleResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetConsoleResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetConsoleResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetConsoleFileResponse200Headers the declared response headers of an HTTP 200 response for GetConsoleFile
+type GetConsoleFileResponse200Headers struct {
+	CacheControl              *string
+	ContentSecurityPolicy     *string
+	CrossOriginOpenerPolicy   *string
+	CrossOriginResourcePolicy *string
+	ETag                      *string
+	PermissionsPolicy         *string
+	ReferrerPolicy            *string
+	XContentTypeOptions       *string
+	XFrameOptions             *string
+	XRequestId                string
+}
+
+// GetConsoleFileResponse304Headers the declared response headers of an HTTP 304 response for GetConsoleFile
+type GetConsoleFileResponse304Headers struct {
+	CacheControl              *string
+	ContentSecurityPolicy     *string
+	CrossOriginOpenerPolicy   *string
+	CrossOriginResourcePolicy *string
+	ETag                      *string
+	PermissionsPolicy         *string
+	ReferrerPolicy            *string
+	XContentTypeOptions       *string
+	XFrameOptions             *string
+	XRequestId                string
+}
+
+// GetConsoleFileResponse404Headers the declared response headers of an HTTP 404 response for GetConsoleFile
+type GetConsoleFileResponse404Headers struct {
+	ContentSecurityPolicy     *string
+	CrossOriginOpenerPolicy   *string
+	CrossOriginResourcePolicy *string
+	PermissionsPolicy         *string
+	ReferrerPolicy            *string
+	XContentTypeOptions       *string
+	XFrameOptions             *string
+	XRequestId                string
+}
+
+type GetConsoleFileResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetConsoleFileResponse200Headers
+	// Headers304 the parsed response headers for an HTTP 304 response
+	Headers304 *GetConsoleFileResponse304Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *GetConsoleFileResponse404Headers
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetConsoleFileResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetBody returns the raw response body bytes
+func (r GetConsoleFileResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetConsoleFileResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetConsoleFileResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetConsoleFileResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // HealthzResponse200Headers the declared response headers of an HTTP 200 response for Healthz
 type HealthzResponse200Headers struct {
 	XRequestId string
@@ -13724,6 +14887,7 @@ func (r ReadyzResponse) ContentType() string {
 type GetCatalogResponse200Headers struct {
 	CacheControl *string
 	ETag         *string
+	Vary         *string
 	XRequestId   string
 }
 
@@ -13732,6 +14896,11 @@ type GetCatalogResponse304Headers struct {
 	CacheControl *string
 	ETag         *string
 	XRequestId   string
+}
+
+// GetCatalogResponse400Headers the declared response headers of an HTTP 400 response for GetCatalog
+type GetCatalogResponse400Headers struct {
+	XRequestId string
 }
 
 // GetCatalogResponse500Headers the declared response headers of an HTTP 500 response for GetCatalog
@@ -13750,6 +14919,8 @@ type GetCatalogResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *CatalogResponse
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -13758,6 +14929,8 @@ type GetCatalogResponse struct {
 	Headers200 *GetCatalogResponse200Headers
 	// Headers304 the parsed response headers for an HTTP 304 response
 	Headers304 *GetCatalogResponse304Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *GetCatalogResponse400Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetCatalogResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -13767,6 +14940,11 @@ type GetCatalogResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r GetCatalogResponse) GetJSON200() *CatalogResponse {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetCatalogResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -15709,6 +16887,38 @@ func (c *ClientWithResponses) RevokeKeyWithResponse(ctx context.Context, key str
 	return ParseRevokeKeyResponse(rsp)
 }
 
+// GetMeWithResponse Who the caller is and what it may do
+//
+// Any admin API key or the bootstrap token (no particular role). `can`
+// lists every role held directly or implied (an editor can view); the
+// web console shows only what `can` allows.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /admin/v1/me (the `GetMe` operationId).
+func (c *ClientWithResponses) GetMeWithResponse(ctx context.Context, params *GetMeParams, reqEditors ...RequestEditorFn) (*GetMeResponse, error) {
+	rsp, err := c.GetMe(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetMeResponse(rsp)
+}
+
+// GetPlayerDebtsWithResponse What refunds of a player's store purchases could not take back
+//
+// Newest first. GET /admin/v1/refunds lists every player's.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /admin/v1/players/{player_id}/debts (the `GetPlayerDebts` operationId).
+func (c *ClientWithResponses) GetPlayerDebtsWithResponse(ctx context.Context, playerId PlayerID, params *GetPlayerDebtsParams, reqEditors ...RequestEditorFn) (*GetPlayerDebtsResponse, error) {
+	rsp, err := c.GetPlayerDebts(ctx, playerId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetPlayerDebtsResponse(rsp)
+}
+
 // PostGrantWithBodyWithResponse Grant currencies and items to a player, exactly once
 //
 // Credits the player from `system:admin_grants` in one transaction.
@@ -15751,6 +16961,23 @@ func (c *ClientWithResponses) PostGrantWithResponse(ctx context.Context, playerI
 		return nil, err
 	}
 	return ParsePostGrantResponse(rsp)
+}
+
+// GetPlayerHoldingsWithResponse A player's wallet and entitlements
+//
+// What the player's own GET /v1/wallet and GET /v1/entitlements show:
+// every live catalog currency (0 when none is held), owned items and
+// active subscriptions. An unknown player holds nothing.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /admin/v1/players/{player_id}/holdings (the `GetPlayerHoldings` operationId).
+func (c *ClientWithResponses) GetPlayerHoldingsWithResponse(ctx context.Context, playerId PlayerID, params *GetPlayerHoldingsParams, reqEditors ...RequestEditorFn) (*GetPlayerHoldingsResponse, error) {
+	rsp, err := c.GetPlayerHoldings(ctx, playerId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetPlayerHoldingsResponse(rsp)
 }
 
 // GetLedgerWithResponse A player's ledger transactions, newest first
@@ -15816,6 +17043,40 @@ func (c *ClientWithResponses) GetStoreNotificationsWithResponse(ctx context.Cont
 	return ParseGetStoreNotificationsResponse(rsp)
 }
 
+// GetConsoleWithResponse The web console's page
+//
+// Static and public: the page signs in with an admin API key that it
+// keeps in sessionStorage and sends to the admin API. Every console
+// response carries a strict Content-Security-Policy (own origin only,
+// no inline code, frame-ancestors 'none', Trusted Types) and
+// X-Frame-Options DENY, nosniff, Referrer-Policy no-referrer,
+// Cross-Origin-Opener-Policy and -Resource-Policy same-origin and a
+// Permissions-Policy; files are revalidated by ETag.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /console (the `GetConsole` operationId).
+func (c *ClientWithResponses) GetConsoleWithResponse(ctx context.Context, params *GetConsoleParams, reqEditors ...RequestEditorFn) (*GetConsoleResponse, error) {
+	rsp, err := c.GetConsole(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetConsoleResponse(rsp)
+}
+
+// GetConsoleFileWithResponse One of the web console's files (scripts, styles, icon)
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /console/{file} (the `GetConsoleFile` operationId).
+func (c *ClientWithResponses) GetConsoleFileWithResponse(ctx context.Context, file string, params *GetConsoleFileParams, reqEditors ...RequestEditorFn) (*GetConsoleFileResponse, error) {
+	rsp, err := c.GetConsoleFile(ctx, file, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetConsoleFileResponse(rsp)
+}
+
 // HealthzWithResponse Liveness
 //
 // Returns a wrapper object for the known response body format(s).
@@ -15873,6 +17134,13 @@ func (c *ClientWithResponses) ReadyzWithResponse(ctx context.Context, params *Re
 // The highest published catalog version in its canonical JSON form. No
 // authentication. The ETag is strong (`"catalog-N"`); `If-None-Match`
 // uses weak comparison over a list and accepts `*`.
+//
+// With `locale` (or, failing that, `Accept-Language`) the answer is the
+// catalog as a client in that locale sees it: each name and description
+// in the best-matching catalog locale where the entry has one, the
+// default elsewhere, and no `localized` maps. Its ETag names the locale
+// (`"catalog-N-fr"`, `"catalog-N-und"` for the default strings), and
+// every answer carries `Vary: Accept-Language`.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -21656,6 +22924,280 @@ func ParseRevokeKeyResponse(rsp *http.Response) (*RevokeKeyResponse, error) {
 	return response, nil
 }
 
+// ParseGetMeResponse parses an HTTP response from a GetMeWithResponse call
+func ParseGetMeResponse(rsp *http.Response) (*GetMeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetMeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest struct {
+			// Actor The caller's name in the audit log, like key:alice or admin-token.
+			Actor string `json:"actor"`
+			Can   []Role `json:"can"`
+			Roles []Role `json:"roles"`
+		}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetMeResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers GetMeResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers GetMeResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 500:
+		var headers GetMeResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetMeResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetPlayerDebtsResponse parses an HTTP response from a GetPlayerDebtsWithResponse call
+func ParseGetPlayerDebtsResponse(rsp *http.Response) (*GetPlayerDebtsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetPlayerDebtsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest struct {
+			Debts    []Debt `json:"debts"`
+			PlayerId string `json:"player_id"`
+		}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetPlayerDebtsResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers GetPlayerDebtsResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers GetPlayerDebtsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers GetPlayerDebtsResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 500:
+		var headers GetPlayerDebtsResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetPlayerDebtsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParsePostGrantResponse parses an HTTP response from a PostGrantWithResponse call
 func ParsePostGrantResponse(rsp *http.Response) (*PostGrantResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -21904,6 +23446,148 @@ func ParsePostGrantResponse(rsp *http.Response) (*PostGrantResponse, error) {
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers PostGrantResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetPlayerHoldingsResponse parses an HTTP response from a GetPlayerHoldingsWithResponse call
+func ParseGetPlayerHoldingsResponse(rsp *http.Response) (*GetPlayerHoldingsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetPlayerHoldingsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest struct {
+			Balances     map[string]int64 `json:"balances"`
+			Entitlements []Entitlement    `json:"entitlements"`
+			PlayerId     string           `json:"player_id"`
+		}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetPlayerHoldingsResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers GetPlayerHoldingsResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers GetPlayerHoldingsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers GetPlayerHoldingsResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 500:
+		var headers GetPlayerHoldingsResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetPlayerHoldingsResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -22580,6 +24264,408 @@ func ParseGetStoreNotificationsResponse(rsp *http.Response) (*GetStoreNotificati
 	return response, nil
 }
 
+// ParseGetConsoleResponse parses an HTTP response from a GetConsoleWithResponse call
+func ParseGetConsoleResponse(rsp *http.Response) (*GetConsoleResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetConsoleResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetConsoleResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		if values := rsp.Header.Values("Content-Security-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Security-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentSecurityPolicy = &value
+		}
+		if values := rsp.Header.Values("Cross-Origin-Opener-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cross-Origin-Opener-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CrossOriginOpenerPolicy = &value
+		}
+		if values := rsp.Header.Values("Cross-Origin-Resource-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cross-Origin-Resource-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CrossOriginResourcePolicy = &value
+		}
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = &value
+		}
+		if values := rsp.Header.Values("Permissions-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Permissions-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.PermissionsPolicy = &value
+		}
+		if values := rsp.Header.Values("Referrer-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Referrer-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ReferrerPolicy = &value
+		}
+		if values := rsp.Header.Values("X-Content-Type-Options"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Content-Type-Options", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XContentTypeOptions = &value
+		}
+		if values := rsp.Header.Values("X-Frame-Options"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Frame-Options", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XFrameOptions = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 304:
+		var headers GetConsoleResponse304Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		if values := rsp.Header.Values("Content-Security-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Security-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentSecurityPolicy = &value
+		}
+		if values := rsp.Header.Values("Cross-Origin-Opener-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cross-Origin-Opener-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CrossOriginOpenerPolicy = &value
+		}
+		if values := rsp.Header.Values("Cross-Origin-Resource-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cross-Origin-Resource-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CrossOriginResourcePolicy = &value
+		}
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = &value
+		}
+		if values := rsp.Header.Values("Permissions-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Permissions-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.PermissionsPolicy = &value
+		}
+		if values := rsp.Header.Values("Referrer-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Referrer-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ReferrerPolicy = &value
+		}
+		if values := rsp.Header.Values("X-Content-Type-Options"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Content-Type-Options", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XContentTypeOptions = &value
+		}
+		if values := rsp.Header.Values("X-Frame-Options"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Frame-Options", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XFrameOptions = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers304 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetConsoleFileResponse parses an HTTP response from a GetConsoleFileWithResponse call
+func ParseGetConsoleFileResponse(rsp *http.Response) (*GetConsoleFileResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetConsoleFileResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 304:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetConsoleFileResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		if values := rsp.Header.Values("Content-Security-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Security-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentSecurityPolicy = &value
+		}
+		if values := rsp.Header.Values("Cross-Origin-Opener-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cross-Origin-Opener-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CrossOriginOpenerPolicy = &value
+		}
+		if values := rsp.Header.Values("Cross-Origin-Resource-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cross-Origin-Resource-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CrossOriginResourcePolicy = &value
+		}
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = &value
+		}
+		if values := rsp.Header.Values("Permissions-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Permissions-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.PermissionsPolicy = &value
+		}
+		if values := rsp.Header.Values("Referrer-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Referrer-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ReferrerPolicy = &value
+		}
+		if values := rsp.Header.Values("X-Content-Type-Options"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Content-Type-Options", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XContentTypeOptions = &value
+		}
+		if values := rsp.Header.Values("X-Frame-Options"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Frame-Options", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XFrameOptions = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 304:
+		var headers GetConsoleFileResponse304Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		if values := rsp.Header.Values("Content-Security-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Security-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentSecurityPolicy = &value
+		}
+		if values := rsp.Header.Values("Cross-Origin-Opener-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cross-Origin-Opener-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CrossOriginOpenerPolicy = &value
+		}
+		if values := rsp.Header.Values("Cross-Origin-Resource-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cross-Origin-Resource-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CrossOriginResourcePolicy = &value
+		}
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = &value
+		}
+		if values := rsp.Header.Values("Permissions-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Permissions-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.PermissionsPolicy = &value
+		}
+		if values := rsp.Header.Values("Referrer-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Referrer-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ReferrerPolicy = &value
+		}
+		if values := rsp.Header.Values("X-Content-Type-Options"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Content-Type-Options", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XContentTypeOptions = &value
+		}
+		if values := rsp.Header.Values("X-Frame-Options"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Frame-Options", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XFrameOptions = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers304 = &headers
+	case rsp.StatusCode == 404:
+		var headers GetConsoleFileResponse404Headers
+		if values := rsp.Header.Values("Content-Security-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Security-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentSecurityPolicy = &value
+		}
+		if values := rsp.Header.Values("Cross-Origin-Opener-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cross-Origin-Opener-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CrossOriginOpenerPolicy = &value
+		}
+		if values := rsp.Header.Values("Cross-Origin-Resource-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cross-Origin-Resource-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CrossOriginResourcePolicy = &value
+		}
+		if values := rsp.Header.Values("Permissions-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Permissions-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.PermissionsPolicy = &value
+		}
+		if values := rsp.Header.Values("Referrer-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Referrer-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ReferrerPolicy = &value
+		}
+		if values := rsp.Header.Values("X-Content-Type-Options"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Content-Type-Options", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XContentTypeOptions = &value
+		}
+		if values := rsp.Header.Values("X-Frame-Options"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Frame-Options", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XFrameOptions = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseHealthzResponse parses an HTTP response from a HealthzWithResponse call
 func ParseHealthzResponse(rsp *http.Response) (*HealthzResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -22730,6 +24816,13 @@ func ParseGetCatalogResponse(rsp *http.Response) (*GetCatalogResponse, error) {
 	case rsp.StatusCode == 304:
 		break // No content-type
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -22763,6 +24856,13 @@ func ParseGetCatalogResponse(rsp *http.Response) (*GetCatalogResponse, error) {
 			}
 			headers.ETag = &value
 		}
+		if values := rsp.Header.Values("Vary"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Vary", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Vary = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -22795,6 +24895,16 @@ func ParseGetCatalogResponse(rsp *http.Response) (*GetCatalogResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers304 = &headers
+	case rsp.StatusCode == 400:
+		var headers GetCatalogResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
 	case rsp.StatusCode == 500:
 		var headers GetCatalogResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {

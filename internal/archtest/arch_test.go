@@ -23,6 +23,7 @@ var rules = []struct {
 	{"internal/apiclient", []string{module + "/"}, "the generated client knows the API only through docs/openapi.yaml"},
 	{"access", []string{"github.com/gofiber/", module + "/server"}, "keys and roles are domain rules; HTTP maps them"},
 	{"audit", []string{"github.com/gofiber/", module + "/server"}, "the audit log is a domain record; HTTP maps it"},
+	{"console", []string{module + "/", "github.com/"}, "the console is files; the server serves them"},
 }
 
 func TestDependencyDirection(t *testing.T) {
