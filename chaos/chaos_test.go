@@ -74,6 +74,10 @@ type result struct {
 	recovery   time.Duration
 	recovered  bool
 	measured   bool // whether a recovery was measured
+	burst      *burstResult
+	faultAt    time.Time
+	healedAt   time.Time
+	timeline   []int // acks per second from 1 s before the fault until the load stopped
 }
 
 func TestFaults(t *testing.T) {
@@ -170,6 +174,8 @@ func setUp(t *testing.T) *suite {
 		"COINOP_REQUEST_TIMEOUT=2s",
 		"COINOP_SHUTDOWN_TIMEOUT=10s",
 		"COINOP_LOG_FORMAT=text",
+		// Warnings and errors only, so a failure's log tail says something.
+		"COINOP_LOG_LEVEL=warn",
 	}
 	for i, name := range []string{"A", "B"} {
 		e := env
@@ -218,7 +224,7 @@ func setUp(t *testing.T) *suite {
 		}
 		s.players = append(s.players, &player{id: id, token: tok})
 	}
-	s.load = newLoad(s.replicas, s.players, envFloat("CHAOS_RATE", 60), envFloat("CHAOS_READ_RATE", 30))
+	s.load = newLoad(s.replicas, s.players, envFloat("CHAOS_RATE", 100), envFloat("CHAOS_READ_RATE", 50))
 	// Both replicas must have the catalog before the first purchase.
 	if err := waitFor(ctx, 10*time.Second, func() error {
 		for _, r := range s.replicas {
@@ -267,16 +273,22 @@ func (s *suite) ensureUp(ctx context.Context) error {
 // the recovery and leaves the load stopped; judge then checks the quiet
 // moment. Waits are for conditions, except the faults' own durations.
 
-// killReplica kills A with SIGKILL under load. Arrivals stop at the kill,
-// so the purchases A committed without answering, replayed by B to the
-// clients' retries, are each player's last change when the holdings are
-// read (issue 15, F1). A is then started again and the load resumed.
+// killReplica kills A with SIGKILL under load, as soon as A acknowledges
+// the first of a burst of purchases (one per player, every player cached),
+// so some are committed and never answered. Arrivals stop at the kill, so
+// the purchases B replays to the clients' retries are each player's last
+// change when the holdings are read (issue 15, F1). A is then started again
+// and the load resumed.
 func killReplica(t *testing.T, s *suite, r *result) {
 	a := s.replicas[0]
 	r.t = newTally()
 	s.load.run(r.t)
 	time.Sleep(warm)
 	r.baseline = r.t.rateBetween(r.t.start.Add(time.Second), time.Now())
+	s.readAll(t.Context())
+	r.burst = s.load.burst(r.t, len(s.players), 0)
+	<-r.burst.answered
+	r.faultAt = time.Now()
 	if err := a.signal(syscall.SIGKILL, 5*time.Second); err != nil && !isSignaled(err) {
 		t.Errorf("kill -9 A: %v", err)
 	}
@@ -290,14 +302,19 @@ func killReplica(t *testing.T, s *suite, r *result) {
 	s.resume(t, r, time.Now())
 }
 
-// termReplica sends SIGTERM to A under load and starts it again once it has
-// drained; the load keeps running throughout.
+// termReplica sends SIGTERM to A under load, while A is committing a burst,
+// and starts it again once it has drained; the load keeps running.
 func termReplica(t *testing.T, s *suite, r *result) {
 	a := s.replicas[0]
 	r.t = newTally()
 	s.load.run(r.t)
 	time.Sleep(warm)
 	r.baseline = r.t.rateBetween(r.t.start.Add(time.Second), time.Now())
+	// A burst in flight when the signal lands: every request A has read
+	// must still get its answer.
+	r.burst = s.load.burst(r.t, len(s.players), 0)
+	<-r.burst.answered
+	r.faultAt = time.Now()
 	if err := a.signal(syscall.SIGTERM, 15*time.Second); err != nil {
 		t.Errorf("A after SIGTERM: %v (want a clean exit once drained)", err)
 	}
@@ -353,6 +370,7 @@ func restoreRedis(t *testing.T, s *suite, r *result) {
 	s.load.halt()
 	s.load.resolve(t.Context(), r.t)
 	s.readAll(t.Context()) // every player cached with holdings newer than the snapshot
+	r.faultAt = time.Now()
 	if err := s.redis.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -376,6 +394,7 @@ func (s *suite) underLoad(t *testing.T, r *result, d time.Duration, fault, heal 
 	s.load.run(r.t)
 	time.Sleep(warm)
 	r.baseline = r.t.rateBetween(r.t.start.Add(time.Second), time.Now())
+	r.faultAt = time.Now()
 	if err := fault(); err != nil {
 		t.Fatalf("inject: %v", err)
 	}
@@ -396,7 +415,7 @@ func (s *suite) resume(t *testing.T, r *result, healed time.Time) {
 // recover waits until the acknowledged rate is back (or recoveryLimit has
 // passed), then stops the load and resolves every uncertain purchase.
 func (s *suite) recover(t *testing.T, r *result, healed time.Time) {
-	r.measured = true
+	r.measured, r.healedAt = true, healed
 	_ = waitFor(t.Context(), recoveryLimit+3*time.Second, func() error {
 		if d, ok := r.t.recovery(healed, s.load.rate, recoveryLimit); ok {
 			r.recovery, r.recovered = d, true
@@ -404,6 +423,9 @@ func (s *suite) recover(t *testing.T, r *result, healed time.Time) {
 		}
 		return errors.New("not yet")
 	})
+	if !r.faultAt.IsZero() {
+		r.timeline = r.t.timeline(r.faultAt.Add(-time.Second))
+	}
 	s.load.halt()
 	s.load.resolve(t.Context(), r.t)
 }
@@ -627,6 +649,24 @@ func printTable(rs []*result, rate float64) {
 		fmt.Printf("%-38s %7d %6d %5d %7d %6d %5d %5d %5d %4d %4d %4d %4d %9s %5s %8s %.0f/s\n",
 			r.name, r.t.offered, r.t.acked, r.t.replayed, r.t.retries, r.t.uncertain, unavailable, other, r.t.transport,
 			r.lost, r.doubled, r.negative, r.charge, fmt.Sprintf("%d/%d", r.stale, r.reads), audit, rec, r.baseline)
+		if !r.faultAt.IsZero() {
+			from := r.faultAt.Add(-time.Second)
+			var parts []string
+			for i, n := range r.timeline {
+				mark := ""
+				if sec := from.Add(time.Duration(i) * time.Second); !r.healedAt.IsZero() && !r.healedAt.Before(sec) && r.healedAt.Before(sec.Add(time.Second)) {
+					mark = "^"
+				}
+				parts = append(parts, mark+strconv.Itoa(n))
+			}
+			fmt.Printf("%38s acks/s from 1 s before the fault (^ healed): %s\n", "", strings.Join(parts, " "))
+		}
+		if r.t.transport > 0 {
+			fmt.Printf("%38s attempts without an answer: %d refused, %d cut off, %d timed out\n", "", r.t.refused, r.t.cut, r.t.timeouts)
+		}
+		if r.burst != nil {
+			fmt.Printf("%38s %s (first attempts)\n", "", r.burst)
+		}
 		if len(r.t.rejects) > 0 {
 			fmt.Printf("%38s definitive 4xx: %s\n", "", sortedCounts(r.t.rejects))
 		}

@@ -146,15 +146,38 @@ func (r *replica) signal(sig syscall.Signal, grace time.Duration) error {
 }
 
 // blackhole is a TCP proxy that can stop forwarding without closing
-// anything, as a network partition does: bytes, new connections and closes
-// are held until release, then delivered.
+// anything, as a network partition that drops packets does. What arrives
+// while it holds (bytes, new connections, closes) is delivered after the
+// release at the time TCP would retransmit it: new connections on the SYN
+// schedule (1, 3, 7, 15, 31, 63 s after the first try), bytes and closes on
+// an RTO doubling from 200 ms (0.2, 0.6, 1.4, 3.0, 6.2 s…). A partition
+// that heals is not over at once for the connections that lived through it.
 type blackhole struct {
 	ln     net.Listener
 	target string
 
-	mu    sync.Mutex
-	open  chan struct{} // closed while forwarding
-	conns map[net.Conn]struct{}
+	mu     sync.Mutex
+	open   chan struct{} // closed while forwarding
+	healed time.Time     // when the last hold ended
+	conns  map[net.Conn]struct{}
+}
+
+var (
+	synRetries  = cumulative(time.Second, 6)
+	dataRetries = cumulative(200*time.Millisecond, 12)
+)
+
+// cumulative returns the times of n retransmissions after a first send,
+// the interval starting at first and doubling.
+func cumulative(first time.Duration, n int) []time.Duration {
+	var out []time.Duration
+	at, step := time.Duration(0), first
+	for range n {
+		at += step
+		out = append(out, at)
+		step *= 2
+	}
+	return out
 }
 
 func newBlackhole(target string) (*blackhole, error) {
@@ -169,12 +192,6 @@ func newBlackhole(target string) (*blackhole, error) {
 }
 
 func (b *blackhole) addr() string { return b.ln.Addr().String() }
-
-func (b *blackhole) gate() <-chan struct{} {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.open
-}
 
 // hold stops forwarding; release resumes it.
 func (b *blackhole) hold() {
@@ -193,8 +210,34 @@ func (b *blackhole) release() {
 	select {
 	case <-b.open:
 	default:
+		b.healed = time.Now()
 		close(b.open)
 	}
+}
+
+// pass returns when something first sent at since gets through: at once
+// unless the blackhole is holding, else at the first of its retransmissions
+// after the release. It reports false when TCP would have given up.
+func (b *blackhole) pass(since time.Time, retries []time.Duration) bool {
+	b.mu.Lock()
+	open := b.open
+	b.mu.Unlock()
+	select {
+	case <-open:
+		return true
+	default:
+	}
+	<-open
+	b.mu.Lock()
+	healed := b.healed
+	b.mu.Unlock()
+	for _, r := range retries {
+		if at := since.Add(r); !at.Before(healed) {
+			time.Sleep(time.Until(at))
+			return true
+		}
+	}
+	return false
 }
 
 func (b *blackhole) track(c net.Conn, add bool) {
@@ -220,7 +263,10 @@ func (b *blackhole) accept() {
 func (b *blackhole) handle(client net.Conn) {
 	b.track(client, true)
 	defer b.track(client, false)
-	<-b.gate()
+	if !b.pass(time.Now(), synRetries) {
+		client.Close()
+		return
+	}
 	up, err := net.DialTimeout("tcp", b.target, 2*time.Second)
 	if err != nil {
 		client.Close()
@@ -229,29 +275,27 @@ func (b *blackhole) handle(client net.Conn) {
 	b.track(up, true)
 	defer b.track(up, false)
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); b.pipe(up, client) }()
-	go func() { defer wg.Done(); b.pipe(client, up) }()
+	wg.Go(func() { b.pipe(up, client) })
+	wg.Go(func() { b.pipe(client, up) })
 	wg.Wait()
 }
 
-// pipe copies src to dst, waiting at the gate before each write and before
-// passing a close on.
+// pipe copies src to dst through the blackhole, and passes a close on.
 func (b *blackhole) pipe(dst, src net.Conn) {
+	defer src.Close()
+	defer dst.Close()
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
+		if !b.pass(time.Now(), dataRetries) {
+			return // TCP gave up: both ends see a reset
+		}
 		if n > 0 {
-			<-b.gate()
 			if _, werr := dst.Write(buf[:n]); werr != nil {
-				src.Close()
 				return
 			}
 		}
 		if err != nil {
-			<-b.gate()
-			dst.Close()
-			src.Close()
 			return
 		}
 	}

@@ -8,14 +8,17 @@ import (
 	crand "crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -44,6 +47,8 @@ type purchase struct {
 	key   string
 	qty   int64
 	first int // replica of the first attempt; retries alternate
+	// firstAnswer, when set, is told how the first attempt ended.
+	firstAnswer func(status int, err error)
 }
 
 // tally counts what one scenario's clients saw.
@@ -53,7 +58,10 @@ type tally struct {
 	mu         sync.Mutex
 	status     map[int]int
 	bad5xx     []string // examples of 5xx other than 503
-	transport  int      // attempts without an HTTP answer (refused, reset, timeout)
+	transport  int      // attempts without an HTTP answer: refused + cut + timeouts
+	refused    int      // connection refused: nothing listening
+	cut        int      // connection reset or closed before an answer
+	timeouts   int      // no answer within attemptTimeout
 	offered    int      // logical purchases started
 	acked      int
 	replayed   int // acks that carried Idempotent-Replayed
@@ -93,6 +101,21 @@ func (t *tally) count5xx() (unavailable, other int) {
 	return unavailable, other
 }
 
+// failed counts an attempt that got no HTTP answer.
+func (t *tally) failed(err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.transport++
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		t.refused++
+	case errors.Is(err, context.DeadlineExceeded) || os.IsTimeout(err):
+		t.timeouts++
+	default:
+		t.cut++
+	}
+}
+
 func (t *tally) add(f func(t *tally)) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -123,6 +146,24 @@ func (t *tally) recovery(healed time.Time, rate float64, limit time.Duration) (t
 		}
 	}
 	return 0, false
+}
+
+// timeline returns the acknowledged purchases in each second from "from"
+// to the newest complete second.
+func (t *tally) timeline(from time.Time) []int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	per := int(time.Second / bucketWidth)
+	first := int(from.Sub(t.start) / bucketWidth)
+	var out []int
+	for b := first; b+per <= int(time.Since(t.start)/bucketWidth); b += per {
+		n := 0
+		for i := range per {
+			n += t.acks[b+i]
+		}
+		out = append(out, n)
+	}
+	return out
 }
 
 // rateBetween is the acknowledged purchases per second from a to b.
@@ -195,7 +236,7 @@ func (l *load) run(t *tally) {
 				status, code, _, reqID, _, err := l.do(ctx, r, http.MethodGet, path, p, "", nil)
 				t.add(func(t *tally) { t.reads++ })
 				if err != nil {
-					t.add(func(t *tally) { t.transport++ })
+					t.failed(err)
 					return
 				}
 				t.answer(status, code, r.name, reqID)
@@ -225,6 +266,54 @@ func (l *load) arrive(stop chan struct{}, rate float64, fire func()) {
 		}
 		timer.Reset(time.Until(next))
 	}
+}
+
+// burstResult says how the first attempts of a burst ended.
+type burstResult struct {
+	mu                  sync.Mutex
+	created, other, cut int
+	answered            chan struct{} // closed at the first 201
+	once                sync.Once
+}
+
+// burst sends one purchase for each of n players at once to replica to,
+// besides the open-loop arrivals, and retries them like the others. Its
+// answered channel is closed when the first of them is acknowledged: the
+// replica is committing the burst.
+func (l *load) burst(t *tally, n, to int) *burstResult {
+	b := &burstResult{answered: make(chan struct{})}
+	for _, pl := range l.players[:min(n, len(l.players))] {
+		p := &purchase{p: pl, key: newKey(), qty: 1 + rand.Int64N(3), first: to}
+		p.firstAnswer = func(status int, err error) {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			switch {
+			case err != nil:
+				b.cut++
+			case status == http.StatusCreated:
+				b.created++
+				b.once.Do(func() { close(b.answered) })
+			default:
+				b.other++
+			}
+		}
+		t.add(func(t *tally) { t.offered++ })
+		l.inflight.Go(func() {
+			if !l.buy(context.Background(), t, p, retryBudget) {
+				t.add(func(t *tally) { t.uncertain++ })
+				l.mu.Lock()
+				l.uncertain = append(l.uncertain, p)
+				l.mu.Unlock()
+			}
+		})
+	}
+	return b
+}
+
+func (b *burstResult) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return fmt.Sprintf("burst of %d: %d answered 201, %d other answers, %d without an answer", b.created+b.other+b.cut, b.created, b.other, b.cut)
 }
 
 // halt stops the arrivals and waits for every purchase in flight to get a
@@ -276,8 +365,11 @@ func (l *load) buy(ctx context.Context, t *tally, p *purchase, budget time.Durat
 		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
 		status, code, replayed, reqID, _, err := l.do(actx, r, http.MethodPost, "/v1/purchases", p.p, p.key, body)
 		cancel()
+		if attempt == 0 && p.firstAnswer != nil {
+			p.firstAnswer(status, err)
+		}
 		if err != nil {
-			t.add(func(t *tally) { t.transport++ })
+			t.failed(err)
 		} else {
 			t.answer(status, code, r.name, reqID)
 			switch {
