@@ -77,7 +77,9 @@ type result struct {
 	burst      *burstResult
 	faultAt    time.Time
 	healedAt   time.Time
-	timeline   []int // acks per second from 1 s before the fault until the load stopped
+	timeline   []int  // acks per second from 1 s before the fault until the load stopped
+	pools      string // the replicas' pools when the recovery window ended
+	pgConns    int64  // Postgres connections the replicas opened during the scenario
 }
 
 func TestFaults(t *testing.T) {
@@ -97,8 +99,11 @@ func TestFaults(t *testing.T) {
 		{"Redis FLUSHALL", flushRedis},
 		{"Redis restored from an older snapshot", restoreRedis},
 		// Last: if the pool does not recover (F5), later scenarios would
-		// only measure that.
-		{"Postgres blackhole 5s", blackholePostgres},
+		// only measure that. Twice, because whether the retries pile up
+		// into a standstill after the heal depends on timing: one round
+		// missed it in about half the runs.
+		{"Postgres blackhole 5s (round 1)", blackholePostgres},
+		{"Postgres blackhole 5s (round 2)", blackholePostgres},
 	}
 	var results []*result
 	for _, sc := range scenarios {
@@ -108,6 +113,9 @@ func TestFaults(t *testing.T) {
 			if err := s.ensureUp(t.Context()); err != nil {
 				t.Fatal(err)
 			}
+			conns := s.proxy.accepted.Load()
+			defer func() { r.pgConns = s.proxy.accepted.Load() - conns }()
+			defer s.load.halt() // when the scenario stopped on t.Fatal
 			sc.run(t, s, r)
 			s.judge(t, r, rate)
 		})
@@ -287,7 +295,7 @@ func killReplica(t *testing.T, s *suite, r *result) {
 	r.baseline = r.t.rateBetween(r.t.start.Add(time.Second), time.Now())
 	s.readAll(t.Context())
 	r.burst = s.load.burst(r.t, len(s.players), 0)
-	<-r.burst.answered
+	r.burst.await(t)
 	r.faultAt = time.Now()
 	if err := a.signal(syscall.SIGKILL, 5*time.Second); err != nil && !isSignaled(err) {
 		t.Errorf("kill -9 A: %v", err)
@@ -313,7 +321,7 @@ func termReplica(t *testing.T, s *suite, r *result) {
 	// A burst in flight when the signal lands: every request A has read
 	// must still get its answer.
 	r.burst = s.load.burst(r.t, len(s.players), 0)
-	<-r.burst.answered
+	r.burst.await(t)
 	r.faultAt = time.Now()
 	if err := a.signal(syscall.SIGTERM, 15*time.Second); err != nil {
 		t.Errorf("A after SIGTERM: %v (want a clean exit once drained)", err)
@@ -426,6 +434,11 @@ func (s *suite) recover(t *testing.T, r *result, healed time.Time) {
 	if !r.faultAt.IsZero() {
 		r.timeline = r.t.timeline(r.faultAt.Add(-time.Second))
 	}
+	var pools []string
+	for _, rep := range s.replicas {
+		pools = append(pools, rep.name+": "+rep.poolState())
+	}
+	r.pools = strings.Join(pools, "; ")
 	s.load.halt()
 	s.load.resolve(t.Context(), r.t)
 }
@@ -529,14 +542,14 @@ func (s *suite) quiet(t *testing.T, r *result, when string, rs []*replica) {
 	}
 }
 
-type held struct{ gold, arrows int64 }
+type holding struct{ gold, arrows int64 }
 
-func (s *suite) holdings(ctx context.Context) (map[string]held, error) {
+func (s *suite) holdings(ctx context.Context) (map[string]holding, error) {
 	rows, err := s.db.Query(ctx, "SELECT player_id, asset_id, quantity FROM balances")
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]held{}
+	out := map[string]holding{}
 	var id, asset string
 	var q int64
 	_, err = pgx.ForEachRow(rows, []any{&id, &asset, &q}, func() error {
@@ -661,6 +674,9 @@ func printTable(rs []*result, rate float64) {
 			}
 			fmt.Printf("%38s acks/s from 1 s before the fault (^ healed): %s\n", "", strings.Join(parts, " "))
 		}
+		if r.pools != "" {
+			fmt.Printf("%38s pools when the recovery window ended: %s; Postgres connections opened: %d\n", "", r.pools, r.pgConns)
+		}
 		if r.t.transport > 0 {
 			fmt.Printf("%38s attempts without an answer: %d refused, %d cut off, %d timed out\n", "", r.t.refused, r.t.cut, r.t.timeouts)
 		}
@@ -673,6 +689,16 @@ func printTable(rs []*result, rate float64) {
 	}
 	fmt.Println("columns: repl = acks that were replays; uncert = retry budget spent, resolved after the load; conn = attempts without an HTTP answer;")
 	fmt.Println("         dbl = doubled arrows; chg = players whose gold does not match their arrows; stale = values served that differ from Postgres / values read")
+}
+
+// await waits for the burst's first acknowledgement.
+func (b *burstResult) await(t *testing.T) {
+	t.Helper()
+	select {
+	case <-b.answered:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no purchase of the burst acknowledged within 10 s: %s", b)
+	}
 }
 
 func isSignaled(err error) bool {

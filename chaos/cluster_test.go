@@ -14,7 +14,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -156,10 +158,32 @@ type blackhole struct {
 	ln     net.Listener
 	target string
 
+	accepted atomic.Int64 // connections opened through the proxy
+
 	mu     sync.Mutex
 	open   chan struct{} // closed while forwarding
 	healed time.Time     // when the last hold ended
 	conns  map[net.Conn]struct{}
+}
+
+// poolState reads the replica's Postgres pool gauges from /metrics, as
+// "acquired=… idle=… constructing=…", or why it could not.
+func (r *replica) poolState() string {
+	client := &http.Client{Timeout: 2 * time.Second}
+	resp, err := client.Get(r.url("/metrics"))
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var parts []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "coinop_db_pool_connections{state=\""); ok {
+			state, value, _ := strings.Cut(rest, "\"} ")
+			parts = append(parts, state+"="+value)
+		}
+	}
+	return strings.Join(parts, " ")
 }
 
 var (
@@ -256,6 +280,7 @@ func (b *blackhole) accept() {
 		if err != nil {
 			return
 		}
+		b.accepted.Add(1)
 		go b.handle(c)
 	}
 }
