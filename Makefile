@@ -21,7 +21,7 @@ test:
 
 # The fault suite (chaos/, build tag chaos): two coinop replicas on throwaway
 # Postgres and Redis, open-loop purchases with retries, one fault per
-# scenario, then the checks; it prints a table of figures. About 3 minutes on
+# scenario, then the checks; it prints a table of figures. About 2 minutes on
 # 2 cores. Without -race: the code under test runs as separately built
 # coinop processes, which -race on the suite would not instrument, and a
 # race-built coinop is too slow on 2 cores to tell a fault from overload;
