@@ -68,6 +68,7 @@ type result struct {
 	reads      int
 	readErrs   int
 	staleNotes []string
+	staleBy    []string // "when: stale/values" for each quiet check
 	auditOK    bool
 	auditNote  string
 	baseline   float64 // acknowledged/s before the fault
@@ -520,6 +521,10 @@ func (s *suite) quiet(t *testing.T, r *result, when string, rs []*replica) {
 		t.Fatalf("read Postgres: %v", err)
 	}
 	r.negative = max(r.negative, negative)
+	staleBefore, readsBefore := r.stale, r.reads
+	defer func() {
+		r.staleBy = append(r.staleBy, fmt.Sprintf("%s %d/%d", when, r.stale-staleBefore, r.reads-readsBefore))
+	}()
 	for _, x := range readings {
 		r.reads += 2
 		if x.err != nil {
@@ -637,8 +642,8 @@ func (s *suite) judge(t *testing.T, r *result, rate float64) {
 		t.Errorf("negative: %d balances below zero", r.negative)
 	}
 	if r.stale > 0 || r.readErrs > 0 {
-		t.Errorf("stale reads: %d of %d values served differ from Postgres (%d reads failed): %s",
-			r.stale, r.reads, r.readErrs, strings.Join(r.staleNotes, "; "))
+		t.Errorf("stale reads: %d of %d values served differ from Postgres (%d reads failed); by check: %s; examples: %s",
+			r.stale, r.reads, r.readErrs, strings.Join(r.staleBy, ", "), strings.Join(r.staleNotes, "; "))
 	}
 	if !r.auditOK {
 		t.Errorf("ledger audit not ok: %s", r.auditNote)
@@ -690,6 +695,9 @@ func printTable(rs []*result, rate float64) {
 				parts = append(parts, mark+strconv.Itoa(n))
 			}
 			fmt.Printf("%38s acks/s from 1 s before the fault (^ healed): %s\n", "", strings.Join(parts, " "))
+		}
+		if r.stale > 0 {
+			fmt.Printf("%38s stale by check: %s\n", "", strings.Join(r.staleBy, ", "))
 		}
 		if r.pools != "" {
 			fmt.Printf("%38s pools when the recovery window ended: %s; Postgres connections opened: %d\n", "", r.pools, r.pgConns)
