@@ -190,3 +190,85 @@ func TestPostgresBinaryDirectoriesSortNewestFirst(t *testing.T) {
 		t.Errorf("version(%s) = %v, not above version(%s) = %v", newer, pgDirVersion(newer), older, pgDirVersion(older))
 	}
 }
+
+func TestPostgresKeepsAcknowledgedCommitsAcrossKillAndStart(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	p, err := StartPostgresWith(ctx, t.TempDir(), "synchronous_commit=on")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Stop() })
+	url := p.URL()
+
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+	var setting string
+	if err := conn.QueryRow(ctx, "SHOW synchronous_commit").Scan(&setting); err != nil || setting != "on" {
+		t.Errorf("synchronous_commit = %q, %v; want on", setting, err)
+	}
+	conn.Close(ctx)
+
+	if err := p.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if PostgresReachable(ctx, url) {
+		t.Fatal("server still reachable after Kill")
+	}
+	if err := p.Kill(); err != nil {
+		t.Errorf("second Kill: %v", err)
+	}
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p.URL() != url {
+		t.Errorf("URL after Start = %s, want %s", p.URL(), url)
+	}
+	conn, err = pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM t").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("count after crash recovery = %d, %v; want 1", n, err)
+	}
+}
+
+func TestRedisComesBackWithItsLastSaveAfterStop(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	r, err := StartRedis(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Stop() })
+	c := redis.NewClient(&redis.Options{Addr: r.Addr(), MaxRetries: -1})
+	defer c.Close()
+	if err := c.Set(ctx, "k", "old", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Save(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(r.Dir() + "/dump.rdb"); err != nil {
+		t.Fatalf("SAVE left no dump.rdb in Dir: %v", err)
+	}
+	if err := c.Set(ctx, "k", "new", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.Get(ctx, "k").Result(); err != nil || got != "old" {
+		t.Fatalf("GET after restart = %q, %v; want the saved \"old\"", got, err)
+	}
+}

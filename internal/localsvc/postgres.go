@@ -39,10 +39,18 @@ func PostgresReachable(ctx context.Context, url string) bool {
 	return conn.Ping(ctx) == nil
 }
 
-// Postgres is a throwaway Postgres server started by StartPostgres.
+// Postgres is a throwaway Postgres server started by StartPostgres. It can
+// be crashed (Kill) and started again (Start) on the same port and data, to
+// test an outage and the recovery. Its methods are safe for concurrent use.
 type Postgres struct {
-	dir  string // data, socket and log; removed by Stop
-	port int
+	dir     string // data, socket and log; removed by Stop
+	port    int
+	bin     string
+	args    []string
+	logPath string
+	cred    *syscall.Credential
+
+	mu   sync.Mutex
 	proc *process
 
 	stopOnce sync.Once
@@ -60,7 +68,15 @@ type Postgres struct {
 //
 // It returns ErrPostgresNotInstalled when the binaries are missing, and an
 // error that includes the server's log when the server does not start.
-func StartPostgres(ctx context.Context, dir string) (_ *Postgres, err error) {
+func StartPostgres(ctx context.Context, dir string) (*Postgres, error) {
+	return StartPostgresWith(ctx, dir)
+}
+
+// StartPostgresWith is StartPostgres with server settings ("name=value")
+// passed after the defaults, so they override them: a server that is
+// crashed on purpose and must keep every commit it acknowledged needs
+// "synchronous_commit=on".
+func StartPostgresWith(ctx context.Context, dir string, settings ...string) (_ *Postgres, err error) {
 	defer wrap(&err, "start postgres")
 	initdb, postgres, err := postgresBinaries()
 	if err != nil {
@@ -100,7 +116,10 @@ func StartPostgres(ctx context.Context, dir string) (_ *Postgres, err error) {
 		return nil, fmt.Errorf("initdb: %w\n%s", err, out)
 	}
 
-	var lastErr error
+	var (
+		p       *Postgres
+		lastErr error
+	)
 	for range startAttempts {
 		port, err := freePort()
 		if err != nil {
@@ -118,23 +137,63 @@ func StartPostgres(ctx context.Context, dir string) (_ *Postgres, err error) {
 			// Parallel tests each hold a pool.
 			"-c", "max_connections=300",
 		}
-		proc, err := startProcess(postgres, args, root, logPath, cred)
-		if err != nil {
-			return nil, err
+		for _, s := range settings {
+			args = append(args, "-c", s)
 		}
-		p := &Postgres{dir: root, port: port, proc: proc}
-		lastErr = waitReady(ctx, proc, logPath, func(ctx context.Context) bool {
-			return PostgresReachable(ctx, p.URL())
-		})
-		if lastErr == nil {
-			return p, nil
-		}
-		_ = proc.stop(syscall.SIGQUIT, 5*time.Second)
-		if ctx.Err() != nil {
+		p = &Postgres{dir: root, port: port, bin: postgres, args: args, logPath: logPath, cred: cred}
+		p.mu.Lock()
+		lastErr = p.startLocked(ctx)
+		p.mu.Unlock()
+		if lastErr == nil || ctx.Err() != nil {
 			break
 		}
 	}
-	return nil, lastErr
+	if lastErr != nil {
+		return nil, lastErr
+	}
+	return p, nil
+}
+
+// startLocked starts the server process and waits until it accepts
+// connections; on failure it stops what it started.
+func (p *Postgres) startLocked(ctx context.Context) error {
+	proc, err := startProcess(p.bin, p.args, p.dir, p.logPath, p.cred)
+	if err != nil {
+		return err
+	}
+	if err := waitReady(ctx, proc, p.logPath, func(ctx context.Context) bool {
+		return PostgresReachable(ctx, p.URL())
+	}); err != nil {
+		_ = proc.stop(syscall.SIGQUIT, 5*time.Second)
+		return err
+	}
+	p.proc = proc
+	return nil
+}
+
+// Kill stops the server at once, as `pg_ctl -m immediate stop` does: no
+// checkpoint, so the next Start runs crash recovery. The data stays. It
+// returns nil if the server is not running.
+func (p *Postgres) Kill() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.proc.stop(syscall.SIGQUIT, 10*time.Second); err != nil {
+		return fmt.Errorf("kill postgres: %w", err)
+	}
+	return nil
+}
+
+// Start starts the server again after Kill, on the port and data it had,
+// and waits until it accepts connections. It returns nil at once if the
+// server is running.
+func (p *Postgres) Start(ctx context.Context) (err error) {
+	defer wrap(&err, "start postgres")
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.proc.exited() {
+		return nil
+	}
+	return p.startLocked(ctx)
 }
 
 // URL returns the URL of the server's postgres database as the superuser.
@@ -148,7 +207,10 @@ func (p *Postgres) Stop() error {
 	p.stopOnce.Do(func() {
 		// SIGQUIT is Postgres's immediate shutdown: no checkpoint, which is
 		// what we want for data about to be deleted.
-		if err := p.proc.stop(syscall.SIGQUIT, 10*time.Second); err != nil {
+		p.mu.Lock()
+		err := p.proc.stop(syscall.SIGQUIT, 10*time.Second)
+		p.mu.Unlock()
+		if err != nil {
 			p.stopErr = fmt.Errorf("stop postgres: %w", err)
 			return
 		}

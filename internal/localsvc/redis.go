@@ -142,7 +142,8 @@ func (r *Redis) startLocked(ctx context.Context) error {
 		"--bind", "127.0.0.1",
 		"--dir", r.dir,
 		// No persistence: a restart is meant to come back empty, like a
-		// cache server that lost its memory.
+		// cache server that lost its memory, unless a client ran SAVE
+		// (see Dir).
 		"--save", "",
 		"--appendonly", "no",
 	}
@@ -188,6 +189,11 @@ func (r *Redis) Addr() string {
 }
 
 func (r *Redis) addrLocked() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
+
+// Dir returns the server's working directory, where SAVE and BGSAVE write
+// dump.rdb. A Start after Stop loads that file when it exists, so a test can
+// bring the server back with an older snapshot of its data.
+func (r *Redis) Dir() string { return r.dir }
 
 // URL returns a redis:// URL for the server's database 0.
 func (r *Redis) URL() string { return "redis://" + r.Addr() + "/0" }
