@@ -128,7 +128,11 @@ func TestFaults(t *testing.T) {
 func setUp(t *testing.T) *suite {
 	t.Helper()
 	ctx := t.Context()
-	s := &suite{dir: t.TempDir()}
+	// CHAOS_DEBUG_DIR keeps the servers' files and logs after the run.
+	s := &suite{dir: os.Getenv("CHAOS_DEBUG_DIR")}
+	if s.dir == "" {
+		s.dir = t.TempDir()
+	}
 
 	bin := filepath.Join(s.dir, "coinop")
 	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/coinop")

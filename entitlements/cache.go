@@ -67,10 +67,13 @@ type Cache struct {
 	// the bump is retried (by the next read and by RunEpochRefresh) so the
 	// other replicas stop trusting theirs as soon as Postgres takes it.
 	pendingBump atomic.Bool
-	// reverify is set whenever a new Redis connection is dialed: the server
-	// behind it may have restarted from an old snapshot, so its identity is
-	// checked before an entry read over it is trusted.
-	reverify atomic.Bool
+	// dials counts the Redis connections dialed, and verifiedDials how many
+	// of them an identity check has covered: the server behind a new
+	// connection may have restarted from an old snapshot, so an entry read
+	// while dials > verifiedDials is trusted only after a check (one at a
+	// time, shared through identityCheck).
+	dials, verifiedDials atomic.Uint64
+	identityCheck        singleflight.Group
 	// scriptLoaded is set once patchScript is known to Redis.
 	scriptLoaded atomic.Bool
 	metrics      cacheMetrics
@@ -175,9 +178,8 @@ func (c *Cache) usable(ctx context.Context) bool {
 		}
 		c.suspect.Store(false)
 	}
-	if c.reverify.Swap(false) {
-		if err := c.checkRedisIdentity(ctx); err != nil {
-			c.reverify.Store(true)
+	if c.unverifiedDials() {
+		if err := c.verifyIdentity(ctx); err != nil {
 			return false
 		}
 	}
@@ -189,14 +191,35 @@ func (c *Cache) usable(ctx context.Context) bool {
 	return true
 }
 
-// dialWatch sets reverify on every connection go-redis dials.
+func (c *Cache) unverifiedDials() bool { return c.dials.Load() > c.verifiedDials.Load() }
+
+// verifyIdentity checks the Redis run ids (bumping the epoch if they
+// changed) and marks every connection dialed before it started as covered.
+// Concurrent callers share one check.
+func (c *Cache) verifyIdentity(ctx context.Context) error {
+	_, err, _ := c.identityCheck.Do("identity", func() (any, error) {
+		upTo := c.dials.Load()
+		if err := c.checkRedisIdentity(ctx); err != nil {
+			return nil, err
+		}
+		for {
+			cur := c.verifiedDials.Load()
+			if upTo <= cur || c.verifiedDials.CompareAndSwap(cur, upTo) {
+				return nil, nil
+			}
+		}
+	})
+	return err
+}
+
+// dialWatch counts every connection go-redis dials.
 type dialWatch struct{ c *Cache }
 
 func (d dialWatch) DialHook(next redis.DialHook) redis.DialHook {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		conn, err := next(ctx, network, addr)
 		if err == nil {
-			d.c.reverify.Store(true)
+			d.c.dials.Add(1)
 		}
 		return conn, err
 	}
@@ -279,10 +302,15 @@ func (c *Cache) checkRedisIdentity(ctx context.Context) error {
 		return err
 	}
 	var recorded string
-	if err := c.db.QueryRow(ctx, `SELECT redis_ids FROM cache_state`).Scan(&recorded); err != nil {
+	var epoch int64
+	if err := c.db.QueryRow(ctx, `SELECT redis_ids, epoch FROM cache_state`).Scan(&recorded, &epoch); err != nil {
 		return fmt.Errorf("entitlements: read redis ids: %w", err)
 	}
 	if recorded == ids {
+		// Another replica may have seen the restart first and bumped the
+		// epoch: take its epoch now, not at the next refresh, so entries
+		// from before the restart are refused here too.
+		c.setEpoch(epoch)
 		return nil
 	}
 	if recorded != "" {
@@ -442,18 +470,18 @@ func (c *Cache) holdings(ctx context.Context, player string) (Holdings, error) {
 		c.metrics.bypass.Inc()
 		return c.load(ctx, player)
 	}
+	before := c.epoch.Load()
 	h, ok, err := c.get(ctx, player)
 	if err != nil {
 		c.metrics.bypass.Inc()
 		return c.load(ctx, player)
 	}
-	if ok && c.reverify.Load() {
-		// The read dialed a new connection: the entry may come from a
-		// Redis restarted with older data. Check its identity before
-		// trusting the entry; if the check moved the epoch, the entry is
-		// from before it and this read goes to Postgres.
-		before := c.epoch.Load()
-		if !c.usable(ctx) {
+	if ok && c.unverifiedDials() {
+		// The read may have gone over a new connection, to a Redis
+		// restarted with older data. Check its identity before trusting
+		// the entry; if the epoch moved since before the read (this check
+		// or a concurrent one bumped it), the entry is from before it.
+		if err := c.verifyIdentity(ctx); err != nil {
 			c.metrics.bypass.Inc()
 			return c.load(ctx, player)
 		}
@@ -523,6 +551,7 @@ func (c *Cache) holdingsMany(ctx context.Context, players []string) (map[string]
 		c.metrics.bypass.Add(float64(len(players)))
 		return c.loadMany(ctx, players)
 	}
+	before := c.epoch.Load()
 	cmds := make([]*redis.SliceCmd, len(players))
 	err := c.do(func() error {
 		_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -543,10 +572,9 @@ func (c *Cache) holdingsMany(ctx context.Context, players []string) (map[string]
 	// trusted only once that Redis' identity is checked; until then they
 	// come from Postgres.
 	redialed := false
-	if c.reverify.Load() {
-		before := c.epoch.Load()
+	if c.unverifiedDials() {
 		// Checks the identity, bumping the epoch if it changed.
-		redialed = !c.usable(ctx) || c.epoch.Load() != before
+		redialed = c.verifyIdentity(ctx) != nil || c.epoch.Load() != before
 	}
 	for i, id := range players {
 		h, ok, _ := c.decodeEntry(id, cmds[i].Val())

@@ -449,3 +449,45 @@ func TestARedisRestoredFromAnOldSnapshotIsNeverServed(t *testing.T) {
 		t.Errorf("batch read after the restore: %+v %v", many, err)
 	}
 }
+
+// With two replicas, the one that notices a Redis restart second finds the
+// new run ids already recorded by the first: it must still take the bumped
+// epoch at once, not serve the restored entries until its next refresh.
+func TestTheSecondReplicaToSeeARedisRestartServesNothingStale(t *testing.T) {
+	ctx := context.Background()
+	pool, _ := testenv.NewPool(t)
+	srv := testenv.NewRedisServer(t)
+	client := func() redis.UniversalClient {
+		c := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+		t.Cleanup(func() { _ = c.Close() })
+		return c
+	}
+	a, _ := cachedLedger(t, pool, client(), "coinop:", entitlements.CacheConfig{EpochRefresh: time.Hour})
+	b, _ := cachedLedger(t, pool, client(), "coinop:", entitlements.CacheConfig{EpochRefresh: time.Hour})
+	fund(t, a, "p1", map[string]int64{"gold": 1000})
+	holdings(t, a, "p1")
+	holdings(t, b, "p1")
+	rdb := client()
+	snapshot, err := rdb.HGetAll(ctx, "coinop:{p1}:holdings").Result()
+	if err != nil || snapshot["v"] == "" {
+		t.Fatalf("no entry to snapshot: %v %v", snapshot, err)
+	}
+	if _, err := buy(a, "p1", "k1", "potion", 1, "gold", 100); err != nil {
+		t.Fatal(err)
+	}
+	holdings(t, b, "p1")
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := client().HSet(ctx, "coinop:{p1}:holdings", snapshot).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []*entitlements.Ledger{b, a} { // b notices first and records the new ids
+		if h := holdings(t, l, "p1"); h.Currencies["gold"] != 900 {
+			t.Errorf("after the restore a replica served %+v, want the 900 gold Postgres holds", h)
+		}
+	}
+}
