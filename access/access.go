@@ -35,7 +35,8 @@ const (
 	// RoleSupport grants to players and reads ledgers, the ledger audit and
 	// the audit log.
 	RoleSupport Role = "support"
-	// RoleServer is a game server: read-only entitlement checks.
+	// RoleServer is a game server: entitlement checks and server postings
+	// (award, spend, consume, exchange).
 	RoleServer Role = "server"
 	// RoleAdmin manages keys.
 	RoleAdmin Role = "admin"

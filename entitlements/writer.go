@@ -50,6 +50,9 @@ type posting struct {
 	// read them; balances and entitlements follow.
 	result   []bodyMember
 	metadata map[string]any
+	// reportTaken lists items the posting took in entitlements too, with
+	// what is left (a consumption's answer says how many potions remain).
+	reportTaken bool
 
 	// built is the answer apply built for this posting in a batch whose
 	// commit failed or is unknown. When the retry on its own finds that
@@ -461,7 +464,7 @@ func (l *Ledger) decide(p *posting, wl *wallet, stored map[idemKey]*storedKey, i
 		m.s.qty += m.delta
 		m.s.net += m.delta
 		m.s.row = true
-		if m.s.typ == assetItem && m.delta > 0 {
+		if m.s.typ == assetItem && (m.delta > 0 || p.reportTaken) {
 			entitlements = append(entitlements, Entitlement{ItemID: m.s.id, Quantity: m.s.qty})
 		}
 	}

@@ -46,6 +46,8 @@ var strictIgnorePaths = []string{
 	"$.body.**.balances.*",
 	"$.body.currencies.*",
 	"$.body.items.*",
+	"$.body.take.*.*",
+	"$.body.give.*.*",
 	"$.body.contents.*.*",
 	"$.body.**.contents.*.*",
 	"$.body.grants.*.*",

@@ -219,6 +219,10 @@ func (s *Server) routes() {
 	// must not fall into the player group's middleware.
 	v1.Get("/players/:player_id/entitlements/:item_id", s.requireServer, s.getEntitlementCheck)
 	v1.Post("/entitlements/check", s.requireServer, s.limitBody(1<<20), s.postEntitlementChecks)
+	v1.Post("/players/:player_id/awards", s.requireServer, s.limitBody(s.cfg.BodyLimit), s.postMove(entitlements.MoveAward))
+	v1.Post("/players/:player_id/spends", s.requireServer, s.limitBody(s.cfg.BodyLimit), s.postMove(entitlements.MoveSpend))
+	v1.Post("/players/:player_id/consumptions", s.requireServer, s.limitBody(s.cfg.BodyLimit), s.postMove(entitlements.MoveConsume))
+	v1.Post("/players/:player_id/exchanges", s.requireServer, s.limitBody(s.cfg.BodyLimit), s.postMove(entitlements.MoveExchange))
 	// Store notifications authenticate themselves (Apple's signature, Google's
 	// OIDC push token), so they too come before the player group.
 	// Unauthenticated until their signature is checked: limited per IP

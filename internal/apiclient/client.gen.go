@@ -191,7 +191,11 @@ func (e LedgerEntryAssetType) Valid() bool {
 // Defines values for LedgerTransactionKind.
 const (
 	LedgerTransactionKindAdminGrant    LedgerTransactionKind = "admin_grant"
+	LedgerTransactionKindAward         LedgerTransactionKind = "award"
+	LedgerTransactionKindConsume       LedgerTransactionKind = "consume"
+	LedgerTransactionKindExchange      LedgerTransactionKind = "exchange"
 	LedgerTransactionKindPurchase      LedgerTransactionKind = "purchase"
+	LedgerTransactionKindSpend         LedgerTransactionKind = "spend"
 	LedgerTransactionKindStorePurchase LedgerTransactionKind = "store_purchase"
 	LedgerTransactionKindStoreRefund   LedgerTransactionKind = "store_refund"
 )
@@ -201,7 +205,15 @@ func (e LedgerTransactionKind) Valid() bool {
 	switch e {
 	case LedgerTransactionKindAdminGrant:
 		return true
+	case LedgerTransactionKindAward:
+		return true
+	case LedgerTransactionKindConsume:
+		return true
+	case LedgerTransactionKindExchange:
+		return true
 	case LedgerTransactionKindPurchase:
+		return true
+	case LedgerTransactionKindSpend:
 		return true
 	case LedgerTransactionKindStorePurchase:
 		return true
@@ -569,6 +581,30 @@ func (e Role) Valid() bool {
 	}
 }
 
+// Defines values for ServerPostingResultKind.
+const (
+	ServerPostingResultKindAward    ServerPostingResultKind = "award"
+	ServerPostingResultKindConsume  ServerPostingResultKind = "consume"
+	ServerPostingResultKindExchange ServerPostingResultKind = "exchange"
+	ServerPostingResultKindSpend    ServerPostingResultKind = "spend"
+)
+
+// Valid indicates whether the value is a known member of the ServerPostingResultKind enum.
+func (e ServerPostingResultKind) Valid() bool {
+	switch e {
+	case ServerPostingResultKindAward:
+		return true
+	case ServerPostingResultKindConsume:
+		return true
+	case ServerPostingResultKindExchange:
+		return true
+	case ServerPostingResultKindSpend:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for StoreNotificationStatus.
 const (
 	StoreNotificationStatusFailed    StoreNotificationStatus = "failed"
@@ -790,6 +826,21 @@ type AuditReport struct {
 	Ok     bool         `json:"ok"`
 }
 
+// AwardRequest At least one of currencies and items must be non-empty.
+type AwardRequest struct {
+	// Currencies Currency ids → amount to give.
+	Currencies *map[string]Amount `json:"currencies,omitempty"`
+
+	// Items Item ids (not bundles) → quantity to give.
+	Items *map[string]Amount `json:"items,omitempty"`
+
+	// Reason Why; trimmed, 1-200 characters; recorded in the ledger.
+	Reason string `json:"reason"`
+
+	// Source What caused the posting (match id, quest id); trimmed, 1-200 characters; recorded in the ledger.
+	Source string `json:"source"`
+}
+
 // Balances Currency id → balance.
 type Balances map[string]int64
 
@@ -839,6 +890,18 @@ type CatalogResponse struct {
 	// Catalog The canonical form of a published catalog; every list is present (possibly empty) and times are UTC. It is also a valid CatalogInput.
 	Catalog Catalog `json:"catalog"`
 	Version int64   `json:"version"`
+}
+
+// ConsumeRequest defines model for ConsumeRequest.
+type ConsumeRequest struct {
+	// Items Item ids → quantity to take; at least one.
+	Items *map[string]Amount `json:"items"`
+
+	// Reason Why; trimmed, 1-200 characters; recorded in the ledger.
+	Reason string `json:"reason"`
+
+	// Source What caused the posting (match id, quest id); trimmed, 1-200 characters; recorded in the ledger.
+	Source string `json:"source"`
 }
 
 // Currency defines model for Currency.
@@ -1065,6 +1128,33 @@ type EntityChangeChange string
 // EntityChangeSection defines model for EntityChange.Section.
 type EntityChangeSection string
 
+// ExchangeRequest Both sides need at least one currency or item; no asset on both sides.
+type ExchangeRequest struct {
+	// Give What the exchange gives the player.
+	Give struct {
+		// Currencies Currency ids → amount.
+		Currencies *map[string]Amount `json:"currencies,omitempty"`
+
+		// Items Item ids → quantity.
+		Items *map[string]Amount `json:"items,omitempty"`
+	} `json:"give"`
+
+	// Reason Why; trimmed, 1-200 characters; recorded in the ledger.
+	Reason string `json:"reason"`
+
+	// Source What caused the posting (match id, quest id); trimmed, 1-200 characters; recorded in the ledger.
+	Source string `json:"source"`
+
+	// Take What the exchange takes from the player.
+	Take struct {
+		// Currencies Currency ids → amount.
+		Currencies *map[string]Amount `json:"currencies,omitempty"`
+
+		// Items Item ids → quantity.
+		Items *map[string]Amount `json:"items,omitempty"`
+	} `json:"take"`
+}
+
 // GrantRequest At least one of currencies and items must be non-empty.
 type GrantRequest struct {
 	// Currencies Currency ids → amount; null or absent means none.
@@ -1234,6 +1324,9 @@ type Problem struct {
 	// (method_not_allowed is declared but not currently returned.)
 	Code ProblemCode `json:"code"`
 
+	// Currency On currency_not_offered, the currency the request named.
+	Currency *string `json:"currency,omitempty"`
+
 	// CurrentEtag On precondition_failed, the current ETag (absent when the entity does not exist).
 	CurrentEtag *string `json:"current_etag,omitempty"`
 
@@ -1252,13 +1345,10 @@ type Problem struct {
 	// Max On already_owned and limit_exceeded, the most the player may hold.
 	Max *int64 `json:"max,omitempty"`
 
-	// Offered On currency_not_offered, the item's prices, one per currency it is sold in.
-	Offered *[]Price `json:"offered,omitempty"`
-
 	// PendingVersions On schedule_conflict, the scheduled versions that would never go live.
 	PendingVersions *[]VersionInfo `json:"pending_versions,omitempty"`
 
-	// Prices On price_mismatch, the item's current prices.
+	// Prices On price_mismatch, the item's current prices; on currency_not_offered, the prices it is sold for.
 	Prices *[]Price `json:"prices,omitempty"`
 
 	// Reason On some limit_exceeded, why (durable owned at most once, overflow); on receipt_invalid, a ReceiptReason.
@@ -1480,6 +1570,42 @@ type SchemaStatus struct {
 	Ok        bool     `json:"ok"`
 }
 
+// ServerPostingResult defines model for ServerPostingResult.
+type ServerPostingResult struct {
+	// Balances Currency id → balance.
+	Balances Balances `json:"balances"`
+
+	// Entitlements New totals of the items this posting gave or took (a total may be 0 after a consumption).
+	Entitlements []struct {
+		ItemId   string `json:"item_id"`
+		Quantity int64  `json:"quantity"`
+	} `json:"entitlements"`
+
+	// Kind The ledger kind of the posting.
+	Kind     ServerPostingResultKind `json:"kind"`
+	PlayerId string                  `json:"player_id"`
+
+	// PostingId UUIDv7; the `reference` of the ledger transaction.
+	PostingId openapi_types.UUID `json:"posting_id"`
+	Reason    string             `json:"reason"`
+	Source    string             `json:"source"`
+}
+
+// ServerPostingResultKind The ledger kind of the posting.
+type ServerPostingResultKind string
+
+// SpendRequest defines model for SpendRequest.
+type SpendRequest struct {
+	// Currencies Currency ids → amount to take; at least one.
+	Currencies *map[string]Amount `json:"currencies"`
+
+	// Reason Why; trimmed, 1-200 characters; recorded in the ledger.
+	Reason string `json:"reason"`
+
+	// Source What caused the posting (match id, quest id); trimmed, 1-200 characters; recorded in the ledger.
+	Source string `json:"source"`
+}
+
 // StoreNotification defines model for StoreNotification.
 type StoreNotification struct {
 	Attempts *int `json:"attempts,omitempty"`
@@ -1632,6 +1758,18 @@ type IdempotencyKeyReused = Problem
 // Internal RFC 9457 problem details. Extension members sit at the top level;
 // which ones appear depends on `code`.
 type Internal = Problem
+
+// PostingConflict RFC 9457 problem details. Extension members sit at the top level;
+// which ones appear depends on `code`.
+type PostingConflict = Problem
+
+// PostingInsufficientFunds RFC 9457 problem details. Extension members sit at the top level;
+// which ones appear depends on `code`.
+type PostingInsufficientFunds = Problem
+
+// PostingUnknownIds RFC 9457 problem details. Extension members sit at the top level;
+// which ones appear depends on `code`.
+type PostingUnknownIds = Problem
 
 // PreconditionFailed RFC 9457 problem details. Extension members sit at the top level;
 // which ones appear depends on `code`.
@@ -2044,8 +2182,56 @@ type PostEntitlementChecksParams struct {
 	XRequestId *XRequestId `json:"X-Request-Id,omitempty"`
 }
 
+// PostAwardParams defines parameters for PostAward.
+type PostAwardParams struct {
+	// IdempotencyKey Unique per intended change; reuse it on every retry of that change.
+	// 1-255 printable characters without spaces (a UUID is a good choice).
+	// Scoped to (player, route). Missing: 400 `idempotency_key_missing`;
+	// malformed: 400 `invalid_request`.
+	IdempotencyKey IdempotencyKey `json:"Idempotency-Key"`
+
+	// XRequestId Your request id, echoed back when it is 1-128 printable ASCII characters; any other value is replaced by a new UUID (never refused).
+	XRequestId *XRequestId `json:"X-Request-Id,omitempty"`
+}
+
+// PostConsumptionParams defines parameters for PostConsumption.
+type PostConsumptionParams struct {
+	// IdempotencyKey Unique per intended change; reuse it on every retry of that change.
+	// 1-255 printable characters without spaces (a UUID is a good choice).
+	// Scoped to (player, route). Missing: 400 `idempotency_key_missing`;
+	// malformed: 400 `invalid_request`.
+	IdempotencyKey IdempotencyKey `json:"Idempotency-Key"`
+
+	// XRequestId Your request id, echoed back when it is 1-128 printable ASCII characters; any other value is replaced by a new UUID (never refused).
+	XRequestId *XRequestId `json:"X-Request-Id,omitempty"`
+}
+
 // GetEntitlementCheckParams defines parameters for GetEntitlementCheck.
 type GetEntitlementCheckParams struct {
+	// XRequestId Your request id, echoed back when it is 1-128 printable ASCII characters; any other value is replaced by a new UUID (never refused).
+	XRequestId *XRequestId `json:"X-Request-Id,omitempty"`
+}
+
+// PostExchangeParams defines parameters for PostExchange.
+type PostExchangeParams struct {
+	// IdempotencyKey Unique per intended change; reuse it on every retry of that change.
+	// 1-255 printable characters without spaces (a UUID is a good choice).
+	// Scoped to (player, route). Missing: 400 `idempotency_key_missing`;
+	// malformed: 400 `invalid_request`.
+	IdempotencyKey IdempotencyKey `json:"Idempotency-Key"`
+
+	// XRequestId Your request id, echoed back when it is 1-128 printable ASCII characters; any other value is replaced by a new UUID (never refused).
+	XRequestId *XRequestId `json:"X-Request-Id,omitempty"`
+}
+
+// PostSpendParams defines parameters for PostSpend.
+type PostSpendParams struct {
+	// IdempotencyKey Unique per intended change; reuse it on every retry of that change.
+	// 1-255 printable characters without spaces (a UUID is a good choice).
+	// Scoped to (player, route). Missing: 400 `idempotency_key_missing`;
+	// malformed: 400 `invalid_request`.
+	IdempotencyKey IdempotencyKey `json:"Idempotency-Key"`
+
 	// XRequestId Your request id, echoed back when it is 1-128 printable ASCII characters; any other value is replaced by a new UUID (never refused).
 	XRequestId *XRequestId `json:"X-Request-Id,omitempty"`
 }
@@ -2138,6 +2324,18 @@ type PostGrantJSONRequestBody = GrantRequest
 // PostEntitlementChecksJSONRequestBody defines body for PostEntitlementChecks for application/json ContentType.
 type PostEntitlementChecksJSONRequestBody = EntitlementChecksRequest
 
+// PostAwardJSONRequestBody defines body for PostAward for application/json ContentType.
+type PostAwardJSONRequestBody = AwardRequest
+
+// PostConsumptionJSONRequestBody defines body for PostConsumption for application/json ContentType.
+type PostConsumptionJSONRequestBody = ConsumeRequest
+
+// PostExchangeJSONRequestBody defines body for PostExchange for application/json ContentType.
+type PostExchangeJSONRequestBody = ExchangeRequest
+
+// PostSpendJSONRequestBody defines body for PostSpend for application/json ContentType.
+type PostSpendJSONRequestBody = SpendRequest
+
 // PostPurchaseJSONRequestBody defines body for PostPurchase for application/json ContentType.
 type PostPurchaseJSONRequestBody = PurchaseRequest
 
@@ -2223,6 +2421,14 @@ func (a *Problem) UnmarshalJSON(b []byte) error {
 		delete(object, "code")
 	}
 
+	if raw, found := object["currency"]; found {
+		err = json.Unmarshal(raw, &a.Currency)
+		if err != nil {
+			return fmt.Errorf("error reading 'currency': %w", err)
+		}
+		delete(object, "currency")
+	}
+
 	if raw, found := object["current_etag"]; found {
 		err = json.Unmarshal(raw, &a.CurrentEtag)
 		if err != nil {
@@ -2269,14 +2475,6 @@ func (a *Problem) UnmarshalJSON(b []byte) error {
 			return fmt.Errorf("error reading 'max': %w", err)
 		}
 		delete(object, "max")
-	}
-
-	if raw, found := object["offered"]; found {
-		err = json.Unmarshal(raw, &a.Offered)
-		if err != nil {
-			return fmt.Errorf("error reading 'offered': %w", err)
-		}
-		delete(object, "offered")
 	}
 
 	if raw, found := object["pending_versions"]; found {
@@ -2426,6 +2624,13 @@ func (a Problem) MarshalJSON() ([]byte, error) {
 		return nil, fmt.Errorf("error marshaling 'code': %w", err)
 	}
 
+	if a.Currency != nil {
+		object["currency"], err = json.Marshal(a.Currency)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'currency': %w", err)
+		}
+	}
+
 	if a.CurrentEtag != nil {
 		object["current_etag"], err = json.Marshal(a.CurrentEtag)
 		if err != nil {
@@ -2465,13 +2670,6 @@ func (a Problem) MarshalJSON() ([]byte, error) {
 		object["max"], err = json.Marshal(a.Max)
 		if err != nil {
 			return nil, fmt.Errorf("error marshaling 'max': %w", err)
-		}
-	}
-
-	if a.Offered != nil {
-		object["offered"], err = json.Marshal(a.Offered)
-		if err != nil {
-			return nil, fmt.Errorf("error marshaling 'offered': %w", err)
 		}
 	}
 
@@ -3527,6 +3725,74 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/entitlements/check (the `PostEntitlementChecks` operationId).
 	PostEntitlementChecks(ctx context.Context, params *PostEntitlementChecksParams, body PostEntitlementChecksJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// PostAwardWithBody Award currencies and items to a player, exactly once
+	//
+	// Credits the player from `system:awards` (ledger kind `award`): a match
+	// reward, a quest's loot. Durable items (at most one) and `max_per_player`
+	// apply as for purchases.
+	//
+	// Idempotency is as for purchases: the key is scoped to (player_id,
+	// this route) and fingerprinted over `source`, `reason` (both trimmed)
+	// and the amounts; 402/404/409 rejections are stored and replayed.
+	// Unknown currencies and items are `item_not_found` with the offending
+	// keys in `unknown`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/players/{player_id}/awards (the `PostAward` operationId).
+	PostAwardWithBody(ctx context.Context, playerId PlayerID, params *PostAwardParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostAward Award currencies and items to a player, exactly once
+	//
+	// Credits the player from `system:awards` (ledger kind `award`): a match
+	// reward, a quest's loot. Durable items (at most one) and `max_per_player`
+	// apply as for purchases.
+	//
+	// Idempotency is as for purchases: the key is scoped to (player_id,
+	// this route) and fingerprinted over `source`, `reason` (both trimmed)
+	// and the amounts; 402/404/409 rejections are stored and replayed.
+	// Unknown currencies and items are `item_not_found` with the offending
+	// keys in `unknown`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/players/{player_id}/awards (the `PostAward` operationId).
+	PostAward(ctx context.Context, playerId PlayerID, params *PostAwardParams, body PostAwardJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostConsumptionWithBody Use up a player's items, exactly once
+	//
+	// Takes items from the player to `system:consumption` (ledger kind
+	// `consume`): the potion the player drank. `entitlements` in the answer
+	// says how many of each consumed item are left (possibly 0).
+	//
+	// Idempotency is as for purchases: the key is scoped to (player_id,
+	// this route) and fingerprinted over `source`, `reason` (both trimmed)
+	// and the amounts; 402/404/409 rejections are stored and replayed.
+	// Unknown currencies and items are `item_not_found` with the offending
+	// keys in `unknown`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/players/{player_id}/consumptions (the `PostConsumption` operationId).
+	PostConsumptionWithBody(ctx context.Context, playerId PlayerID, params *PostConsumptionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostConsumption Use up a player's items, exactly once
+	//
+	// Takes items from the player to `system:consumption` (ledger kind
+	// `consume`): the potion the player drank. `entitlements` in the answer
+	// says how many of each consumed item are left (possibly 0).
+	//
+	// Idempotency is as for purchases: the key is scoped to (player_id,
+	// this route) and fingerprinted over `source`, `reason` (both trimmed)
+	// and the amounts; 402/404/409 rejections are stored and replayed.
+	// Unknown currencies and items are `item_not_found` with the offending
+	// keys in `unknown`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/players/{player_id}/consumptions (the `PostConsumption` operationId).
+	PostConsumption(ctx context.Context, playerId PlayerID, params *PostConsumptionParams, body PostConsumptionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetEntitlementCheck Whether a player holds an item
 	//
 	// Read-only; served from the Redis cache when it is current. A player
@@ -3536,6 +3802,76 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/players/{player_id}/entitlements/{item_id} (the `GetEntitlementCheck` operationId).
 	GetEntitlementCheck(ctx context.Context, playerId PlayerID, itemId string, params *GetEntitlementCheckParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostExchangeWithBody Take some assets and give others, all or nothing
+	//
+	// Takes `take` and gives `give` in one ledger transaction against
+	// `system:exchanges` (ledger kind `exchange`): crafting, upgrades. If
+	// either side is refused nothing moves. An asset may not appear on both
+	// sides. `entitlements` lists the items given and taken with their new
+	// totals.
+	//
+	// Idempotency is as for purchases: the key is scoped to (player_id,
+	// this route) and fingerprinted over `source`, `reason` (both trimmed)
+	// and the amounts; 402/404/409 rejections are stored and replayed.
+	// Unknown currencies and items are `item_not_found` with the offending
+	// keys in `unknown`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/players/{player_id}/exchanges (the `PostExchange` operationId).
+	PostExchangeWithBody(ctx context.Context, playerId PlayerID, params *PostExchangeParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostExchange Take some assets and give others, all or nothing
+	//
+	// Takes `take` and gives `give` in one ledger transaction against
+	// `system:exchanges` (ledger kind `exchange`): crafting, upgrades. If
+	// either side is refused nothing moves. An asset may not appear on both
+	// sides. `entitlements` lists the items given and taken with their new
+	// totals.
+	//
+	// Idempotency is as for purchases: the key is scoped to (player_id,
+	// this route) and fingerprinted over `source`, `reason` (both trimmed)
+	// and the amounts; 402/404/409 rejections are stored and replayed.
+	// Unknown currencies and items are `item_not_found` with the offending
+	// keys in `unknown`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/players/{player_id}/exchanges (the `PostExchange` operationId).
+	PostExchange(ctx context.Context, playerId PlayerID, params *PostExchangeParams, body PostExchangeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostSpendWithBody Spend a player's currencies, exactly once
+	//
+	// Debits the player's currencies to `system:spends` (ledger kind
+	// `spend`): an in-game shop run by the game server.
+	//
+	// Idempotency is as for purchases: the key is scoped to (player_id,
+	// this route) and fingerprinted over `source`, `reason` (both trimmed)
+	// and the amounts; 402/404/409 rejections are stored and replayed.
+	// Unknown currencies and items are `item_not_found` with the offending
+	// keys in `unknown`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/players/{player_id}/spends (the `PostSpend` operationId).
+	PostSpendWithBody(ctx context.Context, playerId PlayerID, params *PostSpendParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostSpend Spend a player's currencies, exactly once
+	//
+	// Debits the player's currencies to `system:spends` (ledger kind
+	// `spend`): an in-game shop run by the game server.
+	//
+	// Idempotency is as for purchases: the key is scoped to (player_id,
+	// this route) and fingerprinted over `source`, `reason` (both trimmed)
+	// and the amounts; 402/404/409 rejections are stored and replayed.
+	// Unknown currencies and items are `item_not_found` with the offending
+	// keys in `unknown`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/players/{player_id}/spends (the `PostSpend` operationId).
+	PostSpend(ctx context.Context, playerId PlayerID, params *PostSpendParams, body PostSpendJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// PostPurchaseWithBody Buy an item or bundle with virtual currency, exactly once
 	//
@@ -4727,6 +5063,114 @@ func (c *Client) PostEntitlementChecks(ctx context.Context, params *PostEntitlem
 	return c.Client.Do(req)
 }
 
+// PostAwardWithBody Award currencies and items to a player, exactly once
+//
+// Credits the player from `system:awards` (ledger kind `award`): a match
+// reward, a quest's loot. Durable items (at most one) and `max_per_player`
+// apply as for purchases.
+//
+// Idempotency is as for purchases: the key is scoped to (player_id,
+// this route) and fingerprinted over `source`, `reason` (both trimmed)
+// and the amounts; 402/404/409 rejections are stored and replayed.
+// Unknown currencies and items are `item_not_found` with the offending
+// keys in `unknown`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/players/{player_id}/awards (the `PostAward` operationId).
+func (c *Client) PostAwardWithBody(ctx context.Context, playerId PlayerID, params *PostAwardParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostAwardRequestWithBody(c.Server, playerId, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostAward Award currencies and items to a player, exactly once
+//
+// Credits the player from `system:awards` (ledger kind `award`): a match
+// reward, a quest's loot. Durable items (at most one) and `max_per_player`
+// apply as for purchases.
+//
+// Idempotency is as for purchases: the key is scoped to (player_id,
+// this route) and fingerprinted over `source`, `reason` (both trimmed)
+// and the amounts; 402/404/409 rejections are stored and replayed.
+// Unknown currencies and items are `item_not_found` with the offending
+// keys in `unknown`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/players/{player_id}/awards (the `PostAward` operationId).
+func (c *Client) PostAward(ctx context.Context, playerId PlayerID, params *PostAwardParams, body PostAwardJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostAwardRequest(c.Server, playerId, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostConsumptionWithBody Use up a player's items, exactly once
+//
+// Takes items from the player to `system:consumption` (ledger kind
+// `consume`): the potion the player drank. `entitlements` in the answer
+// says how many of each consumed item are left (possibly 0).
+//
+// Idempotency is as for purchases: the key is scoped to (player_id,
+// this route) and fingerprinted over `source`, `reason` (both trimmed)
+// and the amounts; 402/404/409 rejections are stored and replayed.
+// Unknown currencies and items are `item_not_found` with the offending
+// keys in `unknown`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/players/{player_id}/consumptions (the `PostConsumption` operationId).
+func (c *Client) PostConsumptionWithBody(ctx context.Context, playerId PlayerID, params *PostConsumptionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostConsumptionRequestWithBody(c.Server, playerId, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostConsumption Use up a player's items, exactly once
+//
+// Takes items from the player to `system:consumption` (ledger kind
+// `consume`): the potion the player drank. `entitlements` in the answer
+// says how many of each consumed item are left (possibly 0).
+//
+// Idempotency is as for purchases: the key is scoped to (player_id,
+// this route) and fingerprinted over `source`, `reason` (both trimmed)
+// and the amounts; 402/404/409 rejections are stored and replayed.
+// Unknown currencies and items are `item_not_found` with the offending
+// keys in `unknown`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/players/{player_id}/consumptions (the `PostConsumption` operationId).
+func (c *Client) PostConsumption(ctx context.Context, playerId PlayerID, params *PostConsumptionParams, body PostConsumptionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostConsumptionRequest(c.Server, playerId, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // GetEntitlementCheck Whether a player holds an item
 //
 // Read-only; served from the Redis cache when it is current. A player
@@ -4737,6 +5181,116 @@ func (c *Client) PostEntitlementChecks(ctx context.Context, params *PostEntitlem
 // Corresponds with GET /v1/players/{player_id}/entitlements/{item_id} (the `GetEntitlementCheck` operationId).
 func (c *Client) GetEntitlementCheck(ctx context.Context, playerId PlayerID, itemId string, params *GetEntitlementCheckParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetEntitlementCheckRequest(c.Server, playerId, itemId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostExchangeWithBody Take some assets and give others, all or nothing
+//
+// Takes `take` and gives `give` in one ledger transaction against
+// `system:exchanges` (ledger kind `exchange`): crafting, upgrades. If
+// either side is refused nothing moves. An asset may not appear on both
+// sides. `entitlements` lists the items given and taken with their new
+// totals.
+//
+// Idempotency is as for purchases: the key is scoped to (player_id,
+// this route) and fingerprinted over `source`, `reason` (both trimmed)
+// and the amounts; 402/404/409 rejections are stored and replayed.
+// Unknown currencies and items are `item_not_found` with the offending
+// keys in `unknown`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/players/{player_id}/exchanges (the `PostExchange` operationId).
+func (c *Client) PostExchangeWithBody(ctx context.Context, playerId PlayerID, params *PostExchangeParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostExchangeRequestWithBody(c.Server, playerId, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostExchange Take some assets and give others, all or nothing
+//
+// Takes `take` and gives `give` in one ledger transaction against
+// `system:exchanges` (ledger kind `exchange`): crafting, upgrades. If
+// either side is refused nothing moves. An asset may not appear on both
+// sides. `entitlements` lists the items given and taken with their new
+// totals.
+//
+// Idempotency is as for purchases: the key is scoped to (player_id,
+// this route) and fingerprinted over `source`, `reason` (both trimmed)
+// and the amounts; 402/404/409 rejections are stored and replayed.
+// Unknown currencies and items are `item_not_found` with the offending
+// keys in `unknown`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/players/{player_id}/exchanges (the `PostExchange` operationId).
+func (c *Client) PostExchange(ctx context.Context, playerId PlayerID, params *PostExchangeParams, body PostExchangeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostExchangeRequest(c.Server, playerId, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostSpendWithBody Spend a player's currencies, exactly once
+//
+// Debits the player's currencies to `system:spends` (ledger kind
+// `spend`): an in-game shop run by the game server.
+//
+// Idempotency is as for purchases: the key is scoped to (player_id,
+// this route) and fingerprinted over `source`, `reason` (both trimmed)
+// and the amounts; 402/404/409 rejections are stored and replayed.
+// Unknown currencies and items are `item_not_found` with the offending
+// keys in `unknown`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/players/{player_id}/spends (the `PostSpend` operationId).
+func (c *Client) PostSpendWithBody(ctx context.Context, playerId PlayerID, params *PostSpendParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostSpendRequestWithBody(c.Server, playerId, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostSpend Spend a player's currencies, exactly once
+//
+// Debits the player's currencies to `system:spends` (ledger kind
+// `spend`): an in-game shop run by the game server.
+//
+// Idempotency is as for purchases: the key is scoped to (player_id,
+// this route) and fingerprinted over `source`, `reason` (both trimmed)
+// and the amounts; 402/404/409 rejections are stored and replayed.
+// Unknown currencies and items are `item_not_found` with the offending
+// keys in `unknown`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/players/{player_id}/spends (the `PostSpend` operationId).
+func (c *Client) PostSpend(ctx context.Context, playerId PlayerID, params *PostSpendParams, body PostSpendJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostSpendRequest(c.Server, playerId, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -7345,6 +7899,148 @@ func NewPostEntitlementChecksRequestWithBody(server string, params *PostEntitlem
 	return req, nil
 }
 
+// NewPostAwardRequest calls the generic PostAward builder with application/json body
+func NewPostAwardRequest(server string, playerId PlayerID, params *PostAwardParams, body PostAwardJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPostAwardRequestWithBody(server, playerId, params, "application/json", bodyReader)
+}
+
+// NewPostAwardRequestWithBody constructs an http.Request for the PostAward method, with any body, and a specified content type
+func NewPostAwardRequestWithBody(server string, playerId PlayerID, params *PostAwardParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "player_id", playerId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/players/%s/awards", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		var headerParam0 string
+
+		headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("Idempotency-Key", headerParam0)
+
+		if params.XRequestId != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam1)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewPostConsumptionRequest calls the generic PostConsumption builder with application/json body
+func NewPostConsumptionRequest(server string, playerId PlayerID, params *PostConsumptionParams, body PostConsumptionJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPostConsumptionRequestWithBody(server, playerId, params, "application/json", bodyReader)
+}
+
+// NewPostConsumptionRequestWithBody constructs an http.Request for the PostConsumption method, with any body, and a specified content type
+func NewPostConsumptionRequestWithBody(server string, playerId PlayerID, params *PostConsumptionParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "player_id", playerId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/players/%s/consumptions", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		var headerParam0 string
+
+		headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("Idempotency-Key", headerParam0)
+
+		if params.XRequestId != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam1)
+		}
+
+	}
+
+	return req, nil
+}
+
 // NewGetEntitlementCheckRequest constructs an http.Request for the GetEntitlementCheck method
 func NewGetEntitlementCheckRequest(server string, playerId PlayerID, itemId string, params *GetEntitlementCheckParams) (*http.Request, error) {
 	var err error
@@ -7394,6 +8090,148 @@ func NewGetEntitlementCheckRequest(server string, playerId PlayerID, itemId stri
 			}
 
 			req.Header.Set("X-Request-Id", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewPostExchangeRequest calls the generic PostExchange builder with application/json body
+func NewPostExchangeRequest(server string, playerId PlayerID, params *PostExchangeParams, body PostExchangeJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPostExchangeRequestWithBody(server, playerId, params, "application/json", bodyReader)
+}
+
+// NewPostExchangeRequestWithBody constructs an http.Request for the PostExchange method, with any body, and a specified content type
+func NewPostExchangeRequestWithBody(server string, playerId PlayerID, params *PostExchangeParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "player_id", playerId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/players/%s/exchanges", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		var headerParam0 string
+
+		headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("Idempotency-Key", headerParam0)
+
+		if params.XRequestId != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam1)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewPostSpendRequest calls the generic PostSpend builder with application/json body
+func NewPostSpendRequest(server string, playerId PlayerID, params *PostSpendParams, body PostSpendJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPostSpendRequestWithBody(server, playerId, params, "application/json", bodyReader)
+}
+
+// NewPostSpendRequestWithBody constructs an http.Request for the PostSpend method, with any body, and a specified content type
+func NewPostSpendRequestWithBody(server string, playerId PlayerID, params *PostSpendParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "player_id", playerId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/players/%s/spends", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		var headerParam0 string
+
+		headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("Idempotency-Key", headerParam0)
+
+		if params.XRequestId != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam1)
 		}
 
 	}
@@ -8306,6 +9144,74 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/entitlements/check (the `PostEntitlementChecks` operationId).
 	PostEntitlementChecksWithResponse(ctx context.Context, params *PostEntitlementChecksParams, body PostEntitlementChecksJSONRequestBody, reqEditors ...RequestEditorFn) (*PostEntitlementChecksResponse, error)
 
+	// PostAwardWithBodyWithResponse Award currencies and items to a player, exactly once
+	//
+	// Credits the player from `system:awards` (ledger kind `award`): a match
+	// reward, a quest's loot. Durable items (at most one) and `max_per_player`
+	// apply as for purchases.
+	//
+	// Idempotency is as for purchases: the key is scoped to (player_id,
+	// this route) and fingerprinted over `source`, `reason` (both trimmed)
+	// and the amounts; 402/404/409 rejections are stored and replayed.
+	// Unknown currencies and items are `item_not_found` with the offending
+	// keys in `unknown`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/players/{player_id}/awards (the `PostAward` operationId).
+	PostAwardWithBodyWithResponse(ctx context.Context, playerId PlayerID, params *PostAwardParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostAwardResponse, error)
+
+	// PostAwardWithResponse Award currencies and items to a player, exactly once
+	//
+	// Credits the player from `system:awards` (ledger kind `award`): a match
+	// reward, a quest's loot. Durable items (at most one) and `max_per_player`
+	// apply as for purchases.
+	//
+	// Idempotency is as for purchases: the key is scoped to (player_id,
+	// this route) and fingerprinted over `source`, `reason` (both trimmed)
+	// and the amounts; 402/404/409 rejections are stored and replayed.
+	// Unknown currencies and items are `item_not_found` with the offending
+	// keys in `unknown`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/players/{player_id}/awards (the `PostAward` operationId).
+	PostAwardWithResponse(ctx context.Context, playerId PlayerID, params *PostAwardParams, body PostAwardJSONRequestBody, reqEditors ...RequestEditorFn) (*PostAwardResponse, error)
+
+	// PostConsumptionWithBodyWithResponse Use up a player's items, exactly once
+	//
+	// Takes items from the player to `system:consumption` (ledger kind
+	// `consume`): the potion the player drank. `entitlements` in the answer
+	// says how many of each consumed item are left (possibly 0).
+	//
+	// Idempotency is as for purchases: the key is scoped to (player_id,
+	// this route) and fingerprinted over `source`, `reason` (both trimmed)
+	// and the amounts; 402/404/409 rejections are stored and replayed.
+	// Unknown currencies and items are `item_not_found` with the offending
+	// keys in `unknown`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/players/{player_id}/consumptions (the `PostConsumption` operationId).
+	PostConsumptionWithBodyWithResponse(ctx context.Context, playerId PlayerID, params *PostConsumptionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostConsumptionResponse, error)
+
+	// PostConsumptionWithResponse Use up a player's items, exactly once
+	//
+	// Takes items from the player to `system:consumption` (ledger kind
+	// `consume`): the potion the player drank. `entitlements` in the answer
+	// says how many of each consumed item are left (possibly 0).
+	//
+	// Idempotency is as for purchases: the key is scoped to (player_id,
+	// this route) and fingerprinted over `source`, `reason` (both trimmed)
+	// and the amounts; 402/404/409 rejections are stored and replayed.
+	// Unknown currencies and items are `item_not_found` with the offending
+	// keys in `unknown`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/players/{player_id}/consumptions (the `PostConsumption` operationId).
+	PostConsumptionWithResponse(ctx context.Context, playerId PlayerID, params *PostConsumptionParams, body PostConsumptionJSONRequestBody, reqEditors ...RequestEditorFn) (*PostConsumptionResponse, error)
+
 	// GetEntitlementCheckWithResponse Whether a player holds an item
 	//
 	// Read-only; served from the Redis cache when it is current. A player
@@ -8317,6 +9223,76 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/players/{player_id}/entitlements/{item_id} (the `GetEntitlementCheck` operationId).
 	GetEntitlementCheckWithResponse(ctx context.Context, playerId PlayerID, itemId string, params *GetEntitlementCheckParams, reqEditors ...RequestEditorFn) (*GetEntitlementCheckResponse, error)
+
+	// PostExchangeWithBodyWithResponse Take some assets and give others, all or nothing
+	//
+	// Takes `take` and gives `give` in one ledger transaction against
+	// `system:exchanges` (ledger kind `exchange`): crafting, upgrades. If
+	// either side is refused nothing moves. An asset may not appear on both
+	// sides. `entitlements` lists the items given and taken with their new
+	// totals.
+	//
+	// Idempotency is as for purchases: the key is scoped to (player_id,
+	// this route) and fingerprinted over `source`, `reason` (both trimmed)
+	// and the amounts; 402/404/409 rejections are stored and replayed.
+	// Unknown currencies and items are `item_not_found` with the offending
+	// keys in `unknown`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/players/{player_id}/exchanges (the `PostExchange` operationId).
+	PostExchangeWithBodyWithResponse(ctx context.Context, playerId PlayerID, params *PostExchangeParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostExchangeResponse, error)
+
+	// PostExchangeWithResponse Take some assets and give others, all or nothing
+	//
+	// Takes `take` and gives `give` in one ledger transaction against
+	// `system:exchanges` (ledger kind `exchange`): crafting, upgrades. If
+	// either side is refused nothing moves. An asset may not appear on both
+	// sides. `entitlements` lists the items given and taken with their new
+	// totals.
+	//
+	// Idempotency is as for purchases: the key is scoped to (player_id,
+	// this route) and fingerprinted over `source`, `reason` (both trimmed)
+	// and the amounts; 402/404/409 rejections are stored and replayed.
+	// Unknown currencies and items are `item_not_found` with the offending
+	// keys in `unknown`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/players/{player_id}/exchanges (the `PostExchange` operationId).
+	PostExchangeWithResponse(ctx context.Context, playerId PlayerID, params *PostExchangeParams, body PostExchangeJSONRequestBody, reqEditors ...RequestEditorFn) (*PostExchangeResponse, error)
+
+	// PostSpendWithBodyWithResponse Spend a player's currencies, exactly once
+	//
+	// Debits the player's currencies to `system:spends` (ledger kind
+	// `spend`): an in-game shop run by the game server.
+	//
+	// Idempotency is as for purchases: the key is scoped to (player_id,
+	// this route) and fingerprinted over `source`, `reason` (both trimmed)
+	// and the amounts; 402/404/409 rejections are stored and replayed.
+	// Unknown currencies and items are `item_not_found` with the offending
+	// keys in `unknown`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/players/{player_id}/spends (the `PostSpend` operationId).
+	PostSpendWithBodyWithResponse(ctx context.Context, playerId PlayerID, params *PostSpendParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostSpendResponse, error)
+
+	// PostSpendWithResponse Spend a player's currencies, exactly once
+	//
+	// Debits the player's currencies to `system:spends` (ledger kind
+	// `spend`): an in-game shop run by the game server.
+	//
+	// Idempotency is as for purchases: the key is scoped to (player_id,
+	// this route) and fingerprinted over `source`, `reason` (both trimmed)
+	// and the amounts; 402/404/409 rejections are stored and replayed.
+	// Unknown currencies and items are `item_not_found` with the offending
+	// keys in `unknown`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/players/{player_id}/spends (the `PostSpend` operationId).
+	PostSpendWithResponse(ctx context.Context, playerId PlayerID, params *PostSpendParams, body PostSpendJSONRequestBody, reqEditors ...RequestEditorFn) (*PostSpendResponse, error)
 
 	// PostPurchaseWithBodyWithResponse Buy an item or bundle with virtual currency, exactly once
 	//
@@ -8508,6 +9484,12 @@ type GetAuditResponse403Headers struct {
 	XRequestId string
 }
 
+// GetAuditResponse429Headers the declared response headers of an HTTP 429 response for GetAudit
+type GetAuditResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // GetAuditResponse500Headers the declared response headers of an HTTP 500 response for GetAudit
 type GetAuditResponse500Headers struct {
 	XRequestId string
@@ -8528,6 +9510,8 @@ type GetAuditResponse struct {
 	ApplicationproblemJSON401 *Unauthenticated
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -8538,6 +9522,8 @@ type GetAuditResponse struct {
 	Headers401 *GetAuditResponse401Headers
 	// Headers403 the parsed response headers for an HTTP 403 response
 	Headers403 *GetAuditResponse403Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetAuditResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetAuditResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -8557,6 +9543,11 @@ func (r GetAuditResponse) GetApplicationproblemJSON401() *Unauthenticated {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r GetAuditResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetAuditResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -8619,6 +9610,12 @@ type GetAuditLogResponse403Headers struct {
 	XRequestId string
 }
 
+// GetAuditLogResponse429Headers the declared response headers of an HTTP 429 response for GetAuditLog
+type GetAuditLogResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // GetAuditLogResponse500Headers the declared response headers of an HTTP 500 response for GetAuditLog
 type GetAuditLogResponse500Headers struct {
 	XRequestId string
@@ -8641,6 +9638,8 @@ type GetAuditLogResponse struct {
 	ApplicationproblemJSON401 *Unauthenticated
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -8653,6 +9652,8 @@ type GetAuditLogResponse struct {
 	Headers401 *GetAuditLogResponse401Headers
 	// Headers403 the parsed response headers for an HTTP 403 response
 	Headers403 *GetAuditLogResponse403Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetAuditLogResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetAuditLogResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -8677,6 +9678,11 @@ func (r GetAuditLogResponse) GetApplicationproblemJSON401() *Unauthenticated {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r GetAuditLogResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetAuditLogResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -8761,6 +9767,12 @@ type PutCatalogResponse422Headers struct {
 	XRequestId string
 }
 
+// PutCatalogResponse429Headers the declared response headers of an HTTP 429 response for PutCatalog
+type PutCatalogResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // PutCatalogResponse500Headers the declared response headers of an HTTP 500 response for PutCatalog
 type PutCatalogResponse500Headers struct {
 	XRequestId string
@@ -8791,6 +9803,8 @@ type PutCatalogResponse struct {
 	ApplicationproblemJSON415 *UnsupportedMediaType
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -8811,6 +9825,8 @@ type PutCatalogResponse struct {
 	Headers415 *PutCatalogResponse415Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *PutCatalogResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PutCatalogResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *PutCatalogResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -8855,6 +9871,11 @@ func (r PutCatalogResponse) GetApplicationproblemJSON415() *UnsupportedMediaType
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r PutCatalogResponse) GetApplicationproblemJSON422() *Problem {
 	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PutCatalogResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -8921,6 +9942,12 @@ type GetDraftResponse403Headers struct {
 	XRequestId string
 }
 
+// GetDraftResponse429Headers the declared response headers of an HTTP 429 response for GetDraft
+type GetDraftResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // GetDraftResponse500Headers the declared response headers of an HTTP 500 response for GetDraft
 type GetDraftResponse500Headers struct {
 	XRequestId string
@@ -8943,6 +9970,8 @@ type GetDraftResponse struct {
 	ApplicationproblemJSON401 *Unauthenticated
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -8955,6 +9984,8 @@ type GetDraftResponse struct {
 	Headers401 *GetDraftResponse401Headers
 	// Headers403 the parsed response headers for an HTTP 403 response
 	Headers403 *GetDraftResponse403Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetDraftResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetDraftResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -8979,6 +10010,11 @@ func (r GetDraftResponse) GetApplicationproblemJSON401() *Unauthenticated {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r GetDraftResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetDraftResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -9057,6 +10093,12 @@ type PutDraftResponse422Headers struct {
 	XRequestId string
 }
 
+// PutDraftResponse429Headers the declared response headers of an HTTP 429 response for PutDraft
+type PutDraftResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // PutDraftResponse500Headers the declared response headers of an HTTP 500 response for PutDraft
 type PutDraftResponse500Headers struct {
 	XRequestId string
@@ -9085,6 +10127,8 @@ type PutDraftResponse struct {
 	ApplicationproblemJSON415 *UnsupportedMediaType
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *CatalogInvalid
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -9103,6 +10147,8 @@ type PutDraftResponse struct {
 	Headers415 *PutDraftResponse415Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *PutDraftResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PutDraftResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *PutDraftResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -9142,6 +10188,11 @@ func (r PutDraftResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r PutDraftResponse) GetApplicationproblemJSON422() *CatalogInvalid {
 	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PutDraftResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -9214,6 +10265,12 @@ type DeleteDraftBundleResponse412Headers struct {
 	XRequestId string
 }
 
+// DeleteDraftBundleResponse429Headers the declared response headers of an HTTP 429 response for DeleteDraftBundle
+type DeleteDraftBundleResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // DeleteDraftBundleResponse500Headers the declared response headers of an HTTP 500 response for DeleteDraftBundle
 type DeleteDraftBundleResponse500Headers struct {
 	XRequestId string
@@ -9238,6 +10295,8 @@ type DeleteDraftBundleResponse struct {
 	ApplicationproblemJSON404 *EntityNotFound
 	// ApplicationproblemJSON412 the response for an HTTP 412 `application/problem+json` response
 	ApplicationproblemJSON412 *PreconditionFailed
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -9254,6 +10313,8 @@ type DeleteDraftBundleResponse struct {
 	Headers404 *DeleteDraftBundleResponse404Headers
 	// Headers412 the parsed response headers for an HTTP 412 response
 	Headers412 *DeleteDraftBundleResponse412Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeleteDraftBundleResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *DeleteDraftBundleResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -9283,6 +10344,11 @@ func (r DeleteDraftBundleResponse) GetApplicationproblemJSON404() *EntityNotFoun
 // GetApplicationproblemJSON412 returns the response for an HTTP 412 `application/problem+json` response
 func (r DeleteDraftBundleResponse) GetApplicationproblemJSON412() *PreconditionFailed {
 	return r.ApplicationproblemJSON412
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r DeleteDraftBundleResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -9359,6 +10425,12 @@ type GetDraftBundleResponse404Headers struct {
 	XRequestId string
 }
 
+// GetDraftBundleResponse429Headers the declared response headers of an HTTP 429 response for GetDraftBundle
+type GetDraftBundleResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // GetDraftBundleResponse500Headers the declared response headers of an HTTP 500 response for GetDraftBundle
 type GetDraftBundleResponse500Headers struct {
 	XRequestId string
@@ -9383,6 +10455,8 @@ type GetDraftBundleResponse struct {
 	ApplicationproblemJSON403 *Forbidden
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *EntityNotFound
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -9399,6 +10473,8 @@ type GetDraftBundleResponse struct {
 	Headers403 *GetDraftBundleResponse403Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *GetDraftBundleResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetDraftBundleResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetDraftBundleResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -9428,6 +10504,11 @@ func (r GetDraftBundleResponse) GetApplicationproblemJSON403() *Forbidden {
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r GetDraftBundleResponse) GetApplicationproblemJSON404() *EntityNotFound {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetDraftBundleResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -9519,6 +10600,12 @@ type PutDraftBundleResponse422Headers struct {
 	XRequestId string
 }
 
+// PutDraftBundleResponse429Headers the declared response headers of an HTTP 429 response for PutDraftBundle
+type PutDraftBundleResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // PutDraftBundleResponse500Headers the declared response headers of an HTTP 500 response for PutDraftBundle
 type PutDraftBundleResponse500Headers struct {
 	XRequestId string
@@ -9551,6 +10638,8 @@ type PutDraftBundleResponse struct {
 	ApplicationproblemJSON415 *UnsupportedMediaType
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *CatalogInvalid
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -9573,6 +10662,8 @@ type PutDraftBundleResponse struct {
 	Headers415 *PutDraftBundleResponse415Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *PutDraftBundleResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PutDraftBundleResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *PutDraftBundleResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -9622,6 +10713,11 @@ func (r PutDraftBundleResponse) GetApplicationproblemJSON415() *UnsupportedMedia
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r PutDraftBundleResponse) GetApplicationproblemJSON422() *CatalogInvalid {
 	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PutDraftBundleResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -9694,6 +10790,12 @@ type DeleteDraftCurrencyResponse412Headers struct {
 	XRequestId string
 }
 
+// DeleteDraftCurrencyResponse429Headers the declared response headers of an HTTP 429 response for DeleteDraftCurrency
+type DeleteDraftCurrencyResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // DeleteDraftCurrencyResponse500Headers the declared response headers of an HTTP 500 response for DeleteDraftCurrency
 type DeleteDraftCurrencyResponse500Headers struct {
 	XRequestId string
@@ -9718,6 +10820,8 @@ type DeleteDraftCurrencyResponse struct {
 	ApplicationproblemJSON404 *EntityNotFound
 	// ApplicationproblemJSON412 the response for an HTTP 412 `application/problem+json` response
 	ApplicationproblemJSON412 *PreconditionFailed
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -9734,6 +10838,8 @@ type DeleteDraftCurrencyResponse struct {
 	Headers404 *DeleteDraftCurrencyResponse404Headers
 	// Headers412 the parsed response headers for an HTTP 412 response
 	Headers412 *DeleteDraftCurrencyResponse412Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeleteDraftCurrencyResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *DeleteDraftCurrencyResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -9763,6 +10869,11 @@ func (r DeleteDraftCurrencyResponse) GetApplicationproblemJSON404() *EntityNotFo
 // GetApplicationproblemJSON412 returns the response for an HTTP 412 `application/problem+json` response
 func (r DeleteDraftCurrencyResponse) GetApplicationproblemJSON412() *PreconditionFailed {
 	return r.ApplicationproblemJSON412
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r DeleteDraftCurrencyResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -9839,6 +10950,12 @@ type GetDraftCurrencyResponse404Headers struct {
 	XRequestId string
 }
 
+// GetDraftCurrencyResponse429Headers the declared response headers of an HTTP 429 response for GetDraftCurrency
+type GetDraftCurrencyResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // GetDraftCurrencyResponse500Headers the declared response headers of an HTTP 500 response for GetDraftCurrency
 type GetDraftCurrencyResponse500Headers struct {
 	XRequestId string
@@ -9863,6 +10980,8 @@ type GetDraftCurrencyResponse struct {
 	ApplicationproblemJSON403 *Forbidden
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *EntityNotFound
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -9879,6 +10998,8 @@ type GetDraftCurrencyResponse struct {
 	Headers403 *GetDraftCurrencyResponse403Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *GetDraftCurrencyResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetDraftCurrencyResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetDraftCurrencyResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -9908,6 +11029,11 @@ func (r GetDraftCurrencyResponse) GetApplicationproblemJSON403() *Forbidden {
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r GetDraftCurrencyResponse) GetApplicationproblemJSON404() *EntityNotFound {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetDraftCurrencyResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -9999,6 +11125,12 @@ type PutDraftCurrencyResponse422Headers struct {
 	XRequestId string
 }
 
+// PutDraftCurrencyResponse429Headers the declared response headers of an HTTP 429 response for PutDraftCurrency
+type PutDraftCurrencyResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // PutDraftCurrencyResponse500Headers the declared response headers of an HTTP 500 response for PutDraftCurrency
 type PutDraftCurrencyResponse500Headers struct {
 	XRequestId string
@@ -10031,6 +11163,8 @@ type PutDraftCurrencyResponse struct {
 	ApplicationproblemJSON415 *UnsupportedMediaType
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *CatalogInvalid
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -10053,6 +11187,8 @@ type PutDraftCurrencyResponse struct {
 	Headers415 *PutDraftCurrencyResponse415Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *PutDraftCurrencyResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PutDraftCurrencyResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *PutDraftCurrencyResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -10102,6 +11238,11 @@ func (r PutDraftCurrencyResponse) GetApplicationproblemJSON415() *UnsupportedMed
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r PutDraftCurrencyResponse) GetApplicationproblemJSON422() *CatalogInvalid {
 	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PutDraftCurrencyResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -10160,6 +11301,12 @@ type DiffDraftResponse403Headers struct {
 	XRequestId string
 }
 
+// DiffDraftResponse429Headers the declared response headers of an HTTP 429 response for DiffDraft
+type DiffDraftResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // DiffDraftResponse500Headers the declared response headers of an HTTP 500 response for DiffDraft
 type DiffDraftResponse500Headers struct {
 	XRequestId string
@@ -10180,6 +11327,8 @@ type DiffDraftResponse struct {
 	ApplicationproblemJSON401 *Unauthenticated
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -10190,6 +11339,8 @@ type DiffDraftResponse struct {
 	Headers401 *DiffDraftResponse401Headers
 	// Headers403 the parsed response headers for an HTTP 403 response
 	Headers403 *DiffDraftResponse403Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DiffDraftResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *DiffDraftResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -10209,6 +11360,11 @@ func (r DiffDraftResponse) GetApplicationproblemJSON401() *Unauthenticated {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r DiffDraftResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r DiffDraftResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -10281,6 +11437,12 @@ type DeleteDraftItemResponse412Headers struct {
 	XRequestId string
 }
 
+// DeleteDraftItemResponse429Headers the declared response headers of an HTTP 429 response for DeleteDraftItem
+type DeleteDraftItemResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // DeleteDraftItemResponse500Headers the declared response headers of an HTTP 500 response for DeleteDraftItem
 type DeleteDraftItemResponse500Headers struct {
 	XRequestId string
@@ -10305,6 +11467,8 @@ type DeleteDraftItemResponse struct {
 	ApplicationproblemJSON404 *EntityNotFound
 	// ApplicationproblemJSON412 the response for an HTTP 412 `application/problem+json` response
 	ApplicationproblemJSON412 *PreconditionFailed
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -10321,6 +11485,8 @@ type DeleteDraftItemResponse struct {
 	Headers404 *DeleteDraftItemResponse404Headers
 	// Headers412 the parsed response headers for an HTTP 412 response
 	Headers412 *DeleteDraftItemResponse412Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeleteDraftItemResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *DeleteDraftItemResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -10350,6 +11516,11 @@ func (r DeleteDraftItemResponse) GetApplicationproblemJSON404() *EntityNotFound 
 // GetApplicationproblemJSON412 returns the response for an HTTP 412 `application/problem+json` response
 func (r DeleteDraftItemResponse) GetApplicationproblemJSON412() *PreconditionFailed {
 	return r.ApplicationproblemJSON412
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r DeleteDraftItemResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -10426,6 +11597,12 @@ type GetDraftItemResponse404Headers struct {
 	XRequestId string
 }
 
+// GetDraftItemResponse429Headers the declared response headers of an HTTP 429 response for GetDraftItem
+type GetDraftItemResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // GetDraftItemResponse500Headers the declared response headers of an HTTP 500 response for GetDraftItem
 type GetDraftItemResponse500Headers struct {
 	XRequestId string
@@ -10450,6 +11627,8 @@ type GetDraftItemResponse struct {
 	ApplicationproblemJSON403 *Forbidden
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *EntityNotFound
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -10466,6 +11645,8 @@ type GetDraftItemResponse struct {
 	Headers403 *GetDraftItemResponse403Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *GetDraftItemResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetDraftItemResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetDraftItemResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -10495,6 +11676,11 @@ func (r GetDraftItemResponse) GetApplicationproblemJSON403() *Forbidden {
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r GetDraftItemResponse) GetApplicationproblemJSON404() *EntityNotFound {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetDraftItemResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -10586,6 +11772,12 @@ type PutDraftItemResponse422Headers struct {
 	XRequestId string
 }
 
+// PutDraftItemResponse429Headers the declared response headers of an HTTP 429 response for PutDraftItem
+type PutDraftItemResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // PutDraftItemResponse500Headers the declared response headers of an HTTP 500 response for PutDraftItem
 type PutDraftItemResponse500Headers struct {
 	XRequestId string
@@ -10618,6 +11810,8 @@ type PutDraftItemResponse struct {
 	ApplicationproblemJSON415 *UnsupportedMediaType
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *CatalogInvalid
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -10640,6 +11834,8 @@ type PutDraftItemResponse struct {
 	Headers415 *PutDraftItemResponse415Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *PutDraftItemResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PutDraftItemResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *PutDraftItemResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -10689,6 +11885,11 @@ func (r PutDraftItemResponse) GetApplicationproblemJSON415() *UnsupportedMediaTy
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r PutDraftItemResponse) GetApplicationproblemJSON422() *CatalogInvalid {
 	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PutDraftItemResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -10761,6 +11962,12 @@ type DeleteDraftStoreProductResponse412Headers struct {
 	XRequestId string
 }
 
+// DeleteDraftStoreProductResponse429Headers the declared response headers of an HTTP 429 response for DeleteDraftStoreProduct
+type DeleteDraftStoreProductResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // DeleteDraftStoreProductResponse500Headers the declared response headers of an HTTP 500 response for DeleteDraftStoreProduct
 type DeleteDraftStoreProductResponse500Headers struct {
 	XRequestId string
@@ -10785,6 +11992,8 @@ type DeleteDraftStoreProductResponse struct {
 	ApplicationproblemJSON404 *EntityNotFound
 	// ApplicationproblemJSON412 the response for an HTTP 412 `application/problem+json` response
 	ApplicationproblemJSON412 *PreconditionFailed
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -10801,6 +12010,8 @@ type DeleteDraftStoreProductResponse struct {
 	Headers404 *DeleteDraftStoreProductResponse404Headers
 	// Headers412 the parsed response headers for an HTTP 412 response
 	Headers412 *DeleteDraftStoreProductResponse412Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeleteDraftStoreProductResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *DeleteDraftStoreProductResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -10830,6 +12041,11 @@ func (r DeleteDraftStoreProductResponse) GetApplicationproblemJSON404() *EntityN
 // GetApplicationproblemJSON412 returns the response for an HTTP 412 `application/problem+json` response
 func (r DeleteDraftStoreProductResponse) GetApplicationproblemJSON412() *PreconditionFailed {
 	return r.ApplicationproblemJSON412
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r DeleteDraftStoreProductResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -10906,6 +12122,12 @@ type GetDraftStoreProductResponse404Headers struct {
 	XRequestId string
 }
 
+// GetDraftStoreProductResponse429Headers the declared response headers of an HTTP 429 response for GetDraftStoreProduct
+type GetDraftStoreProductResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // GetDraftStoreProductResponse500Headers the declared response headers of an HTTP 500 response for GetDraftStoreProduct
 type GetDraftStoreProductResponse500Headers struct {
 	XRequestId string
@@ -10930,6 +12152,8 @@ type GetDraftStoreProductResponse struct {
 	ApplicationproblemJSON403 *Forbidden
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *EntityNotFound
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -10946,6 +12170,8 @@ type GetDraftStoreProductResponse struct {
 	Headers403 *GetDraftStoreProductResponse403Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *GetDraftStoreProductResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetDraftStoreProductResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetDraftStoreProductResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -10975,6 +12201,11 @@ func (r GetDraftStoreProductResponse) GetApplicationproblemJSON403() *Forbidden 
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r GetDraftStoreProductResponse) GetApplicationproblemJSON404() *EntityNotFound {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetDraftStoreProductResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -11066,6 +12297,12 @@ type PutDraftStoreProductResponse422Headers struct {
 	XRequestId string
 }
 
+// PutDraftStoreProductResponse429Headers the declared response headers of an HTTP 429 response for PutDraftStoreProduct
+type PutDraftStoreProductResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // PutDraftStoreProductResponse500Headers the declared response headers of an HTTP 500 response for PutDraftStoreProduct
 type PutDraftStoreProductResponse500Headers struct {
 	XRequestId string
@@ -11098,6 +12335,8 @@ type PutDraftStoreProductResponse struct {
 	ApplicationproblemJSON415 *UnsupportedMediaType
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *CatalogInvalid
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -11120,6 +12359,8 @@ type PutDraftStoreProductResponse struct {
 	Headers415 *PutDraftStoreProductResponse415Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *PutDraftStoreProductResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PutDraftStoreProductResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *PutDraftStoreProductResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -11169,6 +12410,11 @@ func (r PutDraftStoreProductResponse) GetApplicationproblemJSON415() *Unsupporte
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r PutDraftStoreProductResponse) GetApplicationproblemJSON422() *CatalogInvalid {
 	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PutDraftStoreProductResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -11232,6 +12478,12 @@ type ValidateDraftResponse403Headers struct {
 	XRequestId string
 }
 
+// ValidateDraftResponse429Headers the declared response headers of an HTTP 429 response for ValidateDraft
+type ValidateDraftResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // ValidateDraftResponse500Headers the declared response headers of an HTTP 500 response for ValidateDraft
 type ValidateDraftResponse500Headers struct {
 	XRequestId string
@@ -11254,6 +12506,8 @@ type ValidateDraftResponse struct {
 	ApplicationproblemJSON401 *Unauthenticated
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -11266,6 +12520,8 @@ type ValidateDraftResponse struct {
 	Headers401 *ValidateDraftResponse401Headers
 	// Headers403 the parsed response headers for an HTTP 403 response
 	Headers403 *ValidateDraftResponse403Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ValidateDraftResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *ValidateDraftResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -11290,6 +12546,11 @@ func (r ValidateDraftResponse) GetApplicationproblemJSON401() *Unauthenticated {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r ValidateDraftResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ValidateDraftResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -11378,6 +12639,12 @@ type PublishDraftResponse422Headers struct {
 	XRequestId string
 }
 
+// PublishDraftResponse429Headers the declared response headers of an HTTP 429 response for PublishDraft
+type PublishDraftResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // PublishDraftResponse500Headers the declared response headers of an HTTP 500 response for PublishDraft
 type PublishDraftResponse500Headers struct {
 	XRequestId string
@@ -11410,6 +12677,8 @@ type PublishDraftResponse struct {
 	ApplicationproblemJSON415 *UnsupportedMediaType
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *CatalogInvalid
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -11432,6 +12701,8 @@ type PublishDraftResponse struct {
 	Headers415 *PublishDraftResponse415Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *PublishDraftResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PublishDraftResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *PublishDraftResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -11481,6 +12752,11 @@ func (r PublishDraftResponse) GetApplicationproblemJSON415() *UnsupportedMediaTy
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r PublishDraftResponse) GetApplicationproblemJSON422() *CatalogInvalid {
 	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PublishDraftResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -11569,6 +12845,12 @@ type RollbackCatalogResponse422Headers struct {
 	XRequestId string
 }
 
+// RollbackCatalogResponse429Headers the declared response headers of an HTTP 429 response for RollbackCatalog
+type RollbackCatalogResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // RollbackCatalogResponse500Headers the declared response headers of an HTTP 500 response for RollbackCatalog
 type RollbackCatalogResponse500Headers struct {
 	XRequestId string
@@ -11601,6 +12883,8 @@ type RollbackCatalogResponse struct {
 	ApplicationproblemJSON415 *UnsupportedMediaType
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *CatalogInvalid
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -11623,6 +12907,8 @@ type RollbackCatalogResponse struct {
 	Headers415 *RollbackCatalogResponse415Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *RollbackCatalogResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RollbackCatalogResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *RollbackCatalogResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -11672,6 +12958,11 @@ func (r RollbackCatalogResponse) GetApplicationproblemJSON415() *UnsupportedMedi
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r RollbackCatalogResponse) GetApplicationproblemJSON422() *CatalogInvalid {
 	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r RollbackCatalogResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -11735,6 +13026,12 @@ type ListVersionsResponse403Headers struct {
 	XRequestId string
 }
 
+// ListVersionsResponse429Headers the declared response headers of an HTTP 429 response for ListVersions
+type ListVersionsResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // ListVersionsResponse500Headers the declared response headers of an HTTP 500 response for ListVersions
 type ListVersionsResponse500Headers struct {
 	XRequestId string
@@ -11757,6 +13054,8 @@ type ListVersionsResponse struct {
 	ApplicationproblemJSON401 *Unauthenticated
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -11769,6 +13068,8 @@ type ListVersionsResponse struct {
 	Headers401 *ListVersionsResponse401Headers
 	// Headers403 the parsed response headers for an HTTP 403 response
 	Headers403 *ListVersionsResponse403Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListVersionsResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *ListVersionsResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -11793,6 +13094,11 @@ func (r ListVersionsResponse) GetApplicationproblemJSON401() *Unauthenticated {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r ListVersionsResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ListVersionsResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -11861,6 +13167,12 @@ type GetVersionResponse404Headers struct {
 	XRequestId string
 }
 
+// GetVersionResponse429Headers the declared response headers of an HTTP 429 response for GetVersion
+type GetVersionResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // GetVersionResponse500Headers the declared response headers of an HTTP 500 response for GetVersion
 type GetVersionResponse500Headers struct {
 	XRequestId string
@@ -11887,6 +13199,8 @@ type GetVersionResponse struct {
 	ApplicationproblemJSON403 *Forbidden
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *VersionNotFound
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -11901,6 +13215,8 @@ type GetVersionResponse struct {
 	Headers403 *GetVersionResponse403Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *GetVersionResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetVersionResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetVersionResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -11935,6 +13251,11 @@ func (r GetVersionResponse) GetApplicationproblemJSON403() *Forbidden {
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r GetVersionResponse) GetApplicationproblemJSON404() *VersionNotFound {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetVersionResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -11997,6 +13318,12 @@ type ListKeysResponse403Headers struct {
 	XRequestId string
 }
 
+// ListKeysResponse429Headers the declared response headers of an HTTP 429 response for ListKeys
+type ListKeysResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // ListKeysResponse500Headers the declared response headers of an HTTP 500 response for ListKeys
 type ListKeysResponse500Headers struct {
 	XRequestId string
@@ -12021,6 +13348,8 @@ type ListKeysResponse struct {
 	ApplicationproblemJSON401 *Unauthenticated
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -12033,6 +13362,8 @@ type ListKeysResponse struct {
 	Headers401 *ListKeysResponse401Headers
 	// Headers403 the parsed response headers for an HTTP 403 response
 	Headers403 *ListKeysResponse403Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListKeysResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *ListKeysResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -12059,6 +13390,11 @@ func (r ListKeysResponse) GetApplicationproblemJSON401() *Unauthenticated {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r ListKeysResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ListKeysResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -12137,6 +13473,12 @@ type CreateKeyResponse415Headers struct {
 	XRequestId string
 }
 
+// CreateKeyResponse429Headers the declared response headers of an HTTP 429 response for CreateKey
+type CreateKeyResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // CreateKeyResponse500Headers the declared response headers of an HTTP 500 response for CreateKey
 type CreateKeyResponse500Headers struct {
 	XRequestId string
@@ -12170,6 +13512,8 @@ type CreateKeyResponse struct {
 	ApplicationproblemJSON413 *RequestTooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
 	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -12188,6 +13532,8 @@ type CreateKeyResponse struct {
 	Headers413 *CreateKeyResponse413Headers
 	// Headers415 the parsed response headers for an HTTP 415 response
 	Headers415 *CreateKeyResponse415Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CreateKeyResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *CreateKeyResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -12232,6 +13578,11 @@ func (r CreateKeyResponse) GetApplicationproblemJSON413() *RequestTooLarge {
 // GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
 func (r CreateKeyResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
 	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r CreateKeyResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -12299,6 +13650,12 @@ type RevokeKeyResponse404Headers struct {
 	XRequestId string
 }
 
+// RevokeKeyResponse429Headers the declared response headers of an HTTP 429 response for RevokeKey
+type RevokeKeyResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // RevokeKeyResponse500Headers the declared response headers of an HTTP 500 response for RevokeKey
 type RevokeKeyResponse500Headers struct {
 	XRequestId string
@@ -12325,6 +13682,8 @@ type RevokeKeyResponse struct {
 	ApplicationproblemJSON403 *Forbidden
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -12339,6 +13698,8 @@ type RevokeKeyResponse struct {
 	Headers403 *RevokeKeyResponse403Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *RevokeKeyResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RevokeKeyResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *RevokeKeyResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -12370,6 +13731,11 @@ func (r RevokeKeyResponse) GetApplicationproblemJSON403() *Forbidden {
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r RevokeKeyResponse) GetApplicationproblemJSON404() *Problem {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r RevokeKeyResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -12460,6 +13826,12 @@ type PostGrantResponse422Headers struct {
 	XRequestId string
 }
 
+// PostGrantResponse429Headers the declared response headers of an HTTP 429 response for PostGrant
+type PostGrantResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // PostGrantResponse500Headers the declared response headers of an HTTP 500 response for PostGrant
 type PostGrantResponse500Headers struct {
 	XRequestId string
@@ -12492,6 +13864,8 @@ type PostGrantResponse struct {
 	ApplicationproblemJSON415 *UnsupportedMediaType
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *IdempotencyKeyReused
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -12514,6 +13888,8 @@ type PostGrantResponse struct {
 	Headers415 *PostGrantResponse415Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *PostGrantResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PostGrantResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *PostGrantResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -12563,6 +13939,11 @@ func (r PostGrantResponse) GetApplicationproblemJSON415() *UnsupportedMediaType 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r PostGrantResponse) GetApplicationproblemJSON422() *IdempotencyKeyReused {
 	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PostGrantResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -12625,6 +14006,12 @@ type GetLedgerResponse403Headers struct {
 	XRequestId string
 }
 
+// GetLedgerResponse429Headers the declared response headers of an HTTP 429 response for GetLedger
+type GetLedgerResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // GetLedgerResponse500Headers the declared response headers of an HTTP 500 response for GetLedger
 type GetLedgerResponse500Headers struct {
 	XRequestId string
@@ -12647,6 +14034,8 @@ type GetLedgerResponse struct {
 	ApplicationproblemJSON401 *Unauthenticated
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -12659,6 +14048,8 @@ type GetLedgerResponse struct {
 	Headers401 *GetLedgerResponse401Headers
 	// Headers403 the parsed response headers for an HTTP 403 response
 	Headers403 *GetLedgerResponse403Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetLedgerResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetLedgerResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -12683,6 +14074,11 @@ func (r GetLedgerResponse) GetApplicationproblemJSON401() *Unauthenticated {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r GetLedgerResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetLedgerResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -12745,6 +14141,12 @@ type GetStorePurchasesResponse403Headers struct {
 	XRequestId string
 }
 
+// GetStorePurchasesResponse429Headers the declared response headers of an HTTP 429 response for GetStorePurchases
+type GetStorePurchasesResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // GetStorePurchasesResponse500Headers the declared response headers of an HTTP 500 response for GetStorePurchases
 type GetStorePurchasesResponse500Headers struct {
 	XRequestId string
@@ -12770,6 +14172,8 @@ type GetStorePurchasesResponse struct {
 	ApplicationproblemJSON401 *Unauthenticated
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -12782,6 +14186,8 @@ type GetStorePurchasesResponse struct {
 	Headers401 *GetStorePurchasesResponse401Headers
 	// Headers403 the parsed response headers for an HTTP 403 response
 	Headers403 *GetStorePurchasesResponse403Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetStorePurchasesResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetStorePurchasesResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -12809,6 +14215,11 @@ func (r GetStorePurchasesResponse) GetApplicationproblemJSON401() *Unauthenticat
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r GetStorePurchasesResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetStorePurchasesResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -12871,6 +14282,12 @@ type GetRefundsResponse403Headers struct {
 	XRequestId string
 }
 
+// GetRefundsResponse429Headers the declared response headers of an HTTP 429 response for GetRefunds
+type GetRefundsResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // GetRefundsResponse500Headers the declared response headers of an HTTP 500 response for GetRefunds
 type GetRefundsResponse500Headers struct {
 	XRequestId string
@@ -12896,6 +14313,8 @@ type GetRefundsResponse struct {
 	ApplicationproblemJSON401 *Unauthenticated
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -12908,6 +14327,8 @@ type GetRefundsResponse struct {
 	Headers401 *GetRefundsResponse401Headers
 	// Headers403 the parsed response headers for an HTTP 403 response
 	Headers403 *GetRefundsResponse403Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetRefundsResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetRefundsResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -12935,6 +14356,11 @@ func (r GetRefundsResponse) GetApplicationproblemJSON401() *Unauthenticated {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r GetRefundsResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetRefundsResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -12997,6 +14423,12 @@ type GetStoreNotificationsResponse403Headers struct {
 	XRequestId string
 }
 
+// GetStoreNotificationsResponse429Headers the declared response headers of an HTTP 429 response for GetStoreNotifications
+type GetStoreNotificationsResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // GetStoreNotificationsResponse500Headers the declared response headers of an HTTP 500 response for GetStoreNotifications
 type GetStoreNotificationsResponse500Headers struct {
 	XRequestId string
@@ -13021,6 +14453,8 @@ type GetStoreNotificationsResponse struct {
 	ApplicationproblemJSON401 *Unauthenticated
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -13033,6 +14467,8 @@ type GetStoreNotificationsResponse struct {
 	Headers401 *GetStoreNotificationsResponse401Headers
 	// Headers403 the parsed response headers for an HTTP 403 response
 	Headers403 *GetStoreNotificationsResponse403Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetStoreNotificationsResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetStoreNotificationsResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -13059,6 +14495,11 @@ func (r GetStoreNotificationsResponse) GetApplicationproblemJSON401() *Unauthent
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r GetStoreNotificationsResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetStoreNotificationsResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -13481,6 +14922,12 @@ type PostEntitlementChecksResponse415Headers struct {
 	XRequestId string
 }
 
+// PostEntitlementChecksResponse429Headers the declared response headers of an HTTP 429 response for PostEntitlementChecks
+type PostEntitlementChecksResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // PostEntitlementChecksResponse500Headers the declared response headers of an HTTP 500 response for PostEntitlementChecks
 type PostEntitlementChecksResponse500Headers struct {
 	XRequestId string
@@ -13507,6 +14954,8 @@ type PostEntitlementChecksResponse struct {
 	ApplicationproblemJSON413 *RequestTooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
 	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -13523,6 +14972,8 @@ type PostEntitlementChecksResponse struct {
 	Headers413 *PostEntitlementChecksResponse413Headers
 	// Headers415 the parsed response headers for an HTTP 415 response
 	Headers415 *PostEntitlementChecksResponse415Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PostEntitlementChecksResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *PostEntitlementChecksResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -13557,6 +15008,11 @@ func (r PostEntitlementChecksResponse) GetApplicationproblemJSON413() *RequestTo
 // GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
 func (r PostEntitlementChecksResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
 	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PostEntitlementChecksResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -13598,6 +15054,437 @@ func (r PostEntitlementChecksResponse) ContentType() string {
 	return ""
 }
 
+// PostAwardResponse201Headers the declared response headers of an HTTP 201 response for PostAward
+type PostAwardResponse201Headers struct {
+	IdempotentReplayed *string
+	XRequestId         string
+}
+
+// PostAwardResponse400Headers the declared response headers of an HTTP 400 response for PostAward
+type PostAwardResponse400Headers struct {
+	XRequestId string
+}
+
+// PostAwardResponse401Headers the declared response headers of an HTTP 401 response for PostAward
+type PostAwardResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// PostAwardResponse403Headers the declared response headers of an HTTP 403 response for PostAward
+type PostAwardResponse403Headers struct {
+	XRequestId string
+}
+
+// PostAwardResponse404Headers the declared response headers of an HTTP 404 response for PostAward
+type PostAwardResponse404Headers struct {
+	IdempotentReplayed *string
+	XRequestId         string
+}
+
+// PostAwardResponse409Headers the declared response headers of an HTTP 409 response for PostAward
+type PostAwardResponse409Headers struct {
+	IdempotentReplayed *string
+	XRequestId         string
+}
+
+// PostAwardResponse413Headers the declared response headers of an HTTP 413 response for PostAward
+type PostAwardResponse413Headers struct {
+	XRequestId string
+}
+
+// PostAwardResponse415Headers the declared response headers of an HTTP 415 response for PostAward
+type PostAwardResponse415Headers struct {
+	XRequestId string
+}
+
+// PostAwardResponse422Headers the declared response headers of an HTTP 422 response for PostAward
+type PostAwardResponse422Headers struct {
+	XRequestId string
+}
+
+// PostAwardResponse429Headers the declared response headers of an HTTP 429 response for PostAward
+type PostAwardResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+// PostAwardResponse500Headers the declared response headers of an HTTP 500 response for PostAward
+type PostAwardResponse500Headers struct {
+	XRequestId string
+}
+
+// PostAwardResponse503Headers the declared response headers of an HTTP 503 response for PostAward
+type PostAwardResponse503Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+type PostAwardResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *ServerPostingResult
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequestIdempotent
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ForbiddenServer
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *PostingUnknownIds
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *PostingConflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *RequestTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *IdempotencyKeyReused
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *UnavailableOrNoCatalog
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *PostAwardResponse201Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *PostAwardResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *PostAwardResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *PostAwardResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *PostAwardResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *PostAwardResponse409Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *PostAwardResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *PostAwardResponse415Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *PostAwardResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PostAwardResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *PostAwardResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PostAwardResponse503Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r PostAwardResponse) GetJSON201() *ServerPostingResult {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PostAwardResponse) GetApplicationproblemJSON400() *BadRequestIdempotent {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PostAwardResponse) GetApplicationproblemJSON401() *Unauthenticated {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PostAwardResponse) GetApplicationproblemJSON403() *ForbiddenServer {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PostAwardResponse) GetApplicationproblemJSON404() *PostingUnknownIds {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PostAwardResponse) GetApplicationproblemJSON409() *PostingConflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PostAwardResponse) GetApplicationproblemJSON413() *RequestTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PostAwardResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r PostAwardResponse) GetApplicationproblemJSON422() *IdempotencyKeyReused {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PostAwardResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PostAwardResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PostAwardResponse) GetApplicationproblemJSON503() *UnavailableOrNoCatalog {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PostAwardResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PostAwardResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PostAwardResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PostAwardResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PostConsumptionResponse201Headers the declared response headers of an HTTP 201 response for PostConsumption
+type PostConsumptionResponse201Headers struct {
+	IdempotentReplayed *string
+	XRequestId         string
+}
+
+// PostConsumptionResponse400Headers the declared response headers of an HTTP 400 response for PostConsumption
+type PostConsumptionResponse400Headers struct {
+	XRequestId string
+}
+
+// PostConsumptionResponse401Headers the declared response headers of an HTTP 401 response for PostConsumption
+type PostConsumptionResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// PostConsumptionResponse402Headers the declared response headers of an HTTP 402 response for PostConsumption
+type PostConsumptionResponse402Headers struct {
+	IdempotentReplayed *string
+	XRequestId         string
+}
+
+// PostConsumptionResponse403Headers the declared response headers of an HTTP 403 response for PostConsumption
+type PostConsumptionResponse403Headers struct {
+	XRequestId string
+}
+
+// PostConsumptionResponse404Headers the declared response headers of an HTTP 404 response for PostConsumption
+type PostConsumptionResponse404Headers struct {
+	IdempotentReplayed *string
+	XRequestId         string
+}
+
+// PostConsumptionResponse409Headers the declared response headers of an HTTP 409 response for PostConsumption
+type PostConsumptionResponse409Headers struct {
+	IdempotentReplayed *string
+	XRequestId         string
+}
+
+// PostConsumptionResponse413Headers the declared response headers of an HTTP 413 response for PostConsumption
+type PostConsumptionResponse413Headers struct {
+	XRequestId string
+}
+
+// PostConsumptionResponse415Headers the declared response headers of an HTTP 415 response for PostConsumption
+type PostConsumptionResponse415Headers struct {
+	XRequestId string
+}
+
+// PostConsumptionResponse422Headers the declared response headers of an HTTP 422 response for PostConsumption
+type PostConsumptionResponse422Headers struct {
+	XRequestId string
+}
+
+// PostConsumptionResponse429Headers the declared response headers of an HTTP 429 response for PostConsumption
+type PostConsumptionResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+// PostConsumptionResponse500Headers the declared response headers of an HTTP 500 response for PostConsumption
+type PostConsumptionResponse500Headers struct {
+	XRequestId string
+}
+
+// PostConsumptionResponse503Headers the declared response headers of an HTTP 503 response for PostConsumption
+type PostConsumptionResponse503Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+type PostConsumptionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *ServerPostingResult
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequestIdempotent
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON402 the response for an HTTP 402 `application/problem+json` response
+	ApplicationproblemJSON402 *PostingInsufficientFunds
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ForbiddenServer
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *PostingUnknownIds
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *PostingConflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *RequestTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *IdempotencyKeyReused
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *UnavailableOrNoCatalog
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *PostConsumptionResponse201Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *PostConsumptionResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *PostConsumptionResponse401Headers
+	// Headers402 the parsed response headers for an HTTP 402 response
+	Headers402 *PostConsumptionResponse402Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *PostConsumptionResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *PostConsumptionResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *PostConsumptionResponse409Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *PostConsumptionResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *PostConsumptionResponse415Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *PostConsumptionResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PostConsumptionResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *PostConsumptionResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PostConsumptionResponse503Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r PostConsumptionResponse) GetJSON201() *ServerPostingResult {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PostConsumptionResponse) GetApplicationproblemJSON400() *BadRequestIdempotent {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PostConsumptionResponse) GetApplicationproblemJSON401() *Unauthenticated {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON402 returns the response for an HTTP 402 `application/problem+json` response
+func (r PostConsumptionResponse) GetApplicationproblemJSON402() *PostingInsufficientFunds {
+	return r.ApplicationproblemJSON402
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PostConsumptionResponse) GetApplicationproblemJSON403() *ForbiddenServer {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PostConsumptionResponse) GetApplicationproblemJSON404() *PostingUnknownIds {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PostConsumptionResponse) GetApplicationproblemJSON409() *PostingConflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PostConsumptionResponse) GetApplicationproblemJSON413() *RequestTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PostConsumptionResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r PostConsumptionResponse) GetApplicationproblemJSON422() *IdempotencyKeyReused {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PostConsumptionResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PostConsumptionResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PostConsumptionResponse) GetApplicationproblemJSON503() *UnavailableOrNoCatalog {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PostConsumptionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PostConsumptionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PostConsumptionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PostConsumptionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetEntitlementCheckResponse200Headers the declared response headers of an HTTP 200 response for GetEntitlementCheck
 type GetEntitlementCheckResponse200Headers struct {
 	XRequestId string
@@ -13621,6 +15508,12 @@ type GetEntitlementCheckResponse403Headers struct {
 
 // GetEntitlementCheckResponse404Headers the declared response headers of an HTTP 404 response for GetEntitlementCheck
 type GetEntitlementCheckResponse404Headers struct {
+	XRequestId string
+}
+
+// GetEntitlementCheckResponse429Headers the declared response headers of an HTTP 429 response for GetEntitlementCheck
+type GetEntitlementCheckResponse429Headers struct {
+	RetryAfter *string
 	XRequestId string
 }
 
@@ -13648,6 +15541,8 @@ type GetEntitlementCheckResponse struct {
 	ApplicationproblemJSON403 *ForbiddenServer
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -13662,6 +15557,8 @@ type GetEntitlementCheckResponse struct {
 	Headers403 *GetEntitlementCheckResponse403Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *GetEntitlementCheckResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetEntitlementCheckResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetEntitlementCheckResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -13691,6 +15588,11 @@ func (r GetEntitlementCheckResponse) GetApplicationproblemJSON403() *ForbiddenSe
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r GetEntitlementCheckResponse) GetApplicationproblemJSON404() *Problem {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetEntitlementCheckResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -13726,6 +15628,452 @@ func (r GetEntitlementCheckResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetEntitlementCheckResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PostExchangeResponse201Headers the declared response headers of an HTTP 201 response for PostExchange
+type PostExchangeResponse201Headers struct {
+	IdempotentReplayed *string
+	XRequestId         string
+}
+
+// PostExchangeResponse400Headers the declared response headers of an HTTP 400 response for PostExchange
+type PostExchangeResponse400Headers struct {
+	XRequestId string
+}
+
+// PostExchangeResponse401Headers the declared response headers of an HTTP 401 response for PostExchange
+type PostExchangeResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// PostExchangeResponse402Headers the declared response headers of an HTTP 402 response for PostExchange
+type PostExchangeResponse402Headers struct {
+	IdempotentReplayed *string
+	XRequestId         string
+}
+
+// PostExchangeResponse403Headers the declared response headers of an HTTP 403 response for PostExchange
+type PostExchangeResponse403Headers struct {
+	XRequestId string
+}
+
+// PostExchangeResponse404Headers the declared response headers of an HTTP 404 response for PostExchange
+type PostExchangeResponse404Headers struct {
+	IdempotentReplayed *string
+	XRequestId         string
+}
+
+// PostExchangeResponse409Headers the declared response headers of an HTTP 409 response for PostExchange
+type PostExchangeResponse409Headers struct {
+	IdempotentReplayed *string
+	XRequestId         string
+}
+
+// PostExchangeResponse413Headers the declared response headers of an HTTP 413 response for PostExchange
+type PostExchangeResponse413Headers struct {
+	XRequestId string
+}
+
+// PostExchangeResponse415Headers the declared response headers of an HTTP 415 response for PostExchange
+type PostExchangeResponse415Headers struct {
+	XRequestId string
+}
+
+// PostExchangeResponse422Headers the declared response headers of an HTTP 422 response for PostExchange
+type PostExchangeResponse422Headers struct {
+	XRequestId string
+}
+
+// PostExchangeResponse429Headers the declared response headers of an HTTP 429 response for PostExchange
+type PostExchangeResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+// PostExchangeResponse500Headers the declared response headers of an HTTP 500 response for PostExchange
+type PostExchangeResponse500Headers struct {
+	XRequestId string
+}
+
+// PostExchangeResponse503Headers the declared response headers of an HTTP 503 response for PostExchange
+type PostExchangeResponse503Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+type PostExchangeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *ServerPostingResult
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequestIdempotent
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON402 the response for an HTTP 402 `application/problem+json` response
+	ApplicationproblemJSON402 *PostingInsufficientFunds
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ForbiddenServer
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *PostingUnknownIds
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *PostingConflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *RequestTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *IdempotencyKeyReused
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *UnavailableOrNoCatalog
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *PostExchangeResponse201Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *PostExchangeResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *PostExchangeResponse401Headers
+	// Headers402 the parsed response headers for an HTTP 402 response
+	Headers402 *PostExchangeResponse402Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *PostExchangeResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *PostExchangeResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *PostExchangeResponse409Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *PostExchangeResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *PostExchangeResponse415Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *PostExchangeResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PostExchangeResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *PostExchangeResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PostExchangeResponse503Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r PostExchangeResponse) GetJSON201() *ServerPostingResult {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PostExchangeResponse) GetApplicationproblemJSON400() *BadRequestIdempotent {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PostExchangeResponse) GetApplicationproblemJSON401() *Unauthenticated {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON402 returns the response for an HTTP 402 `application/problem+json` response
+func (r PostExchangeResponse) GetApplicationproblemJSON402() *PostingInsufficientFunds {
+	return r.ApplicationproblemJSON402
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PostExchangeResponse) GetApplicationproblemJSON403() *ForbiddenServer {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PostExchangeResponse) GetApplicationproblemJSON404() *PostingUnknownIds {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PostExchangeResponse) GetApplicationproblemJSON409() *PostingConflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PostExchangeResponse) GetApplicationproblemJSON413() *RequestTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PostExchangeResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r PostExchangeResponse) GetApplicationproblemJSON422() *IdempotencyKeyReused {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PostExchangeResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PostExchangeResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PostExchangeResponse) GetApplicationproblemJSON503() *UnavailableOrNoCatalog {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PostExchangeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PostExchangeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PostExchangeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PostExchangeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PostSpendResponse201Headers the declared response headers of an HTTP 201 response for PostSpend
+type PostSpendResponse201Headers struct {
+	IdempotentReplayed *string
+	XRequestId         string
+}
+
+// PostSpendResponse400Headers the declared response headers of an HTTP 400 response for PostSpend
+type PostSpendResponse400Headers struct {
+	XRequestId string
+}
+
+// PostSpendResponse401Headers the declared response headers of an HTTP 401 response for PostSpend
+type PostSpendResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// PostSpendResponse402Headers the declared response headers of an HTTP 402 response for PostSpend
+type PostSpendResponse402Headers struct {
+	IdempotentReplayed *string
+	XRequestId         string
+}
+
+// PostSpendResponse403Headers the declared response headers of an HTTP 403 response for PostSpend
+type PostSpendResponse403Headers struct {
+	XRequestId string
+}
+
+// PostSpendResponse404Headers the declared response headers of an HTTP 404 response for PostSpend
+type PostSpendResponse404Headers struct {
+	IdempotentReplayed *string
+	XRequestId         string
+}
+
+// PostSpendResponse409Headers the declared response headers of an HTTP 409 response for PostSpend
+type PostSpendResponse409Headers struct {
+	IdempotentReplayed *string
+	XRequestId         string
+}
+
+// PostSpendResponse413Headers the declared response headers of an HTTP 413 response for PostSpend
+type PostSpendResponse413Headers struct {
+	XRequestId string
+}
+
+// PostSpendResponse415Headers the declared response headers of an HTTP 415 response for PostSpend
+type PostSpendResponse415Headers struct {
+	XRequestId string
+}
+
+// PostSpendResponse422Headers the declared response headers of an HTTP 422 response for PostSpend
+type PostSpendResponse422Headers struct {
+	XRequestId string
+}
+
+// PostSpendResponse429Headers the declared response headers of an HTTP 429 response for PostSpend
+type PostSpendResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+// PostSpendResponse500Headers the declared response headers of an HTTP 500 response for PostSpend
+type PostSpendResponse500Headers struct {
+	XRequestId string
+}
+
+// PostSpendResponse503Headers the declared response headers of an HTTP 503 response for PostSpend
+type PostSpendResponse503Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+type PostSpendResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *ServerPostingResult
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequestIdempotent
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON402 the response for an HTTP 402 `application/problem+json` response
+	ApplicationproblemJSON402 *PostingInsufficientFunds
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ForbiddenServer
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *PostingUnknownIds
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *PostingConflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *RequestTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *IdempotencyKeyReused
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *UnavailableOrNoCatalog
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *PostSpendResponse201Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *PostSpendResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *PostSpendResponse401Headers
+	// Headers402 the parsed response headers for an HTTP 402 response
+	Headers402 *PostSpendResponse402Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *PostSpendResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *PostSpendResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *PostSpendResponse409Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *PostSpendResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *PostSpendResponse415Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *PostSpendResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PostSpendResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *PostSpendResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PostSpendResponse503Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r PostSpendResponse) GetJSON201() *ServerPostingResult {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PostSpendResponse) GetApplicationproblemJSON400() *BadRequestIdempotent {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PostSpendResponse) GetApplicationproblemJSON401() *Unauthenticated {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON402 returns the response for an HTTP 402 `application/problem+json` response
+func (r PostSpendResponse) GetApplicationproblemJSON402() *PostingInsufficientFunds {
+	return r.ApplicationproblemJSON402
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PostSpendResponse) GetApplicationproblemJSON403() *ForbiddenServer {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PostSpendResponse) GetApplicationproblemJSON404() *PostingUnknownIds {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PostSpendResponse) GetApplicationproblemJSON409() *PostingConflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PostSpendResponse) GetApplicationproblemJSON413() *RequestTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PostSpendResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r PostSpendResponse) GetApplicationproblemJSON422() *IdempotencyKeyReused {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PostSpendResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PostSpendResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PostSpendResponse) GetApplicationproblemJSON503() *UnavailableOrNoCatalog {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PostSpendResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PostSpendResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PostSpendResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PostSpendResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -14172,6 +16520,12 @@ type PostAppleNotificationResponse422Headers struct {
 	XRequestId string
 }
 
+// PostAppleNotificationResponse429Headers the declared response headers of an HTTP 429 response for PostAppleNotification
+type PostAppleNotificationResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // PostAppleNotificationResponse500Headers the declared response headers of an HTTP 500 response for PostAppleNotification
 type PostAppleNotificationResponse500Headers struct {
 	XRequestId string
@@ -14196,6 +16550,8 @@ type PostAppleNotificationResponse struct {
 	ApplicationproblemJSON413 *RequestTooLarge
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *ReceiptInvalid
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -14210,6 +16566,8 @@ type PostAppleNotificationResponse struct {
 	Headers413 *PostAppleNotificationResponse413Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *PostAppleNotificationResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PostAppleNotificationResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *PostAppleNotificationResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -14239,6 +16597,11 @@ func (r PostAppleNotificationResponse) GetApplicationproblemJSON413() *RequestTo
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r PostAppleNotificationResponse) GetApplicationproblemJSON422() *ReceiptInvalid {
 	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PostAppleNotificationResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -14311,6 +16674,12 @@ type PostGoogleNotificationResponse422Headers struct {
 	XRequestId string
 }
 
+// PostGoogleNotificationResponse429Headers the declared response headers of an HTTP 429 response for PostGoogleNotification
+type PostGoogleNotificationResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 // PostGoogleNotificationResponse500Headers the declared response headers of an HTTP 500 response for PostGoogleNotification
 type PostGoogleNotificationResponse500Headers struct {
 	XRequestId string
@@ -14337,6 +16706,8 @@ type PostGoogleNotificationResponse struct {
 	ApplicationproblemJSON413 *RequestTooLarge
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *ReceiptInvalid
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -14353,6 +16724,8 @@ type PostGoogleNotificationResponse struct {
 	Headers413 *PostGoogleNotificationResponse413Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *PostGoogleNotificationResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PostGoogleNotificationResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *PostGoogleNotificationResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -14387,6 +16760,11 @@ func (r PostGoogleNotificationResponse) GetApplicationproblemJSON413() *RequestT
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r PostGoogleNotificationResponse) GetApplicationproblemJSON422() *ReceiptInvalid {
 	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PostGoogleNotificationResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -15413,6 +17791,98 @@ func (c *ClientWithResponses) PostEntitlementChecksWithResponse(ctx context.Cont
 	return ParsePostEntitlementChecksResponse(rsp)
 }
 
+// PostAwardWithBodyWithResponse Award currencies and items to a player, exactly once
+//
+// Credits the player from `system:awards` (ledger kind `award`): a match
+// reward, a quest's loot. Durable items (at most one) and `max_per_player`
+// apply as for purchases.
+//
+// Idempotency is as for purchases: the key is scoped to (player_id,
+// this route) and fingerprinted over `source`, `reason` (both trimmed)
+// and the amounts; 402/404/409 rejections are stored and replayed.
+// Unknown currencies and items are `item_not_found` with the offending
+// keys in `unknown`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/players/{player_id}/awards (the `PostAward` operationId).
+func (c *ClientWithResponses) PostAwardWithBodyWithResponse(ctx context.Context, playerId PlayerID, params *PostAwardParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostAwardResponse, error) {
+	rsp, err := c.PostAwardWithBody(ctx, playerId, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostAwardResponse(rsp)
+}
+
+// PostAwardWithResponse Award currencies and items to a player, exactly once
+//
+// Credits the player from `system:awards` (ledger kind `award`): a match
+// reward, a quest's loot. Durable items (at most one) and `max_per_player`
+// apply as for purchases.
+//
+// Idempotency is as for purchases: the key is scoped to (player_id,
+// this route) and fingerprinted over `source`, `reason` (both trimmed)
+// and the amounts; 402/404/409 rejections are stored and replayed.
+// Unknown currencies and items are `item_not_found` with the offending
+// keys in `unknown`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/players/{player_id}/awards (the `PostAward` operationId).
+func (c *ClientWithResponses) PostAwardWithResponse(ctx context.Context, playerId PlayerID, params *PostAwardParams, body PostAwardJSONRequestBody, reqEditors ...RequestEditorFn) (*PostAwardResponse, error) {
+	rsp, err := c.PostAward(ctx, playerId, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostAwardResponse(rsp)
+}
+
+// PostConsumptionWithBodyWithResponse Use up a player's items, exactly once
+//
+// Takes items from the player to `system:consumption` (ledger kind
+// `consume`): the potion the player drank. `entitlements` in the answer
+// says how many of each consumed item are left (possibly 0).
+//
+// Idempotency is as for purchases: the key is scoped to (player_id,
+// this route) and fingerprinted over `source`, `reason` (both trimmed)
+// and the amounts; 402/404/409 rejections are stored and replayed.
+// Unknown currencies and items are `item_not_found` with the offending
+// keys in `unknown`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/players/{player_id}/consumptions (the `PostConsumption` operationId).
+func (c *ClientWithResponses) PostConsumptionWithBodyWithResponse(ctx context.Context, playerId PlayerID, params *PostConsumptionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostConsumptionResponse, error) {
+	rsp, err := c.PostConsumptionWithBody(ctx, playerId, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostConsumptionResponse(rsp)
+}
+
+// PostConsumptionWithResponse Use up a player's items, exactly once
+//
+// Takes items from the player to `system:consumption` (ledger kind
+// `consume`): the potion the player drank. `entitlements` in the answer
+// says how many of each consumed item are left (possibly 0).
+//
+// Idempotency is as for purchases: the key is scoped to (player_id,
+// this route) and fingerprinted over `source`, `reason` (both trimmed)
+// and the amounts; 402/404/409 rejections are stored and replayed.
+// Unknown currencies and items are `item_not_found` with the offending
+// keys in `unknown`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/players/{player_id}/consumptions (the `PostConsumption` operationId).
+func (c *ClientWithResponses) PostConsumptionWithResponse(ctx context.Context, playerId PlayerID, params *PostConsumptionParams, body PostConsumptionJSONRequestBody, reqEditors ...RequestEditorFn) (*PostConsumptionResponse, error) {
+	rsp, err := c.PostConsumption(ctx, playerId, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostConsumptionResponse(rsp)
+}
+
 // GetEntitlementCheckWithResponse Whether a player holds an item
 //
 // Read-only; served from the Redis cache when it is current. A player
@@ -15429,6 +17899,100 @@ func (c *ClientWithResponses) GetEntitlementCheckWithResponse(ctx context.Contex
 		return nil, err
 	}
 	return ParseGetEntitlementCheckResponse(rsp)
+}
+
+// PostExchangeWithBodyWithResponse Take some assets and give others, all or nothing
+//
+// Takes `take` and gives `give` in one ledger transaction against
+// `system:exchanges` (ledger kind `exchange`): crafting, upgrades. If
+// either side is refused nothing moves. An asset may not appear on both
+// sides. `entitlements` lists the items given and taken with their new
+// totals.
+//
+// Idempotency is as for purchases: the key is scoped to (player_id,
+// this route) and fingerprinted over `source`, `reason` (both trimmed)
+// and the amounts; 402/404/409 rejections are stored and replayed.
+// Unknown currencies and items are `item_not_found` with the offending
+// keys in `unknown`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/players/{player_id}/exchanges (the `PostExchange` operationId).
+func (c *ClientWithResponses) PostExchangeWithBodyWithResponse(ctx context.Context, playerId PlayerID, params *PostExchangeParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostExchangeResponse, error) {
+	rsp, err := c.PostExchangeWithBody(ctx, playerId, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostExchangeResponse(rsp)
+}
+
+// PostExchangeWithResponse Take some assets and give others, all or nothing
+//
+// Takes `take` and gives `give` in one ledger transaction against
+// `system:exchanges` (ledger kind `exchange`): crafting, upgrades. If
+// either side is refused nothing moves. An asset may not appear on both
+// sides. `entitlements` lists the items given and taken with their new
+// totals.
+//
+// Idempotency is as for purchases: the key is scoped to (player_id,
+// this route) and fingerprinted over `source`, `reason` (both trimmed)
+// and the amounts; 402/404/409 rejections are stored and replayed.
+// Unknown currencies and items are `item_not_found` with the offending
+// keys in `unknown`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/players/{player_id}/exchanges (the `PostExchange` operationId).
+func (c *ClientWithResponses) PostExchangeWithResponse(ctx context.Context, playerId PlayerID, params *PostExchangeParams, body PostExchangeJSONRequestBody, reqEditors ...RequestEditorFn) (*PostExchangeResponse, error) {
+	rsp, err := c.PostExchange(ctx, playerId, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostExchangeResponse(rsp)
+}
+
+// PostSpendWithBodyWithResponse Spend a player's currencies, exactly once
+//
+// Debits the player's currencies to `system:spends` (ledger kind
+// `spend`): an in-game shop run by the game server.
+//
+// Idempotency is as for purchases: the key is scoped to (player_id,
+// this route) and fingerprinted over `source`, `reason` (both trimmed)
+// and the amounts; 402/404/409 rejections are stored and replayed.
+// Unknown currencies and items are `item_not_found` with the offending
+// keys in `unknown`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/players/{player_id}/spends (the `PostSpend` operationId).
+func (c *ClientWithResponses) PostSpendWithBodyWithResponse(ctx context.Context, playerId PlayerID, params *PostSpendParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostSpendResponse, error) {
+	rsp, err := c.PostSpendWithBody(ctx, playerId, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostSpendResponse(rsp)
+}
+
+// PostSpendWithResponse Spend a player's currencies, exactly once
+//
+// Debits the player's currencies to `system:spends` (ledger kind
+// `spend`): an in-game shop run by the game server.
+//
+// Idempotency is as for purchases: the key is scoped to (player_id,
+// this route) and fingerprinted over `source`, `reason` (both trimmed)
+// and the amounts; 402/404/409 rejections are stored and replayed.
+// Unknown currencies and items are `item_not_found` with the offending
+// keys in `unknown`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/players/{player_id}/spends (the `PostSpend` operationId).
+func (c *ClientWithResponses) PostSpendWithResponse(ctx context.Context, playerId PlayerID, params *PostSpendParams, body PostSpendJSONRequestBody, reqEditors ...RequestEditorFn) (*PostSpendResponse, error) {
+	rsp, err := c.PostSpend(ctx, playerId, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostSpendResponse(rsp)
 }
 
 // PostPurchaseWithBodyWithResponse Buy an item or bundle with virtual currency, exactly once
@@ -15693,6 +18257,13 @@ func ParseGetAuditResponse(rsp *http.Response) (*GetAuditResponse, error) {
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -15747,6 +18318,23 @@ func ParseGetAuditResponse(rsp *http.Response) (*GetAuditResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers403 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetAuditResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers GetAuditResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -15821,6 +18409,13 @@ func ParseGetAuditLogResponse(rsp *http.Response) (*GetAuditLogResponse, error) 
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -15885,6 +18480,23 @@ func ParseGetAuditLogResponse(rsp *http.Response) (*GetAuditLogResponse, error) 
 			headers.XRequestId = value
 		}
 		response.Headers403 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetAuditLogResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers GetAuditLogResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -15986,6 +18598,13 @@ func ParsePutCatalogResponse(rsp *http.Response) (*PutCatalogResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
@@ -16105,6 +18724,23 @@ func ParsePutCatalogResponse(rsp *http.Response) (*PutCatalogResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers PutCatalogResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers PutCatalogResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -16181,6 +18817,13 @@ func ParseGetDraftResponse(rsp *http.Response) (*GetDraftResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
@@ -16274,6 +18917,23 @@ func ParseGetDraftResponse(rsp *http.Response) (*GetDraftResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers403 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetDraftResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers GetDraftResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -16368,6 +19028,13 @@ func ParsePutDraftResponse(rsp *http.Response) (*PutDraftResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
@@ -16470,6 +19137,23 @@ func ParsePutDraftResponse(rsp *http.Response) (*PutDraftResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers PutDraftResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers PutDraftResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -16553,6 +19237,13 @@ func ParseDeleteDraftBundleResponse(rsp *http.Response) (*DeleteDraftBundleRespo
 			return nil, err
 		}
 		response.ApplicationproblemJSON412 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
@@ -16638,6 +19329,23 @@ func ParseDeleteDraftBundleResponse(rsp *http.Response) (*DeleteDraftBundleRespo
 			headers.XRequestId = value
 		}
 		response.Headers412 = &headers
+	case rsp.StatusCode == 429:
+		var headers DeleteDraftBundleResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers DeleteDraftBundleResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -16721,6 +19429,13 @@ func ParseGetDraftBundleResponse(rsp *http.Response) (*GetDraftBundleResponse, e
 			return nil, err
 		}
 		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
@@ -16834,6 +19549,23 @@ func ParseGetDraftBundleResponse(rsp *http.Response) (*GetDraftBundleResponse, e
 			headers.XRequestId = value
 		}
 		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetDraftBundleResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers GetDraftBundleResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -16942,6 +19674,13 @@ func ParsePutDraftBundleResponse(rsp *http.Response) (*PutDraftBundleResponse, e
 			return nil, err
 		}
 		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
@@ -17085,6 +19824,23 @@ func ParsePutDraftBundleResponse(rsp *http.Response) (*PutDraftBundleResponse, e
 			headers.XRequestId = value
 		}
 		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers PutDraftBundleResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers PutDraftBundleResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -17168,6 +19924,13 @@ func ParseDeleteDraftCurrencyResponse(rsp *http.Response) (*DeleteDraftCurrencyR
 			return nil, err
 		}
 		response.ApplicationproblemJSON412 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
@@ -17253,6 +20016,23 @@ func ParseDeleteDraftCurrencyResponse(rsp *http.Response) (*DeleteDraftCurrencyR
 			headers.XRequestId = value
 		}
 		response.Headers412 = &headers
+	case rsp.StatusCode == 429:
+		var headers DeleteDraftCurrencyResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers DeleteDraftCurrencyResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -17336,6 +20116,13 @@ func ParseGetDraftCurrencyResponse(rsp *http.Response) (*GetDraftCurrencyRespons
 			return nil, err
 		}
 		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
@@ -17449,6 +20236,23 @@ func ParseGetDraftCurrencyResponse(rsp *http.Response) (*GetDraftCurrencyRespons
 			headers.XRequestId = value
 		}
 		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetDraftCurrencyResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers GetDraftCurrencyResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -17557,6 +20361,13 @@ func ParsePutDraftCurrencyResponse(rsp *http.Response) (*PutDraftCurrencyRespons
 			return nil, err
 		}
 		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
@@ -17700,6 +20511,23 @@ func ParsePutDraftCurrencyResponse(rsp *http.Response) (*PutDraftCurrencyRespons
 			headers.XRequestId = value
 		}
 		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers PutDraftCurrencyResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers PutDraftCurrencyResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -17767,6 +20595,13 @@ func ParseDiffDraftResponse(rsp *http.Response) (*DiffDraftResponse, error) {
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -17828,6 +20663,23 @@ func ParseDiffDraftResponse(rsp *http.Response) (*DiffDraftResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers403 = &headers
+	case rsp.StatusCode == 429:
+		var headers DiffDraftResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers DiffDraftResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -17911,6 +20763,13 @@ func ParseDeleteDraftItemResponse(rsp *http.Response) (*DeleteDraftItemResponse,
 			return nil, err
 		}
 		response.ApplicationproblemJSON412 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
@@ -17996,6 +20855,23 @@ func ParseDeleteDraftItemResponse(rsp *http.Response) (*DeleteDraftItemResponse,
 			headers.XRequestId = value
 		}
 		response.Headers412 = &headers
+	case rsp.StatusCode == 429:
+		var headers DeleteDraftItemResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers DeleteDraftItemResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -18079,6 +20955,13 @@ func ParseGetDraftItemResponse(rsp *http.Response) (*GetDraftItemResponse, error
 			return nil, err
 		}
 		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
@@ -18192,6 +21075,23 @@ func ParseGetDraftItemResponse(rsp *http.Response) (*GetDraftItemResponse, error
 			headers.XRequestId = value
 		}
 		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetDraftItemResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers GetDraftItemResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -18300,6 +21200,13 @@ func ParsePutDraftItemResponse(rsp *http.Response) (*PutDraftItemResponse, error
 			return nil, err
 		}
 		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
@@ -18443,6 +21350,23 @@ func ParsePutDraftItemResponse(rsp *http.Response) (*PutDraftItemResponse, error
 			headers.XRequestId = value
 		}
 		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers PutDraftItemResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers PutDraftItemResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -18526,6 +21450,13 @@ func ParseDeleteDraftStoreProductResponse(rsp *http.Response) (*DeleteDraftStore
 			return nil, err
 		}
 		response.ApplicationproblemJSON412 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
@@ -18611,6 +21542,23 @@ func ParseDeleteDraftStoreProductResponse(rsp *http.Response) (*DeleteDraftStore
 			headers.XRequestId = value
 		}
 		response.Headers412 = &headers
+	case rsp.StatusCode == 429:
+		var headers DeleteDraftStoreProductResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers DeleteDraftStoreProductResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -18694,6 +21642,13 @@ func ParseGetDraftStoreProductResponse(rsp *http.Response) (*GetDraftStoreProduc
 			return nil, err
 		}
 		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
@@ -18807,6 +21762,23 @@ func ParseGetDraftStoreProductResponse(rsp *http.Response) (*GetDraftStoreProduc
 			headers.XRequestId = value
 		}
 		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetDraftStoreProductResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers GetDraftStoreProductResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -18915,6 +21887,13 @@ func ParsePutDraftStoreProductResponse(rsp *http.Response) (*PutDraftStoreProduc
 			return nil, err
 		}
 		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
@@ -19058,6 +22037,23 @@ func ParsePutDraftStoreProductResponse(rsp *http.Response) (*PutDraftStoreProduc
 			headers.XRequestId = value
 		}
 		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers PutDraftStoreProductResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers PutDraftStoreProductResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -19132,6 +22128,13 @@ func ParseValidateDraftResponse(rsp *http.Response) (*ValidateDraftResponse, err
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -19203,6 +22206,23 @@ func ParseValidateDraftResponse(rsp *http.Response) (*ValidateDraftResponse, err
 			headers.XRequestId = value
 		}
 		response.Headers403 = &headers
+	case rsp.StatusCode == 429:
+		var headers ValidateDraftResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers ValidateDraftResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -19311,6 +22331,13 @@ func ParsePublishDraftResponse(rsp *http.Response) (*PublishDraftResponse, error
 			return nil, err
 		}
 		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
@@ -19433,6 +22460,23 @@ func ParsePublishDraftResponse(rsp *http.Response) (*PublishDraftResponse, error
 			headers.XRequestId = value
 		}
 		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers PublishDraftResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers PublishDraftResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -19541,6 +22585,13 @@ func ParseRollbackCatalogResponse(rsp *http.Response) (*RollbackCatalogResponse,
 			return nil, err
 		}
 		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
@@ -19663,6 +22714,23 @@ func ParseRollbackCatalogResponse(rsp *http.Response) (*RollbackCatalogResponse,
 			headers.XRequestId = value
 		}
 		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers RollbackCatalogResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers RollbackCatalogResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -19737,6 +22805,13 @@ func ParseListVersionsResponse(rsp *http.Response) (*ListVersionsResponse, error
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -19808,6 +22883,23 @@ func ParseListVersionsResponse(rsp *http.Response) (*ListVersionsResponse, error
 			headers.XRequestId = value
 		}
 		response.Headers403 = &headers
+	case rsp.StatusCode == 429:
+		var headers ListVersionsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers ListVersionsResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -19896,6 +22988,13 @@ func ParseGetVersionResponse(rsp *http.Response) (*GetVersionResponse, error) {
 		}
 		response.ApplicationproblemJSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -19977,6 +23076,23 @@ func ParseGetVersionResponse(rsp *http.Response) (*GetVersionResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetVersionResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers GetVersionResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -20053,6 +23169,13 @@ func ParseListKeysResponse(rsp *http.Response) (*ListKeysResponse, error) {
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -20117,6 +23240,23 @@ func ParseListKeysResponse(rsp *http.Response) (*ListKeysResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers403 = &headers
+	case rsp.StatusCode == 429:
+		var headers ListKeysResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers ListKeysResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -20216,6 +23356,13 @@ func ParseCreateKeyResponse(rsp *http.Response) (*CreateKeyResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
@@ -20318,6 +23465,23 @@ func ParseCreateKeyResponse(rsp *http.Response) (*CreateKeyResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers415 = &headers
+	case rsp.StatusCode == 429:
+		var headers CreateKeyResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers CreateKeyResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -20401,6 +23565,13 @@ func ParseRevokeKeyResponse(rsp *http.Response) (*RevokeKeyResponse, error) {
 		}
 		response.ApplicationproblemJSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -20475,6 +23646,23 @@ func ParseRevokeKeyResponse(rsp *http.Response) (*RevokeKeyResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers RevokeKeyResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers RevokeKeyResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -20583,6 +23771,13 @@ func ParsePostGrantResponse(rsp *http.Response) (*PostGrantResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
@@ -20719,6 +23914,23 @@ func ParsePostGrantResponse(rsp *http.Response) (*PostGrantResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers PostGrantResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers PostGrantResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -20793,6 +24005,13 @@ func ParseGetLedgerResponse(rsp *http.Response) (*GetLedgerResponse, error) {
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -20857,6 +24076,23 @@ func ParseGetLedgerResponse(rsp *http.Response) (*GetLedgerResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers403 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetLedgerResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers GetLedgerResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -20934,6 +24170,13 @@ func ParseGetStorePurchasesResponse(rsp *http.Response) (*GetStorePurchasesRespo
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -20998,6 +24241,23 @@ func ParseGetStorePurchasesResponse(rsp *http.Response) (*GetStorePurchasesRespo
 			headers.XRequestId = value
 		}
 		response.Headers403 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetStorePurchasesResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers GetStorePurchasesResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -21075,6 +24335,13 @@ func ParseGetRefundsResponse(rsp *http.Response) (*GetRefundsResponse, error) {
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -21139,6 +24406,23 @@ func ParseGetRefundsResponse(rsp *http.Response) (*GetRefundsResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers403 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetRefundsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers GetRefundsResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -21215,6 +24499,13 @@ func ParseGetStoreNotificationsResponse(rsp *http.Response) (*GetStoreNotificati
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -21279,6 +24570,23 @@ func ParseGetStoreNotificationsResponse(rsp *http.Response) (*GetStoreNotificati
 			headers.XRequestId = value
 		}
 		response.Headers403 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetStoreNotificationsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers GetStoreNotificationsResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -21742,6 +25050,13 @@ func ParsePostEntitlementChecksResponse(rsp *http.Response) (*PostEntitlementChe
 		}
 		response.ApplicationproblemJSON415 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -21826,6 +25141,23 @@ func ParsePostEntitlementChecksResponse(rsp *http.Response) (*PostEntitlementChe
 			headers.XRequestId = value
 		}
 		response.Headers415 = &headers
+	case rsp.StatusCode == 429:
+		var headers PostEntitlementChecksResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers PostEntitlementChecksResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -21838,6 +25170,566 @@ func ParsePostEntitlementChecksResponse(rsp *http.Response) (*PostEntitlementChe
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers PostEntitlementChecksResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePostAwardResponse parses an HTTP response from a PostAwardWithResponse call
+func ParsePostAwardResponse(rsp *http.Response) (*PostAwardResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PostAwardResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest ServerPostingResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequestIdempotent
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ForbiddenServer
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest PostingUnknownIds
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest PostingConflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest RequestTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest IdempotencyKeyReused
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest UnavailableOrNoCatalog
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers PostAwardResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 400:
+		var headers PostAwardResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers PostAwardResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers PostAwardResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers PostAwardResponse404Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers PostAwardResponse409Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 413:
+		var headers PostAwardResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers PostAwardResponse415Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 422:
+		var headers PostAwardResponse422Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers PostAwardResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers PostAwardResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers PostAwardResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePostConsumptionResponse parses an HTTP response from a PostConsumptionWithResponse call
+func ParsePostConsumptionResponse(rsp *http.Response) (*PostConsumptionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PostConsumptionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest ServerPostingResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequestIdempotent
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 402:
+		var dest PostingInsufficientFunds
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON402 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ForbiddenServer
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest PostingUnknownIds
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest PostingConflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest RequestTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest IdempotencyKeyReused
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest UnavailableOrNoCatalog
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers PostConsumptionResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 400:
+		var headers PostConsumptionResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers PostConsumptionResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 402:
+		var headers PostConsumptionResponse402Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers402 = &headers
+	case rsp.StatusCode == 403:
+		var headers PostConsumptionResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers PostConsumptionResponse404Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers PostConsumptionResponse409Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 413:
+		var headers PostConsumptionResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers PostConsumptionResponse415Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 422:
+		var headers PostConsumptionResponse422Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers PostConsumptionResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers PostConsumptionResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers PostConsumptionResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -21906,6 +25798,13 @@ func ParseGetEntitlementCheckResponse(rsp *http.Response) (*GetEntitlementCheckR
 			return nil, err
 		}
 		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
@@ -21981,6 +25880,23 @@ func ParseGetEntitlementCheckResponse(rsp *http.Response) (*GetEntitlementCheckR
 			headers.XRequestId = value
 		}
 		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetEntitlementCheckResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers GetEntitlementCheckResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -21993,6 +25909,590 @@ func ParseGetEntitlementCheckResponse(rsp *http.Response) (*GetEntitlementCheckR
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetEntitlementCheckResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePostExchangeResponse parses an HTTP response from a PostExchangeWithResponse call
+func ParsePostExchangeResponse(rsp *http.Response) (*PostExchangeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PostExchangeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest ServerPostingResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequestIdempotent
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 402:
+		var dest PostingInsufficientFunds
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON402 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ForbiddenServer
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest PostingUnknownIds
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest PostingConflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest RequestTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest IdempotencyKeyReused
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest UnavailableOrNoCatalog
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers PostExchangeResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 400:
+		var headers PostExchangeResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers PostExchangeResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 402:
+		var headers PostExchangeResponse402Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers402 = &headers
+	case rsp.StatusCode == 403:
+		var headers PostExchangeResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers PostExchangeResponse404Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers PostExchangeResponse409Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 413:
+		var headers PostExchangeResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers PostExchangeResponse415Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 422:
+		var headers PostExchangeResponse422Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers PostExchangeResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers PostExchangeResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers PostExchangeResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePostSpendResponse parses an HTTP response from a PostSpendWithResponse call
+func ParsePostSpendResponse(rsp *http.Response) (*PostSpendResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PostSpendResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest ServerPostingResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequestIdempotent
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 402:
+		var dest PostingInsufficientFunds
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON402 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ForbiddenServer
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest PostingUnknownIds
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest PostingConflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest RequestTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest IdempotencyKeyReused
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest UnavailableOrNoCatalog
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers PostSpendResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 400:
+		var headers PostSpendResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers PostSpendResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 402:
+		var headers PostSpendResponse402Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers402 = &headers
+	case rsp.StatusCode == 403:
+		var headers PostSpendResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers PostSpendResponse404Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers PostSpendResponse409Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 413:
+		var headers PostSpendResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers PostSpendResponse415Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 422:
+		var headers PostSpendResponse422Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers PostSpendResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers PostSpendResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers PostSpendResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -22591,6 +27091,13 @@ func ParsePostAppleNotificationResponse(rsp *http.Response) (*PostAppleNotificat
 		}
 		response.ApplicationproblemJSON422 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -22658,6 +27165,23 @@ func ParsePostAppleNotificationResponse(rsp *http.Response) (*PostAppleNotificat
 			headers.XRequestId = value
 		}
 		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers PostAppleNotificationResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers PostAppleNotificationResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -22746,6 +27270,13 @@ func ParsePostGoogleNotificationResponse(rsp *http.Response) (*PostGoogleNotific
 		}
 		response.ApplicationproblemJSON422 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -22830,6 +27361,23 @@ func ParsePostGoogleNotificationResponse(rsp *http.Response) (*PostGoogleNotific
 			headers.XRequestId = value
 		}
 		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers PostGoogleNotificationResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers PostGoogleNotificationResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {

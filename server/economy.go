@@ -1,0 +1,107 @@
+package server
+
+import (
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/coinop/coinop/access"
+	"github.com/coinop/coinop/entitlements"
+)
+
+// Server postings (award, spend, consume, exchange): a game server moves a
+// player's holdings. The routes take the game-server key; see
+// entitlements.Move for the rules.
+
+// serverTokenActor names COINOP_SERVER_TOKEN in ledger metadata.
+const serverTokenActor = "server-token"
+
+type assetsBody struct {
+	Currencies map[string]int64 `json:"currencies"`
+	Items      map[string]int64 `json:"items"`
+}
+
+type moveBody struct {
+	Source *string `json:"source"`
+	Reason *string `json:"reason"`
+	assetsBody
+}
+
+type exchangeBody struct {
+	Source *string     `json:"source"`
+	Reason *string     `json:"reason"`
+	Give   *assetsBody `json:"give"`
+	Take   *assetsBody `json:"take"`
+}
+
+// parseMove decodes the body of one server posting into a request.
+func parseMove(kind entitlements.MoveKind, body []byte) (entitlements.MoveRequest, error) {
+	req := entitlements.MoveRequest{Kind: kind}
+	var source, reason *string
+	if kind == entitlements.MoveExchange {
+		var b exchangeBody
+		if err := decodeStrict(body, &b); err != nil {
+			return req, err
+		}
+		if b.Give == nil {
+			return req, missing("give")
+		}
+		if b.Take == nil {
+			return req, missing("take")
+		}
+		source, reason = b.Source, b.Reason
+		req.Give = entitlements.Assets{Currencies: b.Give.Currencies, Items: b.Give.Items}
+		req.Take = entitlements.Assets{Currencies: b.Take.Currencies, Items: b.Take.Items}
+	} else {
+		var b moveBody
+		if err := decodeStrict(body, &b); err != nil {
+			return req, err
+		}
+		source, reason = b.Source, b.Reason
+		a := entitlements.Assets{Currencies: b.Currencies, Items: b.Items}
+		if kind == entitlements.MoveAward {
+			req.Give = a
+		} else {
+			req.Take = a
+		}
+	}
+	if source == nil {
+		return req, missing("source")
+	}
+	if reason == nil {
+		return req, missing("reason")
+	}
+	req.Source, req.Reason = *source, *reason
+	return req, nil
+}
+
+// postMove handles one kind of server posting.
+func (s *Server) postMove(kind entitlements.MoveKind) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		player, err := pathPlayer(c)
+		if err != nil {
+			return err
+		}
+		key, err := idempotencyKey(c)
+		if err != nil {
+			return err
+		}
+		if err := requireJSON(c); err != nil {
+			return err
+		}
+		req, err := parseMove(kind, c.Body())
+		if err != nil {
+			return err
+		}
+		req.PlayerID, req.IdempotencyKey = player, key
+		req.Actor = serverPrincipal(c).Actor
+		out, err := s.ledger.Move(c.UserContext(), req)
+		return s.respondIdempotent(c, out, err)
+	}
+}
+
+// serverPrincipal is the game server that authenticated the request.
+func serverPrincipal(c *fiber.Ctx) access.Principal {
+	if p, ok := c.Locals(localPrincipal).(access.Principal); ok {
+		return p
+	}
+	return access.Principal{Actor: serverTokenActor}
+}
