@@ -95,6 +95,8 @@ type Principal struct {
 	// KeyID is the key's id; 0 for the bootstrap token.
 	KeyID int64
 	Roles []Role
+	// Limits bound what a game-server key may move; nil means none.
+	Limits *Limits
 }
 
 // BootstrapActor is the audit log's name for COINOP_ADMIN_TOKEN.

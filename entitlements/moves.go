@@ -3,6 +3,7 @@ package entitlements
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -68,6 +69,63 @@ type MoveRequest struct {
 	Give, Take     Assets
 	// Actor is the caller (a key's name), recorded in the ledger metadata.
 	Actor string
+	// Limits bound what the caller's key may move; nil means none.
+	Limits *KeyLimits
+}
+
+// KeyLimits are a game-server key's limits (access.Limits, as the server
+// hands them over). The allowed assets and the most per posting are checked
+// before the posting; the hourly budget in the posting's own transaction,
+// against rows locked there, so concurrent postings cannot overspend it.
+type KeyLimits struct {
+	KeyID int64
+	// Currencies and Items the key may move: nil means any.
+	Currencies, Items []string
+	// MaxPerPosting caps each asset's amount in one posting; 0: no cap.
+	MaxPerPosting int64
+	// HourlyBudget is, per currency, the most the key may give per clock
+	// hour (UTC).
+	HourlyBudget map[string]int64
+}
+
+// check refuses what the key may not move at all, and returns what the
+// posting spends of its budgets.
+func (k *KeyLimits) check(give, take Assets) ([]budgetUse, error) {
+	if k == nil {
+		return nil, nil
+	}
+	for _, side := range []Assets{give, take} {
+		for _, a := range []struct {
+			typ     string
+			m       map[string]int64
+			allowed []string
+		}{{assetCurrency, side.Currencies, k.Currencies}, {assetItem, side.Items, k.Items}} {
+			for _, id := range sortedIDs(a.m) {
+				if a.allowed != nil && !slices.Contains(a.allowed, id) {
+					return nil, &LimitError{Code: CodeAssetNotAllowed, AssetType: a.typ, AssetID: id}
+				}
+				if k.MaxPerPosting > 0 && a.m[id] > k.MaxPerPosting {
+					return nil, &LimitError{Code: CodePostingTooLarge, AssetType: a.typ, AssetID: id, Limit: k.MaxPerPosting, Requested: a.m[id]}
+				}
+			}
+		}
+	}
+	var uses []budgetUse
+	for _, id := range sortedIDs(give.Currencies) {
+		if limit, ok := k.HourlyBudget[id]; ok {
+			uses = append(uses, budgetUse{budgetKey: budgetKey{k.KeyID, id}, amount: give.Currencies[id], limit: limit})
+		}
+	}
+	return uses, nil
+}
+
+func sortedIDs(m map[string]int64) []string {
+	out := make([]string, 0, len(m))
+	for id := range m {
+		out = append(out, id)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Move applies a server posting in one transaction, exactly once per
@@ -181,6 +239,10 @@ func (l *Ledger) movePosting(req MoveRequest) (*posting, error) {
 			return nil, &InvalidError{Field: "give.items." + id, Message: "an exchange cannot take and give the same item"}
 		}
 	}
+	budget, err := req.Limits.check(req.Give, req.Take)
+	if err != nil {
+		return nil, err
+	}
 	snap := l.catalog.Current()
 	if snap == nil {
 		return nil, ErrNoCatalog
@@ -240,6 +302,7 @@ func (l *Ledger) movePosting(req MoveRequest) (*posting, error) {
 		changes:     plan.changes(),
 		currencies:  snap.CurrencyIDs(),
 		reportTaken: true,
+		budget:      budget,
 		result: []bodyMember{
 			{"posting_id", id}, {"kind", req.Kind}, {"player_id", req.PlayerID},
 			{"source", req.Source}, {"reason", req.Reason},

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"time"
+
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/coinop/coinop/access"
@@ -92,7 +94,12 @@ func (s *Server) postMove(kind entitlements.MoveKind) fiber.Handler {
 			return err
 		}
 		req.PlayerID, req.IdempotencyKey = player, key
-		req.Actor = serverPrincipal(c).Actor
+		sp := serverPrincipal(c)
+		req.Actor = sp.Actor
+		if l := sp.Limits; l != nil {
+			req.Limits = &entitlements.KeyLimits{KeyID: sp.KeyID, Currencies: l.Currencies, Items: l.Items,
+				MaxPerPosting: l.MaxPerPosting, HourlyBudget: l.HourlyBudget}
+		}
 		out, err := s.ledger.Move(c.UserContext(), req)
 		return s.respondIdempotent(c, out, err)
 	}
@@ -104,4 +111,24 @@ func serverPrincipal(c *fiber.Ctx) access.Principal {
 		return p
 	}
 	return access.Principal{Actor: serverTokenActor}
+}
+
+// limitProblem is the answer to a posting the key's limits refuse; never
+// stored with the idempotency key.
+func limitProblem(e *entitlements.LimitError) problem {
+	var p problem
+	switch e.Code {
+	case entitlements.CodeAssetNotAllowed:
+		p = newProblem(fiber.StatusForbidden, string(e.Code), "This key may not move this "+e.AssetType+".")
+	case entitlements.CodePostingTooLarge:
+		p = newProblem(fiber.StatusForbidden, string(e.Code), "The amount is above this key's most per posting.").
+			with("max_per_posting", e.Limit).with("requested", e.Requested)
+	default:
+		p = newProblem(fiber.StatusTooManyRequests, string(e.Code),
+			"This key's hourly budget for the currency has too little left; the same request succeeds once the budget frees at resets_at.").
+			with("budget", e.Limit).with("used", e.Used).with("requested", e.Requested).
+			with("resets_at", e.ResetsAt.UTC().Format(time.RFC3339))
+		p.retryAt = e.ResetsAt
+	}
+	return p.with("asset_type", e.AssetType).with("asset_id", e.AssetID)
 }

@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/coinop/coinop/entitlements"
 	"github.com/coinop/coinop/server"
 )
 
@@ -215,4 +218,132 @@ func TestServerPostingSameKeyConcurrently(t *testing.T) {
 		t.Errorf("%d ledger transactions, want 1", n)
 	}
 	e.assertAuditOK(t)
+}
+
+// newServerKey creates a key with the server role and these limits (a JSON
+// object, or "" for none) and returns its secret.
+func (e *env) newServerKey(t testing.TB, name, limits string) string {
+	t.Helper()
+	body := `{"name":"` + name + `","roles":["server"]}`
+	if limits != "" {
+		body = `{"name":"` + name + `","roles":["server"],"limits":` + limits + `}`
+	}
+	r := e.do(t, newRequest(http.MethodPost, "/admin/v1/keys", []byte(body), "Authorization", bearer(adminToken), "Content-Type", "application/json"))
+	if r.status != http.StatusCreated {
+		t.Fatalf("create key %s: %s", name, r)
+	}
+	var created struct{ Secret string }
+	r.decode(t, &created)
+	return created.Secret
+}
+
+func TestServerKeyLimits(t *testing.T) {
+	t.Parallel()
+	var now atomic.Int64
+	now.Store(time.Date(2026, 12, 2, 15, 30, 0, 0, time.UTC).UnixNano())
+	clock := func() time.Time { return time.Unix(0, now.Load()) }
+	e := newEnv(t, withLedgerOptions(entitlements.WithClock(clock)))
+	key := e.newServerKey(t, "gs-gold", `{"currencies":["gold"],"items":["potion"],"max_per_posting":500,"hourly_budget":{"gold":1000}}`)
+
+	t.Run("a key allowed only gold cannot touch gems", func(t *testing.T) {
+		pb := assertProblem(t, e.do(t, moveRequest("awards", "lim-1", "g1", `{"source":"s","reason":"r","currencies":{"gems":1}}`, key)), http.StatusForbidden, "asset_not_allowed")
+		if pb["asset_id"] != "gems" || pb["asset_type"] != "currency" {
+			t.Errorf("problem: %v", pb)
+		}
+		assertProblem(t, e.do(t, moveRequest("spends", "lim-1", "g2", `{"source":"s","reason":"r","currencies":{"gems":1}}`, key)), http.StatusForbidden, "asset_not_allowed")
+		assertProblem(t, e.do(t, moveRequest("awards", "lim-1", "g3", `{"source":"s","reason":"r","items":{"sword":1}}`, key)), http.StatusForbidden, "asset_not_allowed")
+		assertProblem(t, e.do(t, moveRequest("exchanges", "lim-1", "g4", `{"source":"s","reason":"r","take":{"currencies":{"gold":1}},"give":{"currencies":{"gems":1}}}`, key)), http.StatusForbidden, "asset_not_allowed")
+		pb = assertProblem(t, e.do(t, moveRequest("awards", "lim-1", "g5", `{"source":"s","reason":"r","currencies":{"gold":501}}`, key)), http.StatusForbidden, "posting_too_large")
+		if fmt.Sprint(pb["max_per_posting"]) != "500" {
+			t.Errorf("problem: %v", pb)
+		}
+		if w := e.wallet(t, "lim-1"); w["gems"] != 0 || w["gold"] != 0 {
+			t.Errorf("refused postings moved holdings: %v", w)
+		}
+	})
+
+	t.Run("a budget of 1000 gold an hour lets exactly 10 of 50 concurrent awards of 100 through", func(t *testing.T) {
+		var wg sync.WaitGroup
+		results := make([]response, 50)
+		for i := range results {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r, err := e.send(moveRequest("awards", fmt.Sprintf("bud-%d", i%7), fmt.Sprintf("b-%d", i), `{"source":"match","reason":"won","currencies":{"gold":100}}`, key))
+				if err != nil {
+					t.Error(err)
+				}
+				results[i] = r
+			}()
+		}
+		wg.Wait()
+		ok, refused := 0, 0
+		var refusedAt int
+		for i, r := range results {
+			switch r.status {
+			case http.StatusCreated:
+				ok++
+			case http.StatusTooManyRequests:
+				refused++
+				refusedAt = i
+				pb := assertProblem(t, r, http.StatusTooManyRequests, "budget_exceeded")
+				if pb["resets_at"] != "2026-12-02T16:00:00Z" || fmt.Sprint(pb["budget"]) != "1000" || r.header.Get("Retry-After") == "" {
+					t.Errorf("budget problem: %s (Retry-After %q)", r.body, r.header.Get("Retry-After"))
+				}
+			default:
+				t.Errorf("award %d: %s", i, r)
+			}
+		}
+		if ok != 10 || refused != 40 {
+			t.Fatalf("%d awards succeeded and %d were refused, want 10 and 40", ok, refused)
+		}
+		var total int64
+		for p := range 7 {
+			total += e.wallet(t, fmt.Sprintf("bud-%d", p))["gold"]
+		}
+		if total != 1000 {
+			t.Errorf("players got %d gold in all, want 1000", total)
+		}
+		// Spending takes nothing from the budget, and the refusal was not
+		// stored: the same request succeeds in the next hour.
+		now.Add(int64(time.Hour))
+		r := e.do(t, moveRequest("awards", fmt.Sprintf("bud-%d", refusedAt%7), fmt.Sprintf("b-%d", refusedAt), `{"source":"match","reason":"won","currencies":{"gold":100}}`, key))
+		if r.status != http.StatusCreated || r.header.Get("Idempotent-Replayed") != "" {
+			t.Errorf("the refused award in the next hour: %s", r)
+		}
+		e.assertAuditOK(t)
+	})
+
+	t.Run("limits are changed through the admin API and audited", func(t *testing.T) {
+		put := func(ref, body string) response {
+			return e.do(t, newRequest(http.MethodPut, "/admin/v1/keys/"+ref+"/limits", []byte(body), "Authorization", bearer(adminToken), "Content-Type", "application/json"))
+		}
+		r := put("gs-gold", `{"currencies":["gold","gems"],"hourly_budget":{"gems":5}}`)
+		if r.status != http.StatusOK {
+			t.Fatalf("put limits: %s", r)
+		}
+		if r := e.do(t, moveRequest("awards", "lim-2", "l1", `{"source":"s","reason":"r","currencies":{"gems":5}}`, key)); r.status != http.StatusCreated {
+			t.Errorf("gems after allowing them: %s", r)
+		}
+		assertProblem(t, e.do(t, moveRequest("awards", "lim-2", "l2", `{"source":"s","reason":"r","currencies":{"gems":1}}`, key)), http.StatusTooManyRequests, "budget_exceeded")
+		assertProblem(t, put("gs-gold", `{"hourly_budget":{"gems":0}}`), http.StatusBadRequest, "invalid_request")
+		assertProblem(t, put("nobody", `null`), http.StatusNotFound, "key_not_found")
+		if r := put("gs-gold", `null`); r.status != http.StatusOK {
+			t.Fatalf("remove limits: %s", r)
+		}
+		if r := e.do(t, moveRequest("awards", "lim-2", "l3", `{"source":"s","reason":"r","currencies":{"gems":100}}`, key)); r.status != http.StatusCreated {
+			t.Errorf("an unlimited key: %s", r)
+		}
+		log := e.get(t, "/admin/v1/audit-log?action=key.limits", adminToken)
+		var body struct {
+			Entries []struct {
+				Action string          `json:"action"`
+				After  json.RawMessage `json:"after"`
+			} `json:"entries"`
+		}
+		log.decode(t, &body)
+		if len(body.Entries) != 2 {
+			t.Fatalf("audit log: %s", log.body)
+		}
+	})
 }

@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -71,6 +74,8 @@ type problem struct {
 	// oauthError is the RFC 6750 error code a 401 repeats in
 	// WWW-Authenticate; it is not part of the body.
 	oauthError string
+	// retryAt, when set, becomes Retry-After (a key's budget frees then).
+	retryAt time.Time
 }
 
 // member is one extension member; a json.RawMessage value is written as
@@ -216,6 +221,9 @@ var titles = map[string]string{
 	string(entitlements.CodeInsufficientFunds):  "Insufficient funds",
 	string(entitlements.CodeAlreadyOwned):       "Already owned",
 	string(entitlements.CodeLimitExceeded):      "Limit exceeded",
+	string(entitlements.CodeAssetNotAllowed):    "Not allowed for this key",
+	string(entitlements.CodePostingTooLarge):    "Above this key's most per posting",
+	string(entitlements.CodeBudgetExceeded):     "Key budget exhausted",
 }
 
 func titleFor(code string, status int) string {
@@ -264,6 +272,7 @@ func problemFor(err error) problem {
 		schedule   *catalog.ScheduleConflictError
 		badOption  *catalog.RequestError
 		badAccess  *access.InvalidError
+		keyLimit   *entitlements.LimitError
 	)
 	switch {
 	case errors.As(err, &p):
@@ -292,6 +301,8 @@ func problemFor(err error) problem {
 			p = p.with("item_id", assetID)
 		}
 		return p
+	case errors.As(err, &keyLimit):
+		return limitProblem(keyLimit)
 	case errors.Is(err, entitlements.ErrUnknownItem):
 		return errCheckUnknownItem
 	case errors.As(err, &invalid):
@@ -442,6 +453,9 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 	}
 	if p.Status == fiber.StatusUnauthorized {
 		c.Set(fiber.HeaderWWWAuthenticate, bearerChallenge(p))
+	}
+	if !p.retryAt.IsZero() {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(max(1, int(math.Ceil(time.Until(p.retryAt).Seconds())))))
 	}
 	return writeProblem(c, p)
 }

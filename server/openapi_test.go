@@ -48,6 +48,8 @@ var strictIgnorePaths = []string{
 	"$.body.items.*",
 	"$.body.take.*.*",
 	"$.body.give.*.*",
+	"$.body.hourly_budget.*",
+	"$.body.**.hourly_budget.*",
 	"$.body.contents.*.*",
 	"$.body.**.contents.*.*",
 	"$.body.grants.*.*",

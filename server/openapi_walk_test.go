@@ -107,6 +107,15 @@ func TestOpenAPIWalk(t *testing.T) {
 		{"keys are listed", e, adm("GET", "/admin/v1/keys?include_revoked=true", nil), 200},
 		{"include_revoked is a boolean", e, adm("GET", "/admin/v1/keys?include_revoked=maybe", nil), 400},
 		{"a viewer key may not list keys", e, viewer("GET", "/admin/v1/keys", nil), 403},
+		{"create a limited server key", e, adm("POST", "/admin/v1/keys", js(`{"name":"walk-server","roles":["server"],"limits":{"currencies":["gold"],"max_per_posting":100,"hourly_budget":{"gold":1000}}}`)), 201},
+		{"set a key's limits", e, adm("PUT", "/admin/v1/keys/walk-server/limits", js(`{"currencies":["gold","gems"],"items":["potion"],"hourly_budget":{"gems":10}}`)), 200},
+		{"remove a key's limits", e, adm("PUT", "/admin/v1/keys/walk-server/limits", js(`null`)), 200},
+		{"limits refuse a budget of 0", e, adm("PUT", "/admin/v1/keys/walk-server/limits", js(`{"hourly_budget":{"gold":0}}`)), 400},
+		{"limits of a key that does not exist", e, adm("PUT", "/admin/v1/keys/nobody/limits", js(`null`)), 404},
+		{"limits must be JSON", e, adm("PUT", "/admin/v1/keys/walk-server/limits", js(`x`), "Content-Type", "text/plain"), 415},
+		{"limits over the body limit", e, adm("PUT", "/admin/v1/keys/walk-server/limits", big(64<<10+1)), 413},
+		{"a viewer key may not set limits", e, viewer("PUT", "/admin/v1/keys/walk-server/limits", js(`null`)), 403},
+		{"setting limits needs a token", e, req("PUT", "/admin/v1/keys/walk-server/limits", "", js(`null`)), 401},
 
 		// Player API.
 		{"the live catalog", e, req("GET", "/v1/catalog", "", nil), 200},

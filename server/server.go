@@ -264,6 +264,7 @@ func (s *Server) routes() {
 	admin.Get("/keys", keyAdmin, s.getKeys)
 	admin.Post("/keys", keyAdmin, s.limitBody(s.cfg.BodyLimit), s.postKey)
 	admin.Delete("/keys/:key", keyAdmin, s.deleteKey)
+	admin.Put("/keys/:key/limits", keyAdmin, s.limitBody(s.cfg.BodyLimit), s.putKeyLimits)
 
 	app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
 }

@@ -263,6 +263,8 @@ func (e ProblemAssetType) Valid() bool {
 // Defines values for ProblemCode.
 const (
 	ProblemCodeAlreadyOwned                ProblemCode = "already_owned"
+	ProblemCodeAssetNotAllowed             ProblemCode = "asset_not_allowed"
+	ProblemCodeBudgetExceeded              ProblemCode = "budget_exceeded"
 	ProblemCodeCatalogEntityNotFound       ProblemCode = "catalog_entity_not_found"
 	ProblemCodeCatalogInvalid              ProblemCode = "catalog_invalid"
 	ProblemCodeCatalogNotPublished         ProblemCode = "catalog_not_published"
@@ -282,6 +284,7 @@ const (
 	ProblemCodeLimitExceeded               ProblemCode = "limit_exceeded"
 	ProblemCodeMethodNotAllowed            ProblemCode = "method_not_allowed"
 	ProblemCodeNotFound                    ProblemCode = "not_found"
+	ProblemCodePostingTooLarge             ProblemCode = "posting_too_large"
 	ProblemCodePreconditionFailed          ProblemCode = "precondition_failed"
 	ProblemCodePriceMismatch               ProblemCode = "price_mismatch"
 	ProblemCodeRateLimited                 ProblemCode = "rate_limited"
@@ -301,6 +304,10 @@ const (
 func (e ProblemCode) Valid() bool {
 	switch e {
 	case ProblemCodeAlreadyOwned:
+		return true
+	case ProblemCodeAssetNotAllowed:
+		return true
+	case ProblemCodeBudgetExceeded:
 		return true
 	case ProblemCodeCatalogEntityNotFound:
 		return true
@@ -339,6 +346,8 @@ func (e ProblemCode) Valid() bool {
 	case ProblemCodeMethodNotAllowed:
 		return true
 	case ProblemCodeNotFound:
+		return true
+	case ProblemCodePostingTooLarge:
 		return true
 	case ProblemCodePreconditionFailed:
 		return true
@@ -770,7 +779,10 @@ type AdminKey struct {
 	CreatedBy  string     `json:"created_by"`
 	Id         int64      `json:"id"`
 	LastUsedAt *time.Time `json:"last_used_at"`
-	Name       string     `json:"name"`
+
+	// Limits The limits of a game-server key; null means none.
+	Limits *KeyLimits `json:"limits,omitempty"`
+	Name   string     `json:"name"`
 
 	// Prefix The key's first characters, to recognise it.
 	Prefix    string     `json:"prefix"`
@@ -1215,6 +1227,27 @@ type Item struct {
 // ItemKind A durable is owned at most once; a consumable stacks.
 type ItemKind string
 
+// KeyLimits What a game-server key may move (server postings only). Checked on
+// every award, spend, consumption and exchange the key sends; the
+// hourly budget in the posting's own transaction, so concurrent
+// postings can never overspend it.
+type KeyLimits struct {
+	// Currencies Currencies the key may move; null or absent means any, [] none.
+	Currencies *[]Id `json:"currencies,omitempty"`
+
+	// HourlyBudget Currency → the most the key may give players (awards, an
+	// exchange's give side) per clock hour, UTC. Spending and
+	// consumption take nothing from it. A currency must be one the key
+	// may move.
+	HourlyBudget *map[string]Amount `json:"hourly_budget,omitempty"`
+
+	// Items Items the key may move; null or absent means any, [] none.
+	Items *[]Id `json:"items,omitempty"`
+
+	// MaxPerPosting The most of any one asset in one posting; 0 or absent means no cap.
+	MaxPerPosting *int64 `json:"max_per_posting,omitempty"`
+}
+
 // LedgerEntry defines model for LedgerEntry.
 type LedgerEntry struct {
 	// Account `player:<player_id>` or a system account (`system:purchases`, `system:admin_grants`).
@@ -1306,6 +1339,9 @@ type Problem struct {
 	// Balance On insufficient_funds, the current balance.
 	Balance *int64 `json:"balance,omitempty"`
 
+	// Budget budget_exceeded, the key's hourly budget for the currency.
+	Budget *int64 `json:"budget,omitempty"`
+
 	// Code Stable problem codes (server/errors.go and entitlements/errors.go).
 	// Status per code: invalid_request 400, idempotency_key_missing 400,
 	// unauthenticated 401, insufficient_funds 402, forbidden 403,
@@ -1345,6 +1381,9 @@ type Problem struct {
 	// Max On already_owned and limit_exceeded, the most the player may hold.
 	Max *int64 `json:"max,omitempty"`
 
+	// MaxPerPosting posting_too_large, the key's most per posting.
+	MaxPerPosting *int64 `json:"max_per_posting,omitempty"`
+
 	// PendingVersions On schedule_conflict, the scheduled versions that would never go live.
 	PendingVersions *[]VersionInfo `json:"pending_versions,omitempty"`
 
@@ -1360,9 +1399,15 @@ type Problem struct {
 	// RequestId On 5xx problems; find the error in the logs with it.
 	RequestId *string `json:"request_id,omitempty"`
 
+	// Requested budget_exceeded and posting_too_large, what the posting asked for.
+	Requested *int64 `json:"requested,omitempty"`
+
 	// Required On insufficient_funds, the amount needed.
 	Required     *int64 `json:"required,omitempty"`
 	RequiredRole *Role  `json:"required_role,omitempty"`
+
+	// ResetsAt budget_exceeded, when the budget frees (the next clock hour, UTC).
+	ResetsAt *time.Time `json:"resets_at,omitempty"`
 
 	// Status The HTTP status.
 	Status int `json:"status"`
@@ -1376,7 +1421,10 @@ type Problem struct {
 	Type string `json:"type"`
 
 	// Unknown On a grant's item_not_found, the unknown keys like "currencies.zzz" or "items.x".
-	Unknown              *[]string              `json:"unknown,omitempty"`
+	Unknown *[]string `json:"unknown,omitempty"`
+
+	// Used budget_exceeded, what the key has given of it this hour.
+	Used                 *int64                 `json:"used,omitempty"`
 	AdditionalProperties map[string]interface{} `json:"-"`
 }
 
@@ -1763,9 +1811,17 @@ type Internal = Problem
 // which ones appear depends on `code`.
 type PostingConflict = Problem
 
+// PostingForbidden RFC 9457 problem details. Extension members sit at the top level;
+// which ones appear depends on `code`.
+type PostingForbidden = Problem
+
 // PostingInsufficientFunds RFC 9457 problem details. Extension members sit at the top level;
 // which ones appear depends on `code`.
 type PostingInsufficientFunds = Problem
+
+// PostingTooMany RFC 9457 problem details. Extension members sit at the top level;
+// which ones appear depends on `code`.
+type PostingTooMany = Problem
 
 // PostingUnknownIds RFC 9457 problem details. Extension members sit at the top level;
 // which ones appear depends on `code`.
@@ -2066,6 +2122,9 @@ type ListKeysParams struct {
 
 // CreateKeyJSONBody defines parameters for CreateKey.
 type CreateKeyJSONBody struct {
+	// Limits Limits of a game-server key; absent or null means none.
+	Limits *KeyLimits `json:"limits,omitempty"`
+
 	// Name Not all digits.
 	Name  string `json:"name"`
 	Roles []Role `json:"roles"`
@@ -2079,6 +2138,15 @@ type CreateKeyParams struct {
 
 // RevokeKeyParams defines parameters for RevokeKey.
 type RevokeKeyParams struct {
+	// XRequestId Your request id, echoed back when it is 1-128 printable ASCII characters; any other value is replaced by a new UUID (never refused).
+	XRequestId *XRequestId `json:"X-Request-Id,omitempty"`
+}
+
+// PutKeyLimitsJSONBody defines parameters for PutKeyLimits.
+type PutKeyLimitsJSONBody = KeyLimits
+
+// PutKeyLimitsParams defines parameters for PutKeyLimits.
+type PutKeyLimitsParams struct {
 	// XRequestId Your request id, echoed back when it is 1-128 printable ASCII characters; any other value is replaced by a new UUID (never refused).
 	XRequestId *XRequestId `json:"X-Request-Id,omitempty"`
 }
@@ -2318,6 +2386,9 @@ type RollbackCatalogJSONRequestBody = RollbackRequest
 // CreateKeyJSONRequestBody defines body for CreateKey for application/json ContentType.
 type CreateKeyJSONRequestBody CreateKeyJSONBody
 
+// PutKeyLimitsJSONRequestBody defines body for PutKeyLimits for application/json ContentType.
+type PutKeyLimitsJSONRequestBody = PutKeyLimitsJSONBody
+
 // PostGrantJSONRequestBody defines body for PostGrant for application/json ContentType.
 type PostGrantJSONRequestBody = GrantRequest
 
@@ -2413,6 +2484,14 @@ func (a *Problem) UnmarshalJSON(b []byte) error {
 		delete(object, "balance")
 	}
 
+	if raw, found := object["budget"]; found {
+		err = json.Unmarshal(raw, &a.Budget)
+		if err != nil {
+			return fmt.Errorf("error reading 'budget': %w", err)
+		}
+		delete(object, "budget")
+	}
+
 	if raw, found := object["code"]; found {
 		err = json.Unmarshal(raw, &a.Code)
 		if err != nil {
@@ -2477,6 +2556,14 @@ func (a *Problem) UnmarshalJSON(b []byte) error {
 		delete(object, "max")
 	}
 
+	if raw, found := object["max_per_posting"]; found {
+		err = json.Unmarshal(raw, &a.MaxPerPosting)
+		if err != nil {
+			return fmt.Errorf("error reading 'max_per_posting': %w", err)
+		}
+		delete(object, "max_per_posting")
+	}
+
 	if raw, found := object["pending_versions"]; found {
 		err = json.Unmarshal(raw, &a.PendingVersions)
 		if err != nil {
@@ -2517,6 +2604,14 @@ func (a *Problem) UnmarshalJSON(b []byte) error {
 		delete(object, "request_id")
 	}
 
+	if raw, found := object["requested"]; found {
+		err = json.Unmarshal(raw, &a.Requested)
+		if err != nil {
+			return fmt.Errorf("error reading 'requested': %w", err)
+		}
+		delete(object, "requested")
+	}
+
 	if raw, found := object["required"]; found {
 		err = json.Unmarshal(raw, &a.Required)
 		if err != nil {
@@ -2531,6 +2626,14 @@ func (a *Problem) UnmarshalJSON(b []byte) error {
 			return fmt.Errorf("error reading 'required_role': %w", err)
 		}
 		delete(object, "required_role")
+	}
+
+	if raw, found := object["resets_at"]; found {
+		err = json.Unmarshal(raw, &a.ResetsAt)
+		if err != nil {
+			return fmt.Errorf("error reading 'resets_at': %w", err)
+		}
+		delete(object, "resets_at")
 	}
 
 	if raw, found := object["status"]; found {
@@ -2563,6 +2666,14 @@ func (a *Problem) UnmarshalJSON(b []byte) error {
 			return fmt.Errorf("error reading 'unknown': %w", err)
 		}
 		delete(object, "unknown")
+	}
+
+	if raw, found := object["used"]; found {
+		err = json.Unmarshal(raw, &a.Used)
+		if err != nil {
+			return fmt.Errorf("error reading 'used': %w", err)
+		}
+		delete(object, "used")
 	}
 
 	if len(object) != 0 {
@@ -2616,6 +2727,13 @@ func (a Problem) MarshalJSON() ([]byte, error) {
 		object["balance"], err = json.Marshal(a.Balance)
 		if err != nil {
 			return nil, fmt.Errorf("error marshaling 'balance': %w", err)
+		}
+	}
+
+	if a.Budget != nil {
+		object["budget"], err = json.Marshal(a.Budget)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'budget': %w", err)
 		}
 	}
 
@@ -2673,6 +2791,13 @@ func (a Problem) MarshalJSON() ([]byte, error) {
 		}
 	}
 
+	if a.MaxPerPosting != nil {
+		object["max_per_posting"], err = json.Marshal(a.MaxPerPosting)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'max_per_posting': %w", err)
+		}
+	}
+
 	if a.PendingVersions != nil {
 		object["pending_versions"], err = json.Marshal(a.PendingVersions)
 		if err != nil {
@@ -2708,6 +2833,13 @@ func (a Problem) MarshalJSON() ([]byte, error) {
 		}
 	}
 
+	if a.Requested != nil {
+		object["requested"], err = json.Marshal(a.Requested)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'requested': %w", err)
+		}
+	}
+
 	if a.Required != nil {
 		object["required"], err = json.Marshal(a.Required)
 		if err != nil {
@@ -2719,6 +2851,13 @@ func (a Problem) MarshalJSON() ([]byte, error) {
 		object["required_role"], err = json.Marshal(a.RequiredRole)
 		if err != nil {
 			return nil, fmt.Errorf("error marshaling 'required_role': %w", err)
+		}
+	}
+
+	if a.ResetsAt != nil {
+		object["resets_at"], err = json.Marshal(a.ResetsAt)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'resets_at': %w", err)
 		}
 	}
 
@@ -2741,6 +2880,13 @@ func (a Problem) MarshalJSON() ([]byte, error) {
 		object["unknown"], err = json.Marshal(a.Unknown)
 		if err != nil {
 			return nil, fmt.Errorf("error marshaling 'unknown': %w", err)
+		}
+	}
+
+	if a.Used != nil {
+		object["used"], err = json.Marshal(a.Used)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'used': %w", err)
 		}
 	}
 
@@ -3591,6 +3737,30 @@ type ClientInterface interface {
 	//
 	// Corresponds with DELETE /admin/v1/keys/{key} (the `RevokeKey` operationId).
 	RevokeKey(ctx context.Context, key string, params *RevokeKeyParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PutKeyLimitsWithBody Replace the limits of a game-server key
+	//
+	// By name, or by id when the segment is a number; a body of `null`
+	// removes the limits. Recorded in the audit log as `key.limits` with
+	// the key before and after. This replica applies the change at once,
+	// the others within COINOP_KEY_CACHE_TTL. Role admin.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /admin/v1/keys/{key}/limits (the `PutKeyLimits` operationId).
+	PutKeyLimitsWithBody(ctx context.Context, key string, params *PutKeyLimitsParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PutKeyLimits Replace the limits of a game-server key
+	//
+	// By name, or by id when the segment is a number; a body of `null`
+	// removes the limits. Recorded in the audit log as `key.limits` with
+	// the key before and after. This replica applies the change at once,
+	// the others within COINOP_KEY_CACHE_TTL. Role admin.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /admin/v1/keys/{key}/limits (the `PutKeyLimits` operationId).
+	PutKeyLimits(ctx context.Context, key string, params *PutKeyLimitsParams, body PutKeyLimitsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// PostGrantWithBody Grant currencies and items to a player, exactly once
 	//
@@ -4790,6 +4960,50 @@ func (c *Client) CreateKey(ctx context.Context, params *CreateKeyParams, body Cr
 // Corresponds with DELETE /admin/v1/keys/{key} (the `RevokeKey` operationId).
 func (c *Client) RevokeKey(ctx context.Context, key string, params *RevokeKeyParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRevokeKeyRequest(c.Server, key, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PutKeyLimitsWithBody Replace the limits of a game-server key
+//
+// By name, or by id when the segment is a number; a body of `null`
+// removes the limits. Recorded in the audit log as `key.limits` with
+// the key before and after. This replica applies the change at once,
+// the others within COINOP_KEY_CACHE_TTL. Role admin.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /admin/v1/keys/{key}/limits (the `PutKeyLimits` operationId).
+func (c *Client) PutKeyLimitsWithBody(ctx context.Context, key string, params *PutKeyLimitsParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPutKeyLimitsRequestWithBody(c.Server, key, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PutKeyLimits Replace the limits of a game-server key
+//
+// By name, or by id when the segment is a number; a body of `null`
+// removes the limits. Recorded in the audit log as `key.limits` with
+// the key before and after. This replica applies the change at once,
+// the others within COINOP_KEY_CACHE_TTL. Role admin.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /admin/v1/keys/{key}/limits (the `PutKeyLimits` operationId).
+func (c *Client) PutKeyLimits(ctx context.Context, key string, params *PutKeyLimitsParams, body PutKeyLimitsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPutKeyLimitsRequest(c.Server, key, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -7238,6 +7452,68 @@ func NewRevokeKeyRequest(server string, key string, params *RevokeKeyParams) (*h
 	return req, nil
 }
 
+// NewPutKeyLimitsRequest calls the generic PutKeyLimits builder with application/json body
+func NewPutKeyLimitsRequest(server string, key string, params *PutKeyLimitsParams, body PutKeyLimitsJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPutKeyLimitsRequestWithBody(server, key, params, "application/json", bodyReader)
+}
+
+// NewPutKeyLimitsRequestWithBody constructs an http.Request for the PutKeyLimits method, with any body, and a specified content type
+func NewPutKeyLimitsRequestWithBody(server string, key string, params *PutKeyLimitsParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "key", key, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/v1/keys/%s/limits", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.XRequestId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
 // NewPostGrantRequest calls the generic PostGrant builder with application/json body
 func NewPostGrantRequest(server string, playerId PlayerID, params *PostGrantParams, body PostGrantJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -8992,6 +9268,30 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with DELETE /admin/v1/keys/{key} (the `RevokeKey` operationId).
 	RevokeKeyWithResponse(ctx context.Context, key string, params *RevokeKeyParams, reqEditors ...RequestEditorFn) (*RevokeKeyResponse, error)
+
+	// PutKeyLimitsWithBodyWithResponse Replace the limits of a game-server key
+	//
+	// By name, or by id when the segment is a number; a body of `null`
+	// removes the limits. Recorded in the audit log as `key.limits` with
+	// the key before and after. This replica applies the change at once,
+	// the others within COINOP_KEY_CACHE_TTL. Role admin.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /admin/v1/keys/{key}/limits (the `PutKeyLimits` operationId).
+	PutKeyLimitsWithBodyWithResponse(ctx context.Context, key string, params *PutKeyLimitsParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PutKeyLimitsResponse, error)
+
+	// PutKeyLimitsWithResponse Replace the limits of a game-server key
+	//
+	// By name, or by id when the segment is a number; a body of `null`
+	// removes the limits. Recorded in the audit log as `key.limits` with
+	// the key before and after. This replica applies the change at once,
+	// the others within COINOP_KEY_CACHE_TTL. Role admin.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /admin/v1/keys/{key}/limits (the `PutKeyLimits` operationId).
+	PutKeyLimitsWithResponse(ctx context.Context, key string, params *PutKeyLimitsParams, body PutKeyLimitsJSONRequestBody, reqEditors ...RequestEditorFn) (*PutKeyLimitsResponse, error)
 
 	// PostGrantWithBodyWithResponse Grant currencies and items to a player, exactly once
 	//
@@ -13777,6 +14077,187 @@ func (r RevokeKeyResponse) ContentType() string {
 	return ""
 }
 
+// PutKeyLimitsResponse200Headers the declared response headers of an HTTP 200 response for PutKeyLimits
+type PutKeyLimitsResponse200Headers struct {
+	XRequestId string
+}
+
+// PutKeyLimitsResponse400Headers the declared response headers of an HTTP 400 response for PutKeyLimits
+type PutKeyLimitsResponse400Headers struct {
+	XRequestId string
+}
+
+// PutKeyLimitsResponse401Headers the declared response headers of an HTTP 401 response for PutKeyLimits
+type PutKeyLimitsResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// PutKeyLimitsResponse403Headers the declared response headers of an HTTP 403 response for PutKeyLimits
+type PutKeyLimitsResponse403Headers struct {
+	XRequestId string
+}
+
+// PutKeyLimitsResponse404Headers the declared response headers of an HTTP 404 response for PutKeyLimits
+type PutKeyLimitsResponse404Headers struct {
+	XRequestId string
+}
+
+// PutKeyLimitsResponse413Headers the declared response headers of an HTTP 413 response for PutKeyLimits
+type PutKeyLimitsResponse413Headers struct {
+	XRequestId string
+}
+
+// PutKeyLimitsResponse415Headers the declared response headers of an HTTP 415 response for PutKeyLimits
+type PutKeyLimitsResponse415Headers struct {
+	XRequestId string
+}
+
+// PutKeyLimitsResponse429Headers the declared response headers of an HTTP 429 response for PutKeyLimits
+type PutKeyLimitsResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+// PutKeyLimitsResponse500Headers the declared response headers of an HTTP 500 response for PutKeyLimits
+type PutKeyLimitsResponse500Headers struct {
+	XRequestId string
+}
+
+// PutKeyLimitsResponse503Headers the declared response headers of an HTTP 503 response for PutKeyLimits
+type PutKeyLimitsResponse503Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+type PutKeyLimitsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *struct {
+		Key AdminKey `json:"key"`
+	}
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *RequestTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *PutKeyLimitsResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *PutKeyLimitsResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *PutKeyLimitsResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *PutKeyLimitsResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *PutKeyLimitsResponse404Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *PutKeyLimitsResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *PutKeyLimitsResponse415Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PutKeyLimitsResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *PutKeyLimitsResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PutKeyLimitsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PutKeyLimitsResponse) GetJSON200() *struct {
+	Key AdminKey `json:"key"`
+} {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PutKeyLimitsResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PutKeyLimitsResponse) GetApplicationproblemJSON401() *Unauthenticated {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PutKeyLimitsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PutKeyLimitsResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PutKeyLimitsResponse) GetApplicationproblemJSON413() *RequestTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PutKeyLimitsResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PutKeyLimitsResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PutKeyLimitsResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PutKeyLimitsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PutKeyLimitsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PutKeyLimitsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PutKeyLimitsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PutKeyLimitsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // PostGrantResponse201Headers the declared response headers of an HTTP 201 response for PostGrant
 type PostGrantResponse201Headers struct {
 	IdempotentReplayed *string
@@ -15130,7 +15611,7 @@ type PostAwardResponse struct {
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Unauthenticated
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
-	ApplicationproblemJSON403 *ForbiddenServer
+	ApplicationproblemJSON403 *PostingForbidden
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *PostingUnknownIds
 	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
@@ -15142,7 +15623,7 @@ type PostAwardResponse struct {
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *IdempotencyKeyReused
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
-	ApplicationproblemJSON429 *RateLimited
+	ApplicationproblemJSON429 *PostingTooMany
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -15189,7 +15670,7 @@ func (r PostAwardResponse) GetApplicationproblemJSON401() *Unauthenticated {
 }
 
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
-func (r PostAwardResponse) GetApplicationproblemJSON403() *ForbiddenServer {
+func (r PostAwardResponse) GetApplicationproblemJSON403() *PostingForbidden {
 	return r.ApplicationproblemJSON403
 }
 
@@ -15219,7 +15700,7 @@ func (r PostAwardResponse) GetApplicationproblemJSON422() *IdempotencyKeyReused 
 }
 
 // GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
-func (r PostAwardResponse) GetApplicationproblemJSON429() *RateLimited {
+func (r PostAwardResponse) GetApplicationproblemJSON429() *PostingTooMany {
 	return r.ApplicationproblemJSON429
 }
 
@@ -15346,7 +15827,7 @@ type PostConsumptionResponse struct {
 	// ApplicationproblemJSON402 the response for an HTTP 402 `application/problem+json` response
 	ApplicationproblemJSON402 *PostingInsufficientFunds
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
-	ApplicationproblemJSON403 *ForbiddenServer
+	ApplicationproblemJSON403 *PostingForbidden
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *PostingUnknownIds
 	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
@@ -15358,7 +15839,7 @@ type PostConsumptionResponse struct {
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *IdempotencyKeyReused
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
-	ApplicationproblemJSON429 *RateLimited
+	ApplicationproblemJSON429 *PostingTooMany
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -15412,7 +15893,7 @@ func (r PostConsumptionResponse) GetApplicationproblemJSON402() *PostingInsuffic
 }
 
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
-func (r PostConsumptionResponse) GetApplicationproblemJSON403() *ForbiddenServer {
+func (r PostConsumptionResponse) GetApplicationproblemJSON403() *PostingForbidden {
 	return r.ApplicationproblemJSON403
 }
 
@@ -15442,7 +15923,7 @@ func (r PostConsumptionResponse) GetApplicationproblemJSON422() *IdempotencyKeyR
 }
 
 // GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
-func (r PostConsumptionResponse) GetApplicationproblemJSON429() *RateLimited {
+func (r PostConsumptionResponse) GetApplicationproblemJSON429() *PostingTooMany {
 	return r.ApplicationproblemJSON429
 }
 
@@ -15718,7 +16199,7 @@ type PostExchangeResponse struct {
 	// ApplicationproblemJSON402 the response for an HTTP 402 `application/problem+json` response
 	ApplicationproblemJSON402 *PostingInsufficientFunds
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
-	ApplicationproblemJSON403 *ForbiddenServer
+	ApplicationproblemJSON403 *PostingForbidden
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *PostingUnknownIds
 	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
@@ -15730,7 +16211,7 @@ type PostExchangeResponse struct {
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *IdempotencyKeyReused
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
-	ApplicationproblemJSON429 *RateLimited
+	ApplicationproblemJSON429 *PostingTooMany
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -15784,7 +16265,7 @@ func (r PostExchangeResponse) GetApplicationproblemJSON402() *PostingInsufficien
 }
 
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
-func (r PostExchangeResponse) GetApplicationproblemJSON403() *ForbiddenServer {
+func (r PostExchangeResponse) GetApplicationproblemJSON403() *PostingForbidden {
 	return r.ApplicationproblemJSON403
 }
 
@@ -15814,7 +16295,7 @@ func (r PostExchangeResponse) GetApplicationproblemJSON422() *IdempotencyKeyReus
 }
 
 // GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
-func (r PostExchangeResponse) GetApplicationproblemJSON429() *RateLimited {
+func (r PostExchangeResponse) GetApplicationproblemJSON429() *PostingTooMany {
 	return r.ApplicationproblemJSON429
 }
 
@@ -15941,7 +16422,7 @@ type PostSpendResponse struct {
 	// ApplicationproblemJSON402 the response for an HTTP 402 `application/problem+json` response
 	ApplicationproblemJSON402 *PostingInsufficientFunds
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
-	ApplicationproblemJSON403 *ForbiddenServer
+	ApplicationproblemJSON403 *PostingForbidden
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *PostingUnknownIds
 	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
@@ -15953,7 +16434,7 @@ type PostSpendResponse struct {
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *IdempotencyKeyReused
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
-	ApplicationproblemJSON429 *RateLimited
+	ApplicationproblemJSON429 *PostingTooMany
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -16007,7 +16488,7 @@ func (r PostSpendResponse) GetApplicationproblemJSON402() *PostingInsufficientFu
 }
 
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
-func (r PostSpendResponse) GetApplicationproblemJSON403() *ForbiddenServer {
+func (r PostSpendResponse) GetApplicationproblemJSON403() *PostingForbidden {
 	return r.ApplicationproblemJSON403
 }
 
@@ -16037,7 +16518,7 @@ func (r PostSpendResponse) GetApplicationproblemJSON422() *IdempotencyKeyReused 
 }
 
 // GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
-func (r PostSpendResponse) GetApplicationproblemJSON429() *RateLimited {
+func (r PostSpendResponse) GetApplicationproblemJSON429() *PostingTooMany {
 	return r.ApplicationproblemJSON429
 }
 
@@ -17560,6 +18041,42 @@ func (c *ClientWithResponses) RevokeKeyWithResponse(ctx context.Context, key str
 		return nil, err
 	}
 	return ParseRevokeKeyResponse(rsp)
+}
+
+// PutKeyLimitsWithBodyWithResponse Replace the limits of a game-server key
+//
+// By name, or by id when the segment is a number; a body of `null`
+// removes the limits. Recorded in the audit log as `key.limits` with
+// the key before and after. This replica applies the change at once,
+// the others within COINOP_KEY_CACHE_TTL. Role admin.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /admin/v1/keys/{key}/limits (the `PutKeyLimits` operationId).
+func (c *ClientWithResponses) PutKeyLimitsWithBodyWithResponse(ctx context.Context, key string, params *PutKeyLimitsParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PutKeyLimitsResponse, error) {
+	rsp, err := c.PutKeyLimitsWithBody(ctx, key, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePutKeyLimitsResponse(rsp)
+}
+
+// PutKeyLimitsWithResponse Replace the limits of a game-server key
+//
+// By name, or by id when the segment is a number; a body of `null`
+// removes the limits. Recorded in the audit log as `key.limits` with
+// the key before and after. This replica applies the change at once,
+// the others within COINOP_KEY_CACHE_TTL. Role admin.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /admin/v1/keys/{key}/limits (the `PutKeyLimits` operationId).
+func (c *ClientWithResponses) PutKeyLimitsWithResponse(ctx context.Context, key string, params *PutKeyLimitsParams, body PutKeyLimitsJSONRequestBody, reqEditors ...RequestEditorFn) (*PutKeyLimitsResponse, error) {
+	rsp, err := c.PutKeyLimits(ctx, key, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePutKeyLimitsResponse(rsp)
 }
 
 // PostGrantWithBodyWithResponse Grant currencies and items to a player, exactly once
@@ -23695,6 +24212,221 @@ func ParseRevokeKeyResponse(rsp *http.Response) (*RevokeKeyResponse, error) {
 	return response, nil
 }
 
+// ParsePutKeyLimitsResponse parses an HTTP response from a PutKeyLimitsWithResponse call
+func ParsePutKeyLimitsResponse(rsp *http.Response) (*PutKeyLimitsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PutKeyLimitsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest struct {
+			Key AdminKey `json:"key"`
+		}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest RequestTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers PutKeyLimitsResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers PutKeyLimitsResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers PutKeyLimitsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers PutKeyLimitsResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers PutKeyLimitsResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 413:
+		var headers PutKeyLimitsResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers PutKeyLimitsResponse415Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 429:
+		var headers PutKeyLimitsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers PutKeyLimitsResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers PutKeyLimitsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParsePostGrantResponse parses an HTTP response from a PostGrantWithResponse call
 func ParsePostGrantResponse(rsp *http.Response) (*PostGrantResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -25226,7 +25958,7 @@ func ParsePostAwardResponse(rsp *http.Response) (*PostAwardResponse, error) {
 		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
-		var dest ForbiddenServer
+		var dest PostingForbidden
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -25268,7 +26000,7 @@ func ParsePostAwardResponse(rsp *http.Response) (*PostAwardResponse, error) {
 		response.ApplicationproblemJSON422 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
-		var dest RateLimited
+		var dest PostingTooMany
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -25501,7 +26233,7 @@ func ParsePostConsumptionResponse(rsp *http.Response) (*PostConsumptionResponse,
 		response.ApplicationproblemJSON402 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
-		var dest ForbiddenServer
+		var dest PostingForbidden
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -25543,7 +26275,7 @@ func ParsePostConsumptionResponse(rsp *http.Response) (*PostConsumptionResponse,
 		response.ApplicationproblemJSON422 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
-		var dest RateLimited
+		var dest PostingTooMany
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -25972,7 +26704,7 @@ func ParsePostExchangeResponse(rsp *http.Response) (*PostExchangeResponse, error
 		response.ApplicationproblemJSON402 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
-		var dest ForbiddenServer
+		var dest PostingForbidden
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -26014,7 +26746,7 @@ func ParsePostExchangeResponse(rsp *http.Response) (*PostExchangeResponse, error
 		response.ApplicationproblemJSON422 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
-		var dest RateLimited
+		var dest PostingTooMany
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -26264,7 +26996,7 @@ func ParsePostSpendResponse(rsp *http.Response) (*PostSpendResponse, error) {
 		response.ApplicationproblemJSON402 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
-		var dest ForbiddenServer
+		var dest PostingForbidden
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -26306,7 +27038,7 @@ func ParsePostSpendResponse(rsp *http.Response) (*PostSpendResponse, error) {
 		response.ApplicationproblemJSON422 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
-		var dest RateLimited
+		var dest PostingTooMany
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
