@@ -67,10 +67,10 @@ type Key struct {
 	CreatedBy  string     `json:"created_by"`
 	CreatedAt  time.Time  `json:"created_at"`
 	LastUsedAt *time.Time `json:"last_used_at"`
-	RevokedAt  *time.Time `json:"revoked_at"`
-	RevokedBy  string     `json:"revoked_by,omitempty"`
 	// Limits bound a game-server key (see Limits); null means none.
-	Limits *Limits `json:"limits"`
+	Limits    *Limits    `json:"limits"`
+	RevokedAt *time.Time `json:"revoked_at"`
+	RevokedBy string     `json:"revoked_by,omitempty"`
 }
 
 // KeysConfig configures Keys.

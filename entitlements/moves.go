@@ -314,3 +314,89 @@ func (l *Ledger) movePosting(req MoveRequest) (*posting, error) {
 		},
 	}, nil
 }
+
+// Player consumption: a client-authoritative game uses up an item the
+// catalog marks player_consumable.
+const (
+	KindPlayerConsume  = "player_consume"
+	ScopePlayerConsume = "POST /v1/consumptions"
+	// CodeNotConsumable: the item is not marked player_consumable.
+	CodeNotConsumable Code = "not_consumable"
+)
+
+// PlayerConsumeRequest asks to use up Quantity of an item the player holds.
+type PlayerConsumeRequest struct {
+	PlayerID       string
+	IdempotencyKey string
+	ItemID         string
+	Quantity       int64
+}
+
+// PlayerConsume takes the item from the player (to system:consumption,
+// ledger kind player_consume) exactly once per idempotency key, if the live
+// catalog marks it player_consumable.
+// Errors: *InvalidError, *Rejection (item_not_found, not_consumable,
+// insufficient_funds), ErrIdempotencyKeyReused, ErrIdempotencyKeyInUse,
+// ErrNoCatalog.
+func (l *Ledger) PlayerConsume(ctx context.Context, req PlayerConsumeRequest) (Outcome, error) {
+	if err := ValidatePlayerID(req.PlayerID); err != nil {
+		return Outcome{}, err
+	}
+	if err := ValidateIdempotencyKey(req.IdempotencyKey); err != nil {
+		return Outcome{}, err
+	}
+	if !catalog.ValidID(req.ItemID) {
+		return Outcome{}, &InvalidError{Field: "item_id", Message: "must be a catalog id"}
+	}
+	if req.Quantity < 1 || req.Quantity > catalog.MaxAmount {
+		return Outcome{}, &InvalidError{Field: "quantity", Message: fmt.Sprintf("must be between 1 and %d", int64(catalog.MaxAmount))}
+	}
+	snap := l.catalog.Current()
+	if snap == nil {
+		return Outcome{}, ErrNoCatalog
+	}
+	fingerprint, err := fingerprintOf(struct {
+		ItemID   string `json:"item_id"`
+		Quantity int64  `json:"quantity"`
+	}{req.ItemID, req.Quantity})
+	if err != nil {
+		return Outcome{}, err
+	}
+	plan := newPlan()
+	var rejection *Rejection
+	switch item, ok := snap.Item(req.ItemID); {
+	case !ok:
+		rejection = reject(CodeItemNotFound, map[string]any{"item_id": req.ItemID})
+	case !item.PlayerConsumable:
+		rejection = reject(CodeNotConsumable, map[string]any{"item_id": req.ItemID})
+	default:
+		plan.add(assetItem, req.ItemID, -req.Quantity)
+	}
+	id := uuid.Must(uuid.NewV7()).String()
+	p := &posting{
+		playerID:    req.PlayerID,
+		scope:       ScopePlayerConsume,
+		key:         req.IdempotencyKey,
+		fingerprint: fingerprint,
+		kind:        KindPlayerConsume,
+		reference:   id,
+		account:     moveRules[MoveConsume].account,
+		rejection:   rejection,
+		changes:     plan.changes(),
+		currencies:  snap.CurrencyIDs(),
+		reportTaken: true,
+		result:      []bodyMember{{"consumption_id", id}, {"item_id", req.ItemID}, {"quantity", req.Quantity}},
+		metadata: map[string]any{"item_id": req.ItemID, "quantity": req.Quantity,
+			"catalog_version": snap.Version, "idempotency_key": req.IdempotencyKey},
+	}
+	var res postResult
+	if l.group != nil {
+		res, err = l.group.submit(ctx, p)
+	} else {
+		res, err = l.postAlone(ctx, p)
+	}
+	if err != nil {
+		return Outcome{}, err
+	}
+	return res.Outcome, nil
+}

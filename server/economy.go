@@ -132,3 +132,34 @@ func limitProblem(e *entitlements.LimitError) problem {
 	}
 	return p.with("asset_type", e.AssetType).with("asset_id", e.AssetID)
 }
+
+type playerConsumeBody struct {
+	ItemID   *string `json:"item_id"`
+	Quantity *int64  `json:"quantity"`
+}
+
+// postPlayerConsumption lets a player use up an item the catalog marks
+// player_consumable.
+func (s *Server) postPlayerConsumption(c *fiber.Ctx) error {
+	key, err := idempotencyKey(c)
+	if err != nil {
+		return err
+	}
+	if err := requireJSON(c); err != nil {
+		return err
+	}
+	var b playerConsumeBody
+	if err := decodeStrict(c.Body(), &b); err != nil {
+		return err
+	}
+	if b.ItemID == nil {
+		return missing("item_id")
+	}
+	if b.Quantity == nil {
+		return missing("quantity")
+	}
+	out, err := s.ledger.PlayerConsume(c.UserContext(), entitlements.PlayerConsumeRequest{
+		PlayerID: playerID(c), IdempotencyKey: key, ItemID: *b.ItemID, Quantity: *b.Quantity,
+	})
+	return s.respondIdempotent(c, out, err)
+}

@@ -347,3 +347,48 @@ func TestServerKeyLimits(t *testing.T) {
 		}
 	})
 }
+
+// TestPlayerConsumption: players use up what the catalog marks
+// player_consumable (arrow in the fixture), and nothing else.
+func TestPlayerConsumption(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	const p = "eco-player"
+	e.grant(t, p, "fund", nil, map[string]int64{"arrow": 3, "potion": 2})
+	consume := func(key, body string) response {
+		return e.do(t, newRequest(http.MethodPost, "/v1/consumptions", []byte(body),
+			"Authorization", bearer(playerToken(p)), "Content-Type", "application/json", "Idempotency-Key", key))
+	}
+	r := consume("c1", `{"item_id":"arrow","quantity":2}`)
+	if r.status != http.StatusCreated {
+		t.Fatalf("consume: %s", r)
+	}
+	var body struct {
+		ConsumptionID string `json:"consumption_id"`
+		Entitlements  []struct {
+			ItemID   string `json:"item_id"`
+			Quantity int64  `json:"quantity"`
+		} `json:"entitlements"`
+	}
+	r.decode(t, &body)
+	if body.ConsumptionID == "" || len(body.Entitlements) != 1 || body.Entitlements[0].Quantity != 1 {
+		t.Errorf("consume body: %s", r.body)
+	}
+	if again := consume("c1", `{"item_id":"arrow","quantity":2}`); again.status != http.StatusCreated || string(again.body) != string(r.body) || again.header.Get("Idempotent-Replayed") != "true" {
+		t.Errorf("replay: %s", again)
+	}
+	assertProblem(t, consume("c2", `{"item_id":"potion","quantity":1}`), http.StatusConflict, "not_consumable")
+	assertProblem(t, consume("c3", `{"item_id":"arrow","quantity":2}`), http.StatusPaymentRequired, "insufficient_funds")
+	assertProblem(t, consume("c4", `{"item_id":"arrow","quantity":0}`), http.StatusBadRequest, "invalid_request")
+	if got := e.items(t, p); got["arrow"] != 1 || got["potion"] != 2 {
+		t.Errorf("holdings after consumption: %v", got)
+	}
+	kinds := map[string]int{}
+	for _, tx := range e.ledgerPage(t, p, "").Transactions {
+		kinds[tx.Kind]++
+	}
+	if kinds["player_consume"] != 1 {
+		t.Errorf("ledger kinds: %v", kinds)
+	}
+	e.assertAuditOK(t)
+}

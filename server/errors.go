@@ -224,6 +224,7 @@ var titles = map[string]string{
 	string(entitlements.CodeAssetNotAllowed):    "Not allowed for this key",
 	string(entitlements.CodePostingTooLarge):    "Above this key's most per posting",
 	string(entitlements.CodeBudgetExceeded):     "Key budget exhausted",
+	string(entitlements.CodeNotConsumable):      "Not consumable by players",
 }
 
 func titleFor(code string, status int) string {
@@ -246,6 +247,7 @@ var rejectionStatus = map[entitlements.Code]int{
 	entitlements.CodeInsufficientFunds:  fiber.StatusPaymentRequired,
 	entitlements.CodeAlreadyOwned:       fiber.StatusConflict,
 	entitlements.CodeLimitExceeded:      fiber.StatusConflict,
+	entitlements.CodeNotConsumable:      fiber.StatusConflict,
 }
 
 var rejectionDetail = map[entitlements.Code]string{
@@ -256,6 +258,7 @@ var rejectionDetail = map[entitlements.Code]string{
 	entitlements.CodeInsufficientFunds:  "The player's balance does not cover the price.",
 	entitlements.CodeAlreadyOwned:       "The player already owns this durable item.",
 	entitlements.CodeLimitExceeded:      "The purchase would exceed the most a player may hold.",
+	entitlements.CodeNotConsumable:      "The catalog does not let players use this item up themselves (player_consumable).",
 }
 
 // problemFor maps any error from a domain call to a problem. It is the only

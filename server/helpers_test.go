@@ -439,6 +439,7 @@ var titles = map[string]string{
 	"posting_too_large":       "Above this key's most per posting",
 	"budget_exceeded":         "Key budget exhausted",
 	"key_not_found":           "Key not found",
+	"not_consumable":          "Not consumable by players",
 }
 
 // assertProblem checks that r is an RFC 9457 problem with this status and

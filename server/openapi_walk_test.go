@@ -203,6 +203,17 @@ func TestOpenAPIWalk(t *testing.T) {
 		{"an exchange needs the server key", e, req("POST", "/v1/players/"+player+"/exchanges", playerTok, js(`{}`), "Idempotency-Key", "ex-8"), 403},
 		{"an exchange needs a token", e, req("POST", "/v1/players/"+player+"/exchanges", "", js(`{}`), "Idempotency-Key", "ex-9"), 401},
 
+		{"a player consumption", e, req("POST", "/v1/consumptions", playerTok, js(`{"item_id":"arrow","quantity":1}`), "Idempotency-Key", "pc-1"), 201},
+		{"a player consumption replays", e, req("POST", "/v1/consumptions", playerTok, js(`{"item_id":"arrow","quantity":1}`), "Idempotency-Key", "pc-1"), 201},
+		{"a player consumption key with another body", e, req("POST", "/v1/consumptions", playerTok, js(`{"item_id":"arrow","quantity":2}`), "Idempotency-Key", "pc-1"), 422},
+		{"a player consumption of an item not marked so", e, req("POST", "/v1/consumptions", playerTok, js(`{"item_id":"potion","quantity":1}`), "Idempotency-Key", "pc-2"), 409},
+		{"a player consumption beyond what is held", e, req("POST", "/v1/consumptions", playerTok, js(`{"item_id":"arrow","quantity":1000}`), "Idempotency-Key", "pc-3"), 402},
+		{"a player consumption of an unknown item", e, req("POST", "/v1/consumptions", playerTok, js(`{"item_id":"nope","quantity":1}`), "Idempotency-Key", "pc-4"), 404},
+		{"a player consumption needs a quantity", e, req("POST", "/v1/consumptions", playerTok, js(`{"item_id":"arrow"}`), "Idempotency-Key", "pc-5"), 400},
+		{"a player consumption body must be JSON", e, req("POST", "/v1/consumptions", playerTok, js(`x`), "Idempotency-Key", "pc-6", "Content-Type", "text/plain"), 415},
+		{"a player consumption body over the limit", e, req("POST", "/v1/consumptions", playerTok, big(64<<10+1), "Idempotency-Key", "pc-7"), 413},
+		{"a player consumption needs a token", e, req("POST", "/v1/consumptions", "", js(`{}`), "Idempotency-Key", "pc-8"), 401},
+
 		// Admin reads.
 		{"a ledger page", e, adm("GET", "/admin/v1/players/"+player+"/ledger?limit=10", nil), 200},
 		{"a ledger limit out of range", e, adm("GET", "/admin/v1/players/"+player+"/ledger?limit=0", nil), 400},

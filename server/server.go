@@ -234,6 +234,7 @@ func (s *Server) routes() {
 	player.Get("/wallet", s.getWallet)
 	player.Get("/entitlements", s.getEntitlements)
 	player.Post("/purchases", s.limitBody(s.cfg.BodyLimit), s.postPurchase)
+	player.Post("/consumptions", s.limitBody(s.cfg.BodyLimit), s.postPlayerConsumption)
 	player.Post("/receipts", s.limitBody(receiptBodyLimit), s.postReceipt)
 
 	// The admin API: requireAdmin says who the caller is, allow says what

@@ -194,6 +194,7 @@ const (
 	LedgerTransactionKindAward         LedgerTransactionKind = "award"
 	LedgerTransactionKindConsume       LedgerTransactionKind = "consume"
 	LedgerTransactionKindExchange      LedgerTransactionKind = "exchange"
+	LedgerTransactionKindPlayerConsume LedgerTransactionKind = "player_consume"
 	LedgerTransactionKindPurchase      LedgerTransactionKind = "purchase"
 	LedgerTransactionKindSpend         LedgerTransactionKind = "spend"
 	LedgerTransactionKindStorePurchase LedgerTransactionKind = "store_purchase"
@@ -210,6 +211,8 @@ func (e LedgerTransactionKind) Valid() bool {
 	case LedgerTransactionKindConsume:
 		return true
 	case LedgerTransactionKindExchange:
+		return true
+	case LedgerTransactionKindPlayerConsume:
 		return true
 	case LedgerTransactionKindPurchase:
 		return true
@@ -283,6 +286,7 @@ const (
 	ProblemCodeKeyNotFound                 ProblemCode = "key_not_found"
 	ProblemCodeLimitExceeded               ProblemCode = "limit_exceeded"
 	ProblemCodeMethodNotAllowed            ProblemCode = "method_not_allowed"
+	ProblemCodeNotConsumable               ProblemCode = "not_consumable"
 	ProblemCodeNotFound                    ProblemCode = "not_found"
 	ProblemCodePostingTooLarge             ProblemCode = "posting_too_large"
 	ProblemCodePreconditionFailed          ProblemCode = "precondition_failed"
@@ -344,6 +348,8 @@ func (e ProblemCode) Valid() bool {
 	case ProblemCodeLimitExceeded:
 		return true
 	case ProblemCodeMethodNotAllowed:
+		return true
+	case ProblemCodeNotConsumable:
 		return true
 	case ProblemCodeNotFound:
 		return true
@@ -1014,10 +1020,11 @@ type DraftItem struct {
 	// Kind `durable` or `consumable` once valid; empty while unset.
 	//
 	// Examples: durable, consumable
-	Kind         *string       `json:"kind,omitempty"`
-	MaxPerPlayer *int64        `json:"max_per_player,omitempty"`
-	Name         *string       `json:"name,omitempty"`
-	Prices       *[]DraftPrice `json:"prices,omitempty"`
+	Kind             *string       `json:"kind,omitempty"`
+	MaxPerPlayer     *int64        `json:"max_per_player,omitempty"`
+	Name             *string       `json:"name,omitempty"`
+	PlayerConsumable *bool         `json:"player_consumable,omitempty"`
+	Prices           *[]DraftPrice `json:"prices,omitempty"`
 }
 
 // DraftPrice defines model for DraftPrice.
@@ -1219,6 +1226,9 @@ type Item struct {
 	// MaxPerPlayer Consumables only; the most one player may hold. Omitted means no cap.
 	MaxPerPlayer *Amount `json:"max_per_player,omitempty"`
 	Name         string  `json:"name"`
+
+	// PlayerConsumable Consumables only; players may use the item up themselves (POST /v1/consumptions). Omitted means no.
+	PlayerConsumable *bool `json:"player_consumable,omitempty"`
 
 	// Prices At most one price per currency, each in a known currency.
 	Prices []Price `json:"prices"`
@@ -2238,6 +2248,25 @@ type GetCatalogParams struct {
 	XRequestId *XRequestId `json:"X-Request-Id,omitempty"`
 }
 
+// PostPlayerConsumptionJSONBody defines parameters for PostPlayerConsumption.
+type PostPlayerConsumptionJSONBody struct {
+	// ItemId 1-64 characters from a-z, 0-9, '_', '.' and '-', starting with a letter or digit.
+	ItemId   Id     `json:"item_id"`
+	Quantity Amount `json:"quantity"`
+}
+
+// PostPlayerConsumptionParams defines parameters for PostPlayerConsumption.
+type PostPlayerConsumptionParams struct {
+	// IdempotencyKey Unique per intended change; reuse it on every retry of that change.
+	// 1-255 printable characters without spaces (a UUID is a good choice).
+	// Scoped to (player, route). Missing: 400 `idempotency_key_missing`;
+	// malformed: 400 `invalid_request`.
+	IdempotencyKey IdempotencyKey `json:"Idempotency-Key"`
+
+	// XRequestId Your request id, echoed back when it is 1-128 printable ASCII characters; any other value is replaced by a new UUID (never refused).
+	XRequestId *XRequestId `json:"X-Request-Id,omitempty"`
+}
+
 // GetEntitlementsParams defines parameters for GetEntitlements.
 type GetEntitlementsParams struct {
 	// XRequestId Your request id, echoed back when it is 1-128 printable ASCII characters; any other value is replaced by a new UUID (never refused).
@@ -2391,6 +2420,9 @@ type PutKeyLimitsJSONRequestBody = PutKeyLimitsJSONBody
 
 // PostGrantJSONRequestBody defines body for PostGrant for application/json ContentType.
 type PostGrantJSONRequestBody = GrantRequest
+
+// PostPlayerConsumptionJSONRequestBody defines body for PostPlayerConsumption for application/json ContentType.
+type PostPlayerConsumptionJSONRequestBody PostPlayerConsumptionJSONBody
 
 // PostEntitlementChecksJSONRequestBody defines body for PostEntitlementChecks for application/json ContentType.
 type PostEntitlementChecksJSONRequestBody = EntitlementChecksRequest
@@ -3862,6 +3894,36 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/catalog (the `GetCatalog` operationId).
 	GetCatalog(ctx context.Context, params *GetCatalogParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// PostPlayerConsumptionWithBody Use up an item the player holds, exactly once
+	//
+	// For client-authoritative games: the player uses up `quantity` of an
+	// item the live catalog marks `player_consumable` (off unless set).
+	// Takes the item to `system:consumption` (ledger kind
+	// `player_consume`). Idempotency is as for purchases: the key is scoped
+	// to (player, this route) and fingerprinted over `item_id` and
+	// `quantity`; 402/404/409 rejections are stored and replayed.
+	// `entitlements` in the answer says how many are left (possibly 0).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/consumptions (the `PostPlayerConsumption` operationId).
+	PostPlayerConsumptionWithBody(ctx context.Context, params *PostPlayerConsumptionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostPlayerConsumption Use up an item the player holds, exactly once
+	//
+	// For client-authoritative games: the player uses up `quantity` of an
+	// item the live catalog marks `player_consumable` (off unless set).
+	// Takes the item to `system:consumption` (ledger kind
+	// `player_consume`). Idempotency is as for purchases: the key is scoped
+	// to (player, this route) and fingerprinted over `item_id` and
+	// `quantity`; 402/404/409 rejections are stored and replayed.
+	// `entitlements` in the answer says how many are left (possibly 0).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/consumptions (the `PostPlayerConsumption` operationId).
+	PostPlayerConsumption(ctx context.Context, params *PostPlayerConsumptionParams, body PostPlayerConsumptionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetEntitlements The items the player holds
 	//
 	// Items with a positive quantity, sorted by item id.
@@ -5204,6 +5266,56 @@ func (c *Client) Readyz(ctx context.Context, params *ReadyzParams, reqEditors ..
 // Corresponds with GET /v1/catalog (the `GetCatalog` operationId).
 func (c *Client) GetCatalog(ctx context.Context, params *GetCatalogParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetCatalogRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostPlayerConsumptionWithBody Use up an item the player holds, exactly once
+//
+// For client-authoritative games: the player uses up `quantity` of an
+// item the live catalog marks `player_consumable` (off unless set).
+// Takes the item to `system:consumption` (ledger kind
+// `player_consume`). Idempotency is as for purchases: the key is scoped
+// to (player, this route) and fingerprinted over `item_id` and
+// `quantity`; 402/404/409 rejections are stored and replayed.
+// `entitlements` in the answer says how many are left (possibly 0).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/consumptions (the `PostPlayerConsumption` operationId).
+func (c *Client) PostPlayerConsumptionWithBody(ctx context.Context, params *PostPlayerConsumptionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostPlayerConsumptionRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostPlayerConsumption Use up an item the player holds, exactly once
+//
+// For client-authoritative games: the player uses up `quantity` of an
+// item the live catalog marks `player_consumable` (off unless set).
+// Takes the item to `system:consumption` (ledger kind
+// `player_consume`). Idempotency is as for purchases: the key is scoped
+// to (player, this route) and fingerprinted over `item_id` and
+// `quantity`; 402/404/409 rejections are stored and replayed.
+// `entitlements` in the answer says how many are left (possibly 0).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/consumptions (the `PostPlayerConsumption` operationId).
+func (c *Client) PostPlayerConsumption(ctx context.Context, params *PostPlayerConsumptionParams, body PostPlayerConsumptionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostPlayerConsumptionRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -8078,6 +8190,70 @@ func NewGetCatalogRequest(server string, params *GetCatalogParams) (*http.Reques
 	return req, nil
 }
 
+// NewPostPlayerConsumptionRequest calls the generic PostPlayerConsumption builder with application/json body
+func NewPostPlayerConsumptionRequest(server string, params *PostPlayerConsumptionParams, body PostPlayerConsumptionJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPostPlayerConsumptionRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewPostPlayerConsumptionRequestWithBody constructs an http.Request for the PostPlayerConsumption method, with any body, and a specified content type
+func NewPostPlayerConsumptionRequestWithBody(server string, params *PostPlayerConsumptionParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/consumptions")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		var headerParam0 string
+
+		headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("Idempotency-Key", headerParam0)
+
+		if params.XRequestId != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam1)
+		}
+
+	}
+
+	return req, nil
+}
+
 // NewGetEntitlementsRequest constructs an http.Request for the GetEntitlements method
 func NewGetEntitlementsRequest(server string, params *GetEntitlementsParams) (*http.Request, error) {
 	var err error
@@ -9408,6 +9584,36 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/catalog (the `GetCatalog` operationId).
 	GetCatalogWithResponse(ctx context.Context, params *GetCatalogParams, reqEditors ...RequestEditorFn) (*GetCatalogResponse, error)
+
+	// PostPlayerConsumptionWithBodyWithResponse Use up an item the player holds, exactly once
+	//
+	// For client-authoritative games: the player uses up `quantity` of an
+	// item the live catalog marks `player_consumable` (off unless set).
+	// Takes the item to `system:consumption` (ledger kind
+	// `player_consume`). Idempotency is as for purchases: the key is scoped
+	// to (player, this route) and fingerprinted over `item_id` and
+	// `quantity`; 402/404/409 rejections are stored and replayed.
+	// `entitlements` in the answer says how many are left (possibly 0).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/consumptions (the `PostPlayerConsumption` operationId).
+	PostPlayerConsumptionWithBodyWithResponse(ctx context.Context, params *PostPlayerConsumptionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostPlayerConsumptionResponse, error)
+
+	// PostPlayerConsumptionWithResponse Use up an item the player holds, exactly once
+	//
+	// For client-authoritative games: the player uses up `quantity` of an
+	// item the live catalog marks `player_consumable` (off unless set).
+	// Takes the item to `system:consumption` (ledger kind
+	// `player_consume`). Idempotency is as for purchases: the key is scoped
+	// to (player, this route) and fingerprinted over `item_id` and
+	// `quantity`; 402/404/409 rejections are stored and replayed.
+	// `entitlements` in the answer says how many are left (possibly 0).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/consumptions (the `PostPlayerConsumption` operationId).
+	PostPlayerConsumptionWithResponse(ctx context.Context, params *PostPlayerConsumptionParams, body PostPlayerConsumptionJSONRequestBody, reqEditors ...RequestEditorFn) (*PostPlayerConsumptionResponse, error)
 
 	// GetEntitlementsWithResponse The items the player holds
 	//
@@ -15265,6 +15471,243 @@ func (r GetCatalogResponse) ContentType() string {
 	return ""
 }
 
+// PostPlayerConsumptionResponse201Headers the declared response headers of an HTTP 201 response for PostPlayerConsumption
+type PostPlayerConsumptionResponse201Headers struct {
+	IdempotentReplayed *string
+	XRequestId         string
+}
+
+// PostPlayerConsumptionResponse400Headers the declared response headers of an HTTP 400 response for PostPlayerConsumption
+type PostPlayerConsumptionResponse400Headers struct {
+	XRequestId string
+}
+
+// PostPlayerConsumptionResponse401Headers the declared response headers of an HTTP 401 response for PostPlayerConsumption
+type PostPlayerConsumptionResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// PostPlayerConsumptionResponse402Headers the declared response headers of an HTTP 402 response for PostPlayerConsumption
+type PostPlayerConsumptionResponse402Headers struct {
+	IdempotentReplayed *string
+	XRequestId         string
+}
+
+// PostPlayerConsumptionResponse404Headers the declared response headers of an HTTP 404 response for PostPlayerConsumption
+type PostPlayerConsumptionResponse404Headers struct {
+	IdempotentReplayed *string
+	XRequestId         string
+}
+
+// PostPlayerConsumptionResponse409Headers the declared response headers of an HTTP 409 response for PostPlayerConsumption
+type PostPlayerConsumptionResponse409Headers struct {
+	IdempotentReplayed *string
+	XRequestId         string
+}
+
+// PostPlayerConsumptionResponse413Headers the declared response headers of an HTTP 413 response for PostPlayerConsumption
+type PostPlayerConsumptionResponse413Headers struct {
+	XRequestId string
+}
+
+// PostPlayerConsumptionResponse415Headers the declared response headers of an HTTP 415 response for PostPlayerConsumption
+type PostPlayerConsumptionResponse415Headers struct {
+	XRequestId string
+}
+
+// PostPlayerConsumptionResponse422Headers the declared response headers of an HTTP 422 response for PostPlayerConsumption
+type PostPlayerConsumptionResponse422Headers struct {
+	XRequestId string
+}
+
+// PostPlayerConsumptionResponse429Headers the declared response headers of an HTTP 429 response for PostPlayerConsumption
+type PostPlayerConsumptionResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+// PostPlayerConsumptionResponse500Headers the declared response headers of an HTTP 500 response for PostPlayerConsumption
+type PostPlayerConsumptionResponse500Headers struct {
+	XRequestId string
+}
+
+// PostPlayerConsumptionResponse503Headers the declared response headers of an HTTP 503 response for PostPlayerConsumption
+type PostPlayerConsumptionResponse503Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+type PostPlayerConsumptionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *struct {
+		// Balances Currency id → balance.
+		Balances Balances `json:"balances"`
+
+		// ConsumptionId UUIDv7; the `reference` of the ledger transaction.
+		ConsumptionId openapi_types.UUID `json:"consumption_id"`
+
+		// Entitlements The item consumed with what is left.
+		Entitlements []struct {
+			ItemId   string `json:"item_id"`
+			Quantity int64  `json:"quantity"`
+		} `json:"entitlements"`
+		ItemId   string `json:"item_id"`
+		Quantity int64  `json:"quantity"`
+	}
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequestIdempotent
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON402 the response for an HTTP 402 `application/problem+json` response
+	ApplicationproblemJSON402 *PostingInsufficientFunds
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *RequestTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *IdempotencyKeyReused
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *UnavailableOrNoCatalog
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *PostPlayerConsumptionResponse201Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *PostPlayerConsumptionResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *PostPlayerConsumptionResponse401Headers
+	// Headers402 the parsed response headers for an HTTP 402 response
+	Headers402 *PostPlayerConsumptionResponse402Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *PostPlayerConsumptionResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *PostPlayerConsumptionResponse409Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *PostPlayerConsumptionResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *PostPlayerConsumptionResponse415Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *PostPlayerConsumptionResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PostPlayerConsumptionResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *PostPlayerConsumptionResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PostPlayerConsumptionResponse503Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r PostPlayerConsumptionResponse) GetJSON201() *struct {
+	// Balances Currency id → balance.
+	Balances Balances `json:"balances"`
+
+	// ConsumptionId UUIDv7; the `reference` of the ledger transaction.
+	ConsumptionId openapi_types.UUID `json:"consumption_id"`
+
+	// Entitlements The item consumed with what is left.
+	Entitlements []struct {
+		ItemId   string `json:"item_id"`
+		Quantity int64  `json:"quantity"`
+	} `json:"entitlements"`
+	ItemId   string `json:"item_id"`
+	Quantity int64  `json:"quantity"`
+} {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PostPlayerConsumptionResponse) GetApplicationproblemJSON400() *BadRequestIdempotent {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PostPlayerConsumptionResponse) GetApplicationproblemJSON401() *Unauthenticated {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON402 returns the response for an HTTP 402 `application/problem+json` response
+func (r PostPlayerConsumptionResponse) GetApplicationproblemJSON402() *PostingInsufficientFunds {
+	return r.ApplicationproblemJSON402
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PostPlayerConsumptionResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PostPlayerConsumptionResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PostPlayerConsumptionResponse) GetApplicationproblemJSON413() *RequestTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PostPlayerConsumptionResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r PostPlayerConsumptionResponse) GetApplicationproblemJSON422() *IdempotencyKeyReused {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PostPlayerConsumptionResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PostPlayerConsumptionResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PostPlayerConsumptionResponse) GetApplicationproblemJSON503() *UnavailableOrNoCatalog {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PostPlayerConsumptionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PostPlayerConsumptionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PostPlayerConsumptionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PostPlayerConsumptionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetEntitlementsResponse200Headers the declared response headers of an HTTP 200 response for GetEntitlements
 type GetEntitlementsResponse200Headers struct {
 	XRequestId string
@@ -18253,6 +18696,48 @@ func (c *ClientWithResponses) GetCatalogWithResponse(ctx context.Context, params
 		return nil, err
 	}
 	return ParseGetCatalogResponse(rsp)
+}
+
+// PostPlayerConsumptionWithBodyWithResponse Use up an item the player holds, exactly once
+//
+// For client-authoritative games: the player uses up `quantity` of an
+// item the live catalog marks `player_consumable` (off unless set).
+// Takes the item to `system:consumption` (ledger kind
+// `player_consume`). Idempotency is as for purchases: the key is scoped
+// to (player, this route) and fingerprinted over `item_id` and
+// `quantity`; 402/404/409 rejections are stored and replayed.
+// `entitlements` in the answer says how many are left (possibly 0).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/consumptions (the `PostPlayerConsumption` operationId).
+func (c *ClientWithResponses) PostPlayerConsumptionWithBodyWithResponse(ctx context.Context, params *PostPlayerConsumptionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostPlayerConsumptionResponse, error) {
+	rsp, err := c.PostPlayerConsumptionWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostPlayerConsumptionResponse(rsp)
+}
+
+// PostPlayerConsumptionWithResponse Use up an item the player holds, exactly once
+//
+// For client-authoritative games: the player uses up `quantity` of an
+// item the live catalog marks `player_consumable` (off unless set).
+// Takes the item to `system:consumption` (ledger kind
+// `player_consume`). Idempotency is as for purchases: the key is scoped
+// to (player, this route) and fingerprinted over `item_id` and
+// `quantity`; 402/404/409 rejections are stored and replayed.
+// `entitlements` in the answer says how many are left (possibly 0).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/consumptions (the `PostPlayerConsumption` operationId).
+func (c *ClientWithResponses) PostPlayerConsumptionWithResponse(ctx context.Context, params *PostPlayerConsumptionParams, body PostPlayerConsumptionJSONRequestBody, reqEditors ...RequestEditorFn) (*PostPlayerConsumptionResponse, error) {
+	rsp, err := c.PostPlayerConsumption(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostPlayerConsumptionResponse(rsp)
 }
 
 // GetEntitlementsWithResponse The items the player holds
@@ -25578,6 +26063,295 @@ func ParseGetCatalogResponse(rsp *http.Response) (*GetCatalogResponse, error) {
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetCatalogResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePostPlayerConsumptionResponse parses an HTTP response from a PostPlayerConsumptionWithResponse call
+func ParsePostPlayerConsumptionResponse(rsp *http.Response) (*PostPlayerConsumptionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PostPlayerConsumptionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest struct {
+			// Balances Currency id → balance.
+			Balances Balances `json:"balances"`
+
+			// ConsumptionId UUIDv7; the `reference` of the ledger transaction.
+			ConsumptionId openapi_types.UUID `json:"consumption_id"`
+
+			// Entitlements The item consumed with what is left.
+			Entitlements []struct {
+				ItemId   string `json:"item_id"`
+				Quantity int64  `json:"quantity"`
+			} `json:"entitlements"`
+			ItemId   string `json:"item_id"`
+			Quantity int64  `json:"quantity"`
+		}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequestIdempotent
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 402:
+		var dest PostingInsufficientFunds
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON402 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest RequestTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest IdempotencyKeyReused
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest UnavailableOrNoCatalog
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers PostPlayerConsumptionResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 400:
+		var headers PostPlayerConsumptionResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers PostPlayerConsumptionResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 402:
+		var headers PostPlayerConsumptionResponse402Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers402 = &headers
+	case rsp.StatusCode == 404:
+		var headers PostPlayerConsumptionResponse404Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers PostPlayerConsumptionResponse409Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 413:
+		var headers PostPlayerConsumptionResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers PostPlayerConsumptionResponse415Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 422:
+		var headers PostPlayerConsumptionResponse422Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers PostPlayerConsumptionResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers PostPlayerConsumptionResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers PostPlayerConsumptionResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
