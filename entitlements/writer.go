@@ -14,6 +14,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/coinop/coinop/outbox"
 )
 
 // The ledger writer: every change to a balance or an inventory is a posting,
@@ -192,6 +194,10 @@ const (
 	cteBudgets = `s AS (UPDATE server_key_budgets b SET used = b.used + d.delta
 		FROM unnest(%[1]s::bigint[], %[2]s::text[], %[3]s::bigint[]) AS d(key_id, currency, delta)
 		WHERE b.key_id = d.key_id AND b.currency = d.currency AND b.window_start = %[4]s)`
+	// Events in the batch's order (the lock taken before makes ids commit
+	// in order, see package outbox).
+	cteEvents = `o AS (INSERT INTO events (type, player_id, data)
+		SELECT u.t, u.p, u.d::jsonb FROM unnest(%s::text[], %s::text[], %s::text[]) WITH ORDINALITY AS u(t, p, d, n) ORDER BY u.n)`
 	cteVersions = `v AS (UPDATE players p SET version = v.version
 		FROM unnest(%[1]s::text[], %[2]s::bigint[]) AS v(player_id, version)
 		WHERE p.player_id = ANY(%[1]s::text[]) AND p.player_id = v.player_id)`
@@ -339,6 +345,9 @@ func (l *Ledger) apply(ctx context.Context, q batchSender, ps []*posting, own bo
 		ws.add(cteTransactions, w.txIDs, w.txs[0], w.txs[1], w.txs[2], w.txs[3])
 		ws.add(cteEntries, w.entryTx, w.entries[0], w.entries[1], w.entries[2], w.amounts)
 	}
+	if len(w.events[0]) > 0 {
+		ws.add(cteEvents, w.events[0], w.events[1], w.events[2])
+	}
 	var upd, ins [3][]string
 	var updDelta, insQty []int64
 	var vPlayers []string
@@ -392,6 +401,9 @@ func (l *Ledger) apply(ctx context.Context, q batchSender, ps []*posting, own bo
 		ws.add(cteBudgets, bKeys, bCurrencies, bDeltas, window)
 	}
 	b = &pgx.Batch{}
+	if len(w.events[0]) > 0 {
+		b.Queue(outbox.LockSQL)
+	}
 	if len(ws.ctes) > 0 {
 		b.Queue("WITH "+strings.Join(ws.ctes, ",\n")+"\nSELECT 1", ws.args...)
 	}
@@ -437,6 +449,7 @@ type writeSet struct {
 	entryTx      []int64
 	entries      [3][]string // account, asset type, asset id
 	amounts      []int64
+	events       [3][]string // type, player, data
 }
 
 func (w *writeSet) key(p *posting, outcome string, body []byte) {
@@ -608,6 +621,20 @@ func (l *Ledger) decide(p *posting, wl *wallet, stored map[idemKey]*storedKey, b
 	b, err := encodeBody(append(p.result, bodyMember{"balances", balances}, bodyMember{"entitlements", entitlements}))
 	if err != nil {
 		return postOutcome{err: fmt.Errorf("entitlements: encode response: %w", err)}
+	}
+	if res.ledgerTx != nil {
+		changes := []map[string]any{}
+		for _, m := range moves {
+			changes = append(changes, map[string]any{"asset_type": m.s.typ, "asset_id": m.s.id, "delta": m.delta})
+		}
+		data, err := encodeBody([]bodyMember{
+			{"ledger_transaction_id", *res.ledgerTx}, {"player_id", p.playerID}, {"kind", p.kind},
+			{"reference", p.reference}, {"changes", changes}, {"result", json.RawMessage(b)},
+		})
+		if err != nil {
+			return postOutcome{err: fmt.Errorf("entitlements: encode event: %w", err)}
+		}
+		w.events[0], w.events[1], w.events[2] = append(w.events[0], outbox.LedgerPrefix+p.kind), append(w.events[1], p.playerID), append(w.events[2], string(data))
 	}
 	remember("ok", b)
 	res.Outcome = Outcome{Body: b, Version: wl.version}

@@ -15,3 +15,17 @@ CREATE TABLE server_key_budgets (
   used         bigint NOT NULL CHECK (used >= 0),
   PRIMARY KEY (key_id, currency, window_start)
 );
+
+-- The transactional outbox: every posting that moved holdings and every
+-- catalog publish writes one event in its own transaction, so there is no
+-- event for a rolled-back change and no change without its event. Writers
+-- take the transaction-scoped advisory lock outbox.LockKey just before
+-- inserting and hold it until commit, so events commit in id order: a reader
+-- that has seen id N never later finds a committed event below N.
+CREATE TABLE events (
+  id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  type       text NOT NULL CHECK (type ~ '^[a-z]+\.[a-z_]+$'),
+  player_id  text,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  data       jsonb NOT NULL CHECK (jsonb_typeof(data) = 'object')
+);

@@ -7,6 +7,7 @@ import (
 
 	"github.com/coinop/coinop/access"
 	"github.com/coinop/coinop/entitlements"
+	"github.com/coinop/coinop/outbox"
 )
 
 // Server postings (award, spend, consume, exchange): a game server moves a
@@ -162,4 +163,41 @@ func (s *Server) postPlayerConsumption(c *fiber.Ctx) error {
 		PlayerID: playerID(c), IdempotencyKey: key, ItemID: *b.ItemID, Quantity: *b.Quantity,
 	})
 	return s.respondIdempotent(c, out, err)
+}
+
+// MaxEventsWait is the longest a feed request waits for an event.
+const MaxEventsWait = 30 * time.Second
+
+type eventsResponse struct {
+	Events    []outbox.Event `json:"events"`
+	NextAfter int64          `json:"next_after"`
+}
+
+// getEvents is the pull feed: events after a cursor, in commit order,
+// waiting up to wait seconds for one when there is none yet.
+func (s *Server) getEvents(c *fiber.Ctx) error {
+	after, ok := parseNonNegativeInt(c.Query("after"), 0)
+	if !ok {
+		return invalid("after must be an event id (a non-negative integer).")
+	}
+	limit, ok := parseNonNegativeInt(c.Query("limit"), 100)
+	if !ok || limit < 1 || limit > outbox.MaxPage {
+		return invalid("limit must be an integer from 1 to 500.")
+	}
+	wait, ok := parseNonNegativeInt(c.Query("wait"), 0)
+	if !ok || time.Duration(wait)*time.Second > MaxEventsWait {
+		return invalid("wait must be a number of seconds from 0 to 30.")
+	}
+	events, err := s.feed.Read(c.UserContext(), after, int(limit), time.Duration(wait)*time.Second)
+	if err != nil {
+		return err
+	}
+	resp := eventsResponse{Events: events, NextAfter: after}
+	if resp.Events == nil {
+		resp.Events = []outbox.Event{}
+	}
+	if n := len(events); n > 0 {
+		resp.NextAfter = events[n-1].ID
+	}
+	return c.JSON(resp)
 }

@@ -55,6 +55,7 @@ var strictIgnorePaths = []string{
 	"$.body.grants.*.*",
 	"$.body.**.grants.*.*",
 	"$.body.**.metadata.**",
+	"$.body.events[*].data.**",
 	"$.body.notifications[*].body.**",
 	"$.body.entries[*].before.**",
 	"$.body.entries[*].after.**",

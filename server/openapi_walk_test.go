@@ -214,6 +214,11 @@ func TestOpenAPIWalk(t *testing.T) {
 		{"a player consumption body over the limit", e, req("POST", "/v1/consumptions", playerTok, big(64<<10+1), "Idempotency-Key", "pc-7"), 413},
 		{"a player consumption needs a token", e, req("POST", "/v1/consumptions", "", js(`{}`), "Idempotency-Key", "pc-8"), 401},
 
+		{"the event feed", e, req("GET", "/v1/events?after=0&limit=50", walkServerToken, nil), 200},
+		{"the event feed refuses a bad cursor", e, req("GET", "/v1/events?after=x", walkServerToken, nil), 400},
+		{"the event feed needs the server key", e, req("GET", "/v1/events", playerTok, nil), 403},
+		{"the event feed needs a token", e, req("GET", "/v1/events", "", nil), 401},
+
 		// Admin reads.
 		{"a ledger page", e, adm("GET", "/admin/v1/players/"+player+"/ledger?limit=10", nil), 200},
 		{"a ledger limit out of range", e, adm("GET", "/admin/v1/players/"+player+"/ledger?limit=0", nil), 400},
