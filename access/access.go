@@ -35,7 +35,8 @@ const (
 	// RoleSupport grants to players and reads ledgers, the ledger audit and
 	// the audit log.
 	RoleSupport Role = "support"
-	// RoleServer is a game server: read-only entitlement checks.
+	// RoleServer is a game server: entitlement checks and server postings
+	// (award, spend, consume, exchange).
 	RoleServer Role = "server"
 	// RoleAdmin manages keys.
 	RoleAdmin Role = "admin"
@@ -94,6 +95,8 @@ type Principal struct {
 	// KeyID is the key's id; 0 for the bootstrap token.
 	KeyID int64
 	Roles []Role
+	// Limits bound what a game-server key may move; nil means none.
+	Limits *Limits
 }
 
 // BootstrapActor is the audit log's name for COINOP_ADMIN_TOKEN.

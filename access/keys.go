@@ -67,8 +67,10 @@ type Key struct {
 	CreatedBy  string     `json:"created_by"`
 	CreatedAt  time.Time  `json:"created_at"`
 	LastUsedAt *time.Time `json:"last_used_at"`
-	RevokedAt  *time.Time `json:"revoked_at"`
-	RevokedBy  string     `json:"revoked_by,omitempty"`
+	// Limits bound a game-server key (see Limits); null means none.
+	Limits    *Limits    `json:"limits"`
+	RevokedAt *time.Time `json:"revoked_at"`
+	RevokedBy string     `json:"revoked_by,omitempty"`
 }
 
 // KeysConfig configures Keys.
@@ -133,7 +135,20 @@ func ValidateName(name string) error {
 // which is shown this once and cannot be recovered. Errors: *InvalidError,
 // ErrNameTaken, or a Postgres error.
 func (k *Keys) Create(ctx context.Context, name string, roles []Role, by audit.Attribution) (Key, string, error) {
+	return k.CreateLimited(ctx, name, roles, nil, by)
+}
+
+// CreateLimited is Create with limits for a game-server key (nil: none).
+func (k *Keys) CreateLimited(ctx context.Context, name string, roles []Role, limits *Limits, by audit.Attribution) (Key, string, error) {
 	if err := ValidateName(name); err != nil {
+		return Key{}, "", err
+	}
+	if err := limits.Validate(); err != nil {
+		return Key{}, "", err
+	}
+	limits.normalize()
+	rawLimits, err := encodeLimits(limits)
+	if err != nil {
 		return Key{}, "", err
 	}
 	given := make([]string, len(roles))
@@ -141,7 +156,7 @@ func (k *Keys) Create(ctx context.Context, name string, roles []Role, by audit.A
 		given[i] = string(r)
 	}
 	// Parse again: callers may pass roles that were never checked.
-	roles, err := ParseRoles(given...)
+	roles, err = ParseRoles(given...)
 	if err != nil {
 		return Key{}, "", err
 	}
@@ -154,12 +169,12 @@ func (k *Keys) Create(ctx context.Context, name string, roles []Role, by audit.A
 		return Key{}, "", err
 	}
 	hash := sha256.Sum256([]byte(secret))
-	key := Key{Name: name, Roles: roles, Prefix: secret[:len(KeyPrefix)+4], CreatedBy: by.Actor}
+	key := Key{Name: name, Roles: roles, Prefix: secret[:len(KeyPrefix)+4], CreatedBy: by.Actor, Limits: limits}
 	err = pgx.BeginTxFunc(ctx, k.db, pgx.TxOptions{}, func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx,
-			`INSERT INTO admin_keys (name, roles, key_hash, key_prefix, created_by)
-			 VALUES ($1, $2, $3, $4, $5) RETURNING id, created_at`,
-			name, names, hash[:], key.Prefix, by.Actor).Scan(&key.ID, &key.CreatedAt)
+			`INSERT INTO admin_keys (name, roles, key_hash, key_prefix, created_by, limits)
+			 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, created_at`,
+			name, names, hash[:], key.Prefix, by.Actor, rawLimits).Scan(&key.ID, &key.CreatedAt)
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "admin_keys_name_key" {
 			return ErrNameTaken
@@ -186,15 +201,19 @@ func newSecret() (string, error) {
 
 func keyTarget(id int64) string { return "keys/" + strconv.FormatInt(id, 10) }
 
-const keyColumns = `id, name, roles, key_prefix, created_by, created_at, last_used_at, revoked_at, coalesce(revoked_by, '')`
+const keyColumns = `id, name, roles, key_prefix, created_by, created_at, last_used_at, revoked_at, coalesce(revoked_by, ''), limits`
 
 func scanKey(row pgx.Row) (Key, error) {
 	var (
 		key   Key
 		roles []string
+		lim   []byte
 	)
-	err := row.Scan(&key.ID, &key.Name, &roles, &key.Prefix, &key.CreatedBy, &key.CreatedAt, &key.LastUsedAt, &key.RevokedAt, &key.RevokedBy)
+	err := row.Scan(&key.ID, &key.Name, &roles, &key.Prefix, &key.CreatedBy, &key.CreatedAt, &key.LastUsedAt, &key.RevokedAt, &key.RevokedBy, &lim)
 	if err != nil {
+		return Key{}, err
+	}
+	if key.Limits, err = decodeLimits(lim); err != nil {
 		return Key{}, err
 	}
 	key.Roles = make([]Role, len(roles))
@@ -330,10 +349,11 @@ func (k *Keys) lookup(ctx context.Context, hash [32]byte) (cached, error) {
 		id    int64
 		name  string
 		roles []string
+		lim   []byte
 	)
 	err := k.db.QueryRow(ctx,
 		`UPDATE admin_keys SET last_used_at = now() WHERE key_hash = $1 AND revoked_at IS NULL
-		 RETURNING id, name, roles`, hash[:]).Scan(&id, &name, &roles)
+		 RETURNING id, name, roles, limits`, hash[:]).Scan(&id, &name, &roles, &lim)
 	c := cached{checked: k.now()}
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
@@ -342,6 +362,9 @@ func (k *Keys) lookup(ctx context.Context, hash [32]byte) (cached, error) {
 	default:
 		c.ok = true
 		c.p = Principal{Actor: "key:" + name, KeyID: id, Roles: make([]Role, len(roles))}
+		if c.p.Limits, err = decodeLimits(lim); err != nil {
+			return cached{}, err
+		}
 		for i, r := range roles {
 			c.p.Roles[i] = Role(r)
 		}

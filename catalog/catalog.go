@@ -57,6 +57,10 @@ type Item struct {
 	// MaxPerPlayer caps how many of a consumable one player may hold;
 	// 0 means no cap. Durables are capped at one by their kind.
 	MaxPerPlayer int64 `json:"max_per_player,omitempty"`
+	// PlayerConsumable lets players use the item up themselves (POST
+	// /v1/consumptions, for client-authoritative games); off unless set,
+	// consumables only. Game servers may consume any item.
+	PlayerConsumable bool `json:"player_consumable,omitempty"`
 	// AvailableFrom and AvailableUntil bound when the item can be bought:
 	// from is inclusive, until is exclusive, nil means unbounded.
 	AvailableFrom  *time.Time `json:"available_from,omitempty"`

@@ -289,6 +289,11 @@ func (s *shapeChecker) value(t reflect.Type, path string) error {
 			return s.errAt(path, "expected a string, got "+describe(tok))
 		}
 		return nil
+	case t.Kind() == reflect.Bool:
+		if _, ok := tok.(bool); !ok {
+			return s.errAt(path, "expected true or false, got "+describe(tok))
+		}
+		return nil
 	case t.Kind() == reflect.Int64:
 		n, ok := tok.(json.Number)
 		if !ok {

@@ -12,6 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/coinop/coinop/outbox"
 )
 
 // Sentinel errors.
@@ -354,6 +356,12 @@ func (s *Store) insertVersion(ctx context.Context, tx pgx.Tx, own *Catalog, doc 
 	}
 	if err := audit(ctx, tx, opts.By, action, "catalog/versions/"+strconv.FormatInt(vi.Version, 10),
 		map[string]any{"live_version": prev}, after); err != nil {
+		return nil, err
+	}
+	if err := outbox.Insert(ctx, tx, outbox.TypeCatalogPublished, nil, map[string]any{
+		"version": vi.Version, "note": vi.Note, "live_at": vi.LiveAt, "status": vi.Status,
+		"source_version": vi.SourceVersion, "created_by": vi.CreatedBy,
+	}); err != nil {
 		return nil, err
 	}
 	out.Snapshot = build(vi.Version, vi.CreatedAt, own, doc)

@@ -201,6 +201,9 @@ func (v *validator) item(i int, it *Item) {
 	case it.MaxPerPlayer > MaxAmount:
 		v.add(p+".max_per_player", fmt.Sprintf("max_per_player must be at most %d", int64(MaxAmount)))
 	}
+	if it.PlayerConsumable && it.Kind == KindDurable {
+		v.add(p+".player_consumable", "player_consumable is only allowed on consumable items")
+	}
 	v.window(p, it.AvailableFrom, it.AvailableUntil)
 }
 

@@ -7,8 +7,9 @@
 // posting applied by one writer (writer.go), purchases group-committed
 // (group.go): one Postgres transaction whose entries sum to zero per asset
 // against a named system account, with the idempotency record; CHECK
-// constraints make a negative balance impossible. Response bodies are built
-// in Go; SQL only returns data.
+// constraints make a negative balance impossible. Every posting that moves
+// holdings also writes its event (package outbox) in that transaction.
+// Response bodies are built in Go; SQL only returns data.
 //
 // The rules for what a purchase costs and grants come from the live catalog
 // (package catalog). This package knows nothing of HTTP: it must not import

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Code names a business rejection. Rejections are stored with the
@@ -52,3 +53,33 @@ var (
 	// ErrNoCatalog means nothing can be sold because no catalog is published.
 	ErrNoCatalog = errors.New("entitlements: no catalog published")
 )
+
+// Codes of a key's limits (LimitError).
+const (
+	// CodeAssetNotAllowed: the key may not move this currency or item.
+	CodeAssetNotAllowed Code = "asset_not_allowed"
+	// CodePostingTooLarge: one asset's amount is above the key's most per
+	// posting.
+	CodePostingTooLarge Code = "posting_too_large"
+	// CodeBudgetExceeded: the posting would give more of a currency than
+	// the key's hourly budget has left.
+	CodeBudgetExceeded Code = "budget_exceeded"
+)
+
+// LimitError is a posting refused by the limits of the key that sent it.
+// It is never stored with the idempotency key: the same request succeeds
+// once the limit allows it (budget_exceeded: after ResetsAt).
+type LimitError struct {
+	Code      Code
+	AssetType string
+	AssetID   string
+	// Limit is the most allowed (per posting or per hour); Requested what
+	// the posting asked for; Used what the hour's budget has spent.
+	Limit, Requested, Used int64
+	// ResetsAt is when the budget's window ends (budget_exceeded only).
+	ResetsAt time.Time
+}
+
+func (e *LimitError) Error() string {
+	return fmt.Sprintf("entitlements: key limit: %s (%s %s)", e.Code, e.AssetType, e.AssetID)
+}

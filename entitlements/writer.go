@@ -14,6 +14,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/coinop/coinop/outbox"
 )
 
 // The ledger writer: every change to a balance or an inventory is a posting,
@@ -50,6 +52,12 @@ type posting struct {
 	// read them; balances and entitlements follow.
 	result   []bodyMember
 	metadata map[string]any
+	// reportTaken lists items the posting took in entitlements too, with
+	// what is left (a consumption's answer says how many potions remain).
+	reportTaken bool
+	// budget is what the posting spends of its key's hourly budgets,
+	// checked against rows locked in the posting's transaction.
+	budget []budgetUse
 
 	// built is the answer apply built for this posting in a batch whose
 	// commit failed or is unknown. When the retry on its own finds that
@@ -91,6 +99,21 @@ type batchSender interface {
 }
 
 type idemKey struct{ player, scope, key string }
+
+// budgetKey names one key's budget for one currency.
+type budgetKey struct {
+	keyID    int64
+	currency string
+}
+
+// budgetUse is what one posting spends of one budget.
+type budgetUse struct {
+	budgetKey
+	amount, limit int64
+}
+
+// budgetSlot is one budget row of the current window as the batch sees it.
+type budgetSlot struct{ used, net int64 }
 
 type storedKey struct {
 	fingerprint []byte
@@ -145,6 +168,13 @@ const (
 		FROM unnest($1::text[], $2::text[], $3::text[]) AS k(player_id, scope, key)
 		CROSS JOIN LATERAL (SELECT * FROM idempotency_keys i
 			WHERE i.player_id = k.player_id AND i.scope = k.scope AND i.key = k.key LIMIT 1) i`
+	// The budget rows of the batch's keys for the current hour, created
+	// when missing and locked either way (after the players, in key order,
+	// so batches never wait on each other in a cycle).
+	sqlLockBudgets = `INSERT INTO server_key_budgets AS b (key_id, currency, window_start, used)
+		SELECT u.k, u.c, $3, 0 FROM unnest($1::bigint[], $2::text[]) AS u(k, c) ORDER BY 1, 2
+		ON CONFLICT (key_id, currency, window_start) DO UPDATE SET used = b.used
+		RETURNING b.key_id, b.currency, b.used`
 	sqlReserveIDs = `SELECT nextval(pg_get_serial_sequence('ledger_transactions', 'id')) FROM generate_series(1, $1)`
 
 	// Round trip 2 is one statement of data-modifying CTEs, one per table
@@ -165,6 +195,13 @@ const (
 		WHERE b.player_id = ANY(%[1]s::text[]) AND b.player_id = c.player_id AND b.asset_type = c.asset_type AND b.asset_id = c.asset_id)`
 	cteInsertBalances = `n AS (INSERT INTO balances (player_id, asset_type, asset_id, quantity)
 		SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[]))`
+	cteBudgets = `s AS (UPDATE server_key_budgets b SET used = b.used + d.delta
+		FROM unnest(%[1]s::bigint[], %[2]s::text[], %[3]s::bigint[]) AS d(key_id, currency, delta)
+		WHERE b.key_id = d.key_id AND b.currency = d.currency AND b.window_start = %[4]s)`
+	// Events in the batch's order (the lock taken before makes ids commit
+	// in order, see package outbox).
+	cteEvents = `o AS (INSERT INTO events (type, player_id, data)
+		SELECT u.t, u.p, u.d::jsonb FROM unnest(%s::text[], %s::text[], %s::text[]) WITH ORDINALITY AS u(t, p, d, n) ORDER BY u.n)`
 	cteVersions = `v AS (UPDATE players p SET version = v.version
 		FROM unnest(%[1]s::text[], %[2]s::bigint[]) AS v(player_id, version)
 		WHERE p.player_id = ANY(%[1]s::text[]) AND p.player_id = v.player_id)`
@@ -179,6 +216,7 @@ const (
 func (l *Ledger) apply(ctx context.Context, q batchSender, ps []*posting, own bool) (outs []postOutcome, patches []holdingsPatch, err error) {
 	playerSet := map[string]bool{}
 	itemSet := map[string]bool{}
+	budgetSet := map[budgetKey]bool{}
 	reserve := 0
 	pk := [3][]string{}
 	for _, p := range ps {
@@ -191,10 +229,19 @@ func (l *Ledger) apply(ctx context.Context, q batchSender, ps []*posting, own bo
 					itemSet[c.ID] = true
 				}
 			}
+			for _, u := range p.budget {
+				budgetSet[u.budgetKey] = true
+			}
 		}
 	}
 	players := sortedKeys(playerSet)
 	items := sortedKeys(itemSet)
+	window := l.now().UTC().Truncate(time.Hour)
+	var budgetKeys []int64
+	var budgetCurrencies []string
+	for k := range budgetSet {
+		budgetKeys, budgetCurrencies = append(budgetKeys, k.keyID), append(budgetCurrencies, k.currency)
+	}
 
 	// Round trip 1: lock, read, reserve ids.
 	b := &pgx.Batch{}
@@ -204,11 +251,15 @@ func (l *Ledger) apply(ctx context.Context, q batchSender, ps []*posting, own bo
 	b.Queue(sqlLockPlayers, players, strconv.FormatInt(l.keyWait.Milliseconds(), 10))
 	b.Queue(sqlReadBalances, players, items)
 	b.Queue(sqlReadKeys, pk[0], pk[1], pk[2])
+	if len(budgetKeys) > 0 {
+		b.Queue(sqlLockBudgets, budgetKeys, budgetCurrencies, window)
+	}
 	if reserve > 0 {
 		b.Queue(sqlReserveIDs, reserve)
 	}
 	wallets := make(map[string]*wallet, len(players))
 	stored := map[idemKey]*storedKey{}
+	budgets := map[budgetKey]*budgetSlot{}
 	var ids []int64
 	err = func() error {
 		br := q.SendBatch(ctx, b)
@@ -249,6 +300,17 @@ func (l *Ledger) apply(ctx context.Context, q batchSender, ps []*posting, own bo
 		}); err != nil {
 			return err
 		}
+		if len(budgetKeys) > 0 {
+			rows, _ = br.Query()
+			var bk budgetKey
+			var used int64
+			if _, err := pgx.ForEachRow(rows, []any{&bk.keyID, &bk.currency, &used}, func() error {
+				budgets[bk] = &budgetSlot{used: used}
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
 		if reserve > 0 {
 			rows, _ = br.Query()
 			var n int64
@@ -269,7 +331,7 @@ func (l *Ledger) apply(ctx context.Context, q batchSender, ps []*posting, own bo
 	var w writeSet
 	outs = make([]postOutcome, len(ps))
 	for i, p := range ps {
-		outs[i] = l.decide(p, wallets[p.playerID], stored, &ids, &w)
+		outs[i] = l.decide(p, wallets[p.playerID], stored, budgets, window, &ids, &w)
 	}
 
 	if c, ok := q.(*pgx.Conn); ok && l.hookBeforeWrite != nil {
@@ -286,6 +348,9 @@ func (l *Ledger) apply(ctx context.Context, q batchSender, ps []*posting, own bo
 	if len(w.txIDs) > 0 {
 		ws.add(cteTransactions, w.txIDs, w.txs[0], w.txs[1], w.txs[2], w.txs[3])
 		ws.add(cteEntries, w.entryTx, w.entries[0], w.entries[1], w.entries[2], w.amounts)
+	}
+	if len(w.events[0]) > 0 {
+		ws.add(cteEvents, w.events[0], w.events[1], w.events[2])
 	}
 	var upd, ins [3][]string
 	var updDelta, insQty []int64
@@ -335,7 +400,20 @@ func (l *Ledger) apply(ctx context.Context, q batchSender, ps []*posting, own bo
 	if len(vPlayers) > 0 {
 		ws.add(cteVersions, vPlayers, vVersions)
 	}
+	var bKeys, bDeltas []int64
+	var bCurrencies []string
+	for k, s := range budgets {
+		if s.net > 0 {
+			bKeys, bCurrencies, bDeltas = append(bKeys, k.keyID), append(bCurrencies, k.currency), append(bDeltas, s.net)
+		}
+	}
+	if len(bKeys) > 0 {
+		ws.add(cteBudgets, bKeys, bCurrencies, bDeltas, window)
+	}
 	b = &pgx.Batch{}
+	if len(w.events[0]) > 0 {
+		b.Queue(outbox.LockSQL)
+	}
 	if len(ws.ctes) > 0 {
 		b.Queue("WITH "+strings.Join(ws.ctes, ",\n")+"\nSELECT 1", ws.args...)
 	}
@@ -381,6 +459,7 @@ type writeSet struct {
 	entryTx      []int64
 	entries      [3][]string // account, asset type, asset id
 	amounts      []int64
+	events       [3][]string // type, player, data
 }
 
 func (w *writeSet) key(p *posting, outcome string, body []byte) {
@@ -395,7 +474,7 @@ func (w *writeSet) entry(tx int64, account, typ, id string, amount int64) {
 
 // decide settles one posting against its player's wallet as left by the
 // postings before it in the batch, and queues its rows.
-func (l *Ledger) decide(p *posting, wl *wallet, stored map[idemKey]*storedKey, ids *[]int64, w *writeSet) postOutcome {
+func (l *Ledger) decide(p *posting, wl *wallet, stored map[idemKey]*storedKey, budgets map[budgetKey]*budgetSlot, window time.Time, ids *[]int64, w *writeSet) postOutcome {
 	k := idemKey{p.playerID, p.scope, p.key}
 	if prior := stored[k]; prior != nil {
 		if !bytes.Equal(prior.fingerprint, p.fingerprint) {
@@ -467,12 +546,31 @@ func (l *Ledger) decide(p *posting, wl *wallet, stored map[idemKey]*storedKey, i
 		}
 	}
 
+	// The key's budgets, last: a posting refused for its own sake is
+	// stored as such and spends nothing; one refused for its budget is not
+	// stored, so its retry succeeds once the window has room.
+	for _, u := range p.budget {
+		b := budgets[u.budgetKey]
+		if b == nil {
+			return postOutcome{err: fmt.Errorf("entitlements: budget row of key %d for %s not locked", u.keyID, u.currency)}
+		}
+		if u.amount > u.limit-b.used {
+			return postOutcome{err: &LimitError{Code: CodeBudgetExceeded, AssetType: assetCurrency, AssetID: u.currency,
+				Limit: u.limit, Requested: u.amount, Used: b.used, ResetsAt: window.Add(time.Hour)}}
+		}
+	}
+	for _, u := range p.budget {
+		b := budgets[u.budgetKey]
+		b.used += u.amount
+		b.net += u.amount
+	}
+
 	var entitlements []Entitlement
 	for _, m := range moves {
 		m.s.qty += m.delta
 		m.s.net += m.delta
 		m.s.row = true
-		if m.s.typ == assetItem && m.delta > 0 {
+		if m.s.typ == assetItem && (m.delta > 0 || p.reportTaken) {
 			entitlements = append(entitlements, Entitlement{ItemID: m.s.id, Quantity: m.s.qty})
 		}
 	}
@@ -534,6 +632,20 @@ func (l *Ledger) decide(p *posting, wl *wallet, stored map[idemKey]*storedKey, i
 	b, err := encodeBody(append(p.result, bodyMember{"balances", balances}, bodyMember{"entitlements", entitlements}))
 	if err != nil {
 		return postOutcome{err: fmt.Errorf("entitlements: encode response: %w", err)}
+	}
+	if res.ledgerTx != nil {
+		changes := []map[string]any{}
+		for _, m := range moves {
+			changes = append(changes, map[string]any{"asset_type": m.s.typ, "asset_id": m.s.id, "delta": m.delta})
+		}
+		data, err := encodeBody([]bodyMember{
+			{"ledger_transaction_id", *res.ledgerTx}, {"player_id", p.playerID}, {"kind", p.kind},
+			{"reference", p.reference}, {"changes", changes}, {"result", json.RawMessage(b)},
+		})
+		if err != nil {
+			return postOutcome{err: fmt.Errorf("entitlements: encode event: %w", err)}
+		}
+		w.events[0], w.events[1], w.events[2] = append(w.events[0], outbox.LedgerPrefix+p.kind), append(w.events[1], p.playerID), append(w.events[2], string(data))
 	}
 	remember("ok", b)
 	res.Outcome = Outcome{Body: b, Version: wl.version}

@@ -307,3 +307,30 @@ func TestAKeyInUseFailsOnlyItsOwnPostingInABatch(t *testing.T) {
 	}
 	assertAuditOK(t, l)
 }
+
+// TestNoEventForARolledBackPosting: a batch that fails before its commit
+// leaves neither its ledger transaction nor its event.
+func TestNoEventForARolledBackPosting(t *testing.T) {
+	l, pool := newLedger(t)
+	fund(t, l, "ev-1", map[string]int64{"gold": 1000})
+	var before int
+	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM events`).Scan(&before); err != nil {
+		t.Fatal(err)
+	}
+	entitlements.SetWriterHooks(l, func(uint32) error { return errors.New("crash before the write") }, nil)
+	_, err := l.Purchase(context.Background(), entitlements.PurchaseRequest{PlayerID: "ev-1", IdempotencyKey: "k1",
+		ItemID: "potion", Quantity: 1, Price: catalog.Price{Currency: "gold", Amount: 100}})
+	if err == nil {
+		t.Fatal("the purchase succeeded through a failing writer")
+	}
+	var after, txs int
+	if err := pool.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM ledger_transactions WHERE kind = 'purchase')`).Scan(&after, &txs); err != nil {
+		t.Fatal(err)
+	}
+	if after != before || txs != 0 {
+		t.Errorf("events %d → %d, purchases %d after a rolled-back posting", before, after, txs)
+	}
+	if before != 1 {
+		t.Errorf("the funding grant wrote %d events, want 1", before)
+	}
+}

@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -71,6 +74,8 @@ type problem struct {
 	// oauthError is the RFC 6750 error code a 401 repeats in
 	// WWW-Authenticate; it is not part of the body.
 	oauthError string
+	// retryAt, when set, becomes Retry-After (a key's budget frees then).
+	retryAt time.Time
 }
 
 // member is one extension member; a json.RawMessage value is written as
@@ -216,6 +221,10 @@ var titles = map[string]string{
 	string(entitlements.CodeInsufficientFunds):  "Insufficient funds",
 	string(entitlements.CodeAlreadyOwned):       "Already owned",
 	string(entitlements.CodeLimitExceeded):      "Limit exceeded",
+	string(entitlements.CodeAssetNotAllowed):    "Not allowed for this key",
+	string(entitlements.CodePostingTooLarge):    "Above this key's most per posting",
+	string(entitlements.CodeBudgetExceeded):     "Key budget exhausted",
+	string(entitlements.CodeNotConsumable):      "Not consumable by players",
 }
 
 func titleFor(code string, status int) string {
@@ -238,6 +247,7 @@ var rejectionStatus = map[entitlements.Code]int{
 	entitlements.CodeInsufficientFunds:  fiber.StatusPaymentRequired,
 	entitlements.CodeAlreadyOwned:       fiber.StatusConflict,
 	entitlements.CodeLimitExceeded:      fiber.StatusConflict,
+	entitlements.CodeNotConsumable:      fiber.StatusConflict,
 }
 
 var rejectionDetail = map[entitlements.Code]string{
@@ -248,6 +258,7 @@ var rejectionDetail = map[entitlements.Code]string{
 	entitlements.CodeInsufficientFunds:  "The player's balance does not cover the price.",
 	entitlements.CodeAlreadyOwned:       "The player already owns this durable item.",
 	entitlements.CodeLimitExceeded:      "The purchase would exceed the most a player may hold.",
+	entitlements.CodeNotConsumable:      "The catalog does not let players use this item up themselves (player_consumable).",
 }
 
 // problemFor maps any error from a domain call to a problem. It is the only
@@ -264,6 +275,7 @@ func problemFor(err error) problem {
 		schedule   *catalog.ScheduleConflictError
 		badOption  *catalog.RequestError
 		badAccess  *access.InvalidError
+		keyLimit   *entitlements.LimitError
 	)
 	switch {
 	case errors.As(err, &p):
@@ -292,6 +304,8 @@ func problemFor(err error) problem {
 			p = p.with("item_id", assetID)
 		}
 		return p
+	case errors.As(err, &keyLimit):
+		return limitProblem(keyLimit)
 	case errors.Is(err, entitlements.ErrUnknownItem):
 		return errCheckUnknownItem
 	case errors.As(err, &invalid):
@@ -442,6 +456,9 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 	}
 	if p.Status == fiber.StatusUnauthorized {
 		c.Set(fiber.HeaderWWWAuthenticate, bearerChallenge(p))
+	}
+	if !p.retryAt.IsZero() {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(max(1, int(math.Ceil(time.Until(p.retryAt).Seconds())))))
 	}
 	return writeProblem(c, p)
 }

@@ -435,6 +435,11 @@ var titles = map[string]string{
 	"insufficient_funds":      "Insufficient funds",
 	"already_owned":           "Already owned",
 	"limit_exceeded":          "Limit exceeded",
+	"asset_not_allowed":       "Not allowed for this key",
+	"posting_too_large":       "Above this key's most per posting",
+	"budget_exceeded":         "Key budget exhausted",
+	"key_not_found":           "Key not found",
+	"not_consumable":          "Not consumable by players",
 }
 
 // assertProblem checks that r is an RFC 9457 problem with this status and

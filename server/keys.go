@@ -29,8 +29,9 @@ func (s *Server) getKeys(c *fiber.Ctx) error {
 }
 
 type keyBody struct {
-	Name  *string  `json:"name"`
-	Roles []string `json:"roles"`
+	Name   *string        `json:"name"`
+	Roles  []string       `json:"roles"`
+	Limits *access.Limits `json:"limits"`
 }
 
 // postKey creates a key and answers with its secret, the only time it is
@@ -53,7 +54,7 @@ func (s *Server) postKey(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	key, secret, err := s.keys.Create(c.UserContext(), *b.Name, roles, auditBy(c))
+	key, secret, err := s.keys.CreateLimited(c.UserContext(), *b.Name, roles, b.Limits, auditBy(c))
 	if err != nil {
 		return err
 	}
@@ -70,6 +71,30 @@ func (s *Server) deleteKey(c *fiber.Ctx) error {
 		return invalid("The key in the URL must be its name or id.")
 	}
 	key, err := s.keys.Revoke(c.UserContext(), strings.Clone(ref), auditBy(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"key": key})
+}
+
+// putKeyLimits replaces the limits of the key named (or numbered) in the
+// URL; a body of null removes them.
+func (s *Server) putKeyLimits(c *fiber.Ctx) error {
+	ref, err := url.PathUnescape(c.Params("key"))
+	if err != nil || ref == "" {
+		return invalid("The key in the URL must be its name or id.")
+	}
+	if err := requireJSON(c); err != nil {
+		return err
+	}
+	var limits *access.Limits
+	if strings.TrimSpace(string(c.Body())) != "null" {
+		limits = new(access.Limits)
+		if err := decodeStrict(c.Body(), limits); err != nil {
+			return err
+		}
+	}
+	key, err := s.keys.SetLimits(c.UserContext(), strings.Clone(ref), limits, auditBy(c))
 	if err != nil {
 		return err
 	}

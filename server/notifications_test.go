@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -105,6 +106,15 @@ func TestAppleRefundNotification(t *testing.T) {
 		// The refunded transaction cannot be redeemed again.
 		if r := se.redeem(t, "p1", appleJWS(se.mint(t, refund))); r.status != http.StatusUnprocessableEntity {
 			t.Fatalf("redeeming the refunded transaction: %s", r)
+		}
+		// The redemption and the one refund are events; the duplicates not.
+		var events string
+		if err := se.pool.QueryRow(context.Background(),
+			`SELECT string_agg(type, ' ' ORDER BY id) FROM events WHERE player_id = 'p1'`).Scan(&events); err != nil {
+			t.Fatal(err)
+		}
+		if events != "ledger.store_purchase ledger.store_refund" {
+			t.Errorf("events = %q", events)
 		}
 		se.assertAuditOK(t)
 	})

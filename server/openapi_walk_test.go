@@ -81,6 +81,10 @@ func TestOpenAPIWalk(t *testing.T) {
 	grant := func(key, body string) func() *http.Request {
 		return adm("POST", "/admin/v1/players/"+player+"/grants", js(body), "Idempotency-Key", key)
 	}
+	srvH := func(route, key, body string, headers ...string) func() *http.Request {
+		return req("POST", "/v1/players/"+player+"/"+route, walkServerToken, js(body), append([]string{"Idempotency-Key", key}, headers...)...)
+	}
+	srv := func(route, key, body string) func() *http.Request { return srvH(route, key, body) }
 	purchase := func(key, body string, headers ...string) func() *http.Request {
 		h := []string{"Idempotency-Key", key}
 		if key == "" {
@@ -103,6 +107,15 @@ func TestOpenAPIWalk(t *testing.T) {
 		{"keys are listed", e, adm("GET", "/admin/v1/keys?include_revoked=true", nil), 200},
 		{"include_revoked is a boolean", e, adm("GET", "/admin/v1/keys?include_revoked=maybe", nil), 400},
 		{"a viewer key may not list keys", e, viewer("GET", "/admin/v1/keys", nil), 403},
+		{"create a limited server key", e, adm("POST", "/admin/v1/keys", js(`{"name":"walk-server","roles":["server"],"limits":{"currencies":["gold"],"max_per_posting":100,"hourly_budget":{"gold":1000}}}`)), 201},
+		{"set a key's limits", e, adm("PUT", "/admin/v1/keys/walk-server/limits", js(`{"currencies":["gold","gems"],"items":["potion"],"hourly_budget":{"gems":10}}`)), 200},
+		{"remove a key's limits", e, adm("PUT", "/admin/v1/keys/walk-server/limits", js(`null`)), 200},
+		{"limits refuse a budget of 0", e, adm("PUT", "/admin/v1/keys/walk-server/limits", js(`{"hourly_budget":{"gold":0}}`)), 400},
+		{"limits of a key that does not exist", e, adm("PUT", "/admin/v1/keys/nobody/limits", js(`null`)), 404},
+		{"limits must be JSON", e, adm("PUT", "/admin/v1/keys/walk-server/limits", js(`x`), "Content-Type", "text/plain"), 415},
+		{"limits over the body limit", e, adm("PUT", "/admin/v1/keys/walk-server/limits", big(64<<10+1)), 413},
+		{"a viewer key may not set limits", e, viewer("PUT", "/admin/v1/keys/walk-server/limits", js(`null`)), 403},
+		{"setting limits needs a token", e, req("PUT", "/admin/v1/keys/walk-server/limits", "", js(`null`)), 401},
 
 		// Player API.
 		{"the live catalog", e, req("GET", "/v1/catalog", "", nil), 200},
@@ -149,6 +162,62 @@ func TestOpenAPIWalk(t *testing.T) {
 		{"a batch over 1 MiB", roomy, req("POST", "/v1/entitlements/check", walkServerToken, big(1<<20+1)), 413},
 		{"a batch needs the server key", e, req("POST", "/v1/entitlements/check", adminToken, js(`{"checks":[]}`)), 403},
 		{"a batch needs a token", e, req("POST", "/v1/entitlements/check", "", js(`{"checks":[]}`)), 401},
+
+		// Server postings.
+		{"an award", e, srv("awards", "aw-1", `{"source":"match:1","reason":"won","currencies":{"gold":100},"items":{"potion":2}}`), 201},
+		{"an award replays", e, srv("awards", "aw-1", `{"source":"match:1","reason":"won","currencies":{"gold":100},"items":{"potion":2}}`), 201},
+		{"an award key with another body", e, srv("awards", "aw-1", `{"source":"match:1","reason":"won","currencies":{"gold":1}}`), 422},
+		{"an award needs a source", e, srv("awards", "aw-2", `{"reason":"won","currencies":{"gold":1}}`), 400},
+		{"an award of an unknown currency", e, srv("awards", "aw-3", `{"source":"s","reason":"r","currencies":{"zzz":1}}`), 404},
+		{"an award of a durable owned", e, srv("awards", "aw-4", `{"source":"s","reason":"r","items":{"sword":1}}`), 409},
+		{"an award body must be JSON", e, srvH("awards", "aw-5", `x`, "Content-Type", "text/plain"), 415},
+		{"an award body over the limit", e, req("POST", "/v1/players/"+player+"/awards", walkServerToken, big(64<<10+1), "Idempotency-Key", "aw-6"), 413},
+		{"an award needs the server key", e, req("POST", "/v1/players/"+player+"/awards", playerTok, js(`{}`), "Idempotency-Key", "aw-7"), 403},
+		{"an award needs a token", e, req("POST", "/v1/players/"+player+"/awards", "", js(`{}`), "Idempotency-Key", "aw-8"), 401},
+		{"a spend", e, srv("spends", "sp-1", `{"source":"shop","reason":"repair","currencies":{"gold":10}}`), 201},
+		{"a spend beyond the balance", e, srv("spends", "sp-2", `{"source":"shop","reason":"repair","currencies":{"gold":100000}}`), 402},
+		{"a spend of an unknown currency", e, srv("spends", "sp-3", `{"source":"shop","reason":"repair","currencies":{"zzz":1}}`), 404},
+		{"a spend needs currencies", e, srv("spends", "sp-4", `{"source":"shop","reason":"repair"}`), 400},
+		{"a spend key with another body", e, srv("spends", "sp-1", `{"source":"shop","reason":"repair","currencies":{"gold":11}}`), 422},
+		{"a spend body must be JSON", e, srvH("spends", "sp-5", `x`, "Content-Type", "text/plain"), 415},
+		{"a spend body over the limit", e, req("POST", "/v1/players/"+player+"/spends", walkServerToken, big(64<<10+1), "Idempotency-Key", "sp-6"), 413},
+		{"a spend needs the server key", e, req("POST", "/v1/players/"+player+"/spends", adminToken, js(`{}`), "Idempotency-Key", "sp-7"), 403},
+		{"a spend needs a token", e, req("POST", "/v1/players/"+player+"/spends", "", js(`{}`), "Idempotency-Key", "sp-8"), 401},
+		{"a consumption", e, srv("consumptions", "co-1", `{"source":"match:1","reason":"drank","items":{"potion":1}}`), 201},
+		{"a consumption beyond what is held", e, srv("consumptions", "co-2", `{"source":"match:1","reason":"drank","items":{"potion":100}}`), 402},
+		{"a consumption of an unknown item", e, srv("consumptions", "co-3", `{"source":"match:1","reason":"drank","items":{"zzz":1}}`), 404},
+		{"a consumption needs items", e, srv("consumptions", "co-4", `{"source":"match:1","reason":"drank"}`), 400},
+		{"a consumption key with another body", e, srv("consumptions", "co-1", `{"source":"match:1","reason":"drank","items":{"potion":2}}`), 422},
+		{"a consumption body must be JSON", e, srvH("consumptions", "co-5", `x`, "Content-Type", "text/plain"), 415},
+		{"a consumption body over the limit", e, req("POST", "/v1/players/"+player+"/consumptions", walkServerToken, big(64<<10+1), "Idempotency-Key", "co-6"), 413},
+		{"a consumption needs the server key", e, req("POST", "/v1/players/"+player+"/consumptions", playerTok, js(`{}`), "Idempotency-Key", "co-7"), 403},
+		{"a consumption needs a token", e, req("POST", "/v1/players/"+player+"/consumptions", "", js(`{}`), "Idempotency-Key", "co-8"), 401},
+		{"an exchange", e, srv("exchanges", "ex-1", `{"source":"craft","reason":"arrows","take":{"currencies":{"gold":5},"items":{"potion":1}},"give":{"items":{"arrow":10}}}`), 201},
+		{"an exchange beyond what is held", e, srv("exchanges", "ex-2", `{"source":"craft","reason":"arrows","take":{"items":{"potion":100}},"give":{"items":{"arrow":10}}}`), 402},
+		{"an exchange of an unknown item", e, srv("exchanges", "ex-3", `{"source":"craft","reason":"arrows","take":{"items":{"zzz":1}},"give":{"items":{"arrow":10}}}`), 404},
+		{"an exchange giving a durable owned", e, srv("exchanges", "ex-4", `{"source":"craft","reason":"x","take":{"currencies":{"gold":1}},"give":{"items":{"sword":1}}}`), 409},
+		{"an exchange needs both sides", e, srv("exchanges", "ex-5", `{"source":"craft","reason":"x","take":{"currencies":{"gold":1}}}`), 400},
+		{"an exchange key with another body", e, srv("exchanges", "ex-1", `{"source":"craft","reason":"arrows","take":{"currencies":{"gold":5}},"give":{"items":{"arrow":10}}}`), 422},
+		{"an exchange body must be JSON", e, srvH("exchanges", "ex-6", `x`, "Content-Type", "text/plain"), 415},
+		{"an exchange body over the limit", e, req("POST", "/v1/players/"+player+"/exchanges", walkServerToken, big(64<<10+1), "Idempotency-Key", "ex-7"), 413},
+		{"an exchange needs the server key", e, req("POST", "/v1/players/"+player+"/exchanges", playerTok, js(`{}`), "Idempotency-Key", "ex-8"), 403},
+		{"an exchange needs a token", e, req("POST", "/v1/players/"+player+"/exchanges", "", js(`{}`), "Idempotency-Key", "ex-9"), 401},
+
+		{"a player consumption", e, req("POST", "/v1/consumptions", playerTok, js(`{"item_id":"arrow","quantity":1}`), "Idempotency-Key", "pc-1"), 201},
+		{"a player consumption replays", e, req("POST", "/v1/consumptions", playerTok, js(`{"item_id":"arrow","quantity":1}`), "Idempotency-Key", "pc-1"), 201},
+		{"a player consumption key with another body", e, req("POST", "/v1/consumptions", playerTok, js(`{"item_id":"arrow","quantity":2}`), "Idempotency-Key", "pc-1"), 422},
+		{"a player consumption of an item not marked so", e, req("POST", "/v1/consumptions", playerTok, js(`{"item_id":"potion","quantity":1}`), "Idempotency-Key", "pc-2"), 409},
+		{"a player consumption beyond what is held", e, req("POST", "/v1/consumptions", playerTok, js(`{"item_id":"arrow","quantity":1000}`), "Idempotency-Key", "pc-3"), 402},
+		{"a player consumption of an unknown item", e, req("POST", "/v1/consumptions", playerTok, js(`{"item_id":"nope","quantity":1}`), "Idempotency-Key", "pc-4"), 404},
+		{"a player consumption needs a quantity", e, req("POST", "/v1/consumptions", playerTok, js(`{"item_id":"arrow"}`), "Idempotency-Key", "pc-5"), 400},
+		{"a player consumption body must be JSON", e, req("POST", "/v1/consumptions", playerTok, js(`x`), "Idempotency-Key", "pc-6", "Content-Type", "text/plain"), 415},
+		{"a player consumption body over the limit", e, req("POST", "/v1/consumptions", playerTok, big(64<<10+1), "Idempotency-Key", "pc-7"), 413},
+		{"a player consumption needs a token", e, req("POST", "/v1/consumptions", "", js(`{}`), "Idempotency-Key", "pc-8"), 401},
+
+		{"the event feed", e, req("GET", "/v1/events?after=0&limit=50", walkServerToken, nil), 200},
+		{"the event feed refuses a bad cursor", e, req("GET", "/v1/events?after=x", walkServerToken, nil), 400},
+		{"the event feed needs the server key", e, req("GET", "/v1/events", playerTok, nil), 403},
+		{"the event feed needs a token", e, req("GET", "/v1/events", "", nil), 401},
 
 		// Admin reads.
 		{"a ledger page", e, adm("GET", "/admin/v1/players/"+player+"/ledger?limit=10", nil), 200},

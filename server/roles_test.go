@@ -81,6 +81,7 @@ func TestEachRoleCanDoExactlyItsRoutes(t *testing.T) {
 		{"GET", "/admin/v1/keys", "", nil, access.RoleAdmin},
 		{"POST", "/admin/v1/keys", `{"name":"made-by-%s","roles":["viewer"]}`, nil, access.RoleAdmin},
 		{"DELETE", "/admin/v1/keys/:key", "", nil, access.RoleAdmin},
+		{"PUT", "/admin/v1/keys/:key/limits", `null`, nil, access.RoleAdmin},
 	}
 
 	t.Run("the table covers every admin route", func(t *testing.T) {

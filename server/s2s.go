@@ -19,8 +19,9 @@ var errServerOnly = newProblem(fiber.StatusForbidden, codeForbidden, "This route
 
 // requireServer accepts the game-server key (COINOP_SERVER_TOKEN) or an
 // admin API key with the server role. Player tokens, the admin token and
-// keys without the role are refused: game servers get read access to every
-// player, nothing more, and nothing else gets it.
+// keys without the role are refused: game servers check and post for every
+// player, and nothing else may. A key's principal is kept in the request's
+// locals, so postings can name it in the ledger.
 func (s *Server) requireServer(c *fiber.Ctx) error {
 	if err := s.limiter.authGate(c); err != nil {
 		return err
@@ -47,6 +48,7 @@ func (s *Server) serverCredential(c *fiber.Ctx) error {
 		if !p.Can(access.RoleServer) {
 			return errServerOnly.with("required_role", access.RoleServer)
 		}
+		c.Locals(localPrincipal, p)
 		return nil
 	}
 	_, notPlayer := s.playerFromToken(token)

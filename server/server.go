@@ -19,6 +19,7 @@ import (
 	"github.com/coinop/coinop/audit"
 	"github.com/coinop/coinop/catalog"
 	"github.com/coinop/coinop/entitlements"
+	"github.com/coinop/coinop/outbox"
 )
 
 // Config holds the server's settings; cmd/coinop fills it from COINOP_*.
@@ -93,6 +94,7 @@ type Server struct {
 	auditLog *audit.Log
 	stores   Stores
 	testers  map[string]struct{}
+	feed     *outbox.Feed
 
 	catalogBody atomic.Pointer[catalogBody]
 	// schemaProblem, when set, says why the database schema cannot serve
@@ -153,6 +155,9 @@ func New(cfg Config, deps Deps) *Server {
 		deps.AuditLog = audit.New(deps.DB)
 	}
 	s.keys, s.auditLog = deps.Keys, deps.AuditLog
+	if deps.DB != nil {
+		s.feed = outbox.NewFeed(deps.DB)
+	}
 	s.metrics = newMetrics(deps.Registry, deps.DB)
 	if deps.Cache != nil {
 		deps.Registry.MustRegister(deps.Cache.Collectors()...)
@@ -224,6 +229,11 @@ func (s *Server) routes() {
 	// must not fall into the player group's middleware.
 	v1.Get("/players/:player_id/entitlements/:item_id", s.requireServer, s.getEntitlementCheck)
 	v1.Post("/entitlements/check", s.requireServer, s.limitBody(1<<20), s.postEntitlementChecks)
+	v1.Get("/events", s.requireServer, s.getEvents)
+	v1.Post("/players/:player_id/awards", s.requireServer, s.limitBody(s.cfg.BodyLimit), s.postMove(entitlements.MoveAward))
+	v1.Post("/players/:player_id/spends", s.requireServer, s.limitBody(s.cfg.BodyLimit), s.postMove(entitlements.MoveSpend))
+	v1.Post("/players/:player_id/consumptions", s.requireServer, s.limitBody(s.cfg.BodyLimit), s.postMove(entitlements.MoveConsume))
+	v1.Post("/players/:player_id/exchanges", s.requireServer, s.limitBody(s.cfg.BodyLimit), s.postMove(entitlements.MoveExchange))
 	// Store notifications authenticate themselves (Apple's signature, Google's
 	// OIDC push token), so they too come before the player group.
 	// Unauthenticated until their signature is checked: limited per IP
@@ -235,6 +245,7 @@ func (s *Server) routes() {
 	player.Get("/wallet", s.getWallet)
 	player.Get("/entitlements", s.getEntitlements)
 	player.Post("/purchases", s.limitBody(s.cfg.BodyLimit), s.postPurchase)
+	player.Post("/consumptions", s.limitBody(s.cfg.BodyLimit), s.postPlayerConsumption)
 	player.Post("/receipts", s.limitBody(receiptBodyLimit), s.postReceipt)
 
 	// The admin API: requireAdmin says who the caller is, allow says what
@@ -268,6 +279,7 @@ func (s *Server) routes() {
 	admin.Get("/keys", keyAdmin, s.getKeys)
 	admin.Post("/keys", keyAdmin, s.limitBody(s.cfg.BodyLimit), s.postKey)
 	admin.Delete("/keys/:key", keyAdmin, s.deleteKey)
+	admin.Put("/keys/:key/limits", keyAdmin, s.limitBody(s.cfg.BodyLimit), s.putKeyLimits)
 
 	app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
 }

@@ -7,10 +7,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -23,14 +25,23 @@ import (
 
 const keysUsage = `usage: coinop keys SUBCOMMAND [--database-url URL]
 
-  create --name NAME --role ROLE[,ROLE...]   make a key; it is printed once, on standard output
+  create --name NAME --role ROLE[,ROLE...] [LIMITS]
+                                             make a key; it is printed once, on standard output
   list [--all]                               list active keys (--all: revoked ones too)
   revoke NAME|ID                             revoke a key; other replicas stop accepting it
                                              within COINOP_KEY_CACHE_TTL
+  limits NAME|ID [LIMITS | --none]           replace a game-server key's limits (--none: remove them)
+
+LIMITS bound what a server key may move with awards, spends, consumptions and
+exchanges (absent: anything):
+  --currencies ID[,ID...]   the currencies it may move ("" for none)
+  --items ID[,ID...]        the items it may move ("" for none)
+  --max-per-posting N       the most of one asset in one posting
+  --budget CUR=N[,CUR=N]    the most of a currency it may give per clock hour (UTC)
 
 Roles: viewer (read the catalog), editor (edit the draft), publisher (publish,
 schedule, roll back), support (player grants, ledgers, audit log), server
-(game-server entitlement checks), admin (keys). editor and publisher can also
+(game-server checks and postings), admin (keys). editor and publisher can also
 read the catalog. --database-url defaults to $COINOP_DATABASE_URL.
 `
 
@@ -54,9 +65,12 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 		name  = fs.String("name", "", "key name (create)")
 		roles rolesFlag
 		all   = fs.Bool("all", false, "include revoked keys (list)")
+		none  = fs.Bool("none", false, "remove the key's limits (limits)")
+		lim   limitFlags
 	)
 	fs.Var(&roles, "role", "role of the key, repeated or comma-separated (create)")
-	if err := fs.Parse(rest); err != nil {
+	lim.register(fs)
+	if err := fs.Parse(interspersed(fs, rest)); err != nil {
 		return exitError{2}
 	}
 	usage := func(msg string) error {
@@ -76,6 +90,10 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 		if fs.NArg() != 1 {
 			return usage("revoke takes one key NAME or ID")
 		}
+	case "limits":
+		if fs.NArg() != 1 || (*none == lim.set(fs)) {
+			return usage("limits takes one key NAME or ID, and limits or --none")
+		}
 	default:
 		return usage("unknown subcommand")
 	}
@@ -94,7 +112,11 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 		if err != nil {
 			return keysError(stderr, err)
 		}
-		key, secret, err := keys.Create(ctx, *name, parsed, by)
+		limits, err := lim.limits(fs)
+		if err != nil {
+			return keysError(stderr, err)
+		}
+		key, secret, err := keys.CreateLimited(ctx, *name, parsed, limits, by)
 		if err != nil {
 			return keysError(stderr, err)
 		}
@@ -118,8 +140,111 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 			return keysError(stderr, err)
 		}
 		fmt.Fprintf(stdout, "revoked key %d %q at %s\n", key.ID, key.Name, key.RevokedAt.Format(time.RFC3339))
+	case "limits":
+		limits, err := lim.limits(fs)
+		if err != nil {
+			return keysError(stderr, err)
+		}
+		key, err := keys.SetLimits(ctx, fs.Arg(0), limits, by)
+		if err != nil {
+			return keysError(stderr, err)
+		}
+		b, _ := json.Marshal(key.Limits)
+		fmt.Fprintf(stdout, "key %d %q limits: %s\n", key.ID, key.Name, b)
 	}
 	return nil
+}
+
+// limitFlags are the LIMITS flags of create and limits.
+type limitFlags struct {
+	currencies, items, budget string
+	maxPerPosting             int64
+}
+
+func (l *limitFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&l.currencies, "currencies", "", "currencies a server key may move, comma-separated")
+	fs.StringVar(&l.items, "items", "", "items a server key may move, comma-separated")
+	fs.Int64Var(&l.maxPerPosting, "max-per-posting", 0, "the most of one asset in one posting")
+	fs.StringVar(&l.budget, "budget", "", "hourly budgets, CUR=N comma-separated")
+}
+
+// set reports whether any LIMITS flag was given.
+func (l *limitFlags) set(fs *flag.FlagSet) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "currencies", "items", "max-per-posting", "budget":
+			given = true
+		}
+	})
+	return given
+}
+
+// limits returns the limits the flags describe, nil when none was given.
+func (l *limitFlags) limits(fs *flag.FlagSet) (*access.Limits, error) {
+	if !l.set(fs) {
+		return nil, nil
+	}
+	out := &access.Limits{MaxPerPosting: l.maxPerPosting}
+	list := func(v string) []string {
+		ids := []string{}
+		for _, id := range strings.Split(v, ",") {
+			if id = strings.TrimSpace(id); id != "" {
+				ids = append(ids, id)
+			}
+		}
+		return ids
+	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "currencies":
+			out.Currencies = list(l.currencies)
+		case "items":
+			out.Items = list(l.items)
+		}
+	})
+	for _, pair := range list(l.budget) {
+		cur, n, ok := strings.Cut(pair, "=")
+		amount, err := strconv.ParseInt(n, 10, 64)
+		if !ok || err != nil {
+			return nil, &access.InvalidError{Field: "budget", Message: fmt.Sprintf("%q is not CURRENCY=AMOUNT", pair)}
+		}
+		if out.HourlyBudget == nil {
+			out.HourlyBudget = map[string]int64{}
+		}
+		out.HourlyBudget[cur] = amount
+	}
+	return out, out.Validate()
+}
+
+// interspersed moves the positional arguments after the flags, so
+// "limits NAME --currencies gold" parses like "limits --currencies gold NAME".
+func interspersed(fs *flag.FlagSet, args []string) []string {
+	var flags, positional []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			positional = append(positional, args[i+1:]...)
+			break
+		}
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			positional = append(positional, a)
+			continue
+		}
+		flags = append(flags, a)
+		name := strings.TrimLeft(a, "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		if f := fs.Lookup(name); f != nil && i+1 < len(args) {
+			if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+				continue
+			}
+			flags = append(flags, args[i+1])
+			i++
+		}
+	}
+	return append(flags, positional...)
 }
 
 // keysError prints a refusal (bad input, unknown key, taken name) plainly

@@ -191,7 +191,12 @@ func (e LedgerEntryAssetType) Valid() bool {
 // Defines values for LedgerTransactionKind.
 const (
 	LedgerTransactionKindAdminGrant    LedgerTransactionKind = "admin_grant"
+	LedgerTransactionKindAward         LedgerTransactionKind = "award"
+	LedgerTransactionKindConsume       LedgerTransactionKind = "consume"
+	LedgerTransactionKindExchange      LedgerTransactionKind = "exchange"
+	LedgerTransactionKindPlayerConsume LedgerTransactionKind = "player_consume"
 	LedgerTransactionKindPurchase      LedgerTransactionKind = "purchase"
+	LedgerTransactionKindSpend         LedgerTransactionKind = "spend"
 	LedgerTransactionKindStorePurchase LedgerTransactionKind = "store_purchase"
 	LedgerTransactionKindStoreRefund   LedgerTransactionKind = "store_refund"
 )
@@ -201,7 +206,17 @@ func (e LedgerTransactionKind) Valid() bool {
 	switch e {
 	case LedgerTransactionKindAdminGrant:
 		return true
+	case LedgerTransactionKindAward:
+		return true
+	case LedgerTransactionKindConsume:
+		return true
+	case LedgerTransactionKindExchange:
+		return true
+	case LedgerTransactionKindPlayerConsume:
+		return true
 	case LedgerTransactionKindPurchase:
+		return true
+	case LedgerTransactionKindSpend:
 		return true
 	case LedgerTransactionKindStorePurchase:
 		return true
@@ -251,6 +266,8 @@ func (e ProblemAssetType) Valid() bool {
 // Defines values for ProblemCode.
 const (
 	ProblemCodeAlreadyOwned                ProblemCode = "already_owned"
+	ProblemCodeAssetNotAllowed             ProblemCode = "asset_not_allowed"
+	ProblemCodeBudgetExceeded              ProblemCode = "budget_exceeded"
 	ProblemCodeCatalogEntityNotFound       ProblemCode = "catalog_entity_not_found"
 	ProblemCodeCatalogInvalid              ProblemCode = "catalog_invalid"
 	ProblemCodeCatalogNotPublished         ProblemCode = "catalog_not_published"
@@ -269,7 +286,9 @@ const (
 	ProblemCodeKeyNotFound                 ProblemCode = "key_not_found"
 	ProblemCodeLimitExceeded               ProblemCode = "limit_exceeded"
 	ProblemCodeMethodNotAllowed            ProblemCode = "method_not_allowed"
+	ProblemCodeNotConsumable               ProblemCode = "not_consumable"
 	ProblemCodeNotFound                    ProblemCode = "not_found"
+	ProblemCodePostingTooLarge             ProblemCode = "posting_too_large"
 	ProblemCodePreconditionFailed          ProblemCode = "precondition_failed"
 	ProblemCodePriceMismatch               ProblemCode = "price_mismatch"
 	ProblemCodeRateLimited                 ProblemCode = "rate_limited"
@@ -289,6 +308,10 @@ const (
 func (e ProblemCode) Valid() bool {
 	switch e {
 	case ProblemCodeAlreadyOwned:
+		return true
+	case ProblemCodeAssetNotAllowed:
+		return true
+	case ProblemCodeBudgetExceeded:
 		return true
 	case ProblemCodeCatalogEntityNotFound:
 		return true
@@ -326,7 +349,11 @@ func (e ProblemCode) Valid() bool {
 		return true
 	case ProblemCodeMethodNotAllowed:
 		return true
+	case ProblemCodeNotConsumable:
+		return true
 	case ProblemCodeNotFound:
+		return true
+	case ProblemCodePostingTooLarge:
 		return true
 	case ProblemCodePreconditionFailed:
 		return true
@@ -569,6 +596,30 @@ func (e Role) Valid() bool {
 	}
 }
 
+// Defines values for ServerPostingResultKind.
+const (
+	ServerPostingResultKindAward    ServerPostingResultKind = "award"
+	ServerPostingResultKindConsume  ServerPostingResultKind = "consume"
+	ServerPostingResultKindExchange ServerPostingResultKind = "exchange"
+	ServerPostingResultKindSpend    ServerPostingResultKind = "spend"
+)
+
+// Valid indicates whether the value is a known member of the ServerPostingResultKind enum.
+func (e ServerPostingResultKind) Valid() bool {
+	switch e {
+	case ServerPostingResultKindAward:
+		return true
+	case ServerPostingResultKindConsume:
+		return true
+	case ServerPostingResultKindExchange:
+		return true
+	case ServerPostingResultKindSpend:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for StoreNotificationStatus.
 const (
 	StoreNotificationStatusFailed    StoreNotificationStatus = "failed"
@@ -734,7 +785,10 @@ type AdminKey struct {
 	CreatedBy  string     `json:"created_by"`
 	Id         int64      `json:"id"`
 	LastUsedAt *time.Time `json:"last_used_at"`
-	Name       string     `json:"name"`
+
+	// Limits The limits of a game-server key; null means none.
+	Limits *KeyLimits `json:"limits,omitempty"`
+	Name   string     `json:"name"`
 
 	// Prefix The key's first characters, to recognise it.
 	Prefix    string     `json:"prefix"`
@@ -788,6 +842,21 @@ type AuditLogPage struct {
 type AuditReport struct {
 	Checks []AuditCheck `json:"checks"`
 	Ok     bool         `json:"ok"`
+}
+
+// AwardRequest At least one of currencies and items must be non-empty.
+type AwardRequest struct {
+	// Currencies Currency ids → amount to give.
+	Currencies *map[string]Amount `json:"currencies,omitempty"`
+
+	// Items Item ids (not bundles) → quantity to give.
+	Items *map[string]Amount `json:"items,omitempty"`
+
+	// Reason Why; trimmed, 1-200 characters; recorded in the ledger.
+	Reason string `json:"reason"`
+
+	// Source What caused the posting (match id, quest id); trimmed, 1-200 characters; recorded in the ledger.
+	Source string `json:"source"`
 }
 
 // Balances Currency id → balance.
@@ -864,6 +933,18 @@ type CatalogResponse struct {
 	// Locale Present when the client asked for a locale (locale, Accept-Language) and the strings are known to be in one; the matched locale, or default_locale when the defaults were served.
 	Locale  *string `json:"locale,omitempty"`
 	Version int64   `json:"version"`
+}
+
+// ConsumeRequest defines model for ConsumeRequest.
+type ConsumeRequest struct {
+	// Items Item ids → quantity to take; at least one.
+	Items *map[string]Amount `json:"items"`
+
+	// Reason Why; trimmed, 1-200 characters; recorded in the ledger.
+	Reason string `json:"reason"`
+
+	// Source What caused the posting (match id, quest id); trimmed, 1-200 characters; recorded in the ledger.
+	Source string `json:"source"`
 }
 
 // Currency defines model for Currency.
@@ -983,10 +1064,11 @@ type DraftItem struct {
 	// Kind `durable` or `consumable` once valid; empty while unset.
 	//
 	// Examples: durable, consumable
-	Kind         *string       `json:"kind,omitempty"`
-	MaxPerPlayer *int64        `json:"max_per_player,omitempty"`
-	Name         *string       `json:"name,omitempty"`
-	Prices       *[]DraftPrice `json:"prices,omitempty"`
+	Kind             *string       `json:"kind,omitempty"`
+	MaxPerPlayer     *int64        `json:"max_per_player,omitempty"`
+	Name             *string       `json:"name,omitempty"`
+	PlayerConsumable *bool         `json:"player_consumable,omitempty"`
+	Prices           *[]DraftPrice `json:"prices,omitempty"`
 }
 
 // DraftPrice defines model for DraftPrice.
@@ -1109,6 +1191,57 @@ type EntityChangeChange string
 // EntityChangeSection defines model for EntityChange.Section.
 type EntityChangeSection string
 
+// Event defines model for Event.
+type Event struct {
+	CreatedAt time.Time `json:"created_at"`
+
+	// Data For `ledger.*`: ledger_transaction_id, player_id, kind, reference,
+	// changes (asset_type, asset_id, delta per asset the player's
+	// holdings moved by) and result (the posting's own answer, as its
+	// route returned it). For `catalog.published`: version, note,
+	// live_at, status (live or scheduled), source_version (a rollback's),
+	// created_by.
+	Data map[string]interface{} `json:"data"`
+
+	// Id Stable and increasing in commit order; de-duplicate on it.
+	Id int64 `json:"id"`
+
+	// PlayerId The player of a posting; null for catalog events.
+	PlayerId *string `json:"player_id"`
+
+	// Type `ledger.<kind>` for a posting, `catalog.published` for a publish.
+	//
+	// Examples: ledger.purchase, ledger.award, catalog.published
+	Type string `json:"type"`
+}
+
+// ExchangeRequest Both sides need at least one currency or item; no asset on both sides.
+type ExchangeRequest struct {
+	// Give What the exchange gives the player.
+	Give struct {
+		// Currencies Currency ids → amount.
+		Currencies *map[string]Amount `json:"currencies,omitempty"`
+
+		// Items Item ids → quantity.
+		Items *map[string]Amount `json:"items,omitempty"`
+	} `json:"give"`
+
+	// Reason Why; trimmed, 1-200 characters; recorded in the ledger.
+	Reason string `json:"reason"`
+
+	// Source What caused the posting (match id, quest id); trimmed, 1-200 characters; recorded in the ledger.
+	Source string `json:"source"`
+
+	// Take What the exchange takes from the player.
+	Take struct {
+		// Currencies Currency ids → amount.
+		Currencies *map[string]Amount `json:"currencies,omitempty"`
+
+		// Items Item ids → quantity.
+		Items *map[string]Amount `json:"items,omitempty"`
+	} `json:"take"`
+}
+
 // GrantRequest At least one of currencies and items must be non-empty.
 type GrantRequest struct {
 	// Currencies Currency ids → amount; null or absent means none.
@@ -1177,6 +1310,9 @@ type Item struct {
 	Metadata *map[string]interface{} `json:"metadata,omitempty"`
 	Name     string                  `json:"name"`
 
+	// PlayerConsumable Consumables only; players may use the item up themselves (POST /v1/consumptions). Omitted means no.
+	PlayerConsumable *bool `json:"player_consumable,omitempty"`
+
 	// Prices At most one price per currency, each in a known currency.
 	Prices []Price   `json:"prices"`
 	Tags   *[]string `json:"tags,omitempty"`
@@ -1184,6 +1320,27 @@ type Item struct {
 
 // ItemKind A durable is owned at most once; a consumable stacks.
 type ItemKind string
+
+// KeyLimits What a game-server key may move (server postings only). Checked on
+// every award, spend, consumption and exchange the key sends; the
+// hourly budget in the posting's own transaction, so concurrent
+// postings can never overspend it.
+type KeyLimits struct {
+	// Currencies Currencies the key may move; null or absent means any, [] none.
+	Currencies *[]Id `json:"currencies,omitempty"`
+
+	// HourlyBudget Currency → the most the key may give players (awards, an
+	// exchange's give side) per clock hour, UTC. Spending and
+	// consumption take nothing from it. A currency must be one the key
+	// may move.
+	HourlyBudget *map[string]Amount `json:"hourly_budget,omitempty"`
+
+	// Items Items the key may move; null or absent means any, [] none.
+	Items *[]Id `json:"items,omitempty"`
+
+	// MaxPerPosting The most of any one asset in one posting; 0 or absent means no cap.
+	MaxPerPosting *int64 `json:"max_per_posting,omitempty"`
+}
 
 // LedgerEntry defines model for LedgerEntry.
 type LedgerEntry struct {
@@ -1283,6 +1440,9 @@ type Problem struct {
 	// Balance On insufficient_funds, the current balance.
 	Balance *int64 `json:"balance,omitempty"`
 
+	// Budget budget_exceeded, the key's hourly budget for the currency.
+	Budget *int64 `json:"budget,omitempty"`
+
 	// Code Stable problem codes (server/errors.go and entitlements/errors.go).
 	// Status per code: invalid_request 400, idempotency_key_missing 400,
 	// unauthenticated 401, insufficient_funds 402, forbidden 403,
@@ -1322,6 +1482,9 @@ type Problem struct {
 	// Max On already_owned and limit_exceeded, the most the player may hold.
 	Max *int64 `json:"max,omitempty"`
 
+	// MaxPerPosting posting_too_large, the key's most per posting.
+	MaxPerPosting *int64 `json:"max_per_posting,omitempty"`
+
 	// PendingVersions On schedule_conflict, the scheduled versions that would never go live.
 	PendingVersions *[]VersionInfo `json:"pending_versions,omitempty"`
 
@@ -1337,9 +1500,15 @@ type Problem struct {
 	// RequestId On 5xx problems; find the error in the logs with it.
 	RequestId *string `json:"request_id,omitempty"`
 
+	// Requested budget_exceeded and posting_too_large, what the posting asked for.
+	Requested *int64 `json:"requested,omitempty"`
+
 	// Required On insufficient_funds, the amount needed.
 	Required     *int64 `json:"required,omitempty"`
 	RequiredRole *Role  `json:"required_role,omitempty"`
+
+	// ResetsAt budget_exceeded, when the budget frees (the next clock hour, UTC).
+	ResetsAt *time.Time `json:"resets_at,omitempty"`
 
 	// Status The HTTP status.
 	Status int `json:"status"`
@@ -1353,7 +1522,10 @@ type Problem struct {
 	Type string `json:"type"`
 
 	// Unknown On a grant's item_not_found, the unknown keys like "currencies.zzz" or "items.x".
-	Unknown              *[]string              `json:"unknown,omitempty"`
+	Unknown *[]string `json:"unknown,omitempty"`
+
+	// Used budget_exceeded, what the key has given of it this hour.
+	Used                 *int64                 `json:"used,omitempty"`
 	AdditionalProperties map[string]interface{} `json:"-"`
 }
 
@@ -1547,6 +1719,42 @@ type SchemaStatus struct {
 	Ok        bool     `json:"ok"`
 }
 
+// ServerPostingResult defines model for ServerPostingResult.
+type ServerPostingResult struct {
+	// Balances Currency id → balance.
+	Balances Balances `json:"balances"`
+
+	// Entitlements New totals of the items this posting gave or took (a total may be 0 after a consumption).
+	Entitlements []struct {
+		ItemId   string `json:"item_id"`
+		Quantity int64  `json:"quantity"`
+	} `json:"entitlements"`
+
+	// Kind The ledger kind of the posting.
+	Kind     ServerPostingResultKind `json:"kind"`
+	PlayerId string                  `json:"player_id"`
+
+	// PostingId UUIDv7; the `reference` of the ledger transaction.
+	PostingId openapi_types.UUID `json:"posting_id"`
+	Reason    string             `json:"reason"`
+	Source    string             `json:"source"`
+}
+
+// ServerPostingResultKind The ledger kind of the posting.
+type ServerPostingResultKind string
+
+// SpendRequest defines model for SpendRequest.
+type SpendRequest struct {
+	// Currencies Currency ids → amount to take; at least one.
+	Currencies *map[string]Amount `json:"currencies"`
+
+	// Reason Why; trimmed, 1-200 characters; recorded in the ledger.
+	Reason string `json:"reason"`
+
+	// Source What caused the posting (match id, quest id); trimmed, 1-200 characters; recorded in the ledger.
+	Source string `json:"source"`
+}
+
 // StoreNotification defines model for StoreNotification.
 type StoreNotification struct {
 	Attempts *int `json:"attempts,omitempty"`
@@ -1699,6 +1907,26 @@ type IdempotencyKeyReused = Problem
 // Internal RFC 9457 problem details. Extension members sit at the top level;
 // which ones appear depends on `code`.
 type Internal = Problem
+
+// PostingConflict RFC 9457 problem details. Extension members sit at the top level;
+// which ones appear depends on `code`.
+type PostingConflict = Problem
+
+// PostingForbidden RFC 9457 problem details. Extension members sit at the top level;
+// which ones appear depends on `code`.
+type PostingForbidden = Problem
+
+// PostingInsufficientFunds RFC 9457 problem details. Extension members sit at the top level;
+// which ones appear depends on `code`.
+type PostingInsufficientFunds = Problem
+
+// PostingTooMany RFC 9457 problem details. Extension members sit at the top level;
+// which ones appear depends on `code`.
+type PostingTooMany = Problem
+
+// PostingUnknownIds RFC 9457 problem details. Extension members sit at the top level;
+// which ones appear depends on `code`.
+type PostingUnknownIds = Problem
 
 // PreconditionFailed RFC 9457 problem details. Extension members sit at the top level;
 // which ones appear depends on `code`.
@@ -1995,6 +2223,9 @@ type ListKeysParams struct {
 
 // CreateKeyJSONBody defines parameters for CreateKey.
 type CreateKeyJSONBody struct {
+	// Limits Limits of a game-server key; absent or null means none.
+	Limits *KeyLimits `json:"limits,omitempty"`
+
 	// Name Not all digits.
 	Name  string `json:"name"`
 	Roles []Role `json:"roles"`
@@ -2008,6 +2239,15 @@ type CreateKeyParams struct {
 
 // RevokeKeyParams defines parameters for RevokeKey.
 type RevokeKeyParams struct {
+	// XRequestId Your request id, echoed back when it is 1-128 printable ASCII characters; any other value is replaced by a new UUID (never refused).
+	XRequestId *XRequestId `json:"X-Request-Id,omitempty"`
+}
+
+// PutKeyLimitsJSONBody defines parameters for PutKeyLimits.
+type PutKeyLimitsJSONBody = KeyLimits
+
+// PutKeyLimitsParams defines parameters for PutKeyLimits.
+type PutKeyLimitsParams struct {
 	// XRequestId Your request id, echoed back when it is 1-128 printable ASCII characters; any other value is replaced by a new UUID (never refused).
 	XRequestId *XRequestId `json:"X-Request-Id,omitempty"`
 }
@@ -2143,6 +2383,25 @@ type GetCatalogParams struct {
 	XRequestId *XRequestId `json:"X-Request-Id,omitempty"`
 }
 
+// PostPlayerConsumptionJSONBody defines parameters for PostPlayerConsumption.
+type PostPlayerConsumptionJSONBody struct {
+	// ItemId 1-64 characters from a-z, 0-9, '_', '.' and '-', starting with a letter or digit.
+	ItemId   Id     `json:"item_id"`
+	Quantity Amount `json:"quantity"`
+}
+
+// PostPlayerConsumptionParams defines parameters for PostPlayerConsumption.
+type PostPlayerConsumptionParams struct {
+	// IdempotencyKey Unique per intended change; reuse it on every retry of that change.
+	// 1-255 printable characters without spaces (a UUID is a good choice).
+	// Scoped to (player, route). Missing: 400 `idempotency_key_missing`;
+	// malformed: 400 `invalid_request`.
+	IdempotencyKey IdempotencyKey `json:"Idempotency-Key"`
+
+	// XRequestId Your request id, echoed back when it is 1-128 printable ASCII characters; any other value is replaced by a new UUID (never refused).
+	XRequestId *XRequestId `json:"X-Request-Id,omitempty"`
+}
+
 // GetEntitlementsParams defines parameters for GetEntitlements.
 type GetEntitlementsParams struct {
 	// XRequestId Your request id, echoed back when it is 1-128 printable ASCII characters; any other value is replaced by a new UUID (never refused).
@@ -2155,8 +2414,69 @@ type PostEntitlementChecksParams struct {
 	XRequestId *XRequestId `json:"X-Request-Id,omitempty"`
 }
 
+// GetEventsParams defines parameters for GetEvents.
+type GetEventsParams struct {
+	// After Return events with ids above this; default 0.
+	After *int64 `form:"after,omitempty" json:"after,omitempty"`
+	Limit *int   `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Wait Seconds to wait for an event when there is none yet; 0-30, default 0.
+	Wait *int `form:"wait,omitempty" json:"wait,omitempty"`
+
+	// XRequestId Your request id, echoed back when it is 1-128 printable ASCII characters; any other value is replaced by a new UUID (never refused).
+	XRequestId *XRequestId `json:"X-Request-Id,omitempty"`
+}
+
+// PostAwardParams defines parameters for PostAward.
+type PostAwardParams struct {
+	// IdempotencyKey Unique per intended change; reuse it on every retry of that change.
+	// 1-255 printable characters without spaces (a UUID is a good choice).
+	// Scoped to (player, route). Missing: 400 `idempotency_key_missing`;
+	// malformed: 400 `invalid_request`.
+	IdempotencyKey IdempotencyKey `json:"Idempotency-Key"`
+
+	// XRequestId Your request id, echoed back when it is 1-128 printable ASCII characters; any other value is replaced by a new UUID (never refused).
+	XRequestId *XRequestId `json:"X-Request-Id,omitempty"`
+}
+
+// PostConsumptionParams defines parameters for PostConsumption.
+type PostConsumptionParams struct {
+	// IdempotencyKey Unique per intended change; reuse it on every retry of that change.
+	// 1-255 printable characters without spaces (a UUID is a good choice).
+	// Scoped to (player, route). Missing: 400 `idempotency_key_missing`;
+	// malformed: 400 `invalid_request`.
+	IdempotencyKey IdempotencyKey `json:"Idempotency-Key"`
+
+	// XRequestId Your request id, echoed back when it is 1-128 printable ASCII characters; any other value is replaced by a new UUID (never refused).
+	XRequestId *XRequestId `json:"X-Request-Id,omitempty"`
+}
+
 // GetEntitlementCheckParams defines parameters for GetEntitlementCheck.
 type GetEntitlementCheckParams struct {
+	// XRequestId Your request id, echoed back when it is 1-128 printable ASCII characters; any other value is replaced by a new UUID (never refused).
+	XRequestId *XRequestId `json:"X-Request-Id,omitempty"`
+}
+
+// PostExchangeParams defines parameters for PostExchange.
+type PostExchangeParams struct {
+	// IdempotencyKey Unique per intended change; reuse it on every retry of that change.
+	// 1-255 printable characters without spaces (a UUID is a good choice).
+	// Scoped to (player, route). Missing: 400 `idempotency_key_missing`;
+	// malformed: 400 `invalid_request`.
+	IdempotencyKey IdempotencyKey `json:"Idempotency-Key"`
+
+	// XRequestId Your request id, echoed back when it is 1-128 printable ASCII characters; any other value is replaced by a new UUID (never refused).
+	XRequestId *XRequestId `json:"X-Request-Id,omitempty"`
+}
+
+// PostSpendParams defines parameters for PostSpend.
+type PostSpendParams struct {
+	// IdempotencyKey Unique per intended change; reuse it on every retry of that change.
+	// 1-255 printable characters without spaces (a UUID is a good choice).
+	// Scoped to (player, route). Missing: 400 `idempotency_key_missing`;
+	// malformed: 400 `invalid_request`.
+	IdempotencyKey IdempotencyKey `json:"Idempotency-Key"`
+
 	// XRequestId Your request id, echoed back when it is 1-128 printable ASCII characters; any other value is replaced by a new UUID (never refused).
 	XRequestId *XRequestId `json:"X-Request-Id,omitempty"`
 }
@@ -2243,11 +2563,29 @@ type RollbackCatalogJSONRequestBody = RollbackRequest
 // CreateKeyJSONRequestBody defines body for CreateKey for application/json ContentType.
 type CreateKeyJSONRequestBody CreateKeyJSONBody
 
+// PutKeyLimitsJSONRequestBody defines body for PutKeyLimits for application/json ContentType.
+type PutKeyLimitsJSONRequestBody = PutKeyLimitsJSONBody
+
 // PostGrantJSONRequestBody defines body for PostGrant for application/json ContentType.
 type PostGrantJSONRequestBody = GrantRequest
 
+// PostPlayerConsumptionJSONRequestBody defines body for PostPlayerConsumption for application/json ContentType.
+type PostPlayerConsumptionJSONRequestBody PostPlayerConsumptionJSONBody
+
 // PostEntitlementChecksJSONRequestBody defines body for PostEntitlementChecks for application/json ContentType.
 type PostEntitlementChecksJSONRequestBody = EntitlementChecksRequest
+
+// PostAwardJSONRequestBody defines body for PostAward for application/json ContentType.
+type PostAwardJSONRequestBody = AwardRequest
+
+// PostConsumptionJSONRequestBody defines body for PostConsumption for application/json ContentType.
+type PostConsumptionJSONRequestBody = ConsumeRequest
+
+// PostExchangeJSONRequestBody defines body for PostExchange for application/json ContentType.
+type PostExchangeJSONRequestBody = ExchangeRequest
+
+// PostSpendJSONRequestBody defines body for PostSpend for application/json ContentType.
+type PostSpendJSONRequestBody = SpendRequest
 
 // PostPurchaseJSONRequestBody defines body for PostPurchase for application/json ContentType.
 type PostPurchaseJSONRequestBody = PurchaseRequest
@@ -2326,6 +2664,14 @@ func (a *Problem) UnmarshalJSON(b []byte) error {
 		delete(object, "balance")
 	}
 
+	if raw, found := object["budget"]; found {
+		err = json.Unmarshal(raw, &a.Budget)
+		if err != nil {
+			return fmt.Errorf("error reading 'budget': %w", err)
+		}
+		delete(object, "budget")
+	}
+
 	if raw, found := object["code"]; found {
 		err = json.Unmarshal(raw, &a.Code)
 		if err != nil {
@@ -2390,6 +2736,14 @@ func (a *Problem) UnmarshalJSON(b []byte) error {
 		delete(object, "max")
 	}
 
+	if raw, found := object["max_per_posting"]; found {
+		err = json.Unmarshal(raw, &a.MaxPerPosting)
+		if err != nil {
+			return fmt.Errorf("error reading 'max_per_posting': %w", err)
+		}
+		delete(object, "max_per_posting")
+	}
+
 	if raw, found := object["pending_versions"]; found {
 		err = json.Unmarshal(raw, &a.PendingVersions)
 		if err != nil {
@@ -2430,6 +2784,14 @@ func (a *Problem) UnmarshalJSON(b []byte) error {
 		delete(object, "request_id")
 	}
 
+	if raw, found := object["requested"]; found {
+		err = json.Unmarshal(raw, &a.Requested)
+		if err != nil {
+			return fmt.Errorf("error reading 'requested': %w", err)
+		}
+		delete(object, "requested")
+	}
+
 	if raw, found := object["required"]; found {
 		err = json.Unmarshal(raw, &a.Required)
 		if err != nil {
@@ -2444,6 +2806,14 @@ func (a *Problem) UnmarshalJSON(b []byte) error {
 			return fmt.Errorf("error reading 'required_role': %w", err)
 		}
 		delete(object, "required_role")
+	}
+
+	if raw, found := object["resets_at"]; found {
+		err = json.Unmarshal(raw, &a.ResetsAt)
+		if err != nil {
+			return fmt.Errorf("error reading 'resets_at': %w", err)
+		}
+		delete(object, "resets_at")
 	}
 
 	if raw, found := object["status"]; found {
@@ -2476,6 +2846,14 @@ func (a *Problem) UnmarshalJSON(b []byte) error {
 			return fmt.Errorf("error reading 'unknown': %w", err)
 		}
 		delete(object, "unknown")
+	}
+
+	if raw, found := object["used"]; found {
+		err = json.Unmarshal(raw, &a.Used)
+		if err != nil {
+			return fmt.Errorf("error reading 'used': %w", err)
+		}
+		delete(object, "used")
 	}
 
 	if len(object) != 0 {
@@ -2529,6 +2907,13 @@ func (a Problem) MarshalJSON() ([]byte, error) {
 		object["balance"], err = json.Marshal(a.Balance)
 		if err != nil {
 			return nil, fmt.Errorf("error marshaling 'balance': %w", err)
+		}
+	}
+
+	if a.Budget != nil {
+		object["budget"], err = json.Marshal(a.Budget)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'budget': %w", err)
 		}
 	}
 
@@ -2586,6 +2971,13 @@ func (a Problem) MarshalJSON() ([]byte, error) {
 		}
 	}
 
+	if a.MaxPerPosting != nil {
+		object["max_per_posting"], err = json.Marshal(a.MaxPerPosting)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'max_per_posting': %w", err)
+		}
+	}
+
 	if a.PendingVersions != nil {
 		object["pending_versions"], err = json.Marshal(a.PendingVersions)
 		if err != nil {
@@ -2621,6 +3013,13 @@ func (a Problem) MarshalJSON() ([]byte, error) {
 		}
 	}
 
+	if a.Requested != nil {
+		object["requested"], err = json.Marshal(a.Requested)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'requested': %w", err)
+		}
+	}
+
 	if a.Required != nil {
 		object["required"], err = json.Marshal(a.Required)
 		if err != nil {
@@ -2632,6 +3031,13 @@ func (a Problem) MarshalJSON() ([]byte, error) {
 		object["required_role"], err = json.Marshal(a.RequiredRole)
 		if err != nil {
 			return nil, fmt.Errorf("error marshaling 'required_role': %w", err)
+		}
+	}
+
+	if a.ResetsAt != nil {
+		object["resets_at"], err = json.Marshal(a.ResetsAt)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'resets_at': %w", err)
 		}
 	}
 
@@ -2654,6 +3060,13 @@ func (a Problem) MarshalJSON() ([]byte, error) {
 		object["unknown"], err = json.Marshal(a.Unknown)
 		if err != nil {
 			return nil, fmt.Errorf("error marshaling 'unknown': %w", err)
+		}
+	}
+
+	if a.Used != nil {
+		object["used"], err = json.Marshal(a.Used)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'used': %w", err)
 		}
 	}
 
@@ -3505,6 +3918,30 @@ type ClientInterface interface {
 	// Corresponds with DELETE /admin/v1/keys/{key} (the `RevokeKey` operationId).
 	RevokeKey(ctx context.Context, key string, params *RevokeKeyParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// PutKeyLimitsWithBody Replace the limits of a game-server key
+	//
+	// By name, or by id when the segment is a number; a body of `null`
+	// removes the limits. Recorded in the audit log as `key.limits` with
+	// the key before and after. This replica applies the change at once,
+	// the others within COINOP_KEY_CACHE_TTL. Role admin.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /admin/v1/keys/{key}/limits (the `PutKeyLimits` operationId).
+	PutKeyLimitsWithBody(ctx context.Context, key string, params *PutKeyLimitsParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PutKeyLimits Replace the limits of a game-server key
+	//
+	// By name, or by id when the segment is a number; a body of `null`
+	// removes the limits. Recorded in the audit log as `key.limits` with
+	// the key before and after. This replica applies the change at once,
+	// the others within COINOP_KEY_CACHE_TTL. Role admin.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /admin/v1/keys/{key}/limits (the `PutKeyLimits` operationId).
+	PutKeyLimits(ctx context.Context, key string, params *PutKeyLimitsParams, body PutKeyLimitsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetMe Who the caller is and what it may do
 	//
 	// Any admin API key or the bootstrap token (no particular role). `can`
@@ -3655,6 +4092,36 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/catalog (the `GetCatalog` operationId).
 	GetCatalog(ctx context.Context, params *GetCatalogParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// PostPlayerConsumptionWithBody Use up an item the player holds, exactly once
+	//
+	// For client-authoritative games: the player uses up `quantity` of an
+	// item the live catalog marks `player_consumable` (off unless set).
+	// Takes the item to `system:consumption` (ledger kind
+	// `player_consume`). Idempotency is as for purchases: the key is scoped
+	// to (player, this route) and fingerprinted over `item_id` and
+	// `quantity`; 402/404/409 rejections are stored and replayed.
+	// `entitlements` in the answer says how many are left (possibly 0).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/consumptions (the `PostPlayerConsumption` operationId).
+	PostPlayerConsumptionWithBody(ctx context.Context, params *PostPlayerConsumptionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostPlayerConsumption Use up an item the player holds, exactly once
+	//
+	// For client-authoritative games: the player uses up `quantity` of an
+	// item the live catalog marks `player_consumable` (off unless set).
+	// Takes the item to `system:consumption` (ledger kind
+	// `player_consume`). Idempotency is as for purchases: the key is scoped
+	// to (player, this route) and fingerprinted over `item_id` and
+	// `quantity`; 402/404/409 rejections are stored and replayed.
+	// `entitlements` in the answer says how many are left (possibly 0).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/consumptions (the `PostPlayerConsumption` operationId).
+	PostPlayerConsumption(ctx context.Context, params *PostPlayerConsumptionParams, body PostPlayerConsumptionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetEntitlements The items the player holds
 	//
 	// Items with a positive quantity, sorted by item id.
@@ -3688,6 +4155,89 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/entitlements/check (the `PostEntitlementChecks` operationId).
 	PostEntitlementChecks(ctx context.Context, params *PostEntitlementChecksParams, body PostEntitlementChecksJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetEvents The event feed, after a cursor
+	//
+	// Every posting that moved holdings (type `ledger.<kind>`: purchase,
+	// admin_grant, award, spend, consume, exchange, player_consume,
+	// store_purchase, store_refund) and every catalog publish
+	// (`catalog.published`) is an event, written in the change's own
+	// transaction: no event for a change rolled back, no change without
+	// its event. Events are returned in commit order; pass the answer's
+	// `next_after` as `after` to read on. Ids are stable: delivery is
+	// at least once, so de-duplicate on `id`. With `wait`, a request
+	// with nothing to return waits up to that many seconds for an event.
+	//
+	// Corresponds with GET /v1/events (the `GetEvents` operationId).
+	GetEvents(ctx context.Context, params *GetEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostAwardWithBody Award currencies and items to a player, exactly once
+	//
+	// Credits the player from `system:awards` (ledger kind `award`): a match
+	// reward, a quest's loot. Durable items (at most one) and `max_per_player`
+	// apply as for purchases.
+	//
+	// Idempotency is as for purchases: the key is scoped to (player_id,
+	// this route) and fingerprinted over `source`, `reason` (both trimmed)
+	// and the amounts; 402/404/409 rejections are stored and replayed.
+	// Unknown currencies and items are `item_not_found` with the offending
+	// keys in `unknown`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/players/{player_id}/awards (the `PostAward` operationId).
+	PostAwardWithBody(ctx context.Context, playerId PlayerID, params *PostAwardParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostAward Award currencies and items to a player, exactly once
+	//
+	// Credits the player from `system:awards` (ledger kind `award`): a match
+	// reward, a quest's loot. Durable items (at most one) and `max_per_player`
+	// apply as for purchases.
+	//
+	// Idempotency is as for purchases: the key is scoped to (player_id,
+	// this route) and fingerprinted over `source`, `reason` (both trimmed)
+	// and the amounts; 402/404/409 rejections are stored and replayed.
+	// Unknown currencies and items are `item_not_found` with the offending
+	// keys in `unknown`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/players/{player_id}/awards (the `PostAward` operationId).
+	PostAward(ctx context.Context, playerId PlayerID, params *PostAwardParams, body PostAwardJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostConsumptionWithBody Use up a player's items, exactly once
+	//
+	// Takes items from the player to `system:consumption` (ledger kind
+	// `consume`): the potion the player drank. `entitlements` in the answer
+	// says how many of each consumed item are left (possibly 0).
+	//
+	// Idempotency is as for purchases: the key is scoped to (player_id,
+	// this route) and fingerprinted over `source`, `reason` (both trimmed)
+	// and the amounts; 402/404/409 rejections are stored and replayed.
+	// Unknown currencies and items are `item_not_found` with the offending
+	// keys in `unknown`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/players/{player_id}/consumptions (the `PostConsumption` operationId).
+	PostConsumptionWithBody(ctx context.Context, playerId PlayerID, params *PostConsumptionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostConsumption Use up a player's items, exactly once
+	//
+	// Takes items from the player to `system:consumption` (ledger kind
+	// `consume`): the potion the player drank. `entitlements` in the answer
+	// says how many of each consumed item are left (possibly 0).
+	//
+	// Idempotency is as for purchases: the key is scoped to (player_id,
+	// this route) and fingerprinted over `source`, `reason` (both trimmed)
+	// and the amounts; 402/404/409 rejections are stored and replayed.
+	// Unknown currencies and items are `item_not_found` with the offending
+	// keys in `unknown`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/players/{player_id}/consumptions (the `PostConsumption` operationId).
+	PostConsumption(ctx context.Context, playerId PlayerID, params *PostConsumptionParams, body PostConsumptionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetEntitlementCheck Whether a player holds an item
 	//
 	// Read-only; served from the Redis cache when it is current. A player
@@ -3697,6 +4247,76 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/players/{player_id}/entitlements/{item_id} (the `GetEntitlementCheck` operationId).
 	GetEntitlementCheck(ctx context.Context, playerId PlayerID, itemId string, params *GetEntitlementCheckParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostExchangeWithBody Take some assets and give others, all or nothing
+	//
+	// Takes `take` and gives `give` in one ledger transaction against
+	// `system:exchanges` (ledger kind `exchange`): crafting, upgrades. If
+	// either side is refused nothing moves. An asset may not appear on both
+	// sides. `entitlements` lists the items given and taken with their new
+	// totals.
+	//
+	// Idempotency is as for purchases: the key is scoped to (player_id,
+	// this route) and fingerprinted over `source`, `reason` (both trimmed)
+	// and the amounts; 402/404/409 rejections are stored and replayed.
+	// Unknown currencies and items are `item_not_found` with the offending
+	// keys in `unknown`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/players/{player_id}/exchanges (the `PostExchange` operationId).
+	PostExchangeWithBody(ctx context.Context, playerId PlayerID, params *PostExchangeParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostExchange Take some assets and give others, all or nothing
+	//
+	// Takes `take` and gives `give` in one ledger transaction against
+	// `system:exchanges` (ledger kind `exchange`): crafting, upgrades. If
+	// either side is refused nothing moves. An asset may not appear on both
+	// sides. `entitlements` lists the items given and taken with their new
+	// totals.
+	//
+	// Idempotency is as for purchases: the key is scoped to (player_id,
+	// this route) and fingerprinted over `source`, `reason` (both trimmed)
+	// and the amounts; 402/404/409 rejections are stored and replayed.
+	// Unknown currencies and items are `item_not_found` with the offending
+	// keys in `unknown`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/players/{player_id}/exchanges (the `PostExchange` operationId).
+	PostExchange(ctx context.Context, playerId PlayerID, params *PostExchangeParams, body PostExchangeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostSpendWithBody Spend a player's currencies, exactly once
+	//
+	// Debits the player's currencies to `system:spends` (ledger kind
+	// `spend`): an in-game shop run by the game server.
+	//
+	// Idempotency is as for purchases: the key is scoped to (player_id,
+	// this route) and fingerprinted over `source`, `reason` (both trimmed)
+	// and the amounts; 402/404/409 rejections are stored and replayed.
+	// Unknown currencies and items are `item_not_found` with the offending
+	// keys in `unknown`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/players/{player_id}/spends (the `PostSpend` operationId).
+	PostSpendWithBody(ctx context.Context, playerId PlayerID, params *PostSpendParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostSpend Spend a player's currencies, exactly once
+	//
+	// Debits the player's currencies to `system:spends` (ledger kind
+	// `spend`): an in-game shop run by the game server.
+	//
+	// Idempotency is as for purchases: the key is scoped to (player_id,
+	// this route) and fingerprinted over `source`, `reason` (both trimmed)
+	// and the amounts; 402/404/409 rejections are stored and replayed.
+	// Unknown currencies and items are `item_not_found` with the offending
+	// keys in `unknown`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/players/{player_id}/spends (the `PostSpend` operationId).
+	PostSpend(ctx context.Context, playerId PlayerID, params *PostSpendParams, body PostSpendJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// PostPurchaseWithBody Buy an item or bundle with virtual currency, exactly once
 	//
@@ -4625,6 +5245,50 @@ func (c *Client) RevokeKey(ctx context.Context, key string, params *RevokeKeyPar
 	return c.Client.Do(req)
 }
 
+// PutKeyLimitsWithBody Replace the limits of a game-server key
+//
+// By name, or by id when the segment is a number; a body of `null`
+// removes the limits. Recorded in the audit log as `key.limits` with
+// the key before and after. This replica applies the change at once,
+// the others within COINOP_KEY_CACHE_TTL. Role admin.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /admin/v1/keys/{key}/limits (the `PutKeyLimits` operationId).
+func (c *Client) PutKeyLimitsWithBody(ctx context.Context, key string, params *PutKeyLimitsParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPutKeyLimitsRequestWithBody(c.Server, key, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PutKeyLimits Replace the limits of a game-server key
+//
+// By name, or by id when the segment is a number; a body of `null`
+// removes the limits. Recorded in the audit log as `key.limits` with
+// the key before and after. This replica applies the change at once,
+// the others within COINOP_KEY_CACHE_TTL. Role admin.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /admin/v1/keys/{key}/limits (the `PutKeyLimits` operationId).
+func (c *Client) PutKeyLimits(ctx context.Context, key string, params *PutKeyLimitsParams, body PutKeyLimitsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPutKeyLimitsRequest(c.Server, key, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // GetMe Who the caller is and what it may do
 //
 // Any admin API key or the bootstrap token (no particular role). `can`
@@ -4925,6 +5589,56 @@ func (c *Client) GetCatalog(ctx context.Context, params *GetCatalogParams, reqEd
 	return c.Client.Do(req)
 }
 
+// PostPlayerConsumptionWithBody Use up an item the player holds, exactly once
+//
+// For client-authoritative games: the player uses up `quantity` of an
+// item the live catalog marks `player_consumable` (off unless set).
+// Takes the item to `system:consumption` (ledger kind
+// `player_consume`). Idempotency is as for purchases: the key is scoped
+// to (player, this route) and fingerprinted over `item_id` and
+// `quantity`; 402/404/409 rejections are stored and replayed.
+// `entitlements` in the answer says how many are left (possibly 0).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/consumptions (the `PostPlayerConsumption` operationId).
+func (c *Client) PostPlayerConsumptionWithBody(ctx context.Context, params *PostPlayerConsumptionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostPlayerConsumptionRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostPlayerConsumption Use up an item the player holds, exactly once
+//
+// For client-authoritative games: the player uses up `quantity` of an
+// item the live catalog marks `player_consumable` (off unless set).
+// Takes the item to `system:consumption` (ledger kind
+// `player_consume`). Idempotency is as for purchases: the key is scoped
+// to (player, this route) and fingerprinted over `item_id` and
+// `quantity`; 402/404/409 rejections are stored and replayed.
+// `entitlements` in the answer says how many are left (possibly 0).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/consumptions (the `PostPlayerConsumption` operationId).
+func (c *Client) PostPlayerConsumption(ctx context.Context, params *PostPlayerConsumptionParams, body PostPlayerConsumptionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostPlayerConsumptionRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // GetEntitlements The items the player holds
 //
 // Items with a positive quantity, sorted by item id.
@@ -4988,6 +5702,139 @@ func (c *Client) PostEntitlementChecks(ctx context.Context, params *PostEntitlem
 	return c.Client.Do(req)
 }
 
+// GetEvents The event feed, after a cursor
+//
+// Every posting that moved holdings (type `ledger.<kind>`: purchase,
+// admin_grant, award, spend, consume, exchange, player_consume,
+// store_purchase, store_refund) and every catalog publish
+// (`catalog.published`) is an event, written in the change's own
+// transaction: no event for a change rolled back, no change without
+// its event. Events are returned in commit order; pass the answer's
+// `next_after` as `after` to read on. Ids are stable: delivery is
+// at least once, so de-duplicate on `id`. With `wait`, a request
+// with nothing to return waits up to that many seconds for an event.
+//
+// Corresponds with GET /v1/events (the `GetEvents` operationId).
+func (c *Client) GetEvents(ctx context.Context, params *GetEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetEventsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostAwardWithBody Award currencies and items to a player, exactly once
+//
+// Credits the player from `system:awards` (ledger kind `award`): a match
+// reward, a quest's loot. Durable items (at most one) and `max_per_player`
+// apply as for purchases.
+//
+// Idempotency is as for purchases: the key is scoped to (player_id,
+// this route) and fingerprinted over `source`, `reason` (both trimmed)
+// and the amounts; 402/404/409 rejections are stored and replayed.
+// Unknown currencies and items are `item_not_found` with the offending
+// keys in `unknown`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/players/{player_id}/awards (the `PostAward` operationId).
+func (c *Client) PostAwardWithBody(ctx context.Context, playerId PlayerID, params *PostAwardParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostAwardRequestWithBody(c.Server, playerId, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostAward Award currencies and items to a player, exactly once
+//
+// Credits the player from `system:awards` (ledger kind `award`): a match
+// reward, a quest's loot. Durable items (at most one) and `max_per_player`
+// apply as for purchases.
+//
+// Idempotency is as for purchases: the key is scoped to (player_id,
+// this route) and fingerprinted over `source`, `reason` (both trimmed)
+// and the amounts; 402/404/409 rejections are stored and replayed.
+// Unknown currencies and items are `item_not_found` with the offending
+// keys in `unknown`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/players/{player_id}/awards (the `PostAward` operationId).
+func (c *Client) PostAward(ctx context.Context, playerId PlayerID, params *PostAwardParams, body PostAwardJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostAwardRequest(c.Server, playerId, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostConsumptionWithBody Use up a player's items, exactly once
+//
+// Takes items from the player to `system:consumption` (ledger kind
+// `consume`): the potion the player drank. `entitlements` in the answer
+// says how many of each consumed item are left (possibly 0).
+//
+// Idempotency is as for purchases: the key is scoped to (player_id,
+// this route) and fingerprinted over `source`, `reason` (both trimmed)
+// and the amounts; 402/404/409 rejections are stored and replayed.
+// Unknown currencies and items are `item_not_found` with the offending
+// keys in `unknown`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/players/{player_id}/consumptions (the `PostConsumption` operationId).
+func (c *Client) PostConsumptionWithBody(ctx context.Context, playerId PlayerID, params *PostConsumptionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostConsumptionRequestWithBody(c.Server, playerId, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostConsumption Use up a player's items, exactly once
+//
+// Takes items from the player to `system:consumption` (ledger kind
+// `consume`): the potion the player drank. `entitlements` in the answer
+// says how many of each consumed item are left (possibly 0).
+//
+// Idempotency is as for purchases: the key is scoped to (player_id,
+// this route) and fingerprinted over `source`, `reason` (both trimmed)
+// and the amounts; 402/404/409 rejections are stored and replayed.
+// Unknown currencies and items are `item_not_found` with the offending
+// keys in `unknown`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/players/{player_id}/consumptions (the `PostConsumption` operationId).
+func (c *Client) PostConsumption(ctx context.Context, playerId PlayerID, params *PostConsumptionParams, body PostConsumptionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostConsumptionRequest(c.Server, playerId, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // GetEntitlementCheck Whether a player holds an item
 //
 // Read-only; served from the Redis cache when it is current. A player
@@ -4998,6 +5845,116 @@ func (c *Client) PostEntitlementChecks(ctx context.Context, params *PostEntitlem
 // Corresponds with GET /v1/players/{player_id}/entitlements/{item_id} (the `GetEntitlementCheck` operationId).
 func (c *Client) GetEntitlementCheck(ctx context.Context, playerId PlayerID, itemId string, params *GetEntitlementCheckParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetEntitlementCheckRequest(c.Server, playerId, itemId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostExchangeWithBody Take some assets and give others, all or nothing
+//
+// Takes `take` and gives `give` in one ledger transaction against
+// `system:exchanges` (ledger kind `exchange`): crafting, upgrades. If
+// either side is refused nothing moves. An asset may not appear on both
+// sides. `entitlements` lists the items given and taken with their new
+// totals.
+//
+// Idempotency is as for purchases: the key is scoped to (player_id,
+// this route) and fingerprinted over `source`, `reason` (both trimmed)
+// and the amounts; 402/404/409 rejections are stored and replayed.
+// Unknown currencies and items are `item_not_found` with the offending
+// keys in `unknown`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/players/{player_id}/exchanges (the `PostExchange` operationId).
+func (c *Client) PostExchangeWithBody(ctx context.Context, playerId PlayerID, params *PostExchangeParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostExchangeRequestWithBody(c.Server, playerId, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostExchange Take some assets and give others, all or nothing
+//
+// Takes `take` and gives `give` in one ledger transaction against
+// `system:exchanges` (ledger kind `exchange`): crafting, upgrades. If
+// either side is refused nothing moves. An asset may not appear on both
+// sides. `entitlements` lists the items given and taken with their new
+// totals.
+//
+// Idempotency is as for purchases: the key is scoped to (player_id,
+// this route) and fingerprinted over `source`, `reason` (both trimmed)
+// and the amounts; 402/404/409 rejections are stored and replayed.
+// Unknown currencies and items are `item_not_found` with the offending
+// keys in `unknown`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/players/{player_id}/exchanges (the `PostExchange` operationId).
+func (c *Client) PostExchange(ctx context.Context, playerId PlayerID, params *PostExchangeParams, body PostExchangeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostExchangeRequest(c.Server, playerId, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostSpendWithBody Spend a player's currencies, exactly once
+//
+// Debits the player's currencies to `system:spends` (ledger kind
+// `spend`): an in-game shop run by the game server.
+//
+// Idempotency is as for purchases: the key is scoped to (player_id,
+// this route) and fingerprinted over `source`, `reason` (both trimmed)
+// and the amounts; 402/404/409 rejections are stored and replayed.
+// Unknown currencies and items are `item_not_found` with the offending
+// keys in `unknown`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/players/{player_id}/spends (the `PostSpend` operationId).
+func (c *Client) PostSpendWithBody(ctx context.Context, playerId PlayerID, params *PostSpendParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostSpendRequestWithBody(c.Server, playerId, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostSpend Spend a player's currencies, exactly once
+//
+// Debits the player's currencies to `system:spends` (ledger kind
+// `spend`): an in-game shop run by the game server.
+//
+// Idempotency is as for purchases: the key is scoped to (player_id,
+// this route) and fingerprinted over `source`, `reason` (both trimmed)
+// and the amounts; 402/404/409 rejections are stored and replayed.
+// Unknown currencies and items are `item_not_found` with the offending
+// keys in `unknown`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/players/{player_id}/spends (the `PostSpend` operationId).
+func (c *Client) PostSpend(ctx context.Context, playerId PlayerID, params *PostSpendParams, body PostSpendJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostSpendRequest(c.Server, playerId, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6945,6 +7902,68 @@ func NewRevokeKeyRequest(server string, key string, params *RevokeKeyParams) (*h
 	return req, nil
 }
 
+// NewPutKeyLimitsRequest calls the generic PutKeyLimits builder with application/json body
+func NewPutKeyLimitsRequest(server string, key string, params *PutKeyLimitsParams, body PutKeyLimitsJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPutKeyLimitsRequestWithBody(server, key, params, "application/json", bodyReader)
+}
+
+// NewPutKeyLimitsRequestWithBody constructs an http.Request for the PutKeyLimits method, with any body, and a specified content type
+func NewPutKeyLimitsRequestWithBody(server string, key string, params *PutKeyLimitsParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "key", key, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/v1/keys/%s/limits", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.XRequestId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
 // NewGetMeRequest constructs an http.Request for the GetMe method
 func NewGetMeRequest(server string, params *GetMeParams) (*http.Request, error) {
 	var err error
@@ -7827,6 +8846,70 @@ func NewGetCatalogRequest(server string, params *GetCatalogParams) (*http.Reques
 	return req, nil
 }
 
+// NewPostPlayerConsumptionRequest calls the generic PostPlayerConsumption builder with application/json body
+func NewPostPlayerConsumptionRequest(server string, params *PostPlayerConsumptionParams, body PostPlayerConsumptionJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPostPlayerConsumptionRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewPostPlayerConsumptionRequestWithBody constructs an http.Request for the PostPlayerConsumption method, with any body, and a specified content type
+func NewPostPlayerConsumptionRequestWithBody(server string, params *PostPlayerConsumptionParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/consumptions")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		var headerParam0 string
+
+		headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("Idempotency-Key", headerParam0)
+
+		if params.XRequestId != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam1)
+		}
+
+	}
+
+	return req, nil
+}
+
 // NewGetEntitlementsRequest constructs an http.Request for the GetEntitlements method
 func NewGetEntitlementsRequest(server string, params *GetEntitlementsParams) (*http.Request, error) {
 	var err error
@@ -7924,6 +9007,241 @@ func NewPostEntitlementChecksRequestWithBody(server string, params *PostEntitlem
 	return req, nil
 }
 
+// NewGetEventsRequest constructs an http.Request for the GetEvents method
+func NewGetEventsRequest(server string, params *GetEventsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/events")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.After != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "after", *params.After, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Wait != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "wait", *params.Wait, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.XRequestId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewPostAwardRequest calls the generic PostAward builder with application/json body
+func NewPostAwardRequest(server string, playerId PlayerID, params *PostAwardParams, body PostAwardJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPostAwardRequestWithBody(server, playerId, params, "application/json", bodyReader)
+}
+
+// NewPostAwardRequestWithBody constructs an http.Request for the PostAward method, with any body, and a specified content type
+func NewPostAwardRequestWithBody(server string, playerId PlayerID, params *PostAwardParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "player_id", playerId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/players/%s/awards", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		var headerParam0 string
+
+		headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("Idempotency-Key", headerParam0)
+
+		if params.XRequestId != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam1)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewPostConsumptionRequest calls the generic PostConsumption builder with application/json body
+func NewPostConsumptionRequest(server string, playerId PlayerID, params *PostConsumptionParams, body PostConsumptionJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPostConsumptionRequestWithBody(server, playerId, params, "application/json", bodyReader)
+}
+
+// NewPostConsumptionRequestWithBody constructs an http.Request for the PostConsumption method, with any body, and a specified content type
+func NewPostConsumptionRequestWithBody(server string, playerId PlayerID, params *PostConsumptionParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "player_id", playerId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/players/%s/consumptions", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		var headerParam0 string
+
+		headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("Idempotency-Key", headerParam0)
+
+		if params.XRequestId != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam1)
+		}
+
+	}
+
+	return req, nil
+}
+
 // NewGetEntitlementCheckRequest constructs an http.Request for the GetEntitlementCheck method
 func NewGetEntitlementCheckRequest(server string, playerId PlayerID, itemId string, params *GetEntitlementCheckParams) (*http.Request, error) {
 	var err error
@@ -7973,6 +9291,148 @@ func NewGetEntitlementCheckRequest(server string, playerId PlayerID, itemId stri
 			}
 
 			req.Header.Set("X-Request-Id", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewPostExchangeRequest calls the generic PostExchange builder with application/json body
+func NewPostExchangeRequest(server string, playerId PlayerID, params *PostExchangeParams, body PostExchangeJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPostExchangeRequestWithBody(server, playerId, params, "application/json", bodyReader)
+}
+
+// NewPostExchangeRequestWithBody constructs an http.Request for the PostExchange method, with any body, and a specified content type
+func NewPostExchangeRequestWithBody(server string, playerId PlayerID, params *PostExchangeParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "player_id", playerId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/players/%s/exchanges", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		var headerParam0 string
+
+		headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("Idempotency-Key", headerParam0)
+
+		if params.XRequestId != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam1)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewPostSpendRequest calls the generic PostSpend builder with application/json body
+func NewPostSpendRequest(server string, playerId PlayerID, params *PostSpendParams, body PostSpendJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPostSpendRequestWithBody(server, playerId, params, "application/json", bodyReader)
+}
+
+// NewPostSpendRequestWithBody constructs an http.Request for the PostSpend method, with any body, and a specified content type
+func NewPostSpendRequestWithBody(server string, playerId PlayerID, params *PostSpendParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "player_id", playerId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/players/%s/spends", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		var headerParam0 string
+
+		headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("Idempotency-Key", headerParam0)
+
+		if params.XRequestId != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam1)
 		}
 
 	}
@@ -8734,6 +10194,30 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with DELETE /admin/v1/keys/{key} (the `RevokeKey` operationId).
 	RevokeKeyWithResponse(ctx context.Context, key string, params *RevokeKeyParams, reqEditors ...RequestEditorFn) (*RevokeKeyResponse, error)
 
+	// PutKeyLimitsWithBodyWithResponse Replace the limits of a game-server key
+	//
+	// By name, or by id when the segment is a number; a body of `null`
+	// removes the limits. Recorded in the audit log as `key.limits` with
+	// the key before and after. This replica applies the change at once,
+	// the others within COINOP_KEY_CACHE_TTL. Role admin.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /admin/v1/keys/{key}/limits (the `PutKeyLimits` operationId).
+	PutKeyLimitsWithBodyWithResponse(ctx context.Context, key string, params *PutKeyLimitsParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PutKeyLimitsResponse, error)
+
+	// PutKeyLimitsWithResponse Replace the limits of a game-server key
+	//
+	// By name, or by id when the segment is a number; a body of `null`
+	// removes the limits. Recorded in the audit log as `key.limits` with
+	// the key before and after. This replica applies the change at once,
+	// the others within COINOP_KEY_CACHE_TTL. Role admin.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /admin/v1/keys/{key}/limits (the `PutKeyLimits` operationId).
+	PutKeyLimitsWithResponse(ctx context.Context, key string, params *PutKeyLimitsParams, body PutKeyLimitsJSONRequestBody, reqEditors ...RequestEditorFn) (*PutKeyLimitsResponse, error)
+
 	// GetMeWithResponse Who the caller is and what it may do
 	//
 	// Any admin API key or the bootstrap token (no particular role). `can`
@@ -8910,6 +10394,36 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/catalog (the `GetCatalog` operationId).
 	GetCatalogWithResponse(ctx context.Context, params *GetCatalogParams, reqEditors ...RequestEditorFn) (*GetCatalogResponse, error)
 
+	// PostPlayerConsumptionWithBodyWithResponse Use up an item the player holds, exactly once
+	//
+	// For client-authoritative games: the player uses up `quantity` of an
+	// item the live catalog marks `player_consumable` (off unless set).
+	// Takes the item to `system:consumption` (ledger kind
+	// `player_consume`). Idempotency is as for purchases: the key is scoped
+	// to (player, this route) and fingerprinted over `item_id` and
+	// `quantity`; 402/404/409 rejections are stored and replayed.
+	// `entitlements` in the answer says how many are left (possibly 0).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/consumptions (the `PostPlayerConsumption` operationId).
+	PostPlayerConsumptionWithBodyWithResponse(ctx context.Context, params *PostPlayerConsumptionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostPlayerConsumptionResponse, error)
+
+	// PostPlayerConsumptionWithResponse Use up an item the player holds, exactly once
+	//
+	// For client-authoritative games: the player uses up `quantity` of an
+	// item the live catalog marks `player_consumable` (off unless set).
+	// Takes the item to `system:consumption` (ledger kind
+	// `player_consume`). Idempotency is as for purchases: the key is scoped
+	// to (player, this route) and fingerprinted over `item_id` and
+	// `quantity`; 402/404/409 rejections are stored and replayed.
+	// `entitlements` in the answer says how many are left (possibly 0).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/consumptions (the `PostPlayerConsumption` operationId).
+	PostPlayerConsumptionWithResponse(ctx context.Context, params *PostPlayerConsumptionParams, body PostPlayerConsumptionJSONRequestBody, reqEditors ...RequestEditorFn) (*PostPlayerConsumptionResponse, error)
+
 	// GetEntitlementsWithResponse The items the player holds
 	//
 	// Items with a positive quantity, sorted by item id.
@@ -8945,6 +10459,91 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/entitlements/check (the `PostEntitlementChecks` operationId).
 	PostEntitlementChecksWithResponse(ctx context.Context, params *PostEntitlementChecksParams, body PostEntitlementChecksJSONRequestBody, reqEditors ...RequestEditorFn) (*PostEntitlementChecksResponse, error)
 
+	// GetEventsWithResponse The event feed, after a cursor
+	//
+	// Every posting that moved holdings (type `ledger.<kind>`: purchase,
+	// admin_grant, award, spend, consume, exchange, player_consume,
+	// store_purchase, store_refund) and every catalog publish
+	// (`catalog.published`) is an event, written in the change's own
+	// transaction: no event for a change rolled back, no change without
+	// its event. Events are returned in commit order; pass the answer's
+	// `next_after` as `after` to read on. Ids are stable: delivery is
+	// at least once, so de-duplicate on `id`. With `wait`, a request
+	// with nothing to return waits up to that many seconds for an event.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/events (the `GetEvents` operationId).
+	GetEventsWithResponse(ctx context.Context, params *GetEventsParams, reqEditors ...RequestEditorFn) (*GetEventsResponse, error)
+
+	// PostAwardWithBodyWithResponse Award currencies and items to a player, exactly once
+	//
+	// Credits the player from `system:awards` (ledger kind `award`): a match
+	// reward, a quest's loot. Durable items (at most one) and `max_per_player`
+	// apply as for purchases.
+	//
+	// Idempotency is as for purchases: the key is scoped to (player_id,
+	// this route) and fingerprinted over `source`, `reason` (both trimmed)
+	// and the amounts; 402/404/409 rejections are stored and replayed.
+	// Unknown currencies and items are `item_not_found` with the offending
+	// keys in `unknown`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/players/{player_id}/awards (the `PostAward` operationId).
+	PostAwardWithBodyWithResponse(ctx context.Context, playerId PlayerID, params *PostAwardParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostAwardResponse, error)
+
+	// PostAwardWithResponse Award currencies and items to a player, exactly once
+	//
+	// Credits the player from `system:awards` (ledger kind `award`): a match
+	// reward, a quest's loot. Durable items (at most one) and `max_per_player`
+	// apply as for purchases.
+	//
+	// Idempotency is as for purchases: the key is scoped to (player_id,
+	// this route) and fingerprinted over `source`, `reason` (both trimmed)
+	// and the amounts; 402/404/409 rejections are stored and replayed.
+	// Unknown currencies and items are `item_not_found` with the offending
+	// keys in `unknown`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/players/{player_id}/awards (the `PostAward` operationId).
+	PostAwardWithResponse(ctx context.Context, playerId PlayerID, params *PostAwardParams, body PostAwardJSONRequestBody, reqEditors ...RequestEditorFn) (*PostAwardResponse, error)
+
+	// PostConsumptionWithBodyWithResponse Use up a player's items, exactly once
+	//
+	// Takes items from the player to `system:consumption` (ledger kind
+	// `consume`): the potion the player drank. `entitlements` in the answer
+	// says how many of each consumed item are left (possibly 0).
+	//
+	// Idempotency is as for purchases: the key is scoped to (player_id,
+	// this route) and fingerprinted over `source`, `reason` (both trimmed)
+	// and the amounts; 402/404/409 rejections are stored and replayed.
+	// Unknown currencies and items are `item_not_found` with the offending
+	// keys in `unknown`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/players/{player_id}/consumptions (the `PostConsumption` operationId).
+	PostConsumptionWithBodyWithResponse(ctx context.Context, playerId PlayerID, params *PostConsumptionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostConsumptionResponse, error)
+
+	// PostConsumptionWithResponse Use up a player's items, exactly once
+	//
+	// Takes items from the player to `system:consumption` (ledger kind
+	// `consume`): the potion the player drank. `entitlements` in the answer
+	// says how many of each consumed item are left (possibly 0).
+	//
+	// Idempotency is as for purchases: the key is scoped to (player_id,
+	// this route) and fingerprinted over `source`, `reason` (both trimmed)
+	// and the amounts; 402/404/409 rejections are stored and replayed.
+	// Unknown currencies and items are `item_not_found` with the offending
+	// keys in `unknown`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/players/{player_id}/consumptions (the `PostConsumption` operationId).
+	PostConsumptionWithResponse(ctx context.Context, playerId PlayerID, params *PostConsumptionParams, body PostConsumptionJSONRequestBody, reqEditors ...RequestEditorFn) (*PostConsumptionResponse, error)
+
 	// GetEntitlementCheckWithResponse Whether a player holds an item
 	//
 	// Read-only; served from the Redis cache when it is current. A player
@@ -8956,6 +10555,76 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/players/{player_id}/entitlements/{item_id} (the `GetEntitlementCheck` operationId).
 	GetEntitlementCheckWithResponse(ctx context.Context, playerId PlayerID, itemId string, params *GetEntitlementCheckParams, reqEditors ...RequestEditorFn) (*GetEntitlementCheckResponse, error)
+
+	// PostExchangeWithBodyWithResponse Take some assets and give others, all or nothing
+	//
+	// Takes `take` and gives `give` in one ledger transaction against
+	// `system:exchanges` (ledger kind `exchange`): crafting, upgrades. If
+	// either side is refused nothing moves. An asset may not appear on both
+	// sides. `entitlements` lists the items given and taken with their new
+	// totals.
+	//
+	// Idempotency is as for purchases: the key is scoped to (player_id,
+	// this route) and fingerprinted over `source`, `reason` (both trimmed)
+	// and the amounts; 402/404/409 rejections are stored and replayed.
+	// Unknown currencies and items are `item_not_found` with the offending
+	// keys in `unknown`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/players/{player_id}/exchanges (the `PostExchange` operationId).
+	PostExchangeWithBodyWithResponse(ctx context.Context, playerId PlayerID, params *PostExchangeParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostExchangeResponse, error)
+
+	// PostExchangeWithResponse Take some assets and give others, all or nothing
+	//
+	// Takes `take` and gives `give` in one ledger transaction against
+	// `system:exchanges` (ledger kind `exchange`): crafting, upgrades. If
+	// either side is refused nothing moves. An asset may not appear on both
+	// sides. `entitlements` lists the items given and taken with their new
+	// totals.
+	//
+	// Idempotency is as for purchases: the key is scoped to (player_id,
+	// this route) and fingerprinted over `source`, `reason` (both trimmed)
+	// and the amounts; 402/404/409 rejections are stored and replayed.
+	// Unknown currencies and items are `item_not_found` with the offending
+	// keys in `unknown`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/players/{player_id}/exchanges (the `PostExchange` operationId).
+	PostExchangeWithResponse(ctx context.Context, playerId PlayerID, params *PostExchangeParams, body PostExchangeJSONRequestBody, reqEditors ...RequestEditorFn) (*PostExchangeResponse, error)
+
+	// PostSpendWithBodyWithResponse Spend a player's currencies, exactly once
+	//
+	// Debits the player's currencies to `system:spends` (ledger kind
+	// `spend`): an in-game shop run by the game server.
+	//
+	// Idempotency is as for purchases: the key is scoped to (player_id,
+	// this route) and fingerprinted over `source`, `reason` (both trimmed)
+	// and the amounts; 402/404/409 rejections are stored and replayed.
+	// Unknown currencies and items are `item_not_found` with the offending
+	// keys in `unknown`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/players/{player_id}/spends (the `PostSpend` operationId).
+	PostSpendWithBodyWithResponse(ctx context.Context, playerId PlayerID, params *PostSpendParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostSpendResponse, error)
+
+	// PostSpendWithResponse Spend a player's currencies, exactly once
+	//
+	// Debits the player's currencies to `system:spends` (ledger kind
+	// `spend`): an in-game shop run by the game server.
+	//
+	// Idempotency is as for purchases: the key is scoped to (player_id,
+	// this route) and fingerprinted over `source`, `reason` (both trimmed)
+	// and the amounts; 402/404/409 rejections are stored and replayed.
+	// Unknown currencies and items are `item_not_found` with the offending
+	// keys in `unknown`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/players/{player_id}/spends (the `PostSpend` operationId).
+	PostSpendWithResponse(ctx context.Context, playerId PlayerID, params *PostSpendParams, body PostSpendJSONRequestBody, reqEditors ...RequestEditorFn) (*PostSpendResponse, error)
 
 	// PostPurchaseWithBodyWithResponse Buy an item or bundle with virtual currency, exactly once
 	//
@@ -13440,6 +15109,187 @@ func (r RevokeKeyResponse) ContentType() string {
 	return ""
 }
 
+// PutKeyLimitsResponse200Headers the declared response headers of an HTTP 200 response for PutKeyLimits
+type PutKeyLimitsResponse200Headers struct {
+	XRequestId string
+}
+
+// PutKeyLimitsResponse400Headers the declared response headers of an HTTP 400 response for PutKeyLimits
+type PutKeyLimitsResponse400Headers struct {
+	XRequestId string
+}
+
+// PutKeyLimitsResponse401Headers the declared response headers of an HTTP 401 response for PutKeyLimits
+type PutKeyLimitsResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// PutKeyLimitsResponse403Headers the declared response headers of an HTTP 403 response for PutKeyLimits
+type PutKeyLimitsResponse403Headers struct {
+	XRequestId string
+}
+
+// PutKeyLimitsResponse404Headers the declared response headers of an HTTP 404 response for PutKeyLimits
+type PutKeyLimitsResponse404Headers struct {
+	XRequestId string
+}
+
+// PutKeyLimitsResponse413Headers the declared response headers of an HTTP 413 response for PutKeyLimits
+type PutKeyLimitsResponse413Headers struct {
+	XRequestId string
+}
+
+// PutKeyLimitsResponse415Headers the declared response headers of an HTTP 415 response for PutKeyLimits
+type PutKeyLimitsResponse415Headers struct {
+	XRequestId string
+}
+
+// PutKeyLimitsResponse429Headers the declared response headers of an HTTP 429 response for PutKeyLimits
+type PutKeyLimitsResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+// PutKeyLimitsResponse500Headers the declared response headers of an HTTP 500 response for PutKeyLimits
+type PutKeyLimitsResponse500Headers struct {
+	XRequestId string
+}
+
+// PutKeyLimitsResponse503Headers the declared response headers of an HTTP 503 response for PutKeyLimits
+type PutKeyLimitsResponse503Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+type PutKeyLimitsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *struct {
+		Key AdminKey `json:"key"`
+	}
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *RequestTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *PutKeyLimitsResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *PutKeyLimitsResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *PutKeyLimitsResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *PutKeyLimitsResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *PutKeyLimitsResponse404Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *PutKeyLimitsResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *PutKeyLimitsResponse415Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PutKeyLimitsResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *PutKeyLimitsResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PutKeyLimitsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PutKeyLimitsResponse) GetJSON200() *struct {
+	Key AdminKey `json:"key"`
+} {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PutKeyLimitsResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PutKeyLimitsResponse) GetApplicationproblemJSON401() *Unauthenticated {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PutKeyLimitsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PutKeyLimitsResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PutKeyLimitsResponse) GetApplicationproblemJSON413() *RequestTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PutKeyLimitsResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PutKeyLimitsResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PutKeyLimitsResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PutKeyLimitsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PutKeyLimitsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PutKeyLimitsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PutKeyLimitsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PutKeyLimitsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetMeResponse200Headers the declared response headers of an HTTP 200 response for GetMe
 type GetMeResponse200Headers struct {
 	CacheControl *string
@@ -14986,6 +16836,243 @@ func (r GetCatalogResponse) ContentType() string {
 	return ""
 }
 
+// PostPlayerConsumptionResponse201Headers the declared response headers of an HTTP 201 response for PostPlayerConsumption
+type PostPlayerConsumptionResponse201Headers struct {
+	IdempotentReplayed *string
+	XRequestId         string
+}
+
+// PostPlayerConsumptionResponse400Headers the declared response headers of an HTTP 400 response for PostPlayerConsumption
+type PostPlayerConsumptionResponse400Headers struct {
+	XRequestId string
+}
+
+// PostPlayerConsumptionResponse401Headers the declared response headers of an HTTP 401 response for PostPlayerConsumption
+type PostPlayerConsumptionResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// PostPlayerConsumptionResponse402Headers the declared response headers of an HTTP 402 response for PostPlayerConsumption
+type PostPlayerConsumptionResponse402Headers struct {
+	IdempotentReplayed *string
+	XRequestId         string
+}
+
+// PostPlayerConsumptionResponse404Headers the declared response headers of an HTTP 404 response for PostPlayerConsumption
+type PostPlayerConsumptionResponse404Headers struct {
+	IdempotentReplayed *string
+	XRequestId         string
+}
+
+// PostPlayerConsumptionResponse409Headers the declared response headers of an HTTP 409 response for PostPlayerConsumption
+type PostPlayerConsumptionResponse409Headers struct {
+	IdempotentReplayed *string
+	XRequestId         string
+}
+
+// PostPlayerConsumptionResponse413Headers the declared response headers of an HTTP 413 response for PostPlayerConsumption
+type PostPlayerConsumptionResponse413Headers struct {
+	XRequestId string
+}
+
+// PostPlayerConsumptionResponse415Headers the declared response headers of an HTTP 415 response for PostPlayerConsumption
+type PostPlayerConsumptionResponse415Headers struct {
+	XRequestId string
+}
+
+// PostPlayerConsumptionResponse422Headers the declared response headers of an HTTP 422 response for PostPlayerConsumption
+type PostPlayerConsumptionResponse422Headers struct {
+	XRequestId string
+}
+
+// PostPlayerConsumptionResponse429Headers the declared response headers of an HTTP 429 response for PostPlayerConsumption
+type PostPlayerConsumptionResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+// PostPlayerConsumptionResponse500Headers the declared response headers of an HTTP 500 response for PostPlayerConsumption
+type PostPlayerConsumptionResponse500Headers struct {
+	XRequestId string
+}
+
+// PostPlayerConsumptionResponse503Headers the declared response headers of an HTTP 503 response for PostPlayerConsumption
+type PostPlayerConsumptionResponse503Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+type PostPlayerConsumptionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *struct {
+		// Balances Currency id → balance.
+		Balances Balances `json:"balances"`
+
+		// ConsumptionId UUIDv7; the `reference` of the ledger transaction.
+		ConsumptionId openapi_types.UUID `json:"consumption_id"`
+
+		// Entitlements The item consumed with what is left.
+		Entitlements []struct {
+			ItemId   string `json:"item_id"`
+			Quantity int64  `json:"quantity"`
+		} `json:"entitlements"`
+		ItemId   string `json:"item_id"`
+		Quantity int64  `json:"quantity"`
+	}
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequestIdempotent
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON402 the response for an HTTP 402 `application/problem+json` response
+	ApplicationproblemJSON402 *PostingInsufficientFunds
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *RequestTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *IdempotencyKeyReused
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *UnavailableOrNoCatalog
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *PostPlayerConsumptionResponse201Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *PostPlayerConsumptionResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *PostPlayerConsumptionResponse401Headers
+	// Headers402 the parsed response headers for an HTTP 402 response
+	Headers402 *PostPlayerConsumptionResponse402Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *PostPlayerConsumptionResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *PostPlayerConsumptionResponse409Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *PostPlayerConsumptionResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *PostPlayerConsumptionResponse415Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *PostPlayerConsumptionResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PostPlayerConsumptionResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *PostPlayerConsumptionResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PostPlayerConsumptionResponse503Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r PostPlayerConsumptionResponse) GetJSON201() *struct {
+	// Balances Currency id → balance.
+	Balances Balances `json:"balances"`
+
+	// ConsumptionId UUIDv7; the `reference` of the ledger transaction.
+	ConsumptionId openapi_types.UUID `json:"consumption_id"`
+
+	// Entitlements The item consumed with what is left.
+	Entitlements []struct {
+		ItemId   string `json:"item_id"`
+		Quantity int64  `json:"quantity"`
+	} `json:"entitlements"`
+	ItemId   string `json:"item_id"`
+	Quantity int64  `json:"quantity"`
+} {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PostPlayerConsumptionResponse) GetApplicationproblemJSON400() *BadRequestIdempotent {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PostPlayerConsumptionResponse) GetApplicationproblemJSON401() *Unauthenticated {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON402 returns the response for an HTTP 402 `application/problem+json` response
+func (r PostPlayerConsumptionResponse) GetApplicationproblemJSON402() *PostingInsufficientFunds {
+	return r.ApplicationproblemJSON402
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PostPlayerConsumptionResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PostPlayerConsumptionResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PostPlayerConsumptionResponse) GetApplicationproblemJSON413() *RequestTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PostPlayerConsumptionResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r PostPlayerConsumptionResponse) GetApplicationproblemJSON422() *IdempotencyKeyReused {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PostPlayerConsumptionResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PostPlayerConsumptionResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PostPlayerConsumptionResponse) GetApplicationproblemJSON503() *UnavailableOrNoCatalog {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PostPlayerConsumptionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PostPlayerConsumptionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PostPlayerConsumptionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PostPlayerConsumptionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetEntitlementsResponse200Headers the declared response headers of an HTTP 200 response for GetEntitlements
 type GetEntitlementsResponse200Headers struct {
 	XRequestId string
@@ -15256,6 +17343,582 @@ func (r PostEntitlementChecksResponse) ContentType() string {
 	return ""
 }
 
+// GetEventsResponse200Headers the declared response headers of an HTTP 200 response for GetEvents
+type GetEventsResponse200Headers struct {
+	XRequestId string
+}
+
+// GetEventsResponse400Headers the declared response headers of an HTTP 400 response for GetEvents
+type GetEventsResponse400Headers struct {
+	XRequestId string
+}
+
+// GetEventsResponse401Headers the declared response headers of an HTTP 401 response for GetEvents
+type GetEventsResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// GetEventsResponse403Headers the declared response headers of an HTTP 403 response for GetEvents
+type GetEventsResponse403Headers struct {
+	XRequestId string
+}
+
+// GetEventsResponse429Headers the declared response headers of an HTTP 429 response for GetEvents
+type GetEventsResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+// GetEventsResponse500Headers the declared response headers of an HTTP 500 response for GetEvents
+type GetEventsResponse500Headers struct {
+	XRequestId string
+}
+
+// GetEventsResponse503Headers the declared response headers of an HTTP 503 response for GetEvents
+type GetEventsResponse503Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+type GetEventsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *struct {
+		Events []Event `json:"events"`
+
+		// NextAfter The last event's id, or `after` when there is none.
+		NextAfter int64 `json:"next_after"`
+	}
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ForbiddenServer
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetEventsResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *GetEventsResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetEventsResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *GetEventsResponse403Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetEventsResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GetEventsResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetEventsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetEventsResponse) GetJSON200() *struct {
+	Events []Event `json:"events"`
+
+	// NextAfter The last event's id, or `after` when there is none.
+	NextAfter int64 `json:"next_after"`
+} {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetEventsResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetEventsResponse) GetApplicationproblemJSON401() *Unauthenticated {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetEventsResponse) GetApplicationproblemJSON403() *ForbiddenServer {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetEventsResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetEventsResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetEventsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetEventsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetEventsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetEventsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetEventsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PostAwardResponse201Headers the declared response headers of an HTTP 201 response for PostAward
+type PostAwardResponse201Headers struct {
+	IdempotentReplayed *string
+	XRequestId         string
+}
+
+// PostAwardResponse400Headers the declared response headers of an HTTP 400 response for PostAward
+type PostAwardResponse400Headers struct {
+	XRequestId string
+}
+
+// PostAwardResponse401Headers the declared response headers of an HTTP 401 response for PostAward
+type PostAwardResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// PostAwardResponse403Headers the declared response headers of an HTTP 403 response for PostAward
+type PostAwardResponse403Headers struct {
+	XRequestId string
+}
+
+// PostAwardResponse404Headers the declared response headers of an HTTP 404 response for PostAward
+type PostAwardResponse404Headers struct {
+	IdempotentReplayed *string
+	XRequestId         string
+}
+
+// PostAwardResponse409Headers the declared response headers of an HTTP 409 response for PostAward
+type PostAwardResponse409Headers struct {
+	IdempotentReplayed *string
+	XRequestId         string
+}
+
+// PostAwardResponse413Headers the declared response headers of an HTTP 413 response for PostAward
+type PostAwardResponse413Headers struct {
+	XRequestId string
+}
+
+// PostAwardResponse415Headers the declared response headers of an HTTP 415 response for PostAward
+type PostAwardResponse415Headers struct {
+	XRequestId string
+}
+
+// PostAwardResponse422Headers the declared response headers of an HTTP 422 response for PostAward
+type PostAwardResponse422Headers struct {
+	XRequestId string
+}
+
+// PostAwardResponse429Headers the declared response headers of an HTTP 429 response for PostAward
+type PostAwardResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+// PostAwardResponse500Headers the declared response headers of an HTTP 500 response for PostAward
+type PostAwardResponse500Headers struct {
+	XRequestId string
+}
+
+// PostAwardResponse503Headers the declared response headers of an HTTP 503 response for PostAward
+type PostAwardResponse503Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+type PostAwardResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *ServerPostingResult
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequestIdempotent
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *PostingForbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *PostingUnknownIds
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *PostingConflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *RequestTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *IdempotencyKeyReused
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *PostingTooMany
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *UnavailableOrNoCatalog
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *PostAwardResponse201Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *PostAwardResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *PostAwardResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *PostAwardResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *PostAwardResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *PostAwardResponse409Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *PostAwardResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *PostAwardResponse415Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *PostAwardResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PostAwardResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *PostAwardResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PostAwardResponse503Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r PostAwardResponse) GetJSON201() *ServerPostingResult {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PostAwardResponse) GetApplicationproblemJSON400() *BadRequestIdempotent {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PostAwardResponse) GetApplicationproblemJSON401() *Unauthenticated {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PostAwardResponse) GetApplicationproblemJSON403() *PostingForbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PostAwardResponse) GetApplicationproblemJSON404() *PostingUnknownIds {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PostAwardResponse) GetApplicationproblemJSON409() *PostingConflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PostAwardResponse) GetApplicationproblemJSON413() *RequestTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PostAwardResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r PostAwardResponse) GetApplicationproblemJSON422() *IdempotencyKeyReused {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PostAwardResponse) GetApplicationproblemJSON429() *PostingTooMany {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PostAwardResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PostAwardResponse) GetApplicationproblemJSON503() *UnavailableOrNoCatalog {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PostAwardResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PostAwardResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PostAwardResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PostAwardResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PostConsumptionResponse201Headers the declared response headers of an HTTP 201 response for PostConsumption
+type PostConsumptionResponse201Headers struct {
+	IdempotentReplayed *string
+	XRequestId         string
+}
+
+// PostConsumptionResponse400Headers the declared response headers of an HTTP 400 response for PostConsumption
+type PostConsumptionResponse400Headers struct {
+	XRequestId string
+}
+
+// PostConsumptionResponse401Headers the declared response headers of an HTTP 401 response for PostConsumption
+type PostConsumptionResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// PostConsumptionResponse402Headers the declared response headers of an HTTP 402 response for PostConsumption
+type PostConsumptionResponse402Headers struct {
+	IdempotentReplayed *string
+	XRequestId         string
+}
+
+// PostConsumptionResponse403Headers the declared response headers of an HTTP 403 response for PostConsumption
+type PostConsumptionResponse403Headers struct {
+	XRequestId string
+}
+
+// PostConsumptionResponse404Headers the declared response headers of an HTTP 404 response for PostConsumption
+type PostConsumptionResponse404Headers struct {
+	IdempotentReplayed *string
+	XRequestId         string
+}
+
+// PostConsumptionResponse409Headers the declared response headers of an HTTP 409 response for PostConsumption
+type PostConsumptionResponse409Headers struct {
+	IdempotentReplayed *string
+	XRequestId         string
+}
+
+// PostConsumptionResponse413Headers the declared response headers of an HTTP 413 response for PostConsumption
+type PostConsumptionResponse413Headers struct {
+	XRequestId string
+}
+
+// PostConsumptionResponse415Headers the declared response headers of an HTTP 415 response for PostConsumption
+type PostConsumptionResponse415Headers struct {
+	XRequestId string
+}
+
+// PostConsumptionResponse422Headers the declared response headers of an HTTP 422 response for PostConsumption
+type PostConsumptionResponse422Headers struct {
+	XRequestId string
+}
+
+// PostConsumptionResponse429Headers the declared response headers of an HTTP 429 response for PostConsumption
+type PostConsumptionResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+// PostConsumptionResponse500Headers the declared response headers of an HTTP 500 response for PostConsumption
+type PostConsumptionResponse500Headers struct {
+	XRequestId string
+}
+
+// PostConsumptionResponse503Headers the declared response headers of an HTTP 503 response for PostConsumption
+type PostConsumptionResponse503Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+type PostConsumptionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *ServerPostingResult
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequestIdempotent
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON402 the response for an HTTP 402 `application/problem+json` response
+	ApplicationproblemJSON402 *PostingInsufficientFunds
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *PostingForbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *PostingUnknownIds
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *PostingConflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *RequestTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *IdempotencyKeyReused
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *PostingTooMany
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *UnavailableOrNoCatalog
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *PostConsumptionResponse201Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *PostConsumptionResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *PostConsumptionResponse401Headers
+	// Headers402 the parsed response headers for an HTTP 402 response
+	Headers402 *PostConsumptionResponse402Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *PostConsumptionResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *PostConsumptionResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *PostConsumptionResponse409Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *PostConsumptionResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *PostConsumptionResponse415Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *PostConsumptionResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PostConsumptionResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *PostConsumptionResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PostConsumptionResponse503Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r PostConsumptionResponse) GetJSON201() *ServerPostingResult {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PostConsumptionResponse) GetApplicationproblemJSON400() *BadRequestIdempotent {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PostConsumptionResponse) GetApplicationproblemJSON401() *Unauthenticated {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON402 returns the response for an HTTP 402 `application/problem+json` response
+func (r PostConsumptionResponse) GetApplicationproblemJSON402() *PostingInsufficientFunds {
+	return r.ApplicationproblemJSON402
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PostConsumptionResponse) GetApplicationproblemJSON403() *PostingForbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PostConsumptionResponse) GetApplicationproblemJSON404() *PostingUnknownIds {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PostConsumptionResponse) GetApplicationproblemJSON409() *PostingConflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PostConsumptionResponse) GetApplicationproblemJSON413() *RequestTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PostConsumptionResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r PostConsumptionResponse) GetApplicationproblemJSON422() *IdempotencyKeyReused {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PostConsumptionResponse) GetApplicationproblemJSON429() *PostingTooMany {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PostConsumptionResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PostConsumptionResponse) GetApplicationproblemJSON503() *UnavailableOrNoCatalog {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PostConsumptionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PostConsumptionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PostConsumptionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PostConsumptionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetEntitlementCheckResponse200Headers the declared response headers of an HTTP 200 response for GetEntitlementCheck
 type GetEntitlementCheckResponse200Headers struct {
 	XRequestId string
@@ -15399,6 +18062,452 @@ func (r GetEntitlementCheckResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetEntitlementCheckResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PostExchangeResponse201Headers the declared response headers of an HTTP 201 response for PostExchange
+type PostExchangeResponse201Headers struct {
+	IdempotentReplayed *string
+	XRequestId         string
+}
+
+// PostExchangeResponse400Headers the declared response headers of an HTTP 400 response for PostExchange
+type PostExchangeResponse400Headers struct {
+	XRequestId string
+}
+
+// PostExchangeResponse401Headers the declared response headers of an HTTP 401 response for PostExchange
+type PostExchangeResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// PostExchangeResponse402Headers the declared response headers of an HTTP 402 response for PostExchange
+type PostExchangeResponse402Headers struct {
+	IdempotentReplayed *string
+	XRequestId         string
+}
+
+// PostExchangeResponse403Headers the declared response headers of an HTTP 403 response for PostExchange
+type PostExchangeResponse403Headers struct {
+	XRequestId string
+}
+
+// PostExchangeResponse404Headers the declared response headers of an HTTP 404 response for PostExchange
+type PostExchangeResponse404Headers struct {
+	IdempotentReplayed *string
+	XRequestId         string
+}
+
+// PostExchangeResponse409Headers the declared response headers of an HTTP 409 response for PostExchange
+type PostExchangeResponse409Headers struct {
+	IdempotentReplayed *string
+	XRequestId         string
+}
+
+// PostExchangeResponse413Headers the declared response headers of an HTTP 413 response for PostExchange
+type PostExchangeResponse413Headers struct {
+	XRequestId string
+}
+
+// PostExchangeResponse415Headers the declared response headers of an HTTP 415 response for PostExchange
+type PostExchangeResponse415Headers struct {
+	XRequestId string
+}
+
+// PostExchangeResponse422Headers the declared response headers of an HTTP 422 response for PostExchange
+type PostExchangeResponse422Headers struct {
+	XRequestId string
+}
+
+// PostExchangeResponse429Headers the declared response headers of an HTTP 429 response for PostExchange
+type PostExchangeResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+// PostExchangeResponse500Headers the declared response headers of an HTTP 500 response for PostExchange
+type PostExchangeResponse500Headers struct {
+	XRequestId string
+}
+
+// PostExchangeResponse503Headers the declared response headers of an HTTP 503 response for PostExchange
+type PostExchangeResponse503Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+type PostExchangeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *ServerPostingResult
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequestIdempotent
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON402 the response for an HTTP 402 `application/problem+json` response
+	ApplicationproblemJSON402 *PostingInsufficientFunds
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *PostingForbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *PostingUnknownIds
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *PostingConflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *RequestTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *IdempotencyKeyReused
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *PostingTooMany
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *UnavailableOrNoCatalog
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *PostExchangeResponse201Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *PostExchangeResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *PostExchangeResponse401Headers
+	// Headers402 the parsed response headers for an HTTP 402 response
+	Headers402 *PostExchangeResponse402Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *PostExchangeResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *PostExchangeResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *PostExchangeResponse409Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *PostExchangeResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *PostExchangeResponse415Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *PostExchangeResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PostExchangeResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *PostExchangeResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PostExchangeResponse503Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r PostExchangeResponse) GetJSON201() *ServerPostingResult {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PostExchangeResponse) GetApplicationproblemJSON400() *BadRequestIdempotent {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PostExchangeResponse) GetApplicationproblemJSON401() *Unauthenticated {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON402 returns the response for an HTTP 402 `application/problem+json` response
+func (r PostExchangeResponse) GetApplicationproblemJSON402() *PostingInsufficientFunds {
+	return r.ApplicationproblemJSON402
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PostExchangeResponse) GetApplicationproblemJSON403() *PostingForbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PostExchangeResponse) GetApplicationproblemJSON404() *PostingUnknownIds {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PostExchangeResponse) GetApplicationproblemJSON409() *PostingConflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PostExchangeResponse) GetApplicationproblemJSON413() *RequestTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PostExchangeResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r PostExchangeResponse) GetApplicationproblemJSON422() *IdempotencyKeyReused {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PostExchangeResponse) GetApplicationproblemJSON429() *PostingTooMany {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PostExchangeResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PostExchangeResponse) GetApplicationproblemJSON503() *UnavailableOrNoCatalog {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PostExchangeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PostExchangeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PostExchangeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PostExchangeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PostSpendResponse201Headers the declared response headers of an HTTP 201 response for PostSpend
+type PostSpendResponse201Headers struct {
+	IdempotentReplayed *string
+	XRequestId         string
+}
+
+// PostSpendResponse400Headers the declared response headers of an HTTP 400 response for PostSpend
+type PostSpendResponse400Headers struct {
+	XRequestId string
+}
+
+// PostSpendResponse401Headers the declared response headers of an HTTP 401 response for PostSpend
+type PostSpendResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// PostSpendResponse402Headers the declared response headers of an HTTP 402 response for PostSpend
+type PostSpendResponse402Headers struct {
+	IdempotentReplayed *string
+	XRequestId         string
+}
+
+// PostSpendResponse403Headers the declared response headers of an HTTP 403 response for PostSpend
+type PostSpendResponse403Headers struct {
+	XRequestId string
+}
+
+// PostSpendResponse404Headers the declared response headers of an HTTP 404 response for PostSpend
+type PostSpendResponse404Headers struct {
+	IdempotentReplayed *string
+	XRequestId         string
+}
+
+// PostSpendResponse409Headers the declared response headers of an HTTP 409 response for PostSpend
+type PostSpendResponse409Headers struct {
+	IdempotentReplayed *string
+	XRequestId         string
+}
+
+// PostSpendResponse413Headers the declared response headers of an HTTP 413 response for PostSpend
+type PostSpendResponse413Headers struct {
+	XRequestId string
+}
+
+// PostSpendResponse415Headers the declared response headers of an HTTP 415 response for PostSpend
+type PostSpendResponse415Headers struct {
+	XRequestId string
+}
+
+// PostSpendResponse422Headers the declared response headers of an HTTP 422 response for PostSpend
+type PostSpendResponse422Headers struct {
+	XRequestId string
+}
+
+// PostSpendResponse429Headers the declared response headers of an HTTP 429 response for PostSpend
+type PostSpendResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+// PostSpendResponse500Headers the declared response headers of an HTTP 500 response for PostSpend
+type PostSpendResponse500Headers struct {
+	XRequestId string
+}
+
+// PostSpendResponse503Headers the declared response headers of an HTTP 503 response for PostSpend
+type PostSpendResponse503Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+type PostSpendResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *ServerPostingResult
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequestIdempotent
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON402 the response for an HTTP 402 `application/problem+json` response
+	ApplicationproblemJSON402 *PostingInsufficientFunds
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *PostingForbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *PostingUnknownIds
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *PostingConflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *RequestTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *IdempotencyKeyReused
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *PostingTooMany
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *UnavailableOrNoCatalog
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *PostSpendResponse201Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *PostSpendResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *PostSpendResponse401Headers
+	// Headers402 the parsed response headers for an HTTP 402 response
+	Headers402 *PostSpendResponse402Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *PostSpendResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *PostSpendResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *PostSpendResponse409Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *PostSpendResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *PostSpendResponse415Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *PostSpendResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PostSpendResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *PostSpendResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PostSpendResponse503Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r PostSpendResponse) GetJSON201() *ServerPostingResult {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PostSpendResponse) GetApplicationproblemJSON400() *BadRequestIdempotent {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PostSpendResponse) GetApplicationproblemJSON401() *Unauthenticated {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON402 returns the response for an HTTP 402 `application/problem+json` response
+func (r PostSpendResponse) GetApplicationproblemJSON402() *PostingInsufficientFunds {
+	return r.ApplicationproblemJSON402
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PostSpendResponse) GetApplicationproblemJSON403() *PostingForbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PostSpendResponse) GetApplicationproblemJSON404() *PostingUnknownIds {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PostSpendResponse) GetApplicationproblemJSON409() *PostingConflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PostSpendResponse) GetApplicationproblemJSON413() *RequestTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PostSpendResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r PostSpendResponse) GetApplicationproblemJSON422() *IdempotencyKeyReused {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PostSpendResponse) GetApplicationproblemJSON429() *PostingTooMany {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PostSpendResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PostSpendResponse) GetApplicationproblemJSON503() *UnavailableOrNoCatalog {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PostSpendResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PostSpendResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PostSpendResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PostSpendResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -16887,6 +19996,42 @@ func (c *ClientWithResponses) RevokeKeyWithResponse(ctx context.Context, key str
 	return ParseRevokeKeyResponse(rsp)
 }
 
+// PutKeyLimitsWithBodyWithResponse Replace the limits of a game-server key
+//
+// By name, or by id when the segment is a number; a body of `null`
+// removes the limits. Recorded in the audit log as `key.limits` with
+// the key before and after. This replica applies the change at once,
+// the others within COINOP_KEY_CACHE_TTL. Role admin.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /admin/v1/keys/{key}/limits (the `PutKeyLimits` operationId).
+func (c *ClientWithResponses) PutKeyLimitsWithBodyWithResponse(ctx context.Context, key string, params *PutKeyLimitsParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PutKeyLimitsResponse, error) {
+	rsp, err := c.PutKeyLimitsWithBody(ctx, key, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePutKeyLimitsResponse(rsp)
+}
+
+// PutKeyLimitsWithResponse Replace the limits of a game-server key
+//
+// By name, or by id when the segment is a number; a body of `null`
+// removes the limits. Recorded in the audit log as `key.limits` with
+// the key before and after. This replica applies the change at once,
+// the others within COINOP_KEY_CACHE_TTL. Role admin.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /admin/v1/keys/{key}/limits (the `PutKeyLimits` operationId).
+func (c *ClientWithResponses) PutKeyLimitsWithResponse(ctx context.Context, key string, params *PutKeyLimitsParams, body PutKeyLimitsJSONRequestBody, reqEditors ...RequestEditorFn) (*PutKeyLimitsResponse, error) {
+	rsp, err := c.PutKeyLimits(ctx, key, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePutKeyLimitsResponse(rsp)
+}
+
 // GetMeWithResponse Who the caller is and what it may do
 //
 // Any admin API key or the bootstrap token (no particular role). `can`
@@ -17153,6 +20298,48 @@ func (c *ClientWithResponses) GetCatalogWithResponse(ctx context.Context, params
 	return ParseGetCatalogResponse(rsp)
 }
 
+// PostPlayerConsumptionWithBodyWithResponse Use up an item the player holds, exactly once
+//
+// For client-authoritative games: the player uses up `quantity` of an
+// item the live catalog marks `player_consumable` (off unless set).
+// Takes the item to `system:consumption` (ledger kind
+// `player_consume`). Idempotency is as for purchases: the key is scoped
+// to (player, this route) and fingerprinted over `item_id` and
+// `quantity`; 402/404/409 rejections are stored and replayed.
+// `entitlements` in the answer says how many are left (possibly 0).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/consumptions (the `PostPlayerConsumption` operationId).
+func (c *ClientWithResponses) PostPlayerConsumptionWithBodyWithResponse(ctx context.Context, params *PostPlayerConsumptionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostPlayerConsumptionResponse, error) {
+	rsp, err := c.PostPlayerConsumptionWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostPlayerConsumptionResponse(rsp)
+}
+
+// PostPlayerConsumptionWithResponse Use up an item the player holds, exactly once
+//
+// For client-authoritative games: the player uses up `quantity` of an
+// item the live catalog marks `player_consumable` (off unless set).
+// Takes the item to `system:consumption` (ledger kind
+// `player_consume`). Idempotency is as for purchases: the key is scoped
+// to (player, this route) and fingerprinted over `item_id` and
+// `quantity`; 402/404/409 rejections are stored and replayed.
+// `entitlements` in the answer says how many are left (possibly 0).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/consumptions (the `PostPlayerConsumption` operationId).
+func (c *ClientWithResponses) PostPlayerConsumptionWithResponse(ctx context.Context, params *PostPlayerConsumptionParams, body PostPlayerConsumptionJSONRequestBody, reqEditors ...RequestEditorFn) (*PostPlayerConsumptionResponse, error) {
+	rsp, err := c.PostPlayerConsumption(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostPlayerConsumptionResponse(rsp)
+}
+
 // GetEntitlementsWithResponse The items the player holds
 //
 // Items with a positive quantity, sorted by item id.
@@ -17206,6 +20393,121 @@ func (c *ClientWithResponses) PostEntitlementChecksWithResponse(ctx context.Cont
 	return ParsePostEntitlementChecksResponse(rsp)
 }
 
+// GetEventsWithResponse The event feed, after a cursor
+//
+// Every posting that moved holdings (type `ledger.<kind>`: purchase,
+// admin_grant, award, spend, consume, exchange, player_consume,
+// store_purchase, store_refund) and every catalog publish
+// (`catalog.published`) is an event, written in the change's own
+// transaction: no event for a change rolled back, no change without
+// its event. Events are returned in commit order; pass the answer's
+// `next_after` as `after` to read on. Ids are stable: delivery is
+// at least once, so de-duplicate on `id`. With `wait`, a request
+// with nothing to return waits up to that many seconds for an event.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/events (the `GetEvents` operationId).
+func (c *ClientWithResponses) GetEventsWithResponse(ctx context.Context, params *GetEventsParams, reqEditors ...RequestEditorFn) (*GetEventsResponse, error) {
+	rsp, err := c.GetEvents(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetEventsResponse(rsp)
+}
+
+// PostAwardWithBodyWithResponse Award currencies and items to a player, exactly once
+//
+// Credits the player from `system:awards` (ledger kind `award`): a match
+// reward, a quest's loot. Durable items (at most one) and `max_per_player`
+// apply as for purchases.
+//
+// Idempotency is as for purchases: the key is scoped to (player_id,
+// this route) and fingerprinted over `source`, `reason` (both trimmed)
+// and the amounts; 402/404/409 rejections are stored and replayed.
+// Unknown currencies and items are `item_not_found` with the offending
+// keys in `unknown`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/players/{player_id}/awards (the `PostAward` operationId).
+func (c *ClientWithResponses) PostAwardWithBodyWithResponse(ctx context.Context, playerId PlayerID, params *PostAwardParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostAwardResponse, error) {
+	rsp, err := c.PostAwardWithBody(ctx, playerId, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostAwardResponse(rsp)
+}
+
+// PostAwardWithResponse Award currencies and items to a player, exactly once
+//
+// Credits the player from `system:awards` (ledger kind `award`): a match
+// reward, a quest's loot. Durable items (at most one) and `max_per_player`
+// apply as for purchases.
+//
+// Idempotency is as for purchases: the key is scoped to (player_id,
+// this route) and fingerprinted over `source`, `reason` (both trimmed)
+// and the amounts; 402/404/409 rejections are stored and replayed.
+// Unknown currencies and items are `item_not_found` with the offending
+// keys in `unknown`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/players/{player_id}/awards (the `PostAward` operationId).
+func (c *ClientWithResponses) PostAwardWithResponse(ctx context.Context, playerId PlayerID, params *PostAwardParams, body PostAwardJSONRequestBody, reqEditors ...RequestEditorFn) (*PostAwardResponse, error) {
+	rsp, err := c.PostAward(ctx, playerId, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostAwardResponse(rsp)
+}
+
+// PostConsumptionWithBodyWithResponse Use up a player's items, exactly once
+//
+// Takes items from the player to `system:consumption` (ledger kind
+// `consume`): the potion the player drank. `entitlements` in the answer
+// says how many of each consumed item are left (possibly 0).
+//
+// Idempotency is as for purchases: the key is scoped to (player_id,
+// this route) and fingerprinted over `source`, `reason` (both trimmed)
+// and the amounts; 402/404/409 rejections are stored and replayed.
+// Unknown currencies and items are `item_not_found` with the offending
+// keys in `unknown`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/players/{player_id}/consumptions (the `PostConsumption` operationId).
+func (c *ClientWithResponses) PostConsumptionWithBodyWithResponse(ctx context.Context, playerId PlayerID, params *PostConsumptionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostConsumptionResponse, error) {
+	rsp, err := c.PostConsumptionWithBody(ctx, playerId, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostConsumptionResponse(rsp)
+}
+
+// PostConsumptionWithResponse Use up a player's items, exactly once
+//
+// Takes items from the player to `system:consumption` (ledger kind
+// `consume`): the potion the player drank. `entitlements` in the answer
+// says how many of each consumed item are left (possibly 0).
+//
+// Idempotency is as for purchases: the key is scoped to (player_id,
+// this route) and fingerprinted over `source`, `reason` (both trimmed)
+// and the amounts; 402/404/409 rejections are stored and replayed.
+// Unknown currencies and items are `item_not_found` with the offending
+// keys in `unknown`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/players/{player_id}/consumptions (the `PostConsumption` operationId).
+func (c *ClientWithResponses) PostConsumptionWithResponse(ctx context.Context, playerId PlayerID, params *PostConsumptionParams, body PostConsumptionJSONRequestBody, reqEditors ...RequestEditorFn) (*PostConsumptionResponse, error) {
+	rsp, err := c.PostConsumption(ctx, playerId, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostConsumptionResponse(rsp)
+}
+
 // GetEntitlementCheckWithResponse Whether a player holds an item
 //
 // Read-only; served from the Redis cache when it is current. A player
@@ -17222,6 +20524,100 @@ func (c *ClientWithResponses) GetEntitlementCheckWithResponse(ctx context.Contex
 		return nil, err
 	}
 	return ParseGetEntitlementCheckResponse(rsp)
+}
+
+// PostExchangeWithBodyWithResponse Take some assets and give others, all or nothing
+//
+// Takes `take` and gives `give` in one ledger transaction against
+// `system:exchanges` (ledger kind `exchange`): crafting, upgrades. If
+// either side is refused nothing moves. An asset may not appear on both
+// sides. `entitlements` lists the items given and taken with their new
+// totals.
+//
+// Idempotency is as for purchases: the key is scoped to (player_id,
+// this route) and fingerprinted over `source`, `reason` (both trimmed)
+// and the amounts; 402/404/409 rejections are stored and replayed.
+// Unknown currencies and items are `item_not_found` with the offending
+// keys in `unknown`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/players/{player_id}/exchanges (the `PostExchange` operationId).
+func (c *ClientWithResponses) PostExchangeWithBodyWithResponse(ctx context.Context, playerId PlayerID, params *PostExchangeParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostExchangeResponse, error) {
+	rsp, err := c.PostExchangeWithBody(ctx, playerId, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostExchangeResponse(rsp)
+}
+
+// PostExchangeWithResponse Take some assets and give others, all or nothing
+//
+// Takes `take` and gives `give` in one ledger transaction against
+// `system:exchanges` (ledger kind `exchange`): crafting, upgrades. If
+// either side is refused nothing moves. An asset may not appear on both
+// sides. `entitlements` lists the items given and taken with their new
+// totals.
+//
+// Idempotency is as for purchases: the key is scoped to (player_id,
+// this route) and fingerprinted over `source`, `reason` (both trimmed)
+// and the amounts; 402/404/409 rejections are stored and replayed.
+// Unknown currencies and items are `item_not_found` with the offending
+// keys in `unknown`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/players/{player_id}/exchanges (the `PostExchange` operationId).
+func (c *ClientWithResponses) PostExchangeWithResponse(ctx context.Context, playerId PlayerID, params *PostExchangeParams, body PostExchangeJSONRequestBody, reqEditors ...RequestEditorFn) (*PostExchangeResponse, error) {
+	rsp, err := c.PostExchange(ctx, playerId, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostExchangeResponse(rsp)
+}
+
+// PostSpendWithBodyWithResponse Spend a player's currencies, exactly once
+//
+// Debits the player's currencies to `system:spends` (ledger kind
+// `spend`): an in-game shop run by the game server.
+//
+// Idempotency is as for purchases: the key is scoped to (player_id,
+// this route) and fingerprinted over `source`, `reason` (both trimmed)
+// and the amounts; 402/404/409 rejections are stored and replayed.
+// Unknown currencies and items are `item_not_found` with the offending
+// keys in `unknown`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/players/{player_id}/spends (the `PostSpend` operationId).
+func (c *ClientWithResponses) PostSpendWithBodyWithResponse(ctx context.Context, playerId PlayerID, params *PostSpendParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostSpendResponse, error) {
+	rsp, err := c.PostSpendWithBody(ctx, playerId, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostSpendResponse(rsp)
+}
+
+// PostSpendWithResponse Spend a player's currencies, exactly once
+//
+// Debits the player's currencies to `system:spends` (ledger kind
+// `spend`): an in-game shop run by the game server.
+//
+// Idempotency is as for purchases: the key is scoped to (player_id,
+// this route) and fingerprinted over `source`, `reason` (both trimmed)
+// and the amounts; 402/404/409 rejections are stored and replayed.
+// Unknown currencies and items are `item_not_found` with the offending
+// keys in `unknown`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/players/{player_id}/spends (the `PostSpend` operationId).
+func (c *ClientWithResponses) PostSpendWithResponse(ctx context.Context, playerId PlayerID, params *PostSpendParams, body PostSpendJSONRequestBody, reqEditors ...RequestEditorFn) (*PostSpendResponse, error) {
+	rsp, err := c.PostSpend(ctx, playerId, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostSpendResponse(rsp)
 }
 
 // PostPurchaseWithBodyWithResponse Buy an item or bundle with virtual currency, exactly once
@@ -22924,6 +26320,221 @@ func ParseRevokeKeyResponse(rsp *http.Response) (*RevokeKeyResponse, error) {
 	return response, nil
 }
 
+// ParsePutKeyLimitsResponse parses an HTTP response from a PutKeyLimitsWithResponse call
+func ParsePutKeyLimitsResponse(rsp *http.Response) (*PutKeyLimitsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PutKeyLimitsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest struct {
+			Key AdminKey `json:"key"`
+		}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest RequestTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers PutKeyLimitsResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers PutKeyLimitsResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers PutKeyLimitsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers PutKeyLimitsResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers PutKeyLimitsResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 413:
+		var headers PutKeyLimitsResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers PutKeyLimitsResponse415Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 429:
+		var headers PutKeyLimitsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers PutKeyLimitsResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers PutKeyLimitsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseGetMeResponse parses an HTTP response from a GetMeWithResponse call
 func ParseGetMeResponse(rsp *http.Response) (*GetMeResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -24937,6 +28548,295 @@ func ParseGetCatalogResponse(rsp *http.Response) (*GetCatalogResponse, error) {
 	return response, nil
 }
 
+// ParsePostPlayerConsumptionResponse parses an HTTP response from a PostPlayerConsumptionWithResponse call
+func ParsePostPlayerConsumptionResponse(rsp *http.Response) (*PostPlayerConsumptionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PostPlayerConsumptionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest struct {
+			// Balances Currency id → balance.
+			Balances Balances `json:"balances"`
+
+			// ConsumptionId UUIDv7; the `reference` of the ledger transaction.
+			ConsumptionId openapi_types.UUID `json:"consumption_id"`
+
+			// Entitlements The item consumed with what is left.
+			Entitlements []struct {
+				ItemId   string `json:"item_id"`
+				Quantity int64  `json:"quantity"`
+			} `json:"entitlements"`
+			ItemId   string `json:"item_id"`
+			Quantity int64  `json:"quantity"`
+		}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequestIdempotent
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 402:
+		var dest PostingInsufficientFunds
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON402 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest RequestTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest IdempotencyKeyReused
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest UnavailableOrNoCatalog
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers PostPlayerConsumptionResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 400:
+		var headers PostPlayerConsumptionResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers PostPlayerConsumptionResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 402:
+		var headers PostPlayerConsumptionResponse402Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers402 = &headers
+	case rsp.StatusCode == 404:
+		var headers PostPlayerConsumptionResponse404Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers PostPlayerConsumptionResponse409Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 413:
+		var headers PostPlayerConsumptionResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers PostPlayerConsumptionResponse415Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 422:
+		var headers PostPlayerConsumptionResponse422Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers PostPlayerConsumptionResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers PostPlayerConsumptionResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers PostPlayerConsumptionResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseGetEntitlementsResponse parses an HTTP response from a GetEntitlementsWithResponse call
 func ParseGetEntitlementsResponse(rsp *http.Response) (*GetEntitlementsResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -25261,6 +29161,733 @@ func ParsePostEntitlementChecksResponse(rsp *http.Response) (*PostEntitlementChe
 	return response, nil
 }
 
+// ParseGetEventsResponse parses an HTTP response from a GetEventsWithResponse call
+func ParseGetEventsResponse(rsp *http.Response) (*GetEventsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetEventsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest struct {
+			Events []Event `json:"events"`
+
+			// NextAfter The last event's id, or `after` when there is none.
+			NextAfter int64 `json:"next_after"`
+		}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ForbiddenServer
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetEventsResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers GetEventsResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers GetEventsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers GetEventsResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetEventsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers GetEventsResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetEventsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePostAwardResponse parses an HTTP response from a PostAwardWithResponse call
+func ParsePostAwardResponse(rsp *http.Response) (*PostAwardResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PostAwardResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest ServerPostingResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequestIdempotent
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest PostingForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest PostingUnknownIds
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest PostingConflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest RequestTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest IdempotencyKeyReused
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest PostingTooMany
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest UnavailableOrNoCatalog
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers PostAwardResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 400:
+		var headers PostAwardResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers PostAwardResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers PostAwardResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers PostAwardResponse404Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers PostAwardResponse409Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 413:
+		var headers PostAwardResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers PostAwardResponse415Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 422:
+		var headers PostAwardResponse422Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers PostAwardResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers PostAwardResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers PostAwardResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePostConsumptionResponse parses an HTTP response from a PostConsumptionWithResponse call
+func ParsePostConsumptionResponse(rsp *http.Response) (*PostConsumptionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PostConsumptionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest ServerPostingResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequestIdempotent
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 402:
+		var dest PostingInsufficientFunds
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON402 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest PostingForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest PostingUnknownIds
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest PostingConflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest RequestTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest IdempotencyKeyReused
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest PostingTooMany
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest UnavailableOrNoCatalog
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers PostConsumptionResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 400:
+		var headers PostConsumptionResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers PostConsumptionResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 402:
+		var headers PostConsumptionResponse402Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers402 = &headers
+	case rsp.StatusCode == 403:
+		var headers PostConsumptionResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers PostConsumptionResponse404Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers PostConsumptionResponse409Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 413:
+		var headers PostConsumptionResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers PostConsumptionResponse415Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 422:
+		var headers PostConsumptionResponse422Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers PostConsumptionResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers PostConsumptionResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers PostConsumptionResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseGetEntitlementCheckResponse parses an HTTP response from a GetEntitlementCheckWithResponse call
 func ParseGetEntitlementCheckResponse(rsp *http.Response) (*GetEntitlementCheckResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -25420,6 +30047,590 @@ func ParseGetEntitlementCheckResponse(rsp *http.Response) (*GetEntitlementCheckR
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetEntitlementCheckResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePostExchangeResponse parses an HTTP response from a PostExchangeWithResponse call
+func ParsePostExchangeResponse(rsp *http.Response) (*PostExchangeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PostExchangeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest ServerPostingResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequestIdempotent
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 402:
+		var dest PostingInsufficientFunds
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON402 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest PostingForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest PostingUnknownIds
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest PostingConflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest RequestTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest IdempotencyKeyReused
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest PostingTooMany
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest UnavailableOrNoCatalog
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers PostExchangeResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 400:
+		var headers PostExchangeResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers PostExchangeResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 402:
+		var headers PostExchangeResponse402Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers402 = &headers
+	case rsp.StatusCode == 403:
+		var headers PostExchangeResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers PostExchangeResponse404Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers PostExchangeResponse409Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 413:
+		var headers PostExchangeResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers PostExchangeResponse415Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 422:
+		var headers PostExchangeResponse422Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers PostExchangeResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers PostExchangeResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers PostExchangeResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePostSpendResponse parses an HTTP response from a PostSpendWithResponse call
+func ParsePostSpendResponse(rsp *http.Response) (*PostSpendResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PostSpendResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest ServerPostingResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequestIdempotent
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 402:
+		var dest PostingInsufficientFunds
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON402 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest PostingForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest PostingUnknownIds
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest PostingConflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest RequestTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest IdempotencyKeyReused
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest PostingTooMany
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest UnavailableOrNoCatalog
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers PostSpendResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 400:
+		var headers PostSpendResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers PostSpendResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 402:
+		var headers PostSpendResponse402Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers402 = &headers
+	case rsp.StatusCode == 403:
+		var headers PostSpendResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers PostSpendResponse404Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers PostSpendResponse409Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 413:
+		var headers PostSpendResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers PostSpendResponse415Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 422:
+		var headers PostSpendResponse422Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers PostSpendResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers PostSpendResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers PostSpendResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
