@@ -139,16 +139,7 @@ func (l *Ledger) Purchase(ctx context.Context, req PurchaseRequest) (Outcome, er
 	if err != nil {
 		return Outcome{}, err
 	}
-	var res postResult
-	if l.group != nil {
-		res, err = l.group.submit(ctx, p)
-	} else {
-		res, err = l.postAlone(ctx, p)
-	}
-	if err != nil {
-		return Outcome{}, err
-	}
-	return res.Outcome, nil
+	return l.post(ctx, p)
 }
 
 // purchasePosting validates a purchase and prices it from the live catalog.

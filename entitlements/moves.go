@@ -140,16 +140,7 @@ func (l *Ledger) Move(ctx context.Context, req MoveRequest) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, err
 	}
-	var res postResult
-	if l.group != nil {
-		res, err = l.group.submit(ctx, p)
-	} else {
-		res, err = l.postAlone(ctx, p)
-	}
-	if err != nil {
-		return Outcome{}, err
-	}
-	return res.Outcome, nil
+	return l.post(ctx, p)
 }
 
 func validText(field, s string) (string, error) {
@@ -389,14 +380,5 @@ func (l *Ledger) PlayerConsume(ctx context.Context, req PlayerConsumeRequest) (O
 		metadata: map[string]any{"item_id": req.ItemID, "quantity": req.Quantity,
 			"catalog_version": snap.Version, "idempotency_key": req.IdempotencyKey},
 	}
-	var res postResult
-	if l.group != nil {
-		res, err = l.group.submit(ctx, p)
-	} else {
-		res, err = l.postAlone(ctx, p)
-	}
-	if err != nil {
-		return Outcome{}, err
-	}
-	return res.Outcome, nil
+	return l.post(ctx, p)
 }

@@ -749,6 +749,22 @@ func postErr(p *posting, err error) error {
 	return fmt.Errorf("entitlements: post %s for %q: %w", p.kind, p.playerID, err)
 }
 
+// post posts p through group commit when it is on, else on its own, and
+// returns its outcome.
+func (l *Ledger) post(ctx context.Context, p *posting) (Outcome, error) {
+	var res postResult
+	var err error
+	if l.group != nil {
+		res, err = l.group.submit(ctx, p)
+	} else {
+		res, err = l.postAlone(ctx, p)
+	}
+	if err != nil {
+		return Outcome{}, err
+	}
+	return res.Outcome, nil
+}
+
 // postAlone posts p in its own transaction and updates the cache after commit.
 func (l *Ledger) postAlone(ctx context.Context, p *posting) (postResult, error) {
 	outs, patches, err := l.postOwn(ctx, []*posting{p})
