@@ -73,11 +73,21 @@ type Feed struct {
 // NewFeed returns the feed over db.
 func NewFeed(db *pgxpool.Pool) *Feed { return &Feed{db: db, poll: 100 * time.Millisecond} }
 
+// readMargin is kept free of waiting before the caller's deadline, for the
+// last read and the answer.
+const readMargin = 250 * time.Millisecond
+
 // Read returns up to limit events with ids above after, oldest first. With
 // wait > 0 and nothing to return yet, it polls until an event commits or
-// wait has passed (then it returns none). Errors come from Postgres or ctx.
+// wait has passed, or ctx's deadline is near (then it returns none). Errors
+// come from Postgres or a canceled ctx.
 func (f *Feed) Read(ctx context.Context, after int64, limit int, wait time.Duration) ([]Event, error) {
 	deadline := time.Now().Add(wait)
+	// A wait longer than the caller's deadline ends, empty, just before it:
+	// a long-poll that finds nothing is an empty answer, not a timeout.
+	if d, ok := ctx.Deadline(); ok && d.Add(-readMargin).Before(deadline) {
+		deadline = d.Add(-readMargin)
+	}
 	for {
 		events, err := f.read(ctx, after, limit)
 		if err != nil || len(events) > 0 || !time.Now().Before(deadline) {

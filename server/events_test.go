@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coinop/coinop/server"
 )
@@ -127,6 +128,19 @@ func TestEventFeed(t *testing.T) {
 		e.move(t, "awards", p, "a2", `{"source":"m","reason":"won","currencies":{"gold":1}}`)
 		if pg := <-done; types(pg) != "ledger.award" {
 			t.Errorf("long poll got %q", types(pg))
+		}
+	})
+
+	t.Run("a wait longer than the request timeout ends empty, not in a 503", func(t *testing.T) {
+		short := newEnv(t, withPool(e.pool), withConfig(func(c *server.Config) {
+			c.ServerToken = economyServerToken
+			c.RequestTimeout = time.Second
+		}))
+		r := short.get(t, fmt.Sprintf("/v1/events?after=%d&wait=30", all.NextAfter+1000), economyServerToken)
+		var pg feedPage
+		r.decode(t, &pg)
+		if r.status != http.StatusOK || len(pg.Events) != 0 {
+			t.Errorf("a long poll past the request timeout: %s", r)
 		}
 	})
 
