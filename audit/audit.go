@@ -5,7 +5,7 @@
 // It owns the table audit_log and the SQL function coinop_audit
 // (migrations/005). Writers record an entry inside the transaction of the
 // change itself, by calling coinop_audit (Record here; catalog and the
-// ledger writer (entitlements) queue the SQL function directly), so a change and its
+// ledger's grant path call the SQL function directly), so a change and its
 // entry commit together or not at all. Triggers refuse UPDATE, DELETE and
 // TRUNCATE, so the application cannot rewrite history.
 //
