@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 )
 
@@ -62,6 +63,15 @@ type Worker struct {
 	opt  Options
 	log  *slog.Logger
 	Stat Stats
+
+	attempts *prometheus.CounterVec
+	failed   prometheus.Counter
+	lag      prometheus.Histogram
+}
+
+// Collectors are the worker's metrics, for /metrics.
+func (w *Worker) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{w.attempts, w.failed, w.lag}
 }
 
 // Stats counts what a worker did, for metrics and tests.
@@ -107,7 +117,15 @@ func NewWorker(db *pgxpool.Pool, opt Options) *Worker {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
-	return &Worker{db: db, opt: opt, log: opt.Logger}
+	return &Worker{db: db, opt: opt, log: opt.Logger,
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "coinop", Name: "webhook_attempts_total",
+			Help: "Webhook delivery attempts by result (delivered or failed)."}, []string{"result"}),
+		failed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "coinop", Name: "webhook_deliveries_failed_total",
+			Help: "Webhook deliveries given up after the whole retry schedule."}),
+		lag: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "coinop", Name: "webhook_delivery_lag_seconds",
+			Help:    "Time from an event's commit to its successful delivery.",
+			Buckets: []float64{.05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600, 6 * 3600, 24 * 3600}}),
+	}
 }
 
 // Run works until ctx ends.
@@ -239,6 +257,15 @@ func (w *Worker) deliver(ctx context.Context, c claimed) {
 	status, errText := w.post(ctx, c)
 	ok := status >= 200 && status < 300
 	w.Stat.add(ok)
+	if ok {
+		w.attempts.WithLabelValues("delivered").Inc()
+		w.lag.Observe(time.Since(c.event.Timestamp).Seconds())
+	} else {
+		w.attempts.WithLabelValues("failed").Inc()
+		if c.attempts > len(w.opt.Schedule) {
+			w.failed.Inc()
+		}
+	}
 	var err error
 	if ok {
 		_, err = w.db.Exec(ctx, `WITH d AS (UPDATE webhook_deliveries SET status = 'delivered', delivered_at = now(), last_status = $3,

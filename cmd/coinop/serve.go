@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/coinop/coinop/catalog"
@@ -194,6 +195,7 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger) (_ *wired, err 
 	w.cache = entitlements.NewCache(rdb, db, entitlements.CacheConfig{Prefix: prefix, TTL: durations["COINOP_CACHE_TTL"], Logger: logger})
 	w.ledger = entitlements.New(db, w.live, entitlements.WithKeyWait(durations["COINOP_IDEMPOTENCY_WAIT"]), entitlements.WithCache(w.cache),
 		entitlements.WithGroupCommit(lanes, batch))
+	registry := prometheus.NewRegistry()
 	w.server = server.New(server.Config{
 		JWTSecret:      []byte(secret),
 		JWTIssuer:      cfg.str("COINOP_JWT_ISSUER"),
@@ -208,7 +210,7 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger) (_ *wired, err 
 		KeyCacheTTL:    durations["COINOP_KEY_CACHE_TTL"],
 		StoreTesters:   stores.testers,
 	}, server.Deps{Cache: w.cache, Ledger: w.ledger, Catalogs: w.catalogs, Live: w.live, DB: db, Redis: rdb, Logger: logger,
-		Stores: stores.stores})
+		Stores: stores.stores, Registry: registry})
 	background := func() {
 		if _, err := w.live.Refresh(ctx); err != nil && !errors.Is(err, catalog.ErrNoCatalog) {
 			logger.Warn("catalog not loaded at start; will retry", slog.Any("error", err))
@@ -222,6 +224,7 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger) (_ *wired, err 
 			// replica's expired leases.
 			worker := webhooks.NewWorker(db, webhooks.Options{Timeout: durations["COINOP_WEBHOOK_TIMEOUT"],
 				Concurrency: webhookConcurrency, Poll: durations["COINOP_WEBHOOK_POLL"], Logger: logger})
+			registry.MustRegister(worker.Collectors()...)
 			w.spawn(func() { worker.Run(runCtx) })
 		}
 		if stores.stores.Enabled() {
