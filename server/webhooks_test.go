@@ -53,7 +53,10 @@ func TestWebhooksDeliverEveryPostingAsTheFeedHasIt(t *testing.T) {
 	mu.Unlock()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { webhooks.NewWorker(e.pool, webhooks.Options{Poll: 10 * time.Millisecond}).Run(ctx); close(done) }()
+	go func() {
+		webhooks.NewWorker(e.pool, webhooks.Options{Poll: 10 * time.Millisecond}).Run(ctx)
+		close(done)
+	}()
 	defer func() { cancel(); <-done }()
 
 	const p = "hook-1"
