@@ -44,6 +44,11 @@ var settings = []setting{
 	{"COINOP_IDEMPOTENCY_WAIT", "idempotency-wait", "5s", "how long a duplicate waits for the first request before 409 idempotency_key_in_use", false},
 	{"COINOP_CATALOG_REFRESH", "catalog-refresh", "1s", "how often each replica checks Postgres for a newer catalog", false},
 	{"COINOP_KEY_CACHE_TTL", "key-cache-ttl", "10s", "how long a verified admin API key is trusted before Postgres is asked again (a revoked key stops working within it)", false},
+	{"COINOP_WEBHOOK_WORKER", "webhook-worker", "true", "run the webhook delivery worker in this replica", false},
+	{"COINOP_WEBHOOK_TIMEOUT", "webhook-timeout", "10s", "most time one webhook attempt may take", false},
+	{"COINOP_WEBHOOK_CONCURRENCY", "webhook-concurrency", "8", "webhooks one replica posts at once", false},
+	{"COINOP_WEBHOOK_POLL", "webhook-poll", "1s", "how often an idle webhook worker looks for new events and due retries", false},
+	{"COINOP_WEBHOOK_ALLOW_INSECURE", "webhook-allow-insecure", "false", "accept http:// webhook URLs (development only; https is otherwise required)", false},
 	{"COINOP_LOG_LEVEL", "log-level", "info", "debug, info, warn or error", false},
 	{"COINOP_LOG_FORMAT", "log-format", "json", "json or text", false},
 	// Stores (see stores.go).

@@ -55,6 +55,8 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 			return devAddr
 		case "COINOP_LOG_FORMAT":
 			return "text"
+		case "COINOP_WEBHOOK_ALLOW_INSECURE":
+			return "true"
 		case "COINOP_STORES":
 			return devStores
 		case "COINOP_APPLE_BUNDLE_ID":

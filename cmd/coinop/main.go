@@ -42,6 +42,7 @@ Usage:
   coinop token      --player ID [--ttl 1h]   print a player token (HS256, COINOP_JWT_SECRET)
   coinop catalog    pull | push | diff | validate | publish | versions | rollback   the catalog workflow (see coinop catalog -h)
   coinop keys       create --name NAME --role ROLE | list | revoke NAME|ID   admin API keys (acts on the database)
+  coinop webhooks  create --url URL | list | disable|enable|delete|rotate ID | redeliver ID   webhook endpoints (acts on the database)
   coinop receipts   mint | notification   fake-store purchases and notifications for local tests
   coinop loadtest   [flags]   load test a coinop server (see coinop loadtest -h)
 
@@ -68,6 +69,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runCatalog(ctx, rest, getenv, stdout, stderr)
 	case "keys":
 		return runKeys(ctx, rest, getenv, stdout, stderr)
+	case "webhooks":
+		return runWebhooks(ctx, rest, getenv, stdout, stderr)
 	case "receipts":
 		return runReceipts(rest, getenv, stdout, stderr)
 	case "loadtest":

@@ -14,12 +14,14 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/coinop/coinop/catalog"
 	"github.com/coinop/coinop/entitlements"
 	"github.com/coinop/coinop/migrations"
 	"github.com/coinop/coinop/server"
+	"github.com/coinop/coinop/webhooks"
 )
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -110,7 +112,7 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger) (_ *wired, err 
 		logger.Warn("COINOP_ADMIN_TOKEN is empty: only admin API keys (coinop keys create) can use the admin API")
 	}
 	durations := map[string]time.Duration{}
-	for _, env := range []string{"COINOP_CACHE_TTL", "COINOP_REQUEST_TIMEOUT", "COINOP_SHUTDOWN_TIMEOUT", "COINOP_IDEMPOTENCY_RETENTION", "COINOP_IDEMPOTENCY_WAIT", "COINOP_CATALOG_REFRESH", "COINOP_KEY_CACHE_TTL"} {
+	for _, env := range []string{"COINOP_CACHE_TTL", "COINOP_REQUEST_TIMEOUT", "COINOP_SHUTDOWN_TIMEOUT", "COINOP_IDEMPOTENCY_RETENTION", "COINOP_IDEMPOTENCY_WAIT", "COINOP_CATALOG_REFRESH", "COINOP_KEY_CACHE_TTL", "COINOP_WEBHOOK_TIMEOUT", "COINOP_WEBHOOK_POLL"} {
 		if durations[env], err = cfg.duration(env); err != nil {
 			return nil, err
 		}
@@ -143,6 +145,14 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger) (_ *wired, err 
 		return nil, err
 	}
 	autoMigrate, err := cfg.boolean("COINOP_AUTO_MIGRATE")
+	if err != nil {
+		return nil, err
+	}
+	webhookWorker, err := cfg.boolean("COINOP_WEBHOOK_WORKER")
+	if err != nil {
+		return nil, err
+	}
+	webhookConcurrency, err := cfg.integer("COINOP_WEBHOOK_CONCURRENCY")
 	if err != nil {
 		return nil, err
 	}
@@ -185,6 +195,7 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger) (_ *wired, err 
 	w.cache = entitlements.NewCache(rdb, db, entitlements.CacheConfig{Prefix: prefix, TTL: durations["COINOP_CACHE_TTL"], Logger: logger})
 	w.ledger = entitlements.New(db, w.live, entitlements.WithKeyWait(durations["COINOP_IDEMPOTENCY_WAIT"]), entitlements.WithCache(w.cache),
 		entitlements.WithGroupCommit(lanes, batch))
+	registry := prometheus.NewRegistry()
 	w.server = server.New(server.Config{
 		JWTSecret:      []byte(secret),
 		JWTIssuer:      cfg.str("COINOP_JWT_ISSUER"),
@@ -199,7 +210,7 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger) (_ *wired, err 
 		KeyCacheTTL:    durations["COINOP_KEY_CACHE_TTL"],
 		StoreTesters:   stores.testers,
 	}, server.Deps{Cache: w.cache, Ledger: w.ledger, Catalogs: w.catalogs, Live: w.live, DB: db, Redis: rdb, Logger: logger,
-		Stores: stores.stores})
+		Stores: stores.stores, Registry: registry})
 	background := func() {
 		if _, err := w.live.Refresh(ctx); err != nil && !errors.Is(err, catalog.ErrNoCatalog) {
 			logger.Warn("catalog not loaded at start; will retry", slog.Any("error", err))
@@ -208,6 +219,14 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger) (_ *wired, err 
 		w.spawn(func() { notifier.Listen(runCtx, w.live) })
 		w.spawn(func() { w.cache.RunEpochRefresh(runCtx) })
 		w.spawn(func() { w.purgeIdempotencyKeys(runCtx) })
+		if webhookWorker {
+			// Deliveries: fan-out of new events, retries, a crashed
+			// replica's expired leases.
+			worker := webhooks.NewWorker(db, webhooks.Options{Timeout: durations["COINOP_WEBHOOK_TIMEOUT"],
+				Concurrency: webhookConcurrency, Poll: durations["COINOP_WEBHOOK_POLL"], Logger: logger})
+			registry.MustRegister(worker.Collectors()...)
+			w.spawn(func() { worker.Run(runCtx) })
+		}
 		if stores.stores.Enabled() {
 			// Refunds, renewals and Google acknowledgements left over by a crash.
 			worker := w.server.StoreWorker(server.StoreWorkerOptions{Policy: stores.policy})

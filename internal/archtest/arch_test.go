@@ -19,6 +19,7 @@ var rules = []struct {
 	{"catalog", []string{"github.com/gofiber/", module + "/server", module + "/entitlements", module + "/receipts"}, "the catalog is a domain package: no HTTP, and it sits below entitlements"},
 	{"entitlements", []string{"github.com/gofiber/", module + "/server"}, "domain packages know nothing of HTTP"},
 	{"outbox", []string{"github.com/gofiber/", module + "/server", module + "/entitlements", module + "/catalog"}, "the outbox sits below the packages that write events"},
+	{"webhooks", []string{"github.com/gofiber/", module + "/server", module + "/entitlements", module + "/catalog"}, "webhooks read the outbox; they never reach into postings"},
 	{"receipts", []string{"github.com/gofiber/", module + "/server", module + "/entitlements", "github.com/jackc/pgx"}, "receipts verifies store input; recording it is entitlements' job"},
 	{"loadtest", []string{module + "/"}, "the load tool speaks HTTP only, like a studio's own client"},
 	{"internal/apiclient", []string{module + "/"}, "the generated client knows the API only through docs/openapi.yaml"},
