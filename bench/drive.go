@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,6 +38,8 @@ func drive(ctx context.Context, args []string, stdout io.Writer) error {
 	inm := fs.String("if-none-match", "", "If-None-Match header to send")
 	expect := fs.Int("expect", http.StatusOK, "status every answer must have")
 	timeout := fs.Duration("timeout", 5*time.Second, "per-request timeout")
+	spread := fs.Int("spread", 0, "replace {n} in -path with 1 to this, in turn (one path per player)")
+	auth := fs.String("authorization", "", "Authorization header to send (taken from BENCH_DRIVE_AUTHORIZATION when empty, so a token stays off the command line)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -52,17 +55,35 @@ func drive(ctx context.Context, args []string, stdout io.Writer) error {
 	client := loadtest.NewClient(*url, workers, *timeout, "", "")
 	defer client.Close()
 	rec := loadtest.NewRecorder(min(workers, 32))
-	var header http.Header
+	header := http.Header{}
 	if *inm != "" {
-		header = http.Header{"If-None-Match": {*inm}}
+		header.Set("If-None-Match", *inm)
+	}
+	if *auth == "" {
+		*auth = os.Getenv("BENCH_DRIVE_AUTHORIZATION")
+	}
+	if *auth != "" {
+		header.Set("Authorization", *auth)
+	}
+	paths := []string{*path}
+	if *spread > 0 {
+		paths = make([]string, *spread)
+		for i := range paths {
+			paths[i] = strings.ReplaceAll(*path, "{n}", strconv.Itoa(i+1))
+		}
 	}
 
-	queue := make(chan time.Time, workers)
+	type job struct {
+		due  time.Time
+		path string
+	}
+	queue := make(chan job, workers)
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
-			for due := range queue {
-				resp, err := client.Do(ctx, http.MethodGet, *path, "", nil, header)
+			for j := range queue {
+				due := j.due
+				resp, err := client.Do(ctx, http.MethodGet, j.path, "", nil, header)
 				code := ""
 				switch {
 				case err != nil:
@@ -97,7 +118,7 @@ func drive(ctx context.Context, args []string, stdout io.Writer) error {
 			break
 		}
 		select {
-		case queue <- due:
+		case queue <- job{due, paths[i%int64(len(paths))]}:
 		default:
 			dropped.Add(1) // every worker busy and the queue full: never sent
 		}
@@ -117,8 +138,12 @@ func drive(ctx context.Context, args []string, stdout io.Writer) error {
 // driveRunner runs `bench drive` (this program, re-executed) as a child.
 type driveRunner struct {
 	URL         string
+	Path        string // default /v1/catalog; {n} is replaced when Spread > 0
+	Spread      int
 	IfNoneMatch string
-	Expect      int
+	// Authorization goes to the child in its environment.
+	Authorization string
+	Expect        int
 }
 
 func (r driveRunner) Run(ctx context.Context, rate float64, d time.Duration) (Measurement, error) {
@@ -126,9 +151,16 @@ func (r driveRunner) Run(ctx context.Context, rate float64, d time.Duration) (Me
 	if err != nil {
 		return Measurement{}, err
 	}
-	cmd := exec.CommandContext(ctx, self, "drive", "-url", r.URL,
+	path := r.Path
+	if path == "" {
+		path = "/v1/catalog"
+	}
+	cmd := exec.CommandContext(ctx, self, "drive", "-url", r.URL, "-path", path, "-spread", strconv.Itoa(r.Spread),
 		"-rate", strconv.FormatFloat(rate, 'f', 0, 64), "-duration", d.String(),
 		"-if-none-match", r.IfNoneMatch, "-expect", strconv.Itoa(r.Expect))
+	if r.Authorization != "" {
+		cmd.Env = append(os.Environ(), "BENCH_DRIVE_AUTHORIZATION="+r.Authorization)
+	}
 	var stderr limitedBuffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

@@ -111,7 +111,10 @@ const (
 	targetPurchase  = 0.75 // of the reference purchase (issue 10)
 	targetHotWallet = 0.5  // hot wallet over uniform (issue 10)
 	targetCheck     = 0.5
-	targetCatalog   = 0.5
+	// Cached single checks against the check baselines (issue 11).
+	targetCheckRedisFiber = 1.0
+	targetCheckBareFiber  = 0.85
+	targetCatalog         = 0.5
 )
 
 // Fixed shape of the workload.
@@ -699,33 +702,83 @@ func (b *bench) checks(ctx context.Context) (Pair, error) {
 		return Pair{}, err
 	}
 
-	tokensPath, err := b.writeFile("check-tokens.txt", tokens.String())
-	if err != nil {
-		return Pair{}, err
-	}
-	scenario, err := b.writeFile("checks.yaml", "mix: {entitlement_check: 1}\n")
-	if err != nil {
-		return Pair{}, err
-	}
 	if err := b.warmChecks(ctx, client, ids); err != nil {
 		return Pair{}, err
 	}
-	lt := b.loadtest(loadtest.EndpointEntitlementCheck, "--scenario", scenario, "--tokens", tokensPath, "--fund", "0")
-	rs, err := b.measureAll(ctx, target{Label: "GET /v1/players/{id}/entitlements/{item}", Tool: "coinop loadtest", Runner: lt, SLO: sloCheck,
-		Start: 1000, WarmRate: 2000, ServerPID: b.srv.cmd.Process.Pid})
+	// The baselines: a bare fiber handler sending coinop's answer, and a
+	// fiber handler answering from one go-redis HMGET of the same entry.
+	r, err := client.CheckOwnership(ctx, ids[0], "potion")
+	if err != nil || r.Status != http.StatusOK {
+		return Pair{}, fmt.Errorf("a check before the baselines: %v", err)
+	}
+	bareURL, stopBare, err := startBareCheckFiber(r.Body)
 	if err != nil {
 		return Pair{}, err
 	}
-	c := rs[0]
+	defer stopBare()
+	brdb, err := benchRedisClient(b.redisURL)
+	if err != nil {
+		return Pair{}, err
+	}
+	defer brdb.Close()
+	redisURL, stopRedis, err := startRedisCheckFiber(brdb, b.prefix)
+	if err != nil {
+		return Pair{}, err
+	}
+	defer stopRedis()
+	path := "/v1/players/bench-check-{n}/entitlements/potion"
+	drive := func(url, auth string) driveRunner {
+		return driveRunner{URL: url, Path: path, Spread: players, Authorization: auth, Expect: http.StatusOK}
+	}
+	rs, err := b.measureAll(ctx,
+		target{Label: "minimal fiber handler (check route)", Tool: "bench drive", SLO: sloCheck, Start: 1000,
+			Runner: drive(bareURL, ""), ServerPID: os.Getpid()},
+		target{Label: "fiber handler + one go-redis HMGET", Tool: "bench drive", SLO: sloCheck, Start: 1000,
+			Runner: drive(redisURL, ""), ServerPID: os.Getpid()},
+		target{Label: "GET /v1/players/{id}/entitlements/{item}", Tool: "bench drive", SLO: sloCheck, Start: 1000,
+			Runner: drive(b.srv.URL, "Bearer "+b.s2s), WarmRate: 2000, ServerPID: b.srv.cmd.Process.Pid})
+	if err != nil {
+		return Pair{}, err
+	}
+	bare, viaRedis, c := rs[0], rs[1], rs[2]
+	// Whether the checks hit: a miss is a Postgres load, not the cached path.
+	b.log("  server cache counters after the checks: %s", b.cacheCounters())
+	bare.Info, viaRedis.Info = true, true
 	if err := runRedis(); err != nil {
 		return Pair{}, err
 	}
 	return Pair{
-		Name: "Entitlement checks", SLO: sloCheck, Target: targetCheck, Baseline: base, Coinop: []Result{c},
+		Name: "Entitlement checks", SLO: sloCheck, Target: targetCheck, Baseline: base, Coinop: []Result{c, viaRedis, bare},
+		Ratios: []RatioLine{
+			{Label: "cached check vs fiber + one go-redis HMGET", Of: c, Over: viaRedis, Target: targetCheckRedisFiber},
+			{Label: "cached check vs minimal fiber handler", Of: c, Over: bare, Target: targetCheckBareFiber},
+		},
 		What: fmt.Sprintf("A game server asks whether one of %d players owns the potion, answered from the warm Redis cache "+
-			"(one HMGET). redis-benchmark sends GET over %d connections, the size of the server's Redis pool, on %d keys "+
-			"holding values as large as a cached entry; it runs once before coinop's search and once after, and the better run counts.", players, rb.Conns, players),
+			"(one HMGET). `bench drive` sends the same requests, the %d players in turn and the server key in the header, to coinop "+
+			"and to two fiber apps in the bench process on the same route: one answering from one go-redis HMGET of the same "+
+			"cached entry (same key and bytes, coinop serve's client settings), and a bare one sending coinop's answer. "+
+			"redis-benchmark sends GET over %d connections, the size of the server's Redis pool, on %d keys "+
+			"holding values as large as a cached entry; it runs once before coinop's search and once after, and the better run counts.", players, players, rb.Conns, players),
 	}, nil
+}
+
+// cacheCounters reads coinop serve's cache hit, miss and bypass counters.
+func (b *bench) cacheCounters() string {
+	resp, err := http.Get(b.srv.URL + "/metrics")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var out []string
+	for _, line := range strings.Split(string(body), "\n") {
+		for _, name := range []string{"coinop_cache_hits_total ", "coinop_cache_misses_total ", "coinop_cache_bypass_total ", "coinop_cache_stale_refusals_total "} {
+			if strings.HasPrefix(line, name) {
+				out = append(out, line)
+			}
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 // warmChecks makes sure every player's holdings are in the cache, so the
