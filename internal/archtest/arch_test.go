@@ -20,6 +20,7 @@ var rules = []struct {
 	{"entitlements", []string{"github.com/gofiber/", module + "/server"}, "domain packages know nothing of HTTP"},
 	{"outbox", []string{"github.com/gofiber/", module + "/server", module + "/entitlements", module + "/catalog"}, "the outbox sits below the packages that write events"},
 	{"receipts", []string{"github.com/gofiber/", module + "/server", module + "/entitlements", "github.com/jackc/pgx"}, "receipts verifies store input; recording it is entitlements' job"},
+	{"stores", []string{"github.com/gofiber/", module + "/server"}, "redemption, notifications and the store worker are domain rules; HTTP maps them"},
 	{"loadtest", []string{module + "/"}, "the load tool speaks HTTP only, like a studio's own client"},
 	{"internal/apiclient", []string{module + "/"}, "the generated client knows the API only through docs/openapi.yaml"},
 	{"access", []string{"github.com/gofiber/", module + "/server"}, "keys and roles are domain rules; HTTP maps them"},
