@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/awa/go-iap/appstore"
@@ -184,6 +185,12 @@ func (v *AppleVerifier) purchase(c *api.JWSTransaction, opt VerifyOptions) (*Pur
 	if p.OriginalTransactionID == "" {
 		p.OriginalTransactionID = p.TransactionID
 	}
+	if p.RevokedAt != nil {
+		p.RevokedShare = FullShare
+		if c.RevocationType == api.REFUND_PRORATED && c.RevocationPercentage > 0 && c.RevocationPercentage < 100000 {
+			p.RevokedShare = int64(c.RevocationPercentage) * 10 // milli-percent to millionths
+		}
+	}
 	if c.RevocationReason != nil {
 		p.RevocationReason = appleRevocationReason(*c.RevocationReason)
 	} else if p.RevokedAt != nil {
@@ -297,6 +304,66 @@ type Notification struct {
 	Purchase *Purchase
 	// Renewal is the verified signedRenewalInfo, nil when absent.
 	Renewal *RenewalInfo
+	// ConsumptionRequestReason is set in CONSUMPTION_REQUEST notifications.
+	ConsumptionRequestReason string
+	// Summary is the summary of RENEWAL_EXTENSION/SUMMARY notifications.
+	Summary *AppleNotificationSummary
+	// ExternalPurchaseID is set in EXTERNAL_PURCHASE_TOKEN notifications.
+	ExternalPurchaseID string
+	// Unknown is true for a validly signed notification that carries none
+	// of data, summary, appData or externalPurchaseToken (a shape newer
+	// than this code): nothing else is set beside type, subtype and UUID.
+	Unknown bool
+}
+
+// appleNotificationClaims is the decoded signedPayload of an App Store
+// Server Notification v2 (Apple's responseBodyV2DecodedPayload). It is ours,
+// not go-iap's: go-iap v1.49 declares summary.storefrontCountryCodes a
+// string where Apple sends an array (so a genuine summary notification
+// failed to decode), and has neither appData (RESCIND_CONSENT) nor
+// externalPurchaseToken (EXTERNAL_PURCHASE_TOKEN). Only the fields used are
+// declared, so a new or re-typed field elsewhere cannot reject a
+// notification.
+type appleNotificationClaims struct {
+	NotificationType string `json:"notificationType"`
+	Subtype          string `json:"subtype"`
+	NotificationUUID string `json:"notificationUUID"`
+	Version          string `json:"version"`
+	SignedDate       int64  `json:"signedDate"`
+	Data             *struct {
+		AppAppleID               int64                                    `json:"appAppleId"`
+		BundleID                 string                                   `json:"bundleId"`
+		Environment              string                                   `json:"environment"`
+		SignedTransactionInfo    string                                   `json:"signedTransactionInfo"`
+		SignedRenewalInfo        string                                   `json:"signedRenewalInfo"`
+		Status                   appstore.AutoRenewableSubscriptionStatus `json:"status"`
+		ConsumptionRequestReason string                                   `json:"consumptionRequestReason"`
+	} `json:"data"`
+	Summary *AppleNotificationSummary `json:"summary"`
+	AppData *struct {
+		AppAppleID  int64  `json:"appAppleId"`
+		BundleID    string `json:"bundleId"`
+		Environment string `json:"environment"`
+	} `json:"appData"`
+	ExternalPurchaseToken *struct {
+		ExternalPurchaseID string `json:"externalPurchaseId"`
+		TokenCreationDate  int64  `json:"tokenCreationDate"`
+		AppAppleID         int64  `json:"appAppleId"`
+		BundleID           string `json:"bundleId"`
+	} `json:"externalPurchaseToken"`
+}
+
+// AppleNotificationSummary is the summary of a subscription-renewal-date
+// extension request for all subscribers (RENEWAL_EXTENSION/SUMMARY).
+type AppleNotificationSummary struct {
+	Environment            string   `json:"environment"`
+	AppAppleID             int64    `json:"appAppleId"`
+	BundleID               string   `json:"bundleId"`
+	ProductID              string   `json:"productId"`
+	RequestIdentifier      string   `json:"requestIdentifier"`
+	StorefrontCountryCodes []string `json:"storefrontCountryCodes"`
+	SucceededCount         int64    `json:"succeededCount"`
+	FailedCount            int64    `json:"failedCount"`
 }
 
 // maxNotificationBody bounds a notification request body.
@@ -323,25 +390,50 @@ func (v *AppleVerifier) VerifyNotification(body []byte, opt VerifyOptions) (*Not
 	if err != nil {
 		return nil, err
 	}
-	var c appstore.SubscriptionNotificationV2DecodedPayload
+	var c appleNotificationClaims
 	if err := decodeClaims(payload, &c); err != nil {
 		return nil, err
 	}
 	n := &Notification{
-		Type:             string(c.NotificationType),
-		Subtype:          string(c.Subtype),
+		Type:             c.NotificationType,
+		Subtype:          c.Subtype,
 		NotificationUUID: c.NotificationUUID,
-		Version:          c.NotificationVersion,
+		Version:          c.Version,
 	}
 	if c.SignedDate > 0 {
 		n.SignedAt = msTime(c.SignedDate)
 	}
+	if n.NotificationUUID == "" || n.Type == "" {
+		return nil, invalid(ReasonFormat, "notification without notificationUUID or notificationType")
+	}
 	var rawEnv string
+	known := true
 	switch {
-	case c.Data.BundleID != "":
-		n.BundleID, n.AppAppleID, rawEnv = c.Data.BundleID, int64(c.Data.AppAppleID), c.Data.Environment
-	case c.Summary.BundleID != "":
-		n.BundleID, n.AppAppleID, rawEnv = c.Summary.BundleID, c.Summary.AppAppleId, c.Summary.Environment
+	case c.Data != nil:
+		n.BundleID, n.AppAppleID, rawEnv = c.Data.BundleID, c.Data.AppAppleID, c.Data.Environment
+		n.ConsumptionRequestReason = c.Data.ConsumptionRequestReason
+	case c.Summary != nil:
+		n.BundleID, n.AppAppleID, rawEnv = c.Summary.BundleID, c.Summary.AppAppleID, c.Summary.Environment
+		n.Summary = c.Summary
+	case c.AppData != nil:
+		n.BundleID, n.AppAppleID, rawEnv = c.AppData.BundleID, c.AppData.AppAppleID, c.AppData.Environment
+	case c.ExternalPurchaseToken != nil:
+		t := c.ExternalPurchaseToken
+		n.BundleID, n.AppAppleID, n.ExternalPurchaseID = t.BundleID, t.AppAppleID, t.ExternalPurchaseID
+		// The token carries no environment: Apple's libraries read it from
+		// the id, which starts with SANDBOX in the sandbox.
+		rawEnv = "Production"
+		if strings.HasPrefix(t.ExternalPurchaseID, "SANDBOX") {
+			rawEnv = "Sandbox"
+		}
+	default:
+		// A validly signed notification of a shape this code does not know
+		// yet: recorded and acknowledged, never acted on (no purchase).
+		known = false
+	}
+	if !known {
+		n.Unknown = true
+		return n, nil
 	}
 	if n.BundleID != v.cfg.BundleID {
 		return nil, invalid(ReasonBundle, "notification bundle id %q, want %q", n.BundleID, v.cfg.BundleID)
@@ -352,10 +444,10 @@ func (v *AppleVerifier) VerifyNotification(body []byte, opt VerifyOptions) (*Not
 	if n.Environment == EnvProduction && n.AppAppleID != v.cfg.AppAppleID {
 		return nil, invalid(ReasonBundle, "notification app apple id %d, want %d", n.AppAppleID, v.cfg.AppAppleID)
 	}
-	if n.NotificationUUID == "" || n.Type == "" {
-		return nil, invalid(ReasonFormat, "notification without notificationUUID or notificationType")
+	if c.Data == nil {
+		return n, nil
 	}
-	if s := string(c.Data.SignedTransactionInfo); s != "" {
+	if s := c.Data.SignedTransactionInfo; s != "" {
 		if n.Purchase, err = v.VerifyTransaction(s, opt); err != nil {
 			return nil, fmt.Errorf("signedTransactionInfo: %w", err)
 		}
@@ -366,7 +458,7 @@ func (v *AppleVerifier) VerifyNotification(body []byte, opt VerifyOptions) (*Not
 			n.Purchase.SubscriptionState = st
 		}
 	}
-	if s := string(c.Data.SignedRenewalInfo); s != "" {
+	if s := c.Data.SignedRenewalInfo; s != "" {
 		if n.Renewal, err = v.VerifyRenewalInfo(s, opt); err != nil {
 			return nil, fmt.Errorf("signedRenewalInfo: %w", err)
 		}

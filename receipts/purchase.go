@@ -72,6 +72,12 @@ type Purchase struct {
 	// RevokedAt is set when the store refunded or revoked the purchase.
 	RevokedAt        *time.Time
 	RevocationReason string
+	// RevokedShare is the part of the purchase the store took back, in
+	// millionths (1_000_000 is all of it; the default when RevokedAt is
+	// set). Apple REFUND_PRORATED sends revocationPercentage in
+	// milli-percent (50000 = 50%): 500_000 here. Google's refundable
+	// quantity makes it refunded quantity / quantity.
+	RevokedShare int64
 
 	OwnershipType string // PURCHASED | FAMILY_SHARED (Apple)
 	// AppAccountToken is the account id the game attached to the purchase:
@@ -86,6 +92,9 @@ type Purchase struct {
 	// otherwise.
 	SubscriptionState string
 }
+
+// FullShare is a RevokedShare of everything.
+const FullShare int64 = 1_000_000
 
 // Reason says why an input is not a valid purchase.
 type Reason string

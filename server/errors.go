@@ -22,6 +22,7 @@ import (
 	"github.com/coinop/coinop/catalog"
 	"github.com/coinop/coinop/entitlements"
 	"github.com/coinop/coinop/receipts"
+	"github.com/coinop/coinop/stores"
 )
 
 // Problem codes. They are part of the API: clients switch on them, so they
@@ -276,10 +277,13 @@ func problemFor(err error) problem {
 		badOption  *catalog.RequestError
 		badAccess  *access.InvalidError
 		keyLimit   *entitlements.LimitError
+		storeOff   *stores.DisabledError
 	)
 	switch {
 	case errors.As(err, &p):
 		return p
+	case errors.As(err, &storeOff):
+		return newProblem(fiber.StatusNotFound, codeStoreDisabled, storeOff.Detail)
 	case errors.As(err, &rejection):
 		p := newProblem(statusOr(rejectionStatus[rejection.Code], fiber.StatusConflict), string(rejection.Code), rejectionDetail[rejection.Code])
 		members, _ := objectMembers(rejection.Detail)

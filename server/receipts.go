@@ -1,62 +1,23 @@
 package server
 
 import (
-	"context"
 	"encoding/json"
-	"log/slog"
-	"strings"
-	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/google/uuid"
 
-	"github.com/coinop/coinop/catalog"
-	"github.com/coinop/coinop/entitlements"
-	"github.com/coinop/coinop/receipts"
+	"github.com/coinop/coinop/stores"
 )
 
-// Stores are the store verifiers the server uses. A nil field disables what
-// it serves: such requests get 404 store_disabled.
-type Stores struct {
-	// Apple verifies StoreKit 2 signed transactions and App Store Server
-	// Notifications v2 (against Apple's roots, or the fake store's).
-	Apple *receipts.AppleVerifier
-	// AppleAPI, when set, confirms each StoreKit 2 signed transaction of its
-	// environment with the App Store Server API after local verification, so
-	// a transaction refunded or revoked since the device signed it is
-	// refused. (A tester's sandbox purchase in a production deployment is
-	// not confirmed: the production API does not know it.)
-	AppleAPI *receipts.AppleServerAPI
-	// AppleLegacy verifies original-StoreKit app receipts with verifyReceipt.
-	AppleLegacy *receipts.AppleLegacy
-	// Google verifies, acknowledges and consumes Google Play purchases.
-	Google *receipts.GooglePlay
-	// GooglePush authenticates Pub/Sub pushes of real-time developer
-	// notifications; Google notifications also need Google.
-	GooglePush *receipts.PushAuthenticator
-}
-
-// Enabled reports whether any store is configured.
-func (s Stores) Enabled() bool {
-	return s.Apple != nil || s.AppleLegacy != nil || s.Google != nil
-}
+// Stores are the store verifiers the server uses (see stores.Verifiers).
+type Stores = stores.Verifiers
 
 // receiptBodyLimit bounds a POST /v1/receipts body: an app receipt holding a
 // long purchase history is far larger than any other player request.
 const receiptBodyLimit = 1 << 20
 
-// playerAccountNamespace is the UUID namespace of AppAccountToken: the
-// RFC 4122 URL namespace, with names "urn:coinop:player:<player id>".
-var playerAccountNamespace = uuid.NameSpaceURL
-
-// AppAccountToken is the UUID a game attaches to a store purchase for
-// playerID (StoreKit's appAccountToken, or Google Play's
-// obfuscatedExternalAccountId): UUIDv5 in the URL namespace of
-// "urn:coinop:player:<playerID>". A purchase carrying a token is accepted
-// only from the player whose id is the token or whose AppAccountToken it is.
-func AppAccountToken(playerID string) string {
-	return uuid.NewSHA1(playerAccountNamespace, []byte("urn:coinop:player:"+playerID)).String()
-}
+// AppAccountToken is stores.AppAccountToken, kept here for callers of the
+// server package.
+func AppAccountToken(playerID string) string { return stores.AppAccountToken(playerID) }
 
 // receiptInput is a decoded POST /v1/receipts body: exactly one form.
 type receiptInput struct {
@@ -127,10 +88,6 @@ func parseReceipt(body []byte) (receiptInput, error) {
 	return in, nil
 }
 
-func storeDisabled(detail string) problem {
-	return newProblem(fiber.StatusNotFound, codeStoreDisabled, detail)
-}
-
 // Results of one redeemed transaction in a POST /v1/receipts answer.
 const (
 	resultGranted         = "granted"
@@ -145,7 +102,6 @@ type receiptResponse struct {
 }
 
 // postReceipt verifies a store purchase, then records and grants it once.
-// No database connection is held while a store is called.
 func (s *Server) postReceipt(c *fiber.Ctx) error {
 	if err := requireJSON(c); err != nil {
 		return err
@@ -154,65 +110,26 @@ func (s *Server) postReceipt(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	ctx, player := c.UserContext(), playerID(c)
-	opt := receipts.VerifyOptions{AllowSandbox: s.isTester(player)}
-
-	var purchases []receipts.Purchase
-	legacy := false
-	switch {
-	case in.SignedTransaction != "":
-		if s.stores.Apple == nil {
-			return storeDisabled("This server does not accept App Store purchases (COINOP_STORES).")
-		}
-		p, err := s.stores.Apple.VerifyTransaction(in.SignedTransaction, opt)
-		if err != nil {
-			return err
-		}
-		if s.stores.AppleAPI != nil && p.Environment == s.stores.AppleAPI.Environment() {
-			if p, err = s.stores.AppleAPI.Confirm(ctx, p.TransactionID, opt); err != nil {
-				return err
-			}
-		}
-		purchases = []receipts.Purchase{*p}
-	case in.Receipt != "":
-		if s.stores.AppleLegacy == nil {
-			return storeDisabled("This server does not accept App Store app receipts (COINOP_STORES must include apple).")
-		}
-		ps, err := s.stores.AppleLegacy.VerifyReceipt(ctx, in.Receipt, opt)
-		if err != nil {
-			return err
-		}
-		if len(ps) == 0 {
-			return &receipts.InvalidError{Reason: receipts.ReasonState, Detail: "the receipt holds no in-app purchase"}
-		}
-		purchases, legacy = ps, true
-	default:
-		if s.stores.Google == nil {
-			return storeDisabled("This server does not accept Google Play purchases (COINOP_STORES).")
-		}
-		p, err := s.verifyGoogle(ctx, in.ProductID, in.PurchaseToken, opt)
-		if err != nil {
-			return err
-		}
-		purchases = []receipts.Purchase{*p}
+	rs, legacy, err := s.stores.Redeem(c.UserContext(), playerID(c),
+		stores.Receipt{SignedTransaction: in.SignedTransaction, AppReceipt: in.Receipt, ProductID: in.ProductID, PurchaseToken: in.PurchaseToken})
+	if err != nil {
+		return err
 	}
-
-	resp := receiptResponse{Redemptions: make([]json.RawMessage, 0, len(purchases))}
+	resp := receiptResponse{Redemptions: make([]json.RawMessage, 0, len(rs))}
 	granted, replayed := 0, 0
 	var firstFailure error
-	for i := range purchases {
-		p := &purchases[i]
-		out, err := s.redeem(ctx, player, p)
-		if err != nil {
-			pr := problemFor(err)
-			// A single purchase fails as a whole; so does any entry of an
-			// app receipt for a reason other than the entry itself.
+	for _, r := range rs {
+		if r.Err != nil {
+			pr := problemFor(r.Err)
+			// Any entry of an app receipt failing for a reason other than
+			// the entry itself fails the request.
 			if !legacy || pr.Status >= 500 {
-				return err
+				return r.Err
 			}
 			if firstFailure == nil {
-				firstFailure = err
+				firstFailure = r.Err
 			}
+			p := r.Purchase
 			entry := map[string]any{"result": pr.Code, "store": string(p.Store), "transaction_id": p.TransactionID, "product_id": p.ProductID}
 			if r, ok := pr.extension("reason"); ok {
 				entry["reason"] = r
@@ -222,13 +139,13 @@ func (s *Server) postReceipt(c *fiber.Ctx) error {
 			continue
 		}
 		result := resultGranted
-		if out.Replayed {
+		if r.Outcome.Replayed {
 			result = resultAlreadyRedeemed
 			replayed++
 		} else {
 			granted++
 		}
-		resp.Redemptions = append(resp.Redemptions, withResult(out.Body, result))
+		resp.Redemptions = append(resp.Redemptions, withResult(r.Outcome.Body, result))
 	}
 	switch {
 	case granted > 0:
@@ -254,121 +171,4 @@ func withResult(body json.RawMessage, result string) json.RawMessage {
 	m["result"], _ = json.Marshal(result)
 	b, _ := json.Marshal(m)
 	return b
-}
-
-// verifyGoogle verifies a Google Play token as a one-time product first and,
-// when Play does not know it as one, as a subscription.
-func (s *Server) verifyGoogle(ctx context.Context, productID, token string, opt receipts.VerifyOptions) (*receipts.Purchase, error) {
-	p, err := s.stores.Google.VerifyProduct(ctx, productID, token, opt)
-	if receipts.ReasonOf(err) != receipts.ReasonSignature {
-		return p, err
-	}
-	sub, subErr := s.stores.Google.VerifySubscription(ctx, productID, token, opt)
-	if receipts.ReasonOf(subErr) == receipts.ReasonSignature {
-		return nil, err // unknown either way: report the product lookup
-	}
-	return sub, subErr
-}
-
-// redeem checks a verified purchase against the player and records and
-// grants it; Google purchases are then acknowledged or consumed, best effort
-// (the store worker retries what is left).
-func (s *Server) redeem(ctx context.Context, player string, p *receipts.Purchase) (entitlements.Outcome, error) {
-	if err := checkAccount(p, player); err != nil {
-		return entitlements.Outcome{}, err
-	}
-	if p.RevokedAt != nil {
-		return entitlements.Outcome{}, &receipts.InvalidError{Reason: receipts.ReasonState, Detail: "the store refunded or revoked this purchase"}
-	}
-	sp := s.storePurchase(p)
-	out, err := s.ledger.Redeem(ctx, player, sp)
-	if err != nil {
-		return out, err
-	}
-	if p.Store == receipts.StoreGoogle && !out.Replayed {
-		s.settleGoogle(ctx, p, sp.Consumable)
-	}
-	return out, nil
-}
-
-// checkAccount accepts a purchase without an account token, or one whose
-// token is the player id or AppAccountToken(player).
-func checkAccount(p *receipts.Purchase, player string) error {
-	want := player
-	if p.AppAccountToken != "" && strings.EqualFold(p.AppAccountToken, AppAccountToken(player)) {
-		want = p.AppAccountToken
-	}
-	return p.CheckAccount(want, false)
-}
-
-func (s *Server) isTester(player string) bool {
-	_, ok := s.testers[player]
-	return ok
-}
-
-// storePurchase is the ledger's view of a verified purchase.
-func (s *Server) storePurchase(p *receipts.Purchase) entitlements.StorePurchase {
-	sp := entitlements.StorePurchase{
-		Store:                 string(p.Store),
-		Environment:           string(p.Environment),
-		TransactionID:         p.TransactionID,
-		OriginalTransactionID: p.OriginalTransactionID,
-		ProductID:             p.ProductID,
-		Quantity:              p.Quantity,
-		PurchasedAt:           p.PurchasedAt,
-		ExpiresAt:             p.ExpiresAt,
-		PurchaseToken:         p.PurchaseToken,
-	}
-	if p.Store == receipts.StoreGoogle {
-		sp.Consumable = consumable(s.live.Current(), p)
-	}
-	return sp
-}
-
-// consumable reports whether a Google purchase is consumed rather than
-// acknowledged: a one-time catalog store product that grants only
-// currencies and consumable items, so the player can buy it again.
-func consumable(snap *catalog.Snapshot, p *receipts.Purchase) bool {
-	if snap == nil || p.ExpiresAt != nil || p.Type == receipts.ProductAutoRenewable || p.Type == receipts.ProductNonRenewing {
-		return false
-	}
-	sp, ok := snap.StoreProduct(string(p.Store), p.ProductID)
-	if !ok {
-		return false
-	}
-	for id := range sp.Grants.Items {
-		if it, ok := snap.Item(id); !ok || it.Kind != catalog.KindConsumable {
-			return false
-		}
-	}
-	return true
-}
-
-// ackTimeout bounds the acknowledgement made right after a grant.
-const ackTimeout = 5 * time.Second
-
-// settleGoogle acknowledges or consumes a granted Google purchase and
-// records that it did. Failures are logged: the purchase stays in
-// PendingAcknowledgements for the store worker.
-func (s *Server) settleGoogle(ctx context.Context, p *receipts.Purchase, consumable bool) {
-	ctx, cancel := context.WithTimeout(ctx, ackTimeout)
-	defer cancel()
-	if err := s.settle(ctx, p, consumable); err != nil {
-		s.log.WarnContext(ctx, "google purchase not acknowledged yet; the store worker will retry",
-			slog.String("transaction_id", p.TransactionID), slog.Any("error", err))
-	}
-}
-
-func (s *Server) settle(ctx context.Context, p *receipts.Purchase, consumable bool) error {
-	var err error
-	switch {
-	case consumable:
-		err = s.stores.Google.Consume(ctx, p)
-	case !p.Acknowledged:
-		err = s.stores.Google.Acknowledge(ctx, p)
-	}
-	if err != nil {
-		return err
-	}
-	return s.ledger.MarkAcknowledged(ctx, string(p.Store), p.TransactionID)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/coinop/coinop/catalog"
 	"github.com/coinop/coinop/entitlements"
 	"github.com/coinop/coinop/outbox"
+	"github.com/coinop/coinop/stores"
 )
 
 // Config holds the server's settings; cmd/coinop fills it from COINOP_*.
@@ -92,8 +93,7 @@ type Server struct {
 	app      *fiber.App
 	keys     *access.Keys
 	auditLog *audit.Log
-	stores   Stores
-	testers  map[string]struct{}
+	stores   *stores.Service
 	feed     *outbox.Feed
 
 	catalogBody atomic.Pointer[catalogBody]
@@ -102,6 +102,13 @@ type Server struct {
 	// and metrics ones answers 503 until it is cleared.
 	schemaProblem atomic.Pointer[string]
 }
+
+// StoreWorkerOptions tune the store worker (see stores.WorkerOptions).
+type StoreWorkerOptions = stores.WorkerOptions
+
+// StoreWorker returns the store worker (stores.Worker) over the server's
+// ledger, catalog and stores.
+func (s *Server) StoreWorker(o StoreWorkerOptions) *stores.Worker { return s.stores.Worker(o) }
 
 // SetSchemaProblem records that the database schema cannot serve this
 // binary (err, a sentence for operators), or that it can again (nil).
@@ -144,10 +151,7 @@ func New(cfg Config, deps Deps) *Server {
 		cfg: cfg, ledger: deps.Ledger, catalogs: deps.Catalogs, live: deps.Live,
 		db: deps.DB, redis: deps.Redis, log: deps.Logger, cache: deps.Cache,
 	}
-	s.stores, s.testers = deps.Stores, map[string]struct{}{}
-	for _, id := range cfg.StoreTesters {
-		s.testers[id] = struct{}{}
-	}
+	s.stores = stores.New(deps.Stores, stores.Config{Ledger: deps.Ledger, Live: deps.Live, Testers: cfg.StoreTesters, Logger: deps.Logger})
 	if deps.Keys == nil && deps.DB != nil {
 		deps.Keys = access.NewKeys(deps.DB, access.KeysConfig{CacheTTL: cfg.KeyCacheTTL, Logger: deps.Logger})
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/coinop/coinop/receipts"
 	"github.com/coinop/coinop/receipts/fakestore"
 	"github.com/coinop/coinop/server"
+	"github.com/coinop/coinop/stores"
 )
 
 // Problem titles of the store codes, for assertProblem.
@@ -53,7 +54,7 @@ type storeEnv struct {
 	play   *fakestore.PlayServer
 	api    *flakyPlayAPI
 	jwks   *rsa.PrivateKey
-	worker *server.StoreWorker
+	worker *stores.Worker
 }
 
 type storeConfig struct {

@@ -21,6 +21,7 @@ var rules = []struct {
 	{"outbox", []string{"github.com/gofiber/", module + "/server", module + "/entitlements", module + "/catalog"}, "the outbox sits below the packages that write events"},
 	{"webhooks", []string{"github.com/gofiber/", module + "/server", module + "/entitlements", module + "/catalog"}, "webhooks read the outbox; they never reach into postings"},
 	{"receipts", []string{"github.com/gofiber/", module + "/server", module + "/entitlements", "github.com/jackc/pgx"}, "receipts verifies store input; recording it is entitlements' job"},
+	{"stores", []string{"github.com/gofiber/", module + "/server"}, "redemption, notifications and the store worker are domain rules; HTTP maps them"},
 	{"loadtest", []string{module + "/"}, "the load tool speaks HTTP only, like a studio's own client"},
 	{"internal/apiclient", []string{module + "/"}, "the generated client knows the API only through docs/openapi.yaml"},
 	{"access", []string{"github.com/gofiber/", module + "/server"}, "keys and roles are domain rules; HTTP maps them"},

@@ -254,3 +254,47 @@ func loadCA(dir string) (*CA, error) {
 	}
 	return &CA{Root: certs[0], Intermediate: certs[1], Leaf: certs[2], leafKey: key}, nil
 }
+
+// NewCAFromPEM builds a chain from PEM certificates (text before each PEM
+// block is ignored) and the leaf's key (PKCS#8 or SEC 1 "EC PRIVATE KEY"),
+// for example Apple's test chain from the App Store Server Library.
+func NewCAFromPEM(root, intermediate, leaf, leafKey []byte) (*CA, error) {
+	var certs [3]*x509.Certificate
+	for i, b := range [][]byte{root, intermediate, leaf} {
+		blk, _ := pem.Decode(b)
+		if blk == nil || blk.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("fakestore: certificate %d: not a PEM certificate", i)
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("fakestore: certificate %d: %w", i, err)
+		}
+		certs[i] = c
+	}
+	blk, _ := pem.Decode(leafKey)
+	if blk == nil {
+		return nil, errors.New("fakestore: leaf key: not PEM")
+	}
+	var key *ecdsa.PrivateKey
+	switch blk.Type {
+	case "EC PRIVATE KEY":
+		k, err := x509.ParseECPrivateKey(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("fakestore: leaf key: %w", err)
+		}
+		key = k
+	default:
+		k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("fakestore: leaf key: %w", err)
+		}
+		var ok bool
+		if key, ok = k.(*ecdsa.PrivateKey); !ok {
+			return nil, errors.New("fakestore: leaf key: not ECDSA")
+		}
+	}
+	if !key.PublicKey.Equal(certs[2].PublicKey) {
+		return nil, errors.New("fakestore: leaf key does not match the leaf certificate")
+	}
+	return &CA{Root: certs[0], Intermediate: certs[1], Leaf: certs[2], leafKey: key}, nil
+}

@@ -1,4 +1,4 @@
-package server
+package stores
 
 import (
 	"context"
@@ -13,8 +13,8 @@ import (
 	"github.com/coinop/coinop/receipts"
 )
 
-// StoreWorkerOptions tune the store worker; zero values take the defaults.
-type StoreWorkerOptions struct {
+// WorkerOptions tune the store worker; zero values take the defaults.
+type WorkerOptions struct {
 	// Policy decides what refunds do with currency already spent (default
 	// clamp).
 	Policy entitlements.ClawbackPolicy
@@ -30,18 +30,18 @@ type StoreWorkerOptions struct {
 	Lease time.Duration
 }
 
-// StoreWorker processes the store notification inbox (refunds, revocations,
+// Worker processes the store notification inbox (refunds, revocations,
 // renewals) and acknowledges Google Play purchases that were granted but
 // not acknowledged, for example because the process stopped between the
 // commit and the acknowledgement. Every replica may run one: notifications
 // are leased, and acknowledging twice is harmless.
-type StoreWorker struct {
-	s   *Server
-	opt StoreWorkerOptions
+type Worker struct {
+	s   *Service
+	opt WorkerOptions
 }
 
-// StoreWorker returns a worker using the server's ledger, catalog and stores.
-func (s *Server) StoreWorker(o StoreWorkerOptions) *StoreWorker {
+// Worker returns a worker using the service's ledger, catalog and stores.
+func (s *Service) Worker(o WorkerOptions) *Worker {
 	if o.Policy == "" {
 		o.Policy = entitlements.ClawbackClamp
 	}
@@ -59,11 +59,11 @@ func (s *Server) StoreWorker(o StoreWorkerOptions) *StoreWorker {
 	if o.Lease <= 0 {
 		o.Lease = 2 * time.Minute
 	}
-	return &StoreWorker{s: s, opt: o}
+	return &Worker{s: s, opt: o}
 }
 
 // Run processes rounds every Interval until ctx ends.
-func (w *StoreWorker) Run(ctx context.Context) {
+func (w *Worker) Run(ctx context.Context) {
 	t := time.NewTicker(w.opt.Interval)
 	defer t.Stop()
 	for {
@@ -86,7 +86,7 @@ const maxClaimRounds = 20
 // acknowledgement older than AckDelay, once. Processing failures are
 // recorded on the notification and retried later with backoff; the error
 // returned is about the inbox or the ledger themselves.
-func (w *StoreWorker) RunOnce(ctx context.Context) error {
+func (w *Worker) RunOnce(ctx context.Context) error {
 	var errs []error
 	for range maxClaimRounds {
 		ns, err := w.s.ledger.ClaimNotifications(ctx, w.opt.Batch, w.opt.Lease)
@@ -109,7 +109,7 @@ func (w *StoreWorker) RunOnce(ctx context.Context) error {
 			break
 		}
 	}
-	if w.s.stores.Google != nil {
+	if w.s.v.Google != nil {
 		if err := w.acknowledgePending(ctx); err != nil {
 			errs = append(errs, err)
 		}
@@ -117,15 +117,15 @@ func (w *StoreWorker) RunOnce(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func (w *StoreWorker) process(ctx context.Context, n entitlements.StoreNotification) error {
+func (w *Worker) process(ctx context.Context, n entitlements.StoreNotification) error {
 	switch n.Store {
 	case string(receipts.StoreApple):
-		if w.s.stores.Apple == nil {
+		if w.s.v.Apple == nil {
 			return errors.New("the App Store is not configured (COINOP_STORES)")
 		}
 		return w.processApple(ctx, n)
 	case string(receipts.StoreGoogle):
-		if w.s.stores.Google == nil {
+		if w.s.v.Google == nil {
 			return errors.New("google play is not configured (COINOP_STORES)")
 		}
 		return w.processGoogle(ctx, n)
@@ -134,15 +134,15 @@ func (w *StoreWorker) process(ctx context.Context, n entitlements.StoreNotificat
 }
 
 // note logs why a notification was processed without changing anything.
-func (w *StoreWorker) note(ctx context.Context, n entitlements.StoreNotification, msg string, attrs ...slog.Attr) {
+func (w *Worker) note(ctx context.Context, n entitlements.StoreNotification, msg string, attrs ...slog.Attr) {
 	attrs = append([]slog.Attr{slog.String("store", n.Store), slog.String("notification_id", n.NotificationID), slog.String("kind", n.Kind)}, attrs...)
 	w.s.log.LogAttrs(ctx, slog.LevelInfo, "store notification: "+msg, attrs...)
 }
 
 // processApple acts on an App Store notification. It is verified again: the
 // inbox keeps the signed payload, not our reading of it.
-func (w *StoreWorker) processApple(ctx context.Context, n entitlements.StoreNotification) error {
-	an, err := w.s.stores.Apple.VerifyNotification(n.Body, receipts.VerifyOptions{AllowSandbox: true})
+func (w *Worker) processApple(ctx context.Context, n entitlements.StoreNotification) error {
+	an, err := w.s.v.Apple.VerifyNotification(n.Body, receipts.VerifyOptions{AllowSandbox: true})
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
@@ -162,7 +162,7 @@ func (w *StoreWorker) processApple(ctx context.Context, n entitlements.StoreNoti
 		return err
 	}
 	// Sandbox renewals count only for testers, as sandbox purchases do.
-	if !w.s.stores.Apple.EnvironmentAllowed(p.Environment, w.s.isTester(rec.PlayerID)) || rec.Environment != string(p.Environment) {
+	if !w.s.v.Apple.EnvironmentAllowed(p.Environment, w.s.isTester(rec.PlayerID)) || rec.Environment != string(p.Environment) {
 		w.note(ctx, n, "transaction from an environment this player may not use; ignored",
 			slog.String("player_id", rec.PlayerID), slog.String("environment", string(p.Environment)))
 		return nil
@@ -184,7 +184,7 @@ func (w *StoreWorker) processApple(ctx context.Context, n entitlements.StoreNoti
 // applySubscription records the store's state of a subscription purchase:
 // only active and grace-period subscriptions grant their items, until their
 // expiry (for a grace period, its end).
-func (w *StoreWorker) applySubscription(ctx context.Context, n entitlements.StoreNotification, p *receipts.Purchase, graceEnds *time.Time) error {
+func (w *Worker) applySubscription(ctx context.Context, n entitlements.StoreNotification, p *receipts.Purchase, graceEnds *time.Time) error {
 	if p.SubscriptionState == "" || (p.Type != receipts.ProductAutoRenewable && p.Type != receipts.ProductNonRenewing) {
 		return nil
 	}
@@ -207,7 +207,7 @@ func (w *StoreWorker) applySubscription(ctx context.Context, n entitlements.Stor
 
 // revoke reverses the recorded purchase p refers to, once, when it was
 // recorded in the same environment.
-func (w *StoreWorker) revoke(ctx context.Context, n entitlements.StoreNotification, p *receipts.Purchase, reason string) error {
+func (w *Worker) revoke(ctx context.Context, n entitlements.StoreNotification, p *receipts.Purchase, reason string) error {
 	rec, err := w.s.ledger.FindStorePurchase(ctx, string(p.Store), p.TransactionID)
 	if errors.Is(err, entitlements.ErrStorePurchaseNotFound) {
 		// Remember the refund anyway: the player may still hold the signed
@@ -241,7 +241,7 @@ func (w *StoreWorker) revoke(ctx context.Context, n entitlements.StoreNotificati
 // owner finds the recorded purchase a notification is about (by Apple's
 // original transaction id or Google's purchase token); found is false, with
 // a note, when the game has not redeemed it here yet.
-func (w *StoreWorker) owner(ctx context.Context, n entitlements.StoreNotification, store receipts.Store, id string) (rec entitlements.StorePurchaseRecord, found bool, err error) {
+func (w *Worker) owner(ctx context.Context, n entitlements.StoreNotification, store receipts.Store, id string) (rec entitlements.StorePurchaseRecord, found bool, err error) {
 	if id == "" {
 		w.note(ctx, n, "no original transaction")
 		return rec, false, nil
@@ -256,7 +256,7 @@ func (w *StoreWorker) owner(ctx context.Context, n entitlements.StoreNotificatio
 
 // grantRenewal redeems a renewal transaction for the player who owns the
 // subscription.
-func (w *StoreWorker) grantRenewal(ctx context.Context, n entitlements.StoreNotification, player string, p *receipts.Purchase) error {
+func (w *Worker) grantRenewal(ctx context.Context, n entitlements.StoreNotification, player string, p *receipts.Purchase) error {
 	if p.RevokedAt != nil {
 		w.note(ctx, n, "renewal already revoked; not granted", slog.String("transaction_id", p.TransactionID))
 		return nil
@@ -275,8 +275,8 @@ func (w *StoreWorker) grantRenewal(ctx context.Context, n entitlements.StoreNoti
 
 // processGoogle acts on a Google Play notification after asking the Play
 // Developer API for the purchase's current state.
-func (w *StoreWorker) processGoogle(ctx context.Context, n entitlements.StoreNotification) error {
-	m, err := w.s.stores.Google.DecodePush(n.Body)
+func (w *Worker) processGoogle(ctx context.Context, n entitlements.StoreNotification) error {
+	m, err := w.s.v.Google.DecodePush(n.Body)
 	if err != nil {
 		return fmt.Errorf("decode: %w", err)
 	}
@@ -304,7 +304,7 @@ func (w *StoreWorker) processGoogle(ctx context.Context, n entitlements.StoreNot
 			if !found {
 				return err
 			}
-			p, err := w.s.stores.Google.VerifySubscription(ctx, sn.SubscriptionID, sn.PurchaseToken,
+			p, err := w.s.v.Google.VerifySubscription(ctx, sn.SubscriptionID, sn.PurchaseToken,
 				receipts.VerifyOptions{AllowSandbox: w.s.isTester(rec.PlayerID)})
 			if err != nil {
 				return retryable(ctx, w, n, err)
@@ -332,7 +332,7 @@ func storeErr(err error) bool {
 
 // retryable returns err when the store or our configuration failed (retry
 // later); an answer about the purchase itself is final and only noted.
-func retryable(ctx context.Context, w *StoreWorker, n entitlements.StoreNotification, err error) error {
+func retryable(ctx context.Context, w *Worker, n entitlements.StoreNotification, err error) error {
 	if storeErr(err) {
 		return err
 	}
@@ -343,7 +343,7 @@ func retryable(ctx context.Context, w *StoreWorker, n entitlements.StoreNotifica
 // revokeGoogle revokes the recorded purchase id (order id or purchase token)
 // when the Play Developer API confirms it no longer stands: a one-time
 // product cancelled, a subscription no longer giving access.
-func (w *StoreWorker) revokeGoogle(ctx context.Context, n entitlements.StoreNotification, id, token string, subscription bool) error {
+func (w *Worker) revokeGoogle(ctx context.Context, n entitlements.StoreNotification, id, token string, subscription bool) error {
 	rec, err := w.s.ledger.FindStorePurchase(ctx, string(receipts.StoreGoogle), id)
 	if errors.Is(err, entitlements.ErrStorePurchaseNotFound) && id != token && token != "" {
 		rec, err = w.s.ledger.FindStorePurchase(ctx, string(receipts.StoreGoogle), token)
@@ -361,7 +361,7 @@ func (w *StoreWorker) revokeGoogle(ctx context.Context, n entitlements.StoreNoti
 	opt := receipts.VerifyOptions{AllowSandbox: true}
 	gone := false
 	if subscription || rec.ExpiresAt != nil {
-		p, err := w.s.stores.Google.VerifySubscription(ctx, rec.ProductID, rec.PurchaseToken, opt)
+		p, err := w.s.v.Google.VerifySubscription(ctx, rec.ProductID, rec.PurchaseToken, opt)
 		switch {
 		case err == nil:
 			gone = p.SubscriptionState == receipts.SubExpired || p.SubscriptionState == receipts.SubRevoked ||
@@ -372,7 +372,7 @@ func (w *StoreWorker) revokeGoogle(ctx context.Context, n entitlements.StoreNoti
 			return err
 		}
 	} else {
-		_, err := w.s.stores.Google.VerifyProduct(ctx, rec.ProductID, rec.PurchaseToken, opt)
+		_, err := w.s.v.Google.VerifyProduct(ctx, rec.ProductID, rec.PurchaseToken, opt)
 		switch {
 		case receipts.ReasonOf(err) == receipts.ReasonState:
 			gone = true // cancelled (refunded, voided or charged back)
@@ -400,7 +400,7 @@ const ackBatch = 100
 
 // acknowledgePending acknowledges (or consumes) Google purchases whose grant
 // committed without the acknowledgement that should have followed.
-func (w *StoreWorker) acknowledgePending(ctx context.Context) error {
+func (w *Worker) acknowledgePending(ctx context.Context) error {
 	recs, err := w.s.ledger.PendingAcknowledgements(ctx, ackBatch)
 	if err != nil {
 		return err
@@ -434,14 +434,14 @@ func (w *StoreWorker) acknowledgePending(ctx context.Context) error {
 
 // confirmAcknowledged marks p acknowledged when Play says it is; else it
 // returns ackErr.
-func (w *StoreWorker) confirmAcknowledged(ctx context.Context, p *receipts.Purchase, ackErr error) error {
+func (w *Worker) confirmAcknowledged(ctx context.Context, p *receipts.Purchase, ackErr error) error {
 	opt := receipts.VerifyOptions{AllowSandbox: true}
 	var cur *receipts.Purchase
 	var err error
 	if p.Type == receipts.ProductAutoRenewable {
-		cur, err = w.s.stores.Google.VerifySubscription(ctx, p.ProductID, p.PurchaseToken, opt)
+		cur, err = w.s.v.Google.VerifySubscription(ctx, p.ProductID, p.PurchaseToken, opt)
 	} else {
-		cur, err = w.s.stores.Google.VerifyProduct(ctx, p.ProductID, p.PurchaseToken, opt)
+		cur, err = w.s.v.Google.VerifyProduct(ctx, p.ProductID, p.PurchaseToken, opt)
 	}
 	if err != nil || !cur.Acknowledged {
 		return ackErr
