@@ -64,6 +64,9 @@ CREATE TABLE creator_payouts (
 -- spent is what the player spent in whole units: a credit never exceeds it.
 CREATE TABLE creator_credits (
   id                    bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  -- No foreign key to creators: its check would take a key-share lock on
+  -- the creator row in every crediting transaction, the hot row this table
+  -- avoids. The writer credits only creators it read as active.
   creator_id            text NOT NULL,
   kind                  text NOT NULL CHECK (kind IN ('code', 'item', 'tip', 'reversal', 'payout')),
   source_account        text NOT NULL CHECK (source_account LIKE 'system:creator_%'),
