@@ -53,8 +53,8 @@ const (
 	sqlReadCodes = `SELECT p.player_id, p.creator_id, p.expires_at FROM player_creator_codes p
 		JOIN creators c ON c.creator_id = p.creator_id AND c.status = 'active' WHERE p.player_id = ANY($1)`
 	sqlReadActiveCreators = `SELECT creator_id FROM creators WHERE creator_id = ANY($1) AND status = 'active'`
-	cteCredits            = `c AS (INSERT INTO creator_credits (creator_id, kind, source_account, currency, micro, spent, player_id, ledger_transaction_id, available_at)
-		SELECT u.*, %s::timestamptz FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::bigint[]) AS u)`
+	cteCredits            = `c AS (INSERT INTO creator_credits (creator_id, kind, source_account, currency, micro, spent, player_id, ledger_transaction_id, available_at, created_at)
+		SELECT u.*, %s::timestamptz, %s::timestamptz FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::bigint[]) AS u)`
 )
 
 // creditPlanFor is the plan of a purchase or spend: nil when the program is

@@ -384,7 +384,8 @@ func (l *Ledger) apply(ctx context.Context, q batchSender, ps []*posting, own bo
 		ws.add(cteEvents, w.events[0], w.events[1], w.events[2])
 	}
 	if len(w.creditTx) > 0 {
-		ws.add(cteCredits, l.now().Add(l.program.Hold), w.credits[0], w.credits[1], w.credits[2], w.credits[3],
+		now := l.now()
+		ws.add(cteCredits, now.Add(l.program.Hold), now, w.credits[0], w.credits[1], w.credits[2], w.credits[3],
 			w.creditMicro, w.creditSpent, w.credits[4], w.creditTx)
 	}
 	var upd, ins [3][]string
