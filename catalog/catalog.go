@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"sort"
 	"time"
 )
 
@@ -35,6 +36,9 @@ type Currency struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
 	Details
+	// Tippable lets players tip creators in this currency (package
+	// creators); off unless set.
+	Tippable bool `json:"tippable,omitempty"`
 }
 
 // Kind says how an item is held.
@@ -65,6 +69,29 @@ type Item struct {
 	// from is inclusive, until is exclusive, nil means unbounded.
 	AvailableFrom  *time.Time `json:"available_from,omitempty"`
 	AvailableUntil *time.Time `json:"available_until,omitempty"`
+	// CreatorID names the creator who made the item (package creators);
+	// every sale credits them CreatorSharePPM parts per million of the
+	// price (300000 is 30%), in the sale's own ledger transaction. Publish
+	// checks that the creator exists.
+	CreatorID       string `json:"creator_id,omitempty"`
+	CreatorSharePPM int64  `json:"creator_share_ppm,omitempty"`
+}
+
+// MaxCreatorSharePPM is a creator share of 100%.
+const MaxCreatorSharePPM = 1_000_000
+
+// CreatorIDs returns the creators the catalog's items name, sorted, once each.
+func (c *Catalog) CreatorIDs() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, it := range c.Items {
+		if it.CreatorID != "" && !seen[it.CreatorID] {
+			seen[it.CreatorID] = true
+			out = append(out, it.CreatorID)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Price is what one unit costs in one currency.

@@ -333,7 +333,14 @@ func (s *Store) ValidateDraft(ctx context.Context) (*Draft, []Problem, error) {
 	if err := Validate(d.Catalog); errors.As(err, &ve) {
 		return d, ve.Problems, nil
 	}
-	return d, []Problem{}, nil
+	problems, err := creatorProblems(ctx, s.db, d.Catalog)
+	if err != nil {
+		return nil, nil, err
+	}
+	if problems == nil {
+		problems = []Problem{}
+	}
+	return d, problems, nil
 }
 
 // DiffDraft compares the draft with the live version, read in one snapshot

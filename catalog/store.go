@@ -316,6 +316,11 @@ func (s *Store) insertVersion(ctx context.Context, tx pgx.Tx, own *Catalog, doc 
 	if err := s.checkOptions(opts); err != nil {
 		return nil, err
 	}
+	if problems, err := creatorProblems(ctx, tx, own); err != nil {
+		return nil, err
+	} else if len(problems) > 0 {
+		return nil, &ValidationError{Problems: problems}
+	}
 	var prev int64
 	if err := tx.QueryRow(ctx, liveVersionSQL).Scan(&prev); err != nil {
 		return nil, fmt.Errorf("live version: %w", err)
@@ -564,4 +569,35 @@ func (s *Store) VersionsBefore(ctx context.Context, before int64, limit int) ([]
 		return nil, fmt.Errorf("catalog: versions: %w", err)
 	}
 	return list, nil
+}
+
+// creatorProblems lists the items naming a creator that does not exist
+// (table creators, package creators). Creators are never deleted, so a
+// version that passed once stays valid.
+func creatorProblems(ctx context.Context, q interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}, c *Catalog) ([]Problem, error) {
+	ids := c.CreatorIDs()
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	rows, err := q.Query(ctx, `SELECT creator_id FROM creators WHERE creator_id = ANY($1)`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: creators: %w", err)
+	}
+	found, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("catalog: creators: %w", err)
+	}
+	known := map[string]bool{}
+	for _, id := range found {
+		known[id] = true
+	}
+	var out []Problem
+	for i, it := range c.Items {
+		if it.CreatorID != "" && !known[it.CreatorID] {
+			out = append(out, Problem{Path: fmt.Sprintf("items[%d].creator_id", i), Message: fmt.Sprintf("no creator %q exists", it.CreatorID)})
+		}
+	}
+	return out, nil
 }

@@ -87,7 +87,9 @@ func (e *ValidationError) Error() string {
 // available_until; bundle contents and store product grants are non-empty,
 // name known items and currencies (not bundles), with quantities in
 // 1..MaxAmount, exactly 1 for a durable item, and at most the item's
-// max_per_player; store products name store apple or google and a well-formed
+// max_per_player; an item's creator_id is a well-formed id and its
+// creator_share_ppm is 0 to 1,000,000 and needs a creator_id (that the
+// creator exists is checked at publish); store products name store apple or google and a well-formed
 // product_id that is unique within its store; an entry's Details (description,
 // category, tags, image_url, localized strings, metadata) keep to the limits
 // in details.go, and locales are canonical BCP 47 tags.
@@ -205,6 +207,14 @@ func (v *validator) item(i int, it *Item) {
 		v.add(p+".player_consumable", "player_consumable is only allowed on consumable items")
 	}
 	v.window(p, it.AvailableFrom, it.AvailableUntil)
+	switch {
+	case it.CreatorID != "" && !validID(it.CreatorID):
+		v.add(p+".creator_id", "creator_id must be a creator id (1 to 64 of a-z, 0-9, '_', '.', '-')")
+	case it.CreatorSharePPM < 0 || it.CreatorSharePPM > MaxCreatorSharePPM:
+		v.add(p+".creator_share_ppm", fmt.Sprintf("creator_share_ppm must be 0 to %d (100%%)", MaxCreatorSharePPM))
+	case it.CreatorSharePPM > 0 && it.CreatorID == "":
+		v.add(p+".creator_share_ppm", "creator_share_ppm needs a creator_id")
+	}
 }
 
 func (v *validator) bundle(i int, b *Bundle) {

@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/coinop/coinop/catalog"
+	"github.com/coinop/coinop/creators"
 )
 
 // MaxQuantity is the most units one purchase may buy. With catalog.MaxAmount
@@ -57,6 +58,9 @@ type Ledger struct {
 	keyWait time.Duration
 	cache   *Cache
 	loads   atomic.Int64
+
+	// program is the creator program (creators.go); nil: off.
+	program *creators.Program
 
 	lanes, maxBatch int
 	group           *groupCommit
@@ -177,6 +181,10 @@ func (l *Ledger) purchasePosting(req PurchaseRequest) (*posting, error) {
 
 	purchaseID := uuid.Must(uuid.NewV7()).String()
 	changes, rejection := planPurchase(snap, req, l.now())
+	var credit *creditPlan
+	if rejection == nil {
+		credit = l.creditPlanFor(snap, req.ItemID, map[string]int64{req.Price.Currency: req.Price.Amount * req.Quantity})
+	}
 	result := []bodyMember{
 		{"purchase_id", purchaseID},
 		{"item_id", req.ItemID},
@@ -201,6 +209,7 @@ func (l *Ledger) purchasePosting(req PurchaseRequest) (*posting, error) {
 		rejection:   rejection,
 		changes:     changes,
 		currencies:  snap.CurrencyIDs(),
+		credit:      credit,
 		result:      result,
 		metadata:    metadata,
 	}, nil

@@ -280,8 +280,13 @@ func (l *Ledger) movePosting(req MoveRequest) (*posting, error) {
 		sort.Strings(unknown)
 		rejection = reject(CodeItemNotFound, map[string]any{"unknown": unknown})
 	}
+	var credit *creditPlan
+	if req.Kind == MoveSpend && rejection == nil {
+		credit = l.creditPlanFor(snap, "", req.Take.Currencies)
+	}
 	id := uuid.Must(uuid.NewV7()).String()
 	return &posting{
+		credit:      credit,
 		playerID:    req.PlayerID,
 		scope:       rules.scope,
 		key:         req.IdempotencyKey,

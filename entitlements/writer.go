@@ -58,6 +58,8 @@ type posting struct {
 	// budget is what the posting spends of its key's hourly budgets,
 	// checked against rows locked in the posting's transaction.
 	budget []budgetUse
+	// credit is what the posting may credit creators (creators.go).
+	credit *creditPlan
 
 	// built is the answer apply built for this posting in a batch whose
 	// commit failed or is unknown. When the retry on its own finds that
@@ -134,6 +136,8 @@ type wallet struct {
 	prev, version int64
 	slots         map[assetKey]*slot
 	changed       bool
+	// code is the player's creator code with an active creator, if any.
+	code *activeCode
 	// replayed: a posting of this batch replayed a stored success. Its
 	// first answer may never have reached the cache (the replica that
 	// committed it died first), so the cache gets a version floor.
@@ -236,6 +240,7 @@ func (l *Ledger) apply(ctx context.Context, q batchSender, ps []*posting, own bo
 	}
 	players := sortedKeys(playerSet)
 	items := sortedKeys(itemSet)
+	codePlayers, itemCreators := l.creditLookups(ps)
 	window := l.now().UTC().Truncate(time.Hour)
 	var budgetKeys []int64
 	var budgetCurrencies []string
@@ -257,6 +262,13 @@ func (l *Ledger) apply(ctx context.Context, q batchSender, ps []*posting, own bo
 	if reserve > 0 {
 		b.Queue(sqlReserveIDs, reserve)
 	}
+	if len(codePlayers) > 0 {
+		b.Queue(sqlReadCodes, codePlayers)
+	}
+	if len(itemCreators) > 0 {
+		b.Queue(sqlReadActiveCreators, itemCreators)
+	}
+	activeCreators := map[string]bool{}
 	wallets := make(map[string]*wallet, len(players))
 	stored := map[idemKey]*storedKey{}
 	budgets := map[budgetKey]*budgetSlot{}
@@ -318,6 +330,25 @@ func (l *Ledger) apply(ctx context.Context, q batchSender, ps []*posting, own bo
 				return err
 			}
 		}
+		if len(codePlayers) > 0 {
+			rows, _ = br.Query()
+			var c activeCode
+			if _, err := pgx.ForEachRow(rows, []any{&id, &c.creator, &c.expiresAt}, func() error {
+				if w := wallets[id]; w != nil {
+					code := c
+					w.code = &code
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		if len(itemCreators) > 0 {
+			rows, _ = br.Query()
+			if _, err := pgx.ForEachRow(rows, []any{&id}, func() error { activeCreators[id] = true; return nil }); err != nil {
+				return err
+			}
+		}
 		return br.Close()
 	}()
 	if err != nil {
@@ -328,7 +359,7 @@ func (l *Ledger) apply(ctx context.Context, q batchSender, ps []*posting, own bo
 	}
 
 	// Decide each posting in arrival order.
-	var w writeSet
+	w := writeSet{activeCreators: activeCreators}
 	outs = make([]postOutcome, len(ps))
 	for i, p := range ps {
 		outs[i] = l.decide(p, wallets[p.playerID], stored, budgets, window, &ids, &w)
@@ -351,6 +382,11 @@ func (l *Ledger) apply(ctx context.Context, q batchSender, ps []*posting, own bo
 	}
 	if len(w.events[0]) > 0 {
 		ws.add(cteEvents, w.events[0], w.events[1], w.events[2])
+	}
+	if len(w.creditTx) > 0 {
+		now := l.now()
+		ws.add(cteCredits, now.Add(l.program.Hold), now, w.credits[0], w.credits[1], w.credits[2], w.credits[3],
+			w.creditMicro, w.creditSpent, w.credits[4], w.creditTx)
 	}
 	var upd, ins [3][]string
 	var updDelta, insQty []int64
@@ -460,6 +496,13 @@ type writeSet struct {
 	entries      [3][]string // account, asset type, asset id
 	amounts      []int64
 	events       [3][]string // type, player, data
+	// Creator credits: creator, kind, source account, currency, player;
+	// and activeCreators, read in round trip 1 (creators.go).
+	credits        [5][]string
+	creditMicro    []int64
+	creditSpent    []int64
+	creditTx       []int64
+	activeCreators map[string]bool
 }
 
 func (w *writeSet) key(p *posting, outcome string, body []byte) {
@@ -646,6 +689,9 @@ func (l *Ledger) decide(p *posting, wl *wallet, stored map[idemKey]*storedKey, b
 			return postOutcome{err: fmt.Errorf("entitlements: encode event: %w", err)}
 		}
 		w.events[0], w.events[1], w.events[2] = append(w.events[0], outbox.LedgerPrefix+p.kind), append(w.events[1], p.playerID), append(w.events[2], string(data))
+		if err := w.queueCredits(p, *res.ledgerTx, l.creditRows(p, wl.code, w.activeCreators, l.now())); err != nil {
+			return postOutcome{err: err}
+		}
 	}
 	remember("ok", b)
 	res.Outcome = Outcome{Body: b, Version: wl.version}
