@@ -93,7 +93,7 @@ func FormatMicro(micro int64) string {
 	sign := ""
 	u := uint64(micro)
 	if micro < 0 {
-		sign, u = "-", uint64(-(micro + 1))+1
+		sign, u = "-", uint64(-(micro+1))+1
 	}
 	s := sign + strconv.FormatUint(u/MicroPerUnit, 10)
 	if f := u % MicroPerUnit; f != 0 {

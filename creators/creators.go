@@ -295,4 +295,3 @@ func (s *Service) GetPlayerCode(ctx context.Context, playerID string) (pc Player
 func insertEvent(ctx context.Context, tx pgx.Tx, typ string, player *string, data any) error {
 	return outbox.Insert(ctx, tx, typ, player, data)
 }
-

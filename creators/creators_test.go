@@ -435,7 +435,7 @@ func TestRefundsReverseTheShareInProportionAndLeaveDebtAfterPayout(t *testing.T)
 	if got := e.earning(t, "ninja"); got.DebtMicro != 10*creators.MicroPerUnit || got.Available != 0 || got.Paid != 20 {
 		t.Fatalf("refund after payout: %+v, want 10 gems of debt", got)
 	}
-	e.setCode(t, "p1", "ninja") // it expired during the hold
+	e.setCode(t, "p1", "ninja")              // it expired during the hold
 	e.buy(t, "p1", "next", "potion", 6, 100) // 30 gems: the debt first
 	e.matured(t)
 	if got := e.earning(t, "ninja"); got.Available != 20 || got.DebtMicro != 0 {

@@ -4,7 +4,7 @@
 // journal of what every creator earned, in exact micro-units.
 //
 // It owns the Postgres tables creators, creator_codes, player_creator_codes,
-// creator_credits and creator_payouts (migrations/013_creators.sql, which
+// creator_credits and creator_payouts (migrations/012_creators.sql, which
 // also documents the accounts). Credits for purchases, server spends and
 // tips are written by the one ledger writer (package entitlements) in the
 // posting's own transaction, using the rules here (Credit, Program);

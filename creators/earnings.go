@@ -278,12 +278,12 @@ func ReverseIn(ctx context.Context, tx pgx.Tx, ledgerTx, reversalTx, num, den in
 		FROM creator_credits c WHERE c.ledger_transaction_id = $1 AND c.kind IN ('code', 'item', 'tip')
 		ORDER BY c.id FOR UPDATE OF c`, ledgerTx)
 	type credit struct {
-		id                int64
-		creator, source   string
-		currency          string
-		micro, reversed   int64
-		player            *string
-		availableAt       time.Time
+		id              int64
+		creator, source string
+		currency        string
+		micro, reversed int64
+		player          *string
+		availableAt     time.Time
 	}
 	credits, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (credit, error) {
 		var c credit

@@ -70,7 +70,7 @@ const (
 	KindPayout   = "payout"
 )
 
-// Accounts a journal row moves micro-units from (see migrations/013).
+// Accounts a journal row moves micro-units from (see migrations/012).
 const (
 	AccountProgram = "system:creator_program"
 	AccountTips    = "system:creator_tips"

@@ -22,6 +22,7 @@ var rules = []struct {
 	{"webhooks", []string{"github.com/gofiber/", module + "/server", module + "/entitlements", module + "/catalog"}, "webhooks read the outbox; they never reach into postings"},
 	{"receipts", []string{"github.com/gofiber/", module + "/server", module + "/entitlements", "github.com/jackc/pgx"}, "receipts verifies store input; recording it is entitlements' job"},
 	{"stores", []string{"github.com/gofiber/", module + "/server"}, "redemption, notifications and the store worker are domain rules; HTTP maps them"},
+	{"creators", []string{"github.com/gofiber/", module + "/server", module + "/entitlements"}, "creator accounts and accrual are domain rules; the ledger writer calls them, never the reverse"},
 	{"loadtest", []string{module + "/"}, "the load tool speaks HTTP only, like a studio's own client"},
 	{"internal/apiclient", []string{module + "/"}, "the generated client knows the API only through docs/openapi.yaml"},
 	{"access", []string{"github.com/gofiber/", module + "/server"}, "keys and roles are domain rules; HTTP maps them"},

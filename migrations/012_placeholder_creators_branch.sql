@@ -1,3 +1,0 @@
--- Placeholder on branch creators only: migrations 012 belongs to another branch.
--- tern needs contiguous numbers; the lead drops this file at merge.
-SELECT 1;
