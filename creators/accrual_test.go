@@ -17,7 +17,6 @@ func TestAccrualIsExactOverAMillionRandomPostings(t *testing.T) {
 	const n = 1_000_000
 	const creatorsN = 7
 	type acc struct {
-		micro int64
 		exact *big.Rat
 		spent int64
 	}
