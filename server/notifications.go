@@ -1,12 +1,13 @@
 package server
 
 import (
-	"encoding/json"
+	"errors"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/coinop/coinop/entitlements"
+	"github.com/coinop/coinop/stores"
 )
 
 // notificationBodyLimit bounds a store notification body; Apple's carry two
@@ -24,11 +25,10 @@ type notificationResponse struct {
 // postAppleNotification receives an App Store Server Notification v2; it
 // is in the inbox before Apple hears 200 (stores.Service.ReceiveApple).
 func (s *Server) postAppleNotification(c *fiber.Ctx) error {
-	body := c.Body()
-	if !json.Valid(body) {
+	r, err := s.stores.ReceiveApple(c.UserContext(), c.Body())
+	if errors.Is(err, stores.ErrNotificationBody) {
 		return errNotificationBody
 	}
-	r, err := s.stores.ReceiveApple(c.UserContext(), body)
 	if err != nil {
 		return err
 	}
@@ -38,11 +38,10 @@ func (s *Server) postAppleNotification(c *fiber.Ctx) error {
 // postGoogleNotification receives a Google Play real-time developer
 // notification pushed by Pub/Sub (stores.Service.ReceiveGoogle).
 func (s *Server) postGoogleNotification(c *fiber.Ctx) error {
-	body := c.Body()
-	if !json.Valid(body) {
+	r, err := s.stores.ReceiveGoogle(c.UserContext(), strings.Clone(c.Get(fiber.HeaderAuthorization)), c.Body())
+	if errors.Is(err, stores.ErrNotificationBody) {
 		return errNotificationBody
 	}
-	r, err := s.stores.ReceiveGoogle(c.UserContext(), strings.Clone(c.Get(fiber.HeaderAuthorization)), body)
 	if err != nil {
 		return err
 	}

@@ -468,6 +468,10 @@ func TestGooglePushAuthentication(t *testing.T) {
 				return se.postGoogle(t, se.pushToken(t, nil), []byte(strings.Replace(string(b), env["message"]["data"].(string),
 					encodeData(t, map[string]any{"version": "1.0", "packageName": "com.other", "eventTimeMillis": "1767323045678", "testNotification": map[string]any{}}), 1)))
 			}},
+		{name: "a push that is not JSON and carries no token is unauthenticated before its body is read", status: 401, code: "unauthenticated",
+			send: func(t *testing.T) response { return se.postGoogle(t, "", []byte("not json")) }},
+		{name: "an authenticated push that is not JSON is invalid", status: 400, code: "invalid_request",
+			send: func(t *testing.T) response { return se.postGoogle(t, se.pushToken(t, nil), []byte("not json")) }},
 		{name: "a push without a message is refused", status: 422, code: "receipt_invalid", check: wantReason("format"),
 			send: func(t *testing.T) response {
 				return se.postGoogle(t, se.pushToken(t, nil), []byte(`{"subscription":"s"}`))

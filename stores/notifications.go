@@ -3,6 +3,7 @@ package stores
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strconv"
 
 	"github.com/awa/go-iap/playstore"
@@ -23,9 +24,17 @@ type Received struct {
 // verified before anything is stored. Sandbox notifications are accepted;
 // the worker acts on them only for purchases recorded in the same
 // environment.
+// ErrNotificationBody: a notification body that is not JSON. It is checked
+// after the store is known to be enabled and the push authenticated, so an
+// unauthenticated caller learns nothing from the body's shape.
+var ErrNotificationBody = errors.New("stores: the notification body is not JSON")
+
 func (s *Service) ReceiveApple(ctx context.Context, body []byte) (Received, error) {
 	if s.v.Apple == nil {
 		return Received{}, disabled("This server does not accept App Store notifications (COINOP_STORES).")
+	}
+	if !json.Valid(body) {
+		return Received{}, ErrNotificationBody
 	}
 	n, err := s.v.Apple.VerifyNotification(body, receipts.VerifyOptions{AllowSandbox: true})
 	if err != nil {
@@ -68,6 +77,9 @@ func (s *Service) ReceiveGoogle(ctx context.Context, authorization string, body 
 	}
 	if err := s.v.GooglePush.Authenticate(ctx, authorization); err != nil {
 		return Received{}, err
+	}
+	if !json.Valid(body) {
+		return Received{}, ErrNotificationBody
 	}
 	m, err := s.v.Google.DecodePush(body)
 	if err != nil {

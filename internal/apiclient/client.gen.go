@@ -968,6 +968,9 @@ type Currency struct {
 	Metadata *map[string]interface{} `json:"metadata,omitempty"`
 	Name     string                  `json:"name"`
 	Tags     *[]string               `json:"tags,omitempty"`
+
+	// Tippable Players may tip creators in this currency. Omitted means no.
+	Tippable *bool `json:"tippable,omitempty"`
 }
 
 // Debt defines model for Debt.
@@ -1043,8 +1046,9 @@ type DraftCatalog struct {
 // DraftCurrency A currency as the draft may hold it (see `Currency` for the rules publishing checks).
 type DraftCurrency struct {
 	// Id Taken from the URL when left out of a PUT body.
-	Id   *string `json:"id,omitempty"`
-	Name *string `json:"name,omitempty"`
+	Id       *string `json:"id,omitempty"`
+	Name     *string `json:"name,omitempty"`
+	Tippable *bool   `json:"tippable,omitempty"`
 }
 
 // DraftGrants defines model for DraftGrants.
@@ -1055,8 +1059,10 @@ type DraftGrants struct {
 
 // DraftItem An item as the draft may hold it (see `Item` for the rules publishing checks).
 type DraftItem struct {
-	AvailableFrom  *time.Time `json:"available_from,omitempty"`
-	AvailableUntil *time.Time `json:"available_until,omitempty"`
+	AvailableFrom   *time.Time `json:"available_from,omitempty"`
+	AvailableUntil  *time.Time `json:"available_until,omitempty"`
+	CreatorId       *string    `json:"creator_id,omitempty"`
+	CreatorSharePpm *int64     `json:"creator_share_ppm,omitempty"`
 
 	// Id Taken from the URL when left out of a PUT body.
 	Id *string `json:"id,omitempty"`
@@ -1287,6 +1293,12 @@ type Item struct {
 
 	// Category Groups entries in a store page; no control characters.
 	Category *string `json:"category,omitempty"`
+
+	// CreatorId The creator who made the item; every sale credits them creator_share_ppm of the price. Publishing checks the creator exists.
+	CreatorId *Id `json:"creator_id,omitempty"`
+
+	// CreatorSharePpm The creator's share of each sale in parts per million (50000 = 5%), accrued exactly.
+	CreatorSharePpm *int64 `json:"creator_share_ppm,omitempty"`
 
 	// Description Free text; newlines and tabs allowed, no other control characters.
 	Description *Description `json:"description,omitempty"`
