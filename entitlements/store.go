@@ -213,6 +213,10 @@ func upsertSubscription(ctx context.Context, tx pgx.Tx, playerID string, p Store
 		items = append(items, id)
 	}
 	sort.Strings(items)
+	before, err := readSubscriptionState(ctx, tx, p.Store, original)
+	if err != nil {
+		return fmt.Errorf("read subscription: %w", err)
+	}
 	for _, item := range items {
 		_, err := tx.Exec(ctx, `INSERT INTO subscriptions (player_id, store, original_transaction_id, product_id, item_id, expires_at, state)
 			VALUES ($1, $2, $3, $4, $5, $6, 'active')
@@ -223,7 +227,7 @@ func upsertSubscription(ctx context.Context, tx pgx.Tx, playerID string, p Store
 			return fmt.Errorf("record subscription: %w", err)
 		}
 	}
-	return nil
+	return recordSubscriptionChange(ctx, tx, playerID, p.Store, original, before)
 }
 
 // ClawbackPolicy decides what a refund does with currency already spent.
@@ -292,9 +296,20 @@ func (l *Ledger) Revoke(ctx context.Context, store, transactionID, reason string
 		if err := tx.QueryRow(ctx, `SELECT version FROM players WHERE player_id = $1 FOR UPDATE`, rev.PlayerID).Scan(&version); err != nil {
 			return err
 		}
+		var original string
+		if err := tx.QueryRow(ctx, `SELECT coalesce(nullif(original_transaction_id, ''), transaction_id)
+			FROM store_purchases WHERE store = $1 AND transaction_id = $2`, store, transactionID).Scan(&original); err != nil {
+			return err
+		}
+		before, err := readSubscriptionState(ctx, tx, store, original)
+		if err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `UPDATE subscriptions SET state = 'revoked', expires_at = least(expires_at, now()), updated_at = now()
-			WHERE store = $1 AND original_transaction_id = (SELECT coalesce(nullif(original_transaction_id, ''), transaction_id)
-			FROM store_purchases WHERE store = $1 AND transaction_id = $2)`, store, transactionID); err != nil {
+			WHERE store = $1 AND original_transaction_id = $2`, store, original); err != nil {
+			return err
+		}
+		if err := recordSubscriptionChange(ctx, tx, rev.PlayerID, store, original, before); err != nil {
 			return err
 		}
 		var revocationTx *int64
@@ -439,11 +454,18 @@ func (l *Ledger) UpdateSubscription(ctx context.Context, store, originalTransact
 		if _, err := tx.Exec(ctx, `SELECT 1 FROM players WHERE player_id = $1 FOR UPDATE`, player); err != nil {
 			return err
 		}
+		before, err := readSubscriptionState(ctx, tx, store, originalTransactionID)
+		if err != nil {
+			return err
+		}
 		_, err = tx.Exec(ctx, `UPDATE subscriptions SET state = $3, updated_at = now(),
 			expires_at = CASE WHEN $3 IN ('expired', 'revoked') THEN least(expires_at, coalesce($4, now()))
 			                  ELSE greatest(expires_at, coalesce($4, expires_at)) END
 			WHERE store = $1 AND original_transaction_id = $2`, store, originalTransactionID, state, expiresAt)
 		if err != nil {
+			return err
+		}
+		if err := recordSubscriptionChange(ctx, tx, player, store, originalTransactionID, before); err != nil {
 			return err
 		}
 		changed, err = bumpVersion(ctx, tx, player)
