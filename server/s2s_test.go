@@ -21,7 +21,7 @@ func withServerToken() option {
 }
 
 // cachedEnv is a server whose holdings reads go through the Redis cache.
-func cachedEnv(t *testing.T, opts ...option) *env {
+func cachedEnv(t testing.TB, opts ...option) *env {
 	t.Helper()
 	pool, _ := testenv.NewPool(t)
 	rdb, prefix := testenv.RedisClient(t)
