@@ -77,6 +77,9 @@ type Cache struct {
 	// scriptLoaded is set once patchScript is known to Redis.
 	scriptLoaded atomic.Bool
 	metrics      cacheMetrics
+	// loads counts the cold loads begun, so a read shares only a load that
+	// began after it did (see holdings).
+	loads atomic.Uint64
 }
 
 // CacheConfig tunes the cache; zero values take the defaults shown.
@@ -470,7 +473,7 @@ func (c *Cache) holdings(ctx context.Context, player string) (Holdings, error) {
 		c.metrics.bypass.Inc()
 		return c.load(ctx, player)
 	}
-	before := c.epoch.Load()
+	before, began := c.epoch.Load(), c.loads.Load()
 	h, ok, err := c.get(ctx, player)
 	if err != nil {
 		c.metrics.bypass.Inc()
@@ -493,21 +496,37 @@ func (c *Cache) holdings(ctx context.Context, player string) (Holdings, error) {
 	}
 	c.metrics.misses.Inc()
 	// One load per player per process at a time; the caller's deadline
-	// still applies to its own wait.
-	ch := c.group.DoChan(player, func() (any, error) {
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		return c.fill(fctx, player)
-	})
-	select {
-	case r := <-ch:
-		if r.Err != nil {
-			return Holdings{}, r.Err
+	// still applies to its own wait. A load already in flight is shared
+	// only if it began after this read did: one that began before may have
+	// read Postgres before a change this caller must see (it was committed
+	// and reported before the read), so the caller waits for it and then
+	// takes the next load.
+	for {
+		ch := c.group.DoChan(player, func() (any, error) {
+			began := c.loads.Add(1)
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			h, err := c.fill(fctx, player)
+			return sharedLoad{h, began}, err
+		})
+		select {
+		case r := <-ch:
+			if r.Err != nil {
+				return Holdings{}, r.Err
+			}
+			if l := r.Val.(sharedLoad); l.began > began {
+				return l.h, nil
+			}
+		case <-ctx.Done():
+			return Holdings{}, ctx.Err()
 		}
-		return r.Val.(Holdings), nil
-	case <-ctx.Done():
-		return Holdings{}, ctx.Err()
 	}
+}
+
+// sharedLoad is a cold load's result and when it began (Cache.loads).
+type sharedLoad struct {
+	h     Holdings
+	began uint64
 }
 
 // fill loads a cold player. Across replicas, the one that takes the

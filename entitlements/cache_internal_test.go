@@ -2,9 +2,12 @@ package entitlements
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/coinop/coinop/catalog"
@@ -216,4 +219,56 @@ func TestAFailedBumpIsOwedUntilMade(t *testing.T) {
 			t.Error("another replica still trusts an entry from before the owed bump")
 		}
 	})
+}
+
+// A read that misses while a cold load of the same player is in flight
+// must not take that load's result if the load read Postgres before a
+// change that was committed (and reported) before the read began.
+func TestAReadDoesNotShareALoadFromBeforeACommit(t *testing.T) {
+	ctx := context.Background()
+	pool, _ := testenv.NewPool(t)
+	rdb, prefix := testenv.RedisClient(t)
+	ca := NewCache(rdb, pool, CacheConfig{Prefix: prefix})
+	a := New(pool, goldCatalog(t), WithCache(ca))
+	grantGold(t, a, "k1") // gold 100, cached
+	rdb.Del(ctx, prefix+"{p1}:holdings")
+	loaded, release := make(chan struct{}), make(chan struct{})
+	var first sync.Once
+	realLoad := ca.load
+	ca.load = func(ctx context.Context, p string) (Holdings, error) {
+		h, err := realLoad(ctx, p)
+		first.Do(func() {
+			close(loaded)
+			<-release
+		})
+		return h, err
+	}
+	go func() { _, _ = a.Holdings(ctx, "p1") }() // a cold load, held after reading gold 100
+	<-loaded
+	grantGold(t, a, "k2") // gold 200 committed; the entry is left a version floor
+	got := make(chan Holdings, 1)
+	go func() {
+		h, err := a.Holdings(ctx, "p1")
+		if err != nil {
+			t.Error(err)
+		}
+		got <- h
+	}()
+	// Release the held load once the second read has missed (and so joins
+	// the load in flight, or starts its own).
+	for deadline := time.Now().Add(10 * time.Second); counterValue(ca.metrics.misses) < 2; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the second read did not miss")
+		}
+	}
+	close(release)
+	if h := <-got; h.Currencies["gold"] != 200 {
+		t.Fatalf("a read begun after the grant was answered %v, from a load begun before it", h.Currencies)
+	}
+}
+
+func counterValue(c prometheus.Counter) float64 {
+	var m dto.Metric
+	_ = c.Write(&m)
+	return m.GetCounter().GetValue()
 }
