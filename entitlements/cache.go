@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -77,6 +78,8 @@ type Cache struct {
 	// scriptLoaded is set once patchScript is known to Redis.
 	scriptLoaded atomic.Bool
 	metrics      cacheMetrics
+	// reader sends the entry reads of concurrent checks together.
+	reader entryReader
 	// loads counts the cold loads begun, so a read shares only a load that
 	// began after it did (see holdings).
 	loads atomic.Uint64
@@ -96,7 +99,11 @@ type CacheConfig struct {
 	// LockWait is how long a replica waits for another replica loading the
 	// same cold player before loading it itself (150ms).
 	LockWait time.Duration
-	Logger   *slog.Logger
+	// ReadRoundTrips is how many entry reads may be in flight to Redis
+	// before further reads wait to share the next round trip, as one
+	// pipeline (GOMAXPROCS). See entryReader.
+	ReadRoundTrips int
+	Logger         *slog.Logger
 }
 
 // NewCache returns a cache over rdb whose epoch lives in db; pass it to New
@@ -117,10 +124,14 @@ func NewCache(rdb redis.UniversalClient, db *pgxpool.Pool, cfg CacheConfig) *Cac
 	if cfg.LockWait <= 0 {
 		cfg.LockWait = 150 * time.Millisecond
 	}
+	if cfg.ReadRoundTrips <= 0 {
+		cfg.ReadRoundTrips = runtime.GOMAXPROCS(0)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	c := &Cache{rdb: rdb, db: db, cfg: cfg, log: cfg.Logger, metrics: newCacheMetrics()}
+	c.reader = entryReader{c: c, max: cfg.ReadRoundTrips}
 	c.epochUnknown.Store(true)
 	c.breaker = gobreaker.NewCircuitBreaker[any](gobreaker.Settings{
 		Name:    "redis",
@@ -412,12 +423,7 @@ func (c *Cache) RunEpochRefresh(ctx context.Context) {
 
 // get reads one entry; ok is false on a miss or an entry from an old epoch.
 func (c *Cache) get(ctx context.Context, player string) (h Holdings, ok bool, err error) {
-	var vals []any
-	err = c.do(func() error {
-		var err error
-		vals, err = c.rdb.HMGet(ctx, c.holdingsKey(player), "e", "v", "d").Result()
-		return err
-	})
+	vals, err := c.reader.read(ctx, c.holdingsKey(player))
 	if err != nil {
 		return Holdings{}, false, err
 	}
@@ -755,7 +761,7 @@ func (c *Cache) loadScripts(ctx context.Context) error {
 // Collectors returns the cache's Prometheus metrics.
 func (c *Cache) Collectors() []prometheus.Collector {
 	m := c.metrics
-	return []prometheus.Collector{m.hits, m.misses, m.bypass, m.staleRefusals, m.redisErrors, m.epochBumps, m.breaker}
+	return []prometheus.Collector{m.hits, m.misses, m.bypass, m.staleRefusals, m.redisErrors, m.epochBumps, m.breaker, m.sharedReads}
 }
 
 // BreakerOpen reports whether reads currently bypass Redis.
@@ -764,6 +770,8 @@ func (c *Cache) BreakerOpen() bool { return c.breaker.State() == gobreaker.State
 type cacheMetrics struct {
 	hits, misses, bypass, staleRefusals, redisErrors, epochBumps prometheus.Counter
 	breaker                                                      prometheus.Gauge
+	// sharedReads counts entry reads sent in one pipeline with others.
+	sharedReads prometheus.Counter
 }
 
 func newCacheMetrics() cacheMetrics {
@@ -777,6 +785,7 @@ func newCacheMetrics() cacheMetrics {
 		staleRefusals: counter("stale_refusals_total", "Entries refused because they predate the current cache epoch."),
 		redisErrors:   counter("redis_errors_total", "Redis calls that failed."),
 		epochBumps:    counter("epoch_bumps_total", "Cache epoch bumps after a committed change could not be cached."),
+		sharedReads:   counter("shared_reads_total", "Entry reads sent to Redis in one pipeline with other concurrent reads."),
 		breaker: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "coinop", Subsystem: "cache", Name: "breaker_state",
 			Help: "Redis circuit breaker: 0 closed, 1 half-open, 2 open."}),
 	}
