@@ -319,3 +319,61 @@ func ReverseIn(ctx context.Context, tx pgx.Tx, ledgerTx, reversalTx, num, den in
 	}
 	return out, nil
 }
+
+// ReinstateIn undoes, inside the caller's transaction tx, reversals of the
+// credits of ledger transaction ledgerTx when the store reverses its refund:
+// for each credit, floor(credit × num/den) (0 < num <= den), capped at what
+// reversals have taken of it net of earlier reinstatements, is written as a
+// 'reinstatement' row (positive, reverses the credit) under reinstateTx, the
+// reinstating ledger transaction (or ledgerTx when nothing moved). A later
+// refund of the same purchase reverses the reinstated part again. It writes
+// one creator.reinstatement event per row and returns the rows written.
+func ReinstateIn(ctx context.Context, tx pgx.Tx, ledgerTx, reinstateTx, num, den int64) ([]CreditRow, error) {
+	if num <= 0 || den <= 0 || num > den {
+		return nil, fmt.Errorf("creators: reinstate %d/%d: want 0 < num <= den", num, den)
+	}
+	rows, _ := tx.Query(ctx, `SELECT c.id, c.creator_id, c.source_account, c.currency, c.micro, c.player_id, c.available_at,
+			coalesce((SELECT -sum(r.micro) FROM creator_credits r WHERE r.reverses = c.id), 0)::bigint
+		FROM creator_credits c WHERE c.ledger_transaction_id = $1 AND c.kind IN ('code', 'item', 'tip')
+		ORDER BY c.id FOR UPDATE OF c`, ledgerTx)
+	type credit struct {
+		id              int64
+		creator, source string
+		currency        string
+		micro, reversed int64
+		player          *string
+		availableAt     time.Time
+	}
+	credits, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (credit, error) {
+		var c credit
+		return c, r.Scan(&c.id, &c.creator, &c.source, &c.currency, &c.micro, &c.player, &c.availableAt, &c.reversed)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creators: credits of ledger transaction %d: %w", ledgerTx, err)
+	}
+	var out []CreditRow
+	for _, c := range credits {
+		m, err := Proportion(c.micro, num, den)
+		if err != nil {
+			return nil, err
+		}
+		m = min(m, c.reversed)
+		if m <= 0 {
+			continue
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO creator_credits (creator_id, kind, source_account, currency, micro, player_id,
+				ledger_transaction_id, reverses, available_at) VALUES ($1, 'reinstatement', $2, $3, $4, $5, $6, $7, $8)`,
+			c.creator, c.source, c.currency, m, c.player, reinstateTx, c.id, c.availableAt); err != nil {
+			return nil, fmt.Errorf("creators: reinstate credit %d: %w", c.id, err)
+		}
+		out = append(out, CreditRow{CreatorID: c.creator, Kind: KindReinstatement, Source: c.source, Currency: c.currency, Micro: m})
+		if err := insertEvent(ctx, tx, EventReinstatement, c.player, map[string]any{
+			"creator_id": c.creator, "currency": c.currency, "micro": m, "reinstates": c.id,
+			"ledger_transaction_id": reinstateTx, "reinstated_ledger_transaction_id": ledgerTx,
+			"fraction": []int64{num, den},
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}

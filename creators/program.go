@@ -68,6 +68,9 @@ const (
 	KindTip      = "tip"
 	KindReversal = "reversal"
 	KindPayout   = "payout"
+	// KindReinstatement gives back what reversals took when the store
+	// reverses its refund (migrations/015).
+	KindReinstatement = "reinstatement"
 )
 
 // Accounts a journal row moves micro-units from (see migrations/012).
@@ -82,6 +85,8 @@ const (
 	EventCredit   = "creator.credit"
 	EventReversal = "creator.reversal"
 	EventPayout   = "creator.payout"
+	// EventReinstatement: a reversed refund gave a credit back.
+	EventReinstatement = "creator.reinstatement"
 )
 
 // CreditRow is one journal row the writer inserts in a posting's

@@ -269,6 +269,13 @@ func ReverseCredits(ctx context.Context, tx pgx.Tx, ledgerTx, reversalTx, num, d
 	return err
 }
 
+// reinstateCredits gives back num/den of the creator credits of ledger
+// transaction ledgerTx that refunds reversed (see creators.ReinstateIn),
+// inside tx: a reversed refund's own transaction.
+func reinstateCredits(ctx context.Context, tx pgx.Tx, ledgerTx, reinstateTx, num, den int64) ([]creators.CreditRow, error) {
+	return creators.ReinstateIn(ctx, tx, ledgerTx, reinstateTx, num, den)
+}
+
 // creditLookups returns the players whose codes and the item creators whose
 // status a batch must read: none when no posting may credit.
 func (l *Ledger) creditLookups(ps []*posting) (players, itemCreators []string) {

@@ -219,10 +219,11 @@ type Debt struct {
 	CreatedAt     time.Time `json:"created_at"`
 }
 
-// Debts lists refund shortfalls, newest first, for one player or all.
+// Debts lists refund shortfalls still owed (a reversed refund cancels its
+// debts), newest first, for one player or all.
 func (l *Ledger) Debts(ctx context.Context, playerID string, limit int) ([]Debt, error) {
 	rows, err := l.db.Query(ctx, `SELECT player_id, store, transaction_id, asset_type, asset_id, amount, policy, created_at
-		FROM player_debts WHERE $1 = '' OR player_id = $1 ORDER BY id DESC LIMIT $2`, playerID, limit)
+		FROM player_debts WHERE ($1 = '' OR player_id = $1) AND cancelled_at IS NULL ORDER BY id DESC LIMIT $2`, playerID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("entitlements: debts: %w", err)
 	}

@@ -414,6 +414,10 @@ type change struct {
 	// against that account instead of the player.
 	Floor       bool   `json:"-"`
 	DebtAccount string `json:"-"`
+	// DebtRelief cancels that much of the player's debt under
+	// ClawbackNegative: DebtAccount is credited, the posting's account
+	// debited (a reversed refund undoing its shortfall's posting).
+	DebtRelief int64 `json:"-"`
 }
 
 type assetKey struct{ typ, id string }

@@ -239,8 +239,20 @@ var auditQueries = []struct{ name, sql string }{
 		WHERE s.ledger_transaction_id IS NOT NULL AND (t.kind IS DISTINCT FROM 'store_purchase' OR t.player_id <> s.player_id
 		   OR EXISTS (SELECT 1 FROM store_purchases o WHERE o.ledger_transaction_id = s.ledger_transaction_id
 		              AND (o.store, o.transaction_id) <> (s.store, s.transaction_id)))`},
-	{"refunds_reversed_once", `SELECT reference, count(*) FROM ledger_transactions
-		WHERE kind = 'store_refund' GROUP BY reference HAVING count(*) > 1`},
+	// Refunds may come in parts and be reversed (refunds.go): per asset of
+	// each store purchase's grant, what its refunds took net of reversals,
+	// plus the debt still recorded, is between 0 and what the grant gave.
+	{"refunds_reversed_once", `SELECT g.reference, g.asset_type, g.asset_id, g.granted,
+			coalesce(r.taken, 0) AS taken, coalesce(d.owed, 0) AS owed
+		FROM (SELECT s.store || ':' || s.transaction_id AS reference, e.asset_type, e.asset_id, e.amount AS granted
+		      FROM store_purchases s JOIN ledger_entries e ON e.transaction_id = s.ledger_transaction_id
+		        AND e.account = 'player:' || s.player_id AND e.amount > 0) g
+		LEFT JOIN (SELECT t.reference, e.asset_type, e.asset_id, -sum(e.amount) AS taken
+		           FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id AND e.account = 'player:' || t.player_id
+		           WHERE t.kind IN ('store_refund', 'store_refund_reversal') GROUP BY 1, 2, 3) r USING (reference, asset_type, asset_id)
+		LEFT JOIN (SELECT store || ':' || transaction_id AS reference, asset_type, asset_id, sum(amount) AS owed
+		           FROM player_debts WHERE cancelled_at IS NULL GROUP BY 1, 2, 3) d USING (reference, asset_type, asset_id)
+		WHERE coalesce(r.taken, 0) < 0 OR coalesce(r.taken, 0) + coalesce(d.owed, 0) > g.granted`},
 	{"player_versions_not_behind_ledger", `SELECT p.player_id, p.version, t.last AS last_transaction
 		FROM players p LEFT JOIN (SELECT player_id, max(id) AS last FROM ledger_transactions GROUP BY player_id) t
 		  ON t.player_id = p.player_id

@@ -139,7 +139,7 @@ func (l *Ledger) Redeem(ctx context.Context, playerID string, p StorePurchase) (
 		}
 		if tag.RowsAffected() == 1 {
 			var revoked bool
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM store_revocations WHERE store = $1 AND transaction_id = $2)`,
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM store_revocations WHERE store = $1 AND transaction_id = $2 AND revoked_num > 0)`,
 				p.Store, p.TransactionID).Scan(&revoked); err != nil {
 				return err
 			}
@@ -253,98 +253,6 @@ func ParseClawbackPolicy(s string) (ClawbackPolicy, error) {
 	return "", fmt.Errorf("clawback policy %q: want clamp, negative or flag", s)
 }
 
-// Revocation is what Revoke did.
-type Revocation struct {
-	PlayerID  string
-	Reversed  bool // false when the purchase was already revoked
-	Shortfall map[string]int64
-}
-
-// Revoke reverses a store purchase after a refund or revocation, exactly
-// once: a second call for the same transaction changes nothing. What the
-// player has already spent is handled by policy. A transaction never
-// redeemed here is remembered, so it cannot be redeemed after its refund.
-// Errors: ErrStorePurchaseNotFound (and the refund is remembered).
-func (l *Ledger) Revoke(ctx context.Context, store, transactionID, reason string, policy ClawbackPolicy) (Revocation, error) {
-	var rev Revocation
-	var changed *Holdings
-	var unknown bool
-	err := pgx.BeginFunc(ctx, l.db, func(tx pgx.Tx) error {
-		if err := lockStoreTransaction(ctx, tx, store, transactionID); err != nil {
-			return err
-		}
-		var ledgerTx *int64
-		var revokedAt *time.Time
-		err := tx.QueryRow(ctx, `SELECT player_id, ledger_transaction_id, revoked_at FROM store_purchases
-			WHERE store = $1 AND transaction_id = $2 FOR UPDATE`, store, transactionID).Scan(&rev.PlayerID, &ledgerTx, &revokedAt)
-		if errors.Is(err, pgx.ErrNoRows) {
-			// Never redeemed here: remember the refund, in this transaction,
-			// so the refunded transaction can never be redeemed later.
-			unknown = true
-			_, err := tx.Exec(ctx, `INSERT INTO store_revocations (store, transaction_id, reason) VALUES ($1, $2, $3)
-				ON CONFLICT DO NOTHING`, store, transactionID, reason)
-			return err
-		}
-		if err != nil {
-			return err
-		}
-		if revokedAt != nil {
-			return nil
-		}
-		rev.Reversed = true
-		var version int64
-		if err := tx.QueryRow(ctx, `SELECT version FROM players WHERE player_id = $1 FOR UPDATE`, rev.PlayerID).Scan(&version); err != nil {
-			return err
-		}
-		var original string
-		if err := tx.QueryRow(ctx, `SELECT coalesce(nullif(original_transaction_id, ''), transaction_id)
-			FROM store_purchases WHERE store = $1 AND transaction_id = $2`, store, transactionID).Scan(&original); err != nil {
-			return err
-		}
-		before, err := readSubscriptionState(ctx, tx, store, original)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `UPDATE subscriptions SET state = 'revoked', expires_at = least(expires_at, now()), updated_at = now()
-			WHERE store = $1 AND original_transaction_id = $2`, store, original); err != nil {
-			return err
-		}
-		if err := recordSubscriptionChange(ctx, tx, rev.PlayerID, store, original, before); err != nil {
-			return err
-		}
-		var revocationTx *int64
-		if ledgerTx != nil {
-			id, shortfall, err := l.reverse(ctx, tx, rev.PlayerID, store, transactionID, *ledgerTx, reason, policy)
-			if err != nil {
-				return err
-			}
-			revocationTx, rev.Shortfall = id, shortfall
-		}
-		if _, err := tx.Exec(ctx, `UPDATE store_purchases SET revoked_at = now(), revocation_ledger_transaction_id = $3
-			WHERE store = $1 AND transaction_id = $2`, store, transactionID, revocationTx); err != nil {
-			return err
-		}
-		// Even with nothing to take back (a subscription), the player's state
-		// changed: move the version so caches drop what they hold.
-		h, err := bumpVersion(ctx, tx, rev.PlayerID)
-		if err != nil {
-			return err
-		}
-		changed = &h
-		return nil
-	})
-	if err == nil && unknown {
-		return rev, ErrStorePurchaseNotFound
-	}
-	if err != nil {
-		return rev, fmt.Errorf("entitlements: revoke %s %s: %w", store, transactionID, err)
-	}
-	if changed != nil {
-		l.afterCommit(ctx, *changed)
-	}
-	return rev, nil
-}
-
 // lockStoreTransaction takes a transaction-scoped advisory lock on one store
 // transaction id.
 func lockStoreTransaction(ctx context.Context, tx pgx.Tx, store, transactionID string) error {
@@ -357,72 +265,6 @@ func lockStoreTransaction(ctx context.Context, tx pgx.Tx, store, transactionID s
 
 // ScopeStoreRefund scopes the idempotency key of a refund's posting.
 const ScopeStoreRefund = "store refund"
-
-// reverse takes a grant back through the writer, in the caller's
-// transaction: each asset the grant gave the player is debited as far as the
-// player still holds it (Floor); the rest is the shortfall, recorded as debt
-// and, under ClawbackNegative, posted against the player's debt account.
-// It returns the ledger transaction written (nil when nothing moved).
-func (l *Ledger) reverse(ctx context.Context, tx pgx.Tx, player, store, transactionID string, grantTx int64, reason string, policy ClawbackPolicy) (*int64, map[string]int64, error) {
-	rows, err := tx.Query(ctx, `SELECT e.asset_type, e.asset_id, e.amount
-		FROM ledger_entries e
-		WHERE e.transaction_id = $1 AND e.account = 'player:' || $2 AND e.amount > 0
-		ORDER BY e.asset_type, e.asset_id`, grantTx, player)
-	if err != nil {
-		return nil, nil, err
-	}
-	type leg struct {
-		typ, id string
-		granted int64
-	}
-	legs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (leg, error) {
-		var g leg
-		return g, r.Scan(&g.typ, &g.id, &g.granted)
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	var id *int64
-	shortfall := map[string]int64{}
-	if policy == ClawbackFlag {
-		// Nothing is taken back: the whole grant is recorded for support.
-		for _, g := range legs {
-			shortfall[g.id] = g.granted
-		}
-	} else if len(legs) > 0 {
-		changes := make([]change, len(legs))
-		for i, g := range legs {
-			changes[i] = change{Type: g.typ, ID: g.id, Delta: -g.granted, Floor: true}
-			if policy == ClawbackNegative {
-				changes[i].DebtAccount = "system:debt:" + player
-			}
-		}
-		key := store + ":" + transactionID
-		sum := sha256.Sum256([]byte(key))
-		res, _, err := l.postIn(ctx, tx, &posting{
-			playerID: player, scope: ScopeStoreRefund, key: key, fingerprint: sum[:],
-			kind: KindStoreRefund, reference: key, account: storeAccount(store), changes: changes,
-			metadata: map[string]any{"store": store, "transaction_id": transactionID, "reason": reason,
-				"policy": policy, "reverses": grantTx},
-		})
-		if err != nil {
-			return nil, nil, err
-		}
-		id = res.ledgerTx
-		for k, v := range res.shortfall {
-			shortfall[k] = v
-		}
-	}
-	for _, g := range legs {
-		if short := shortfall[g.id]; short > 0 {
-			if _, err := tx.Exec(ctx, `INSERT INTO player_debts (player_id, store, transaction_id, asset_type, asset_id, amount, policy)
-				VALUES ($1, $2, $3, $4, $5, $6, $7)`, player, store, transactionID, g.typ, g.id, short, string(policy)); err != nil {
-				return nil, nil, err
-			}
-		}
-	}
-	return id, shortfall, nil
-}
 
 // bumpVersion moves the player's version past every ledger transaction so
 // far (their row is already locked) and returns their holdings at it.

@@ -623,6 +623,9 @@ func (l *Ledger) decide(p *posting, wl *wallet, stored map[idemKey]*storedKey, b
 		if c.Floor && c.DebtAccount != "" && shortfall[c.ID] > 0 {
 			debts = append(debts, change{Type: c.Type, ID: c.ID, Delta: shortfall[c.ID], DebtAccount: c.DebtAccount})
 		}
+		if c.DebtRelief > 0 && c.DebtAccount != "" {
+			debts = append(debts, change{Type: c.Type, ID: c.ID, Delta: -c.DebtRelief, DebtAccount: c.DebtAccount})
+		}
 	}
 
 	var res postResult

@@ -182,6 +182,9 @@ func (v *AppleVerifier) purchase(c *api.JWSTransaction, opt VerifyOptions) (*Pur
 	if p.Quantity == 0 {
 		p.Quantity = 1
 	}
+	if c.SignedDate > 0 {
+		p.SignedAt = msTime(c.SignedDate)
+	}
 	if p.OriginalTransactionID == "" {
 		p.OriginalTransactionID = p.TransactionID
 	}

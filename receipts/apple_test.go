@@ -43,6 +43,7 @@ func TestVerifyTransactionAcceptsMintedTransaction(t *testing.T) {
 	c := goodClaims()
 	c.TransactionID = "2000000123456789"
 	c.Quantity = 3
+	c.SignedDate = time.UnixMilli(c.PurchaseDate.UnixMilli() + 1500).UTC()
 	p, err := v.VerifyTransaction(mint(t, ca, c), VerifyOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +52,7 @@ func TestVerifyTransactionAcceptsMintedTransaction(t *testing.T) {
 		Store: StoreApple, Environment: EnvSandbox, TransactionID: "2000000123456789",
 		OriginalTransactionID: "2000000123456789", ProductID: "gems.100", Quantity: 3,
 		PurchasedAt: c.PurchaseDate, OwnershipType: "PURCHASED", AppAccountToken: c.AppAccountToken,
-		Type: ProductConsumable,
+		Type: ProductConsumable, SignedAt: c.SignedDate,
 	}
 	if p.ExpiresAt != nil || p.RevokedAt != nil || !p.PurchasedAt.Equal(want.PurchasedAt) {
 		t.Fatalf("purchase %+v", p)

@@ -1,6 +1,7 @@
 package receipts
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/x509"
@@ -193,4 +194,48 @@ func numericID(s string) bool {
 		}
 	}
 	return true
+}
+
+// AppleConsumption is the consumption information answered to a
+// CONSUMPTION_REQUEST (Apple's ConsumptionRequestV1; go-iap's type). Codes
+// are Apple's: 0 is "undeclared" in every enumerated field.
+type AppleConsumption = api.ConsumptionRequestBody
+
+// SendConsumption sends consumption information about transactionID (Send
+// Consumption Information V1, PUT /inApps/v1/transactions/consumption/{id}).
+// Apple accepts it within 12 hours of the CONSUMPTION_REQUEST and answers
+// 202. Errors: *InvalidError with ReasonFormat for a request Apple refuses
+// as malformed (400: retrying will not help) and ReasonState when Apple
+// does not know the transaction (404); ErrMisconfigured for 401/403;
+// ErrStoreUnavailable for timeouts, network errors, 429 and 5xx.
+func (a *AppleServerAPI) SendConsumption(ctx context.Context, transactionID string, info AppleConsumption) error {
+	if !numericID(transactionID) {
+		return invalid(ReasonFormat, "transaction id %q is not numeric", transactionID)
+	}
+	body, err := json.Marshal(info)
+	if err != nil {
+		return fmt.Errorf("receipts: consumption information: %w", err)
+	}
+	url := a.host + "/inApps/v1/transactions/consumption/" + transactionID
+	status, _, err := a.client.Do(ctx, http.MethodPut, url, bytes.NewReader(body))
+	if status == 0 && err != nil {
+		if errors.Is(err, api.ErrAuthKeyInvalidPem) || errors.Is(err, api.ErrAuthKeyInvalidType) {
+			return fmt.Errorf("%w: app store server api key: %v", ErrMisconfigured, err)
+		}
+		return unavailable("app store server api: %v", err)
+	}
+	var apiErr *api.Error
+	switch {
+	case status == http.StatusAccepted || status == http.StatusOK:
+		return nil
+	case errors.As(err, &apiErr) && apiErr.Retryable():
+		return unavailable("app store server api: HTTP %d: %v", status, apiErr)
+	case status == http.StatusNotFound:
+		return invalid(ReasonState, "the App Store does not know transaction %s", transactionID)
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return fmt.Errorf("%w: app store server api: HTTP %d", ErrMisconfigured, status)
+	case status == http.StatusBadRequest:
+		return invalid(ReasonFormat, "the App Store refused the consumption information for %s: %v", transactionID, err)
+	}
+	return unavailable("app store server api: HTTP %d", status) // 429, 5xx, anything unexpected
 }

@@ -78,6 +78,10 @@ type Purchase struct {
 	// milli-percent (50000 = 50%): 500_000 here. Google's refundable
 	// quantity makes it refunded quantity / quantity.
 	RevokedShare int64
+	// SignedAt is when the store signed this statement of the purchase
+	// (Apple: the transaction's signedDate); zero when unknown. Revocation
+	// fields of a later statement supersede an earlier one's.
+	SignedAt time.Time
 
 	OwnershipType string // PURCHASED | FAMILY_SHARED (Apple)
 	// AppAccountToken is the account id the game attached to the purchase:

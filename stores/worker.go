@@ -28,6 +28,11 @@ type WorkerOptions struct {
 	// Lease is how long a claimed notification is hidden from other
 	// replicas (default 2m).
 	Lease time.Duration
+	// ConsumptionInfo answers Apple's CONSUMPTION_REQUEST with Send
+	// Consumption Information built from the ledger (COINOP_APPLE_CONSUMPTION_INFO;
+	// needs the App Store Server API and the players' consent). Off: the
+	// request is recorded and acknowledged only.
+	ConsumptionInfo bool
 }
 
 // Worker processes the store notification inbox (refunds, revocations,
@@ -147,15 +152,18 @@ func (w *Worker) processApple(ctx context.Context, n entitlements.StoreNotificat
 		return fmt.Errorf("verify: %w", err)
 	}
 	p := an.Purchase
-	if an.Type == "REFUND" || an.Type == "REVOKE" {
+	switch an.Type {
+	case "REFUND", "REVOKE", "REFUND_REVERSED":
 		if p == nil {
 			w.note(ctx, n, "no transaction to revoke")
 			return nil
 		}
-		return w.revoke(ctx, n, p, "apple "+appleKind(an))
+		return w.revokeApple(ctx, n, an, p)
+	case "CONSUMPTION_REQUEST":
+		return w.answerConsumption(ctx, n, an)
 	}
 	if p == nil {
-		return nil // TEST, and notifications about no transaction
+		return nil // TEST, summaries, RESCIND_CONSENT, EXTERNAL_PURCHASE_TOKEN, unknown types: recorded only
 	}
 	rec, found, err := w.owner(ctx, n, receipts.StoreApple, p.OriginalTransactionID)
 	if !found {
@@ -203,39 +211,6 @@ func (w *Worker) applySubscription(ctx context.Context, n entitlements.StoreNoti
 		return nil
 	}
 	return err
-}
-
-// revoke reverses the recorded purchase p refers to, once, when it was
-// recorded in the same environment.
-func (w *Worker) revoke(ctx context.Context, n entitlements.StoreNotification, p *receipts.Purchase, reason string) error {
-	rec, err := w.s.ledger.FindStorePurchase(ctx, string(p.Store), p.TransactionID)
-	if errors.Is(err, entitlements.ErrStorePurchaseNotFound) {
-		// Remember the refund anyway: the player may still hold the signed
-		// transaction and try to redeem it later.
-		if _, err := w.s.ledger.Revoke(ctx, string(p.Store), p.TransactionID, reason, w.opt.Policy); err != nil &&
-			!errors.Is(err, entitlements.ErrStorePurchaseNotFound) {
-			return err
-		}
-		w.note(ctx, n, "refund or revocation of a purchase never redeemed here; it can no longer be redeemed", slog.String("transaction_id", p.TransactionID))
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if rec.Environment != string(p.Environment) {
-		w.note(ctx, n, "environment differs from the recorded purchase's; ignored",
-			slog.String("transaction_id", p.TransactionID), slog.String("recorded", rec.Environment), slog.String("notified", string(p.Environment)))
-		return nil
-	}
-	rev, err := w.s.ledger.Revoke(ctx, rec.Store, rec.TransactionID, reason, w.opt.Policy)
-	if err != nil {
-		return err
-	}
-	if rev.Reversed {
-		w.s.log.Info("store purchase revoked", slog.String("store", rec.Store), slog.String("transaction_id", rec.TransactionID),
-			slog.String("player_id", rev.PlayerID), slog.String("reason", reason), slog.Any("shortfall", rev.Shortfall))
-	}
-	return nil
 }
 
 // owner finds the recorded purchase a notification is about (by Apple's

@@ -48,6 +48,19 @@ func TestAppleAPISettings(t *testing.T) {
 	if err != nil || st.stores.AppleAPI == nil || st.stores.AppleAPI.Environment() != receipts.EnvProduction {
 		t.Fatalf("production: %+v, %v", st.stores, err)
 	}
+	if st.consumption {
+		t.Fatal("consumption information must be off by default")
+	}
+	if st, err = storesFrom(t, base("COINOP_APPLE_CONSUMPTION_INFO", "true")); err != nil || !st.consumption {
+		t.Fatalf("consumption information on: %+v, %v", st, err)
+	}
+	if _, err = storesFrom(t, base("COINOP_APPLE_CONSUMPTION_INFO", "yes please")); err == nil || !strings.Contains(err.Error(), "COINOP_APPLE_CONSUMPTION_INFO") {
+		t.Fatalf("a bad consumption setting: %v", err)
+	}
+	if _, err = storesFrom(t, base("COINOP_APPLE_CONSUMPTION_INFO", "true", "COINOP_APPLE_API_KEY_ID", "", "COINOP_APPLE_API_ISSUER_ID", "",
+		"COINOP_APPLE_API_PRIVATE_KEY", "")); err == nil || !strings.Contains(err.Error(), "App Store Server API") {
+		t.Fatalf("consumption information without the API key: %v", err)
+	}
 	st, err = storesFrom(t, base("COINOP_APPLE_ENVIRONMENT", "sandbox"))
 	if err != nil || st.stores.AppleAPI == nil || st.stores.AppleAPI.Environment() != receipts.EnvSandbox {
 		t.Fatalf("sandbox: %+v, %v", st.stores, err)

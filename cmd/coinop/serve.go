@@ -229,7 +229,7 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger) (_ *wired, err 
 		}
 		if stores.stores.Enabled() {
 			// Refunds, renewals and Google acknowledgements left over by a crash.
-			worker := w.server.StoreWorker(server.StoreWorkerOptions{Policy: stores.policy})
+			worker := w.server.StoreWorker(server.StoreWorkerOptions{Policy: stores.policy, ConsumptionInfo: stores.consumption})
 			w.spawn(func() { worker.Run(runCtx) })
 		}
 	}

@@ -21,6 +21,8 @@ type storeSetup struct {
 	stores  server.Stores
 	testers []string
 	policy  entitlements.ClawbackPolicy
+	// consumption answers Apple's consumption requests.
+	consumption bool
 }
 
 // Names accepted in COINOP_STORES.
@@ -60,6 +62,9 @@ func buildStores(cfg *config, logger *slog.Logger) (storeSetup, error) {
 	if out.policy, err = entitlements.ParseClawbackPolicy(cfg.str("COINOP_CLAWBACK_POLICY")); err != nil {
 		return out, fmt.Errorf("COINOP_CLAWBACK_POLICY: %w", err)
 	}
+	if out.consumption, err = cfg.boolean("COINOP_APPLE_CONSUMPTION_INFO"); err != nil {
+		return out, err
+	}
 	for _, id := range strings.Split(cfg.str("COINOP_STORE_TESTERS"), ",") {
 		if id = strings.TrimSpace(id); id == "" {
 			continue
@@ -78,6 +83,9 @@ func buildStores(cfg *config, logger *slog.Logger) (storeSetup, error) {
 		if err := buildGoogle(cfg, &out.stores, logger); err != nil {
 			return out, err
 		}
+	}
+	if out.consumption && out.stores.AppleAPI == nil {
+		return out, errors.New("COINOP_APPLE_CONSUMPTION_INFO needs the App Store Server API (COINOP_STORES with apple, COINOP_APPLE_API_KEY_ID, COINOP_APPLE_API_ISSUER_ID, COINOP_APPLE_API_PRIVATE_KEY)")
 	}
 	if len(on) == 0 {
 		logger.Info("COINOP_STORES is empty: store purchases and notifications are disabled")

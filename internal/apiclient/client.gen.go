@@ -190,15 +190,16 @@ func (e LedgerEntryAssetType) Valid() bool {
 
 // Defines values for LedgerTransactionKind.
 const (
-	LedgerTransactionKindAdminGrant    LedgerTransactionKind = "admin_grant"
-	LedgerTransactionKindAward         LedgerTransactionKind = "award"
-	LedgerTransactionKindConsume       LedgerTransactionKind = "consume"
-	LedgerTransactionKindExchange      LedgerTransactionKind = "exchange"
-	LedgerTransactionKindPlayerConsume LedgerTransactionKind = "player_consume"
-	LedgerTransactionKindPurchase      LedgerTransactionKind = "purchase"
-	LedgerTransactionKindSpend         LedgerTransactionKind = "spend"
-	LedgerTransactionKindStorePurchase LedgerTransactionKind = "store_purchase"
-	LedgerTransactionKindStoreRefund   LedgerTransactionKind = "store_refund"
+	LedgerTransactionKindAdminGrant          LedgerTransactionKind = "admin_grant"
+	LedgerTransactionKindAward               LedgerTransactionKind = "award"
+	LedgerTransactionKindConsume             LedgerTransactionKind = "consume"
+	LedgerTransactionKindExchange            LedgerTransactionKind = "exchange"
+	LedgerTransactionKindPlayerConsume       LedgerTransactionKind = "player_consume"
+	LedgerTransactionKindPurchase            LedgerTransactionKind = "purchase"
+	LedgerTransactionKindSpend               LedgerTransactionKind = "spend"
+	LedgerTransactionKindStorePurchase       LedgerTransactionKind = "store_purchase"
+	LedgerTransactionKindStoreRefund         LedgerTransactionKind = "store_refund"
+	LedgerTransactionKindStoreRefundReversal LedgerTransactionKind = "store_refund_reversal"
 )
 
 // Valid indicates whether the value is a known member of the LedgerTransactionKind enum.
@@ -221,6 +222,8 @@ func (e LedgerTransactionKind) Valid() bool {
 	case LedgerTransactionKindStorePurchase:
 		return true
 	case LedgerTransactionKindStoreRefund:
+		return true
+	case LedgerTransactionKindStoreRefundReversal:
 		return true
 	default:
 		return false
@@ -4171,7 +4174,7 @@ type ClientInterface interface {
 	//
 	// Every posting that moved holdings (type `ledger.<kind>`: purchase,
 	// admin_grant, award, spend, consume, exchange, player_consume,
-	// store_purchase, store_refund) and every catalog publish
+	// store_purchase, store_refund, store_refund_reversal) and every catalog publish
 	// (`catalog.published`) is an event, written in the change's own
 	// transaction: no event for a change rolled back, no change without
 	// its event. Events are returned in commit order; pass the answer's
@@ -5718,7 +5721,7 @@ func (c *Client) PostEntitlementChecks(ctx context.Context, params *PostEntitlem
 //
 // Every posting that moved holdings (type `ledger.<kind>`: purchase,
 // admin_grant, award, spend, consume, exchange, player_consume,
-// store_purchase, store_refund) and every catalog publish
+// store_purchase, store_refund, store_refund_reversal) and every catalog publish
 // (`catalog.published`) is an event, written in the change's own
 // transaction: no event for a change rolled back, no change without
 // its event. Events are returned in commit order; pass the answer's
@@ -10475,7 +10478,7 @@ type ClientWithResponsesInterface interface {
 	//
 	// Every posting that moved holdings (type `ledger.<kind>`: purchase,
 	// admin_grant, award, spend, consume, exchange, player_consume,
-	// store_purchase, store_refund) and every catalog publish
+	// store_purchase, store_refund, store_refund_reversal) and every catalog publish
 	// (`catalog.published`) is an event, written in the change's own
 	// transaction: no event for a change rolled back, no change without
 	// its event. Events are returned in commit order; pass the answer's
@@ -20409,7 +20412,7 @@ func (c *ClientWithResponses) PostEntitlementChecksWithResponse(ctx context.Cont
 //
 // Every posting that moved holdings (type `ledger.<kind>`: purchase,
 // admin_grant, award, spend, consume, exchange, player_consume,
-// store_purchase, store_refund) and every catalog publish
+// store_purchase, store_refund, store_refund_reversal) and every catalog publish
 // (`catalog.published`) is an event, written in the change's own
 // transaction: no event for a change rolled back, no change without
 // its event. Events are returned in commit order; pass the answer's

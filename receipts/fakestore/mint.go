@@ -75,9 +75,13 @@ type TransactionClaims struct {
 	ExpiresDate           time.Time
 	RevocationDate        time.Time
 	RevocationReason      *int32
-	AppAccountToken       string
-	OwnershipType         string
-	SignedDate            time.Time
+	// RevocationType (REFUND_FULL, REFUND_PRORATED, FAMILY_REVOKE) and
+	// RevocationPercentage (milli-percent: 50000 is 50%) of a refund.
+	RevocationType       string
+	RevocationPercentage int32
+	AppAccountToken      string
+	OwnershipType        string
+	SignedDate           time.Time
 }
 
 // NewTransactionID returns a random numeric id shaped like Apple's.
@@ -137,6 +141,8 @@ func (c TransactionClaims) payload() api.JWSTransaction {
 		SignedDate:            ms(c.SignedDate),
 		RevocationDate:        ms(c.RevocationDate),
 		RevocationReason:      c.RevocationReason,
+		RevocationType:        api.RevocationType(c.RevocationType),
+		RevocationPercentage:  c.RevocationPercentage,
 		TransactionReason:     api.TransactionReasonPurchase,
 		Environment:           api.Environment(c.Environment),
 		Storefront:            "USA",
