@@ -402,3 +402,20 @@ func TestPlayersTipCreators(t *testing.T) {
 	}
 	assertProblem(t, tip("ninja", "tip-7", `{"currency":"gems","amount":1}`), http.StatusConflict, "creator_suspended")
 }
+
+// TestABundleUnderACodeCreditsTheShareOfItsPrice: a bundle is a purchase
+// like any other for a code, 5% of its price.
+func TestABundleUnderACodeCreditsTheShareOfItsPrice(t *testing.T) {
+	t.Parallel()
+	e := newCreatorsEnv(t)
+	e.grant(t, "p1", "fund", map[string]int64{"gems": 100}, nil)
+	if r := e.playerCall(t, "p1", "PUT", "/v1/creator-code", `{"code":"NINJA"}`); r.status != http.StatusOK {
+		t.Fatal(r)
+	}
+	if r := e.purchase(t, "p1", "starter", buy("starter", 1, "gems", 50)); r.status != http.StatusCreated {
+		t.Fatal(r)
+	}
+	if got := e.earnings(t, "ninja")["gems"]; got.EarnedMicro != 2_500_000 || got.Available != 2 || got.RemainderMicro != 500_000 {
+		t.Errorf("ninja's gems after a 50-gem bundle = %+v, want 2.5", got)
+	}
+}
