@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/coinop/coinop/audit"
 	"github.com/coinop/coinop/outbox"
 )
 
@@ -92,9 +93,10 @@ type CreateRequest struct {
 	Codes       []string `json:"codes"`
 }
 
-// Create adds a creator (active) and its codes in one transaction.
+// Create adds a creator (active) and its codes in one transaction, with its
+// audit log entry (creator.create, attributed to by).
 // Errors: *InvalidError, ErrExists, ErrCodeTaken, ErrPlayerLinked.
-func (s *Service) Create(ctx context.Context, req CreateRequest) (Creator, error) {
+func (s *Service) Create(ctx context.Context, req CreateRequest, by audit.Attribution) (Creator, error) {
 	if !ValidID(req.ID) {
 		return Creator{}, &InvalidError{Field: "creator_id", Message: "must be 1 to 64 of a-z, 0-9, '_', '.', '-', starting with a letter or digit"}
 	}
@@ -121,13 +123,17 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (Creator, error
 				return err
 			}
 		}
-		return nil
+		return audit.Record(ctx, tx, by, "creator.create", target(req.ID), nil,
+			map[string]any{"creator_id": req.ID, "display_name": name, "player_id": req.PlayerID, "codes": req.Codes})
 	})
 	if err != nil {
 		return Creator{}, constraintErr(err)
 	}
 	return s.Get(ctx, req.ID)
 }
+
+// target names a creator in the audit log.
+func target(id string) string { return "creator:" + id }
 
 func addCode(ctx context.Context, tx pgx.Tx, creator, code string, now time.Time) error {
 	_, err := tx.Exec(ctx, `INSERT INTO creator_codes (code_key, code, creator_id, created_at) VALUES (lower($1), $1, $2, $3)`, code, creator, now)
@@ -188,28 +194,49 @@ func (s *Service) List(ctx context.Context, after string, limit int) ([]Creator,
 
 // SetStatus suspends or reactivates a creator. A suspended creator earns
 // nothing new (the writer skips it, tips and codes are refused); what it
-// earned stays. Errors: *InvalidError, ErrNotFound.
-func (s *Service) SetStatus(ctx context.Context, id, status string) (Creator, error) {
+// earned stays. A change is in the audit log (creator.status, attributed
+// to by); setting the status it has changes nothing and logs nothing.
+// Errors: *InvalidError, ErrNotFound.
+func (s *Service) SetStatus(ctx context.Context, id, status string, by audit.Attribution) (Creator, error) {
 	if status != StatusActive && status != StatusSuspended {
 		return Creator{}, &InvalidError{Field: "status", Message: "must be active or suspended"}
 	}
-	tag, err := s.db.Exec(ctx, `UPDATE creators SET status = $2, updated_at = $3 WHERE creator_id = $1`, id, status, s.now())
+	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		var before string
+		err := tx.QueryRow(ctx, `SELECT status FROM creators WHERE creator_id = $1 FOR UPDATE`, id).Scan(&before)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil || before == status {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE creators SET status = $2, updated_at = $3 WHERE creator_id = $1`, id, status, s.now()); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, by, "creator.status", target(id), map[string]string{"status": before}, map[string]string{"status": status})
+	})
+	if errors.Is(err, ErrNotFound) {
+		return Creator{}, err
+	}
 	if err != nil {
 		return Creator{}, fmt.Errorf("creators: set status: %w", err)
-	}
-	if tag.RowsAffected() == 0 {
-		return Creator{}, ErrNotFound
 	}
 	return s.Get(ctx, id)
 }
 
-// AddCode gives a creator one more code.
+// AddCode gives a creator one more code, in the audit log as
+// creator.add_code attributed to by.
 // Errors: *InvalidError, ErrNotFound, ErrCodeTaken.
-func (s *Service) AddCode(ctx context.Context, id, code string) (Creator, error) {
+func (s *Service) AddCode(ctx context.Context, id, code string, by audit.Attribution) (Creator, error) {
 	if !ValidCode(code) {
 		return Creator{}, &InvalidError{Field: "code", Message: "a code is 3 to 24 of A-Z, a-z, 0-9, '_', '-'"}
 	}
-	if err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error { return addCode(ctx, tx, id, code, s.now()) }); err != nil {
+	if err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		if err := addCode(ctx, tx, id, code, s.now()); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, by, "creator.add_code", target(id), nil, map[string]string{"code": code})
+	}); err != nil {
 		return Creator{}, constraintErr(err)
 	}
 	return s.Get(ctx, id)

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/coinop/coinop/audit"
 	"github.com/coinop/coinop/catalog"
 	"github.com/coinop/coinop/creators"
 	"github.com/coinop/coinop/entitlements"
@@ -66,12 +67,15 @@ func newEnv(t testing.TB, program creators.Program, opts ...entitlements.Option)
 		{ID: "ninja", DisplayName: "Ninja", Codes: []string{"NINJA"}, PlayerID: ptr("ninja-player")},
 		{ID: "maker", DisplayName: "Map Maker", Codes: []string{"maps"}},
 	} {
-		if _, err := svc.Create(context.Background(), cr); err != nil {
+		if _, err := svc.Create(context.Background(), cr, by); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return e
 }
+
+// by attributes the tests' changes in the audit log.
+var by = audit.Attribution{Actor: "test"}
 
 func ptr[T any](v T) *T { return &v }
 
@@ -254,10 +258,10 @@ func TestASuspendedCreatorEarnsNothingNewAndKeepsWhatItEarned(t *testing.T) {
 	e.fund(t, "p1", 1000)
 	e.setCode(t, "p1", "ninja")
 	e.buy(t, "p1", "k1", "potion", 1, 100)
-	if _, err := e.svc.SetStatus(ctx, "ninja", creators.StatusSuspended); err != nil {
+	if _, err := e.svc.SetStatus(ctx, "ninja", creators.StatusSuspended, by); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.svc.SetStatus(ctx, "maker", creators.StatusSuspended); err != nil {
+	if _, err := e.svc.SetStatus(ctx, "maker", creators.StatusSuspended, by); err != nil {
 		t.Fatal(err)
 	}
 	e.buy(t, "p1", "k2", "potion", 1, 100)
@@ -292,10 +296,10 @@ func TestCodesAreRefusedWhenUnknownOrOwn(t *testing.T) {
 			t.Errorf("%s sets %q: %v, want %v", tc.player, tc.code, err, tc.want)
 		}
 	}
-	if _, err := e.svc.AddCode(ctx, "maker", "Ninja"); !errors.Is(err, creators.ErrCodeTaken) {
+	if _, err := e.svc.AddCode(ctx, "maker", "Ninja", by); !errors.Is(err, creators.ErrCodeTaken) {
 		t.Errorf("a code taken in another case: %v, want ErrCodeTaken", err)
 	}
-	if _, err := e.svc.Create(ctx, creators.CreateRequest{ID: "ninja", DisplayName: "again"}); !errors.Is(err, creators.ErrExists) {
+	if _, err := e.svc.Create(ctx, creators.CreateRequest{ID: "ninja", DisplayName: "again"}, by); !errors.Is(err, creators.ErrExists) {
 		t.Errorf("a second creator ninja: %v, want ErrExists", err)
 	}
 }

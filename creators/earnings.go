@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/coinop/coinop/audit"
 )
 
 // Earning is one creator's standing in one currency. Amounts in whole units
@@ -183,9 +185,10 @@ type Payout struct {
 	Replayed  bool             `json:"-"`
 }
 
-// PayoutRequest pays a creator what is available.
+// PayoutRequest pays a creator what is available. Actor and RequestID
+// attribute it in the audit log (creator.payout).
 type PayoutRequest struct {
-	CreatorID, IdempotencyKey, Actor string
+	CreatorID, IdempotencyKey, Actor, RequestID string
 }
 
 // Payout records a payout of every currency whose available earnings reach
@@ -246,6 +249,10 @@ func (s *Service) Payout(ctx context.Context, req PayoutRequest) (Payout, error)
 				VALUES ($1, 'payout', $2, $3, $4, $5, $6, $6)`, req.CreatorID, AccountPayouts, cur, -n*MicroPerUnit, out.PayoutID, now); err != nil {
 				return err
 			}
+		}
+		if err := audit.Record(ctx, tx, audit.Attribution{Actor: req.Actor, RequestID: req.RequestID}, "creator.payout",
+			target(req.CreatorID), nil, out); err != nil {
+			return err
 		}
 		return insertEvent(ctx, tx, EventPayout, nil, out)
 	})

@@ -279,6 +279,9 @@ func problemFor(err error) problem {
 		keyLimit   *entitlements.LimitError
 		storeOff   *stores.DisabledError
 	)
+	if cp, ok := creatorProblem(err); ok {
+		return cp
+	}
 	switch {
 	case errors.As(err, &p):
 		return p

@@ -22,6 +22,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/coinop/coinop/catalog"
+	"github.com/coinop/coinop/creators"
 	"github.com/coinop/coinop/entitlements"
 	"github.com/coinop/coinop/internal/testenv"
 	"github.com/coinop/coinop/server"
@@ -54,6 +55,8 @@ type envConfig struct {
 	ledgerOpts []entitlements.Option
 	redis      redis.UniversalClient
 	pool       *pgxpool.Pool
+	// creators, when set, turns the creator program on (creators_test.go).
+	creators *creators.Program
 }
 
 type option func(*envConfig)
@@ -114,10 +117,14 @@ func newEnv(t testing.TB, opts ...option) *env {
 			e.live.Set(snap)
 		}
 	}
-	e.srv = server.New(ec.cfg, server.Deps{
+	deps := server.Deps{
 		Ledger: e.ledger, Catalogs: e.store, Live: e.live, DB: pool, Redis: ec.redis,
 		Logger: testLogger(t),
-	})
+	}
+	if ec.creators != nil {
+		deps.Creators = creators.New(pool, *ec.creators)
+	}
+	e.srv = server.New(ec.cfg, deps)
 	e.app = e.srv.App()
 	// fiber builds its route tree on the first request; make that happen
 	// here, before any test sends requests concurrently.

@@ -42,6 +42,7 @@ func TestOpenAPIWalk(t *testing.T) {
 		c.CatalogBodyLimit = 64 << 10
 	}))
 	se := newStoreEnv(t)
+	ce := newCreatorsEnv(t)
 	// The batch check's own 1 MiB limit answers only below fasthttp's
 	// server-wide one, which is the largest route limit.
 	roomy := newEnv(t, withConfig(func(c *server.Config) {
@@ -371,6 +372,36 @@ func TestOpenAPIWalk(t *testing.T) {
 		{"a Google notification that is not JSON", se.env, func() *http.Request {
 			return req("POST", "/v1/stores/google/notifications", se.pushToken(t, nil), js(`x`))()
 		}, 400},
+
+		// Creators (ce: the program on, creators ninja and maker).
+		{"list creators", ce, adm("GET", "/admin/v1/creators?limit=10", nil), 200},
+		{"list creators refuses limit 0", ce, adm("GET", "/admin/v1/creators?limit=0", nil), 400},
+		{"create a creator", ce, adm("POST", "/admin/v1/creators", js(`{"creator_id":"walker-fan","display_name":"Fan","codes":["FAN"]}`)), 201},
+		{"a creator id is taken", ce, adm("POST", "/admin/v1/creators", js(`{"creator_id":"walker-fan","display_name":"Fan"}`)), 409},
+		{"a creator", ce, adm("GET", "/admin/v1/creators/ninja", nil), 200},
+		{"a creator that does not exist", ce, adm("GET", "/admin/v1/creators/nobody", nil), 404},
+		{"suspend a creator", ce, adm("PATCH", "/admin/v1/creators/walker-fan", js(`{"status":"suspended"}`)), 200},
+		{"a status that is not one", ce, adm("PATCH", "/admin/v1/creators/walker-fan", js(`{"status":"gone"}`)), 400},
+		{"add a code", ce, adm("POST", "/admin/v1/creators/ninja/codes", js(`{"code":"NINJA-2"}`)), 201},
+		{"a taken code", ce, adm("POST", "/admin/v1/creators/maker/codes", js(`{"code":"ninja-2"}`)), 409},
+		{"no creator code yet", ce, req("GET", "/v1/creator-code", playerTok, nil), 404},
+		{"support a creator", ce, req("PUT", "/v1/creator-code", playerTok, js(`{"code":"ninja"}`)), 200},
+		{"an unknown creator code", ce, req("PUT", "/v1/creator-code", playerTok, js(`{"code":"NOPE"}`)), 422},
+		{"the creator code", ce, req("GET", "/v1/creator-code", playerTok, nil), 200},
+		{"fund the walker for creators", ce, grant("fund", `{"reason":"walk","currencies":{"gems":1000}}`), 201},
+		{"nothing to pay out yet", ce, adm("POST", "/admin/v1/creators/ninja/payouts", nil, "Idempotency-Key", "walk-po-0"), 409},
+		{"a purchase under the code", ce, purchase("walk-creator-buy", buy("map-pack", 10, "gems", 10)), 201},
+		{"tip a creator", ce, req("POST", "/v1/creators/ninja/tips", playerTok, js(`{"currency":"gems","amount":20}`), "Idempotency-Key", "walk-tip"), 201},
+		{"tip in a currency that is not tippable", ce, req("POST", "/v1/creators/ninja/tips", playerTok, js(`{"currency":"gold","amount":1}`), "Idempotency-Key", "walk-tip-2"), 409},
+		{"earnings", ce, adm("GET", "/admin/v1/creators/ninja/earnings", nil), 200},
+		{"earnings of nobody", ce, adm("GET", "/admin/v1/creators/nobody/earnings", nil), 404},
+		{"a statement", ce, adm("GET", "/admin/v1/creators/ninja/statement", nil), 200},
+		{"a statement as CSV", ce, adm("GET", "/admin/v1/creators/ninja/statement?format=csv", nil), 200},
+		{"a statement from a bad time", ce, adm("GET", "/admin/v1/creators/ninja/statement?from=soon", nil), 400},
+		{"pay out", ce, adm("POST", "/admin/v1/creators/ninja/payouts", nil, "Idempotency-Key", "walk-po-1"), 201},
+		{"pay out again with the key", ce, adm("POST", "/admin/v1/creators/ninja/payouts", nil, "Idempotency-Key", "walk-po-1"), 201},
+		{"stop supporting", ce, req("DELETE", "/v1/creator-code", playerTok, nil), 204},
+		{"stop supporting needs a token", ce, req("DELETE", "/v1/creator-code", "", nil), 401},
 
 		// Last, so that the key works for every step above.
 		{"revoke the viewer key", e, adm("DELETE", "/admin/v1/keys/walk-viewer", nil), 200},

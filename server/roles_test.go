@@ -53,7 +53,7 @@ const anyRole access.Role = ""
 // fails when a new admin route is added without a row here.
 func TestEachRoleCanDoExactlyItsRoutes(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, withServerToken())
+	e := newEnv(t, withServerToken(), withCreators(testProgram()))
 	doc := string(readFile(t, "catalog.json"))
 	routes := []adminRoute{
 		{"PUT", "/admin/v1/catalog", doc, nil, access.RolePublisher},
@@ -82,6 +82,14 @@ func TestEachRoleCanDoExactlyItsRoutes(t *testing.T) {
 		{"POST", "/admin/v1/keys", `{"name":"made-by-%s","roles":["viewer"]}`, nil, access.RoleAdmin},
 		{"DELETE", "/admin/v1/keys/:key", "", nil, access.RoleAdmin},
 		{"PUT", "/admin/v1/keys/:key/limits", `null`, nil, access.RoleAdmin},
+		{"GET", "/admin/v1/creators", "", nil, access.RoleSupport},
+		{"POST", "/admin/v1/creators", `{"creator_id":"made-by-%s","display_name":"Roles"}`, nil, access.RoleSupport},
+		{"GET", "/admin/v1/creators/:creator_id", "", nil, access.RoleSupport},
+		{"PATCH", "/admin/v1/creators/:creator_id", `{"status":"active"}`, nil, access.RoleSupport},
+		{"POST", "/admin/v1/creators/:creator_id/codes", `{"code":"by-%s"}`, nil, access.RoleSupport},
+		{"GET", "/admin/v1/creators/:creator_id/earnings", "", nil, access.RoleSupport},
+		{"GET", "/admin/v1/creators/:creator_id/statement", "", nil, access.RoleSupport},
+		{"POST", "/admin/v1/creators/:creator_id/payouts", "", []string{"Idempotency-Key", "roles"}, access.RoleAdmin},
 	}
 
 	t.Run("the table covers every admin route", func(t *testing.T) {
@@ -163,7 +171,7 @@ func TestEachRoleCanDoExactlyItsRoutes(t *testing.T) {
 		return need == access.Role(caller)
 	}
 	fill := strings.NewReplacer(":section", "currencies", ":id", "gold", ":version", "1",
-		":player_id", "p1", ":key", "no-such-key")
+		":player_id", "p1", ":key", "no-such-key", ":creator_id", "no-such-creator")
 	n := 0
 	for _, rt := range routes {
 		for _, caller := range slices.Sorted(maps.Keys(callers)) {

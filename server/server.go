@@ -18,6 +18,7 @@ import (
 	"github.com/coinop/coinop/access"
 	"github.com/coinop/coinop/audit"
 	"github.com/coinop/coinop/catalog"
+	"github.com/coinop/coinop/creators"
 	"github.com/coinop/coinop/entitlements"
 	"github.com/coinop/coinop/outbox"
 	"github.com/coinop/coinop/stores"
@@ -76,6 +77,10 @@ type Deps struct {
 	// Stores verify store purchases and notifications; none means receipts
 	// are disabled.
 	Stores Stores
+	// Creators runs the creator program (the Ledger must have the same
+	// program, entitlements.WithCreatorProgram); nil means it is off and
+	// the creator routes answer 404 creators_disabled.
+	Creators *creators.Service
 }
 
 // Server is the HTTP API.
@@ -95,6 +100,7 @@ type Server struct {
 	auditLog *audit.Log
 	stores   *stores.Service
 	feed     *outbox.Feed
+	creators *creators.Service
 
 	catalogBody atomic.Pointer[catalogBody]
 	// schemaProblem, when set, says why the database schema cannot serve
@@ -149,7 +155,7 @@ func New(cfg Config, deps Deps) *Server {
 	}
 	s := &Server{
 		cfg: cfg, ledger: deps.Ledger, catalogs: deps.Catalogs, live: deps.Live,
-		db: deps.DB, redis: deps.Redis, log: deps.Logger, cache: deps.Cache,
+		db: deps.DB, redis: deps.Redis, log: deps.Logger, cache: deps.Cache, creators: deps.Creators,
 	}
 	s.stores = stores.New(deps.Stores, stores.Config{Ledger: deps.Ledger, Live: deps.Live, Testers: cfg.StoreTesters, Logger: deps.Logger})
 	if deps.Keys == nil && deps.DB != nil {
@@ -251,6 +257,11 @@ func (s *Server) routes() {
 	player.Post("/purchases", s.limitBody(s.cfg.BodyLimit), s.postPurchase)
 	player.Post("/consumptions", s.limitBody(s.cfg.BodyLimit), s.postPlayerConsumption)
 	player.Post("/receipts", s.limitBody(receiptBodyLimit), s.postReceipt)
+	// Creators (creators.go): the code the player supports, and tips.
+	player.Get("/creator-code", s.requireCreators, s.getCreatorCode)
+	player.Put("/creator-code", s.requireCreators, s.limitBody(s.cfg.BodyLimit), s.putCreatorCode)
+	player.Delete("/creator-code", s.requireCreators, s.deleteCreatorCode)
+	player.Post("/creators/:creator_id/tips", s.requireCreators, s.limitBody(s.cfg.BodyLimit), s.postTip)
 
 	// The admin API: requireAdmin says who the caller is, allow says what
 	// they may do. Every route names its role (README, "Roles and keys").
@@ -284,6 +295,17 @@ func (s *Server) routes() {
 	admin.Post("/keys", keyAdmin, s.limitBody(s.cfg.BodyLimit), s.postKey)
 	admin.Delete("/keys/:key", keyAdmin, s.deleteKey)
 	admin.Put("/keys/:key/limits", keyAdmin, s.limitBody(s.cfg.BodyLimit), s.putKeyLimits)
+	// Creators (creators.go): support manages them and reads their
+	// earnings; only admin records a payout, the one route that says money
+	// is owed out of the studio.
+	admin.Get("/creators", support, s.requireCreators, s.getCreators)
+	admin.Post("/creators", support, s.requireCreators, s.limitBody(s.cfg.BodyLimit), s.postCreator)
+	admin.Get("/creators/:creator_id", support, s.requireCreators, s.getCreator)
+	admin.Patch("/creators/:creator_id", support, s.requireCreators, s.limitBody(s.cfg.BodyLimit), s.patchCreator)
+	admin.Post("/creators/:creator_id/codes", support, s.requireCreators, s.limitBody(s.cfg.BodyLimit), s.postCreatorCode)
+	admin.Get("/creators/:creator_id/earnings", support, s.requireCreators, s.getCreatorEarnings)
+	admin.Get("/creators/:creator_id/statement", support, s.requireCreators, s.getCreatorStatement)
+	admin.Post("/creators/:creator_id/payouts", keyAdmin, s.requireCreators, s.postCreatorPayout)
 
 	app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
 }

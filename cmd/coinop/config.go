@@ -49,6 +49,16 @@ var settings = []setting{
 	{"COINOP_WEBHOOK_CONCURRENCY", "webhook-concurrency", "8", "webhooks one replica posts at once", false},
 	{"COINOP_WEBHOOK_POLL", "webhook-poll", "1s", "how often an idle webhook worker looks for new events and due retries", false},
 	{"COINOP_WEBHOOK_ALLOW_INSECURE", "webhook-allow-insecure", "false", "accept http:// webhook URLs (development only; https is otherwise required)", false},
+	// The creator program (creators.go).
+	{"COINOP_CREATOR_PROGRAM", "creator-program", "false", "run the creator program: creator codes, creator-made item shares, tips, earnings and payouts", false},
+	{"COINOP_CREATOR_SHARE", "creator-share", "5%", "what a purchase or server spend under an active creator code credits the creator (a percentage, exact to 0.0001%)", false},
+	{"COINOP_CREATOR_CODE_DAYS", "creator-code-days", "14", "how many days a creator code a player sets stays active", false},
+	{"COINOP_CREATOR_HOLD", "creator-hold", "720h", "how long a credit stays pending before a payout may pay it (long enough for store refunds)", false},
+	{"COINOP_CREATOR_PAYOUT_MIN", "creator-payout-min", "1", "the least a payout pays of a currency, in whole units", false},
+	{"COINOP_CREATOR_TIP_FEE", "creator-tip-fee", "0%", "the studio's fee on a tip (a percentage)", false},
+	{"COINOP_CREATOR_TIP_DAILY_LIMIT", "creator-tip-daily-limit", "10000", "the most one player may tip of one currency per UTC day, in whole units", false},
+	{"COINOP_CREATOR_CURRENCIES", "creator-currencies", "", "comma list of the currencies the code share covers; empty means every currency", false},
+	{"COINOP_CREATOR_OWN_CODE", "creator-own-code", "false", "let a creator's linked player support their own code", false},
 	{"COINOP_LOG_LEVEL", "log-level", "info", "debug, info, warn or error", false},
 	{"COINOP_LOG_FORMAT", "log-format", "json", "json or text", false},
 	// Stores (see stores.go).

@@ -63,6 +63,11 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 			return devBundleID
 		case "COINOP_APPLE_ENVIRONMENT":
 			return devAppleEnvironment
+		case "COINOP_CREATOR_PROGRAM":
+			return "true"
+		case "COINOP_CREATOR_HOLD":
+			// No hold, so a walk-through can pay out what it just earned.
+			return "0s"
 		}
 		return ""
 	}

@@ -43,6 +43,7 @@ Usage:
   coinop catalog    pull | push | diff | validate | publish | versions | rollback   the catalog workflow (see coinop catalog -h)
   coinop keys       create --name NAME --role ROLE | list | revoke NAME|ID   admin API keys (acts on the database)
   coinop webhooks  create --url URL | list | disable|enable|delete|rotate ID | redeliver ID   webhook endpoints (acts on the database)
+  coinop creators   create | list | show | suspend | activate | add-code | earnings | statement | payout   creators (acts on the database)
   coinop receipts   mint | notification   fake-store purchases and notifications for local tests
   coinop loadtest   [flags]   load test a coinop server (see coinop loadtest -h)
 
@@ -71,6 +72,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runKeys(ctx, rest, getenv, stdout, stderr)
 	case "webhooks":
 		return runWebhooks(ctx, rest, getenv, stdout, stderr)
+	case "creators":
+		return runCreators(ctx, rest, getenv, stdout, stderr)
 	case "receipts":
 		return runReceipts(rest, getenv, stdout, stderr)
 	case "loadtest":

@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/coinop/coinop/catalog"
+	"github.com/coinop/coinop/creators"
 	"github.com/coinop/coinop/entitlements"
 	"github.com/coinop/coinop/migrations"
 	"github.com/coinop/coinop/server"
@@ -160,6 +161,10 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger) (_ *wired, err 
 	if err != nil {
 		return nil, err
 	}
+	program, err := creatorProgram(cfg)
+	if err != nil {
+		return nil, err
+	}
 
 	dbURL := cfg.str("COINOP_DATABASE_URL")
 	if autoMigrate {
@@ -193,8 +198,15 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger) (_ *wired, err 
 	w.catalogs = catalog.NewStore(db, catalog.WithNotifier(notifier))
 	w.live = catalog.NewLive(w.catalogs)
 	w.cache = entitlements.NewCache(rdb, db, entitlements.CacheConfig{Prefix: prefix, TTL: durations["COINOP_CACHE_TTL"], Logger: logger})
-	w.ledger = entitlements.New(db, w.live, entitlements.WithKeyWait(durations["COINOP_IDEMPOTENCY_WAIT"]), entitlements.WithCache(w.cache),
-		entitlements.WithGroupCommit(lanes, batch))
+	ledgerOpts := []entitlements.Option{entitlements.WithKeyWait(durations["COINOP_IDEMPOTENCY_WAIT"]), entitlements.WithCache(w.cache),
+		entitlements.WithGroupCommit(lanes, batch)}
+	var creatorService *creators.Service
+	if program != nil {
+		// The writer and the service must run one program.
+		ledgerOpts = append(ledgerOpts, entitlements.WithCreatorProgram(*program))
+		creatorService = creators.New(db, *program)
+	}
+	w.ledger = entitlements.New(db, w.live, ledgerOpts...)
 	registry := prometheus.NewRegistry()
 	w.server = server.New(server.Config{
 		JWTSecret:      []byte(secret),
@@ -210,7 +222,7 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger) (_ *wired, err 
 		KeyCacheTTL:    durations["COINOP_KEY_CACHE_TTL"],
 		StoreTesters:   stores.testers,
 	}, server.Deps{Cache: w.cache, Ledger: w.ledger, Catalogs: w.catalogs, Live: w.live, DB: db, Redis: rdb, Logger: logger,
-		Stores: stores.stores, Registry: registry})
+		Stores: stores.stores, Registry: registry, Creators: creatorService})
 	background := func() {
 		if _, err := w.live.Refresh(ctx); err != nil && !errors.Is(err, catalog.ErrNoCatalog) {
 			logger.Warn("catalog not loaded at start; will retry", slog.Any("error", err))

@@ -7,6 +7,7 @@ import { api, session, guard, clearAlert, showFlash, ApiError, showProblem } fro
 import { catalogScreen, entityScreen, diffScreen, versionsScreen } from './catalog.js';
 import { playersScreen, playerScreen } from './players.js';
 import { auditScreen, inboxScreen } from './logs.js';
+import { creatorsScreen, creatorScreen } from './creators.js';
 
 const screens = [
   { re: /^#\/catalog$/, role: 'viewer', nav: 'Catalog', href: '#/catalog', show: catalogScreen },
@@ -18,6 +19,8 @@ const screens = [
   { re: /^#\/players\/(.+)$/, role: 'support', show: playerScreen },
   { re: /^#\/audit$/, role: 'support', nav: 'Audit log', href: '#/audit', show: auditScreen },
   { re: /^#\/inbox$/, role: 'support', nav: 'Store inbox', href: '#/inbox', show: inboxScreen },
+  { re: /^#\/creators$/, role: 'support', nav: 'Creators', href: '#/creators', show: creatorsScreen },
+  { re: /^#\/creators\/(.+)$/, role: 'support', show: creatorScreen },
 ];
 
 const main = () => document.getElementById('main');

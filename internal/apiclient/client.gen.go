@@ -53,6 +53,51 @@ func (e AuditCheckName) Valid() bool {
 	}
 }
 
+// Defines values for CreatorStatus.
+const (
+	CreatorStatusActive    CreatorStatus = "active"
+	CreatorStatusSuspended CreatorStatus = "suspended"
+)
+
+// Valid indicates whether the value is a known member of the CreatorStatus enum.
+func (e CreatorStatus) Valid() bool {
+	switch e {
+	case CreatorStatusActive:
+		return true
+	case CreatorStatusSuspended:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CreatorLineKind.
+const (
+	CreatorLineKindCode     CreatorLineKind = "code"
+	CreatorLineKindItem     CreatorLineKind = "item"
+	CreatorLineKindPayout   CreatorLineKind = "payout"
+	CreatorLineKindReversal CreatorLineKind = "reversal"
+	CreatorLineKindTip      CreatorLineKind = "tip"
+)
+
+// Valid indicates whether the value is a known member of the CreatorLineKind enum.
+func (e CreatorLineKind) Valid() bool {
+	switch e {
+	case CreatorLineKindCode:
+		return true
+	case CreatorLineKindItem:
+		return true
+	case CreatorLineKindPayout:
+		return true
+	case CreatorLineKindReversal:
+		return true
+	case CreatorLineKindTip:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for DebtAssetType.
 const (
 	DebtAssetTypeCurrency DebtAssetType = "currency"
@@ -275,6 +320,12 @@ const (
 	ProblemCodeCatalogInvalid              ProblemCode = "catalog_invalid"
 	ProblemCodeCatalogNotPublished         ProblemCode = "catalog_not_published"
 	ProblemCodeCatalogVersionNotFound      ProblemCode = "catalog_version_not_found"
+	ProblemCodeCreatorCodeNotSet           ProblemCode = "creator_code_not_set"
+	ProblemCodeCreatorCodeTaken            ProblemCode = "creator_code_taken"
+	ProblemCodeCreatorExists               ProblemCode = "creator_exists"
+	ProblemCodeCreatorPlayerLinked         ProblemCode = "creator_player_linked"
+	ProblemCodeCreatorSuspended            ProblemCode = "creator_suspended"
+	ProblemCodeCreatorsDisabled            ProblemCode = "creators_disabled"
 	ProblemCodeCurrencyNotOffered          ProblemCode = "currency_not_offered"
 	ProblemCodeForbidden                   ProblemCode = "forbidden"
 	ProblemCodeIdempotencyKeyInUse         ProblemCode = "idempotency_key_in_use"
@@ -291,6 +342,9 @@ const (
 	ProblemCodeMethodNotAllowed            ProblemCode = "method_not_allowed"
 	ProblemCodeNotConsumable               ProblemCode = "not_consumable"
 	ProblemCodeNotFound                    ProblemCode = "not_found"
+	ProblemCodeNotTippable                 ProblemCode = "not_tippable"
+	ProblemCodeOwnCreatorCode              ProblemCode = "own_creator_code"
+	ProblemCodePayoutBelowMinimum          ProblemCode = "payout_below_minimum"
 	ProblemCodePostingTooLarge             ProblemCode = "posting_too_large"
 	ProblemCodePreconditionFailed          ProblemCode = "precondition_failed"
 	ProblemCodePriceMismatch               ProblemCode = "price_mismatch"
@@ -302,8 +356,11 @@ const (
 	ProblemCodeStoreDisabled               ProblemCode = "store_disabled"
 	ProblemCodeStoreMisconfigured          ProblemCode = "store_misconfigured"
 	ProblemCodeStoreUnavailable            ProblemCode = "store_unavailable"
+	ProblemCodeTipLimitExceeded            ProblemCode = "tip_limit_exceeded"
 	ProblemCodeUnauthenticated             ProblemCode = "unauthenticated"
 	ProblemCodeUnavailable                 ProblemCode = "unavailable"
+	ProblemCodeUnknownCreator              ProblemCode = "unknown_creator"
+	ProblemCodeUnknownCreatorCode          ProblemCode = "unknown_creator_code"
 	ProblemCodeUnsupportedMediaType        ProblemCode = "unsupported_media_type"
 )
 
@@ -323,6 +380,18 @@ func (e ProblemCode) Valid() bool {
 	case ProblemCodeCatalogNotPublished:
 		return true
 	case ProblemCodeCatalogVersionNotFound:
+		return true
+	case ProblemCodeCreatorCodeNotSet:
+		return true
+	case ProblemCodeCreatorCodeTaken:
+		return true
+	case ProblemCodeCreatorExists:
+		return true
+	case ProblemCodeCreatorPlayerLinked:
+		return true
+	case ProblemCodeCreatorSuspended:
+		return true
+	case ProblemCodeCreatorsDisabled:
 		return true
 	case ProblemCodeCurrencyNotOffered:
 		return true
@@ -356,6 +425,12 @@ func (e ProblemCode) Valid() bool {
 		return true
 	case ProblemCodeNotFound:
 		return true
+	case ProblemCodeNotTippable:
+		return true
+	case ProblemCodeOwnCreatorCode:
+		return true
+	case ProblemCodePayoutBelowMinimum:
+		return true
 	case ProblemCodePostingTooLarge:
 		return true
 	case ProblemCodePreconditionFailed:
@@ -378,9 +453,15 @@ func (e ProblemCode) Valid() bool {
 		return true
 	case ProblemCodeStoreUnavailable:
 		return true
+	case ProblemCodeTipLimitExceeded:
+		return true
 	case ProblemCodeUnauthenticated:
 		return true
 	case ProblemCodeUnavailable:
+		return true
+	case ProblemCodeUnknownCreator:
+		return true
+	case ProblemCodeUnknownCreatorCode:
 		return true
 	case ProblemCodeUnsupportedMediaType:
 		return true
@@ -743,6 +824,42 @@ func (e VersionInfoStatus) Valid() bool {
 	}
 }
 
+// Defines values for SetCreatorStatusJSONBodyStatus.
+const (
+	SetCreatorStatusJSONBodyStatusActive    SetCreatorStatusJSONBodyStatus = "active"
+	SetCreatorStatusJSONBodyStatusSuspended SetCreatorStatusJSONBodyStatus = "suspended"
+)
+
+// Valid indicates whether the value is a known member of the SetCreatorStatusJSONBodyStatus enum.
+func (e SetCreatorStatusJSONBodyStatus) Valid() bool {
+	switch e {
+	case SetCreatorStatusJSONBodyStatusActive:
+		return true
+	case SetCreatorStatusJSONBodyStatusSuspended:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GetCreatorStatementParamsFormat.
+const (
+	Csv  GetCreatorStatementParamsFormat = "csv"
+	Json GetCreatorStatementParamsFormat = "json"
+)
+
+// Valid indicates whether the value is a known member of the GetCreatorStatementParamsFormat enum.
+func (e GetCreatorStatementParamsFormat) Valid() bool {
+	switch e {
+	case Csv:
+		return true
+	case Json:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for GetStoreNotificationsParamsStatus.
 const (
 	GetStoreNotificationsParamsStatusEmpty     GetStoreNotificationsParamsStatus = ""
@@ -950,6 +1067,112 @@ type ConsumeRequest struct {
 	Source string `json:"source"`
 }
 
+// Creator defines model for Creator.
+type Creator struct {
+	Codes     []CreatorCode `json:"codes"`
+	CreatedAt time.Time     `json:"created_at"`
+
+	// CreatorId 1-64 characters from a-z, 0-9, '_', '.' and '-', starting with a letter or digit.
+	CreatorId   Id     `json:"creator_id"`
+	DisplayName string `json:"display_name"`
+
+	// PlayerId The player the creator plays as, if linked.
+	PlayerId *string       `json:"player_id"`
+	Status   CreatorStatus `json:"status"`
+}
+
+// CreatorStatus defines model for Creator.Status.
+type CreatorStatus string
+
+// CreatorCode 3 to 24 of A-Z, a-z, 0-9, '_' and '-'; unique regardless of letter case.
+type CreatorCode = string
+
+// CreatorCreate defines model for CreatorCreate.
+type CreatorCreate struct {
+	Codes *[]CreatorCode `json:"codes,omitempty"`
+
+	// CreatorId 1-64 characters from a-z, 0-9, '_', '.' and '-', starting with a letter or digit.
+	CreatorId   Id      `json:"creator_id"`
+	DisplayName string  `json:"display_name"`
+	PlayerId    *string `json:"player_id,omitempty"`
+}
+
+// CreatorEarning One currency of a creator's earnings. Micro amounts are millionths
+// of a unit, exact: a share accrues as amount × share_ppm micro-units,
+// never rounded per posting; `available` is the whole units of the
+// matured journal and `remainder_micro` the fraction carried.
+type CreatorEarning struct {
+	// Available Whole units a payout would pay now.
+	Available int64  `json:"available"`
+	Currency  string `json:"currency"`
+
+	// DebtMicro What reversals after a payout took beyond the matured earnings; the next earnings pay it first.
+	DebtMicro int64 `json:"debt_micro"`
+
+	// EarnedMicro Every credit less every reversal, ever.
+	EarnedMicro int64 `json:"earned_micro"`
+	Paid        int64 `json:"paid"`
+
+	// PendingMicro Credited, still within the hold.
+	PendingMicro int64 `json:"pending_micro"`
+
+	// RemainderMicro The fraction below one unit, carried to the next credit.
+	RemainderMicro int64 `json:"remainder_micro"`
+}
+
+// CreatorLine defines model for CreatorLine.
+type CreatorLine struct {
+	// Amount The same as a decimal, like "0.25".
+	Amount      string          `json:"amount"`
+	AvailableAt time.Time       `json:"available_at"`
+	CreatedAt   time.Time       `json:"created_at"`
+	Currency    string          `json:"currency"`
+	Kind        CreatorLineKind `json:"kind"`
+
+	// LedgerKind Its kind (purchase, spend, tip, store_refund, ...).
+	LedgerKind *string `json:"ledger_kind"`
+
+	// LedgerTransactionId The ledger transaction of the credit or reversal.
+	LedgerTransactionId *int64 `json:"ledger_transaction_id"`
+	LineId              int64  `json:"line_id"`
+
+	// Micro Exact, in millionths; negative for reversals and payouts.
+	Micro    int64   `json:"micro"`
+	PayoutId *int64  `json:"payout_id"`
+	PlayerId *string `json:"player_id"`
+
+	// Reverses The line a reversal reverses.
+	Reverses *int64 `json:"reverses"`
+
+	// Spent What the player spent (whole units) in the posting credited.
+	Spent int64 `json:"spent"`
+}
+
+// CreatorLineKind defines model for CreatorLine.Kind.
+type CreatorLineKind string
+
+// CreatorPayout defines model for CreatorPayout.
+type CreatorPayout struct {
+	Actor string `json:"actor"`
+
+	// Amounts Currency id → amount (whole units for a payout's amounts, micro-units for a statement's totals).
+	Amounts   CurrencyAmounts `json:"amounts"`
+	CreatedAt time.Time       `json:"created_at"`
+	CreatorId string          `json:"creator_id"`
+	PayoutId  int64           `json:"payout_id"`
+}
+
+// CreatorStatement defines model for CreatorStatement.
+type CreatorStatement struct {
+	CreatorId string        `json:"creator_id"`
+	From      time.Time     `json:"from"`
+	Lines     []CreatorLine `json:"lines"`
+	To        time.Time     `json:"to"`
+
+	// TotalsMicro Currency id → amount (whole units for a payout's amounts, micro-units for a statement's totals).
+	TotalsMicro CurrencyAmounts `json:"totals_micro"`
+}
+
 // Currency defines model for Currency.
 type Currency struct {
 	// Category Groups entries in a store page; no control characters.
@@ -975,6 +1198,9 @@ type Currency struct {
 	// Tippable Players may tip creators in this currency. Omitted means no.
 	Tippable *bool `json:"tippable,omitempty"`
 }
+
+// CurrencyAmounts Currency id → amount (whole units for a payout's amounts, micro-units for a statement's totals).
+type CurrencyAmounts map[string]int64
 
 // Debt defines model for Debt.
 type Debt struct {
@@ -1414,6 +1640,21 @@ type NotificationReceipt struct {
 	NotificationId string `json:"notification_id"`
 }
 
+// PlayerCreatorCode defines model for PlayerCreatorCode.
+type PlayerCreatorCode struct {
+	Active bool `json:"active"`
+
+	// Code As the creator spells it.
+	Code        string `json:"code"`
+	CreatorId   string `json:"creator_id"`
+	DisplayName string `json:"display_name"`
+
+	// ExpiresAt Purchases from this instant on credit nothing.
+	ExpiresAt time.Time `json:"expires_at"`
+	PlayerId  string    `json:"player_id"`
+	SetAt     time.Time `json:"set_at"`
+}
+
 // Price defines model for Price.
 type Price struct {
 	Amount Amount `json:"amount"`
@@ -1472,7 +1713,12 @@ type Problem struct {
 	// key_not_found 404, schedule_conflict 409, key_name_taken 409,
 	// precondition_failed 412; stores: store_disabled 404,
 	// receipt_owned_by_another_player 409, receipt_invalid 422,
-	// store_misconfigured 500, store_unavailable 503.
+	// store_misconfigured 500, store_unavailable 503; creators:
+	// own_creator_code 403, creators_disabled 404, unknown_creator 404,
+	// creator_code_not_set 404, creator_exists 409, creator_code_taken 409,
+	// creator_suspended 409, creator_player_linked 409,
+	// payout_below_minimum 409, not_tippable 409,
+	// unknown_creator_code 422, tip_limit_exceeded 429.
 	// (method_not_allowed is declared but not currently returned.)
 	Code ProblemCode `json:"code"`
 
@@ -1493,6 +1739,9 @@ type Problem struct {
 
 	// ItemId On item_not_found, item_unavailable, price_mismatch, currency_not_offered, already_owned and some limit_exceeded.
 	ItemId *string `json:"item_id,omitempty"`
+
+	// Limit tip_limit_exceeded, the most a player may tip of the currency per UTC day.
+	Limit *int64 `json:"limit,omitempty"`
 
 	// Max On already_owned and limit_exceeded, the most the player may hold.
 	Max *int64 `json:"max,omitempty"`
@@ -1561,7 +1810,12 @@ type ProblemAssetType string
 // key_not_found 404, schedule_conflict 409, key_name_taken 409,
 // precondition_failed 412; stores: store_disabled 404,
 // receipt_owned_by_another_player 409, receipt_invalid 422,
-// store_misconfigured 500, store_unavailable 503.
+// store_misconfigured 500, store_unavailable 503; creators:
+// own_creator_code 403, creators_disabled 404, unknown_creator 404,
+// creator_code_not_set 404, creator_exists 409, creator_code_taken 409,
+// creator_suspended 409, creator_player_linked 409,
+// payout_below_minimum 409, not_tippable 409,
+// unknown_creator_code 422, tip_limit_exceeded 429.
 // (method_not_allowed is declared but not currently returned.)
 type ProblemCode string
 
@@ -1872,6 +2126,9 @@ type Wallet struct {
 	Balances Balances `json:"balances"`
 	PlayerId string   `json:"player_id"`
 }
+
+// CreatorID defines model for CreatorID.
+type CreatorID = string
 
 // IdempotencyKey defines model for IdempotencyKey.
 type IdempotencyKey = string
@@ -2228,6 +2485,92 @@ type GetVersionParams struct {
 	XRequestId *XRequestId `json:"X-Request-Id,omitempty"`
 }
 
+// ListCreatorsParams defines parameters for ListCreators.
+type ListCreatorsParams struct {
+	// After Start after this creator id.
+	After *string `form:"after,omitempty" json:"after,omitempty"`
+
+	// Limit Page size.
+	Limit *StoreLimit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// XRequestId Your request id, echoed back when it is 1-128 printable ASCII characters; any other value is replaced by a new UUID (never refused).
+	XRequestId *XRequestId `json:"X-Request-Id,omitempty"`
+}
+
+// CreateCreatorParams defines parameters for CreateCreator.
+type CreateCreatorParams struct {
+	// XRequestId Your request id, echoed back when it is 1-128 printable ASCII characters; any other value is replaced by a new UUID (never refused).
+	XRequestId *XRequestId `json:"X-Request-Id,omitempty"`
+}
+
+// GetCreatorParams defines parameters for GetCreator.
+type GetCreatorParams struct {
+	// XRequestId Your request id, echoed back when it is 1-128 printable ASCII characters; any other value is replaced by a new UUID (never refused).
+	XRequestId *XRequestId `json:"X-Request-Id,omitempty"`
+}
+
+// SetCreatorStatusJSONBody defines parameters for SetCreatorStatus.
+type SetCreatorStatusJSONBody struct {
+	Status SetCreatorStatusJSONBodyStatus `json:"status"`
+}
+
+// SetCreatorStatusParams defines parameters for SetCreatorStatus.
+type SetCreatorStatusParams struct {
+	// XRequestId Your request id, echoed back when it is 1-128 printable ASCII characters; any other value is replaced by a new UUID (never refused).
+	XRequestId *XRequestId `json:"X-Request-Id,omitempty"`
+}
+
+// SetCreatorStatusJSONBodyStatus defines parameters for SetCreatorStatus.
+type SetCreatorStatusJSONBodyStatus string
+
+// AddCreatorCodeJSONBody defines parameters for AddCreatorCode.
+type AddCreatorCodeJSONBody struct {
+	// Code 3 to 24 of A-Z, a-z, 0-9, '_' and '-'; unique regardless of letter case.
+	Code CreatorCode `json:"code"`
+}
+
+// AddCreatorCodeParams defines parameters for AddCreatorCode.
+type AddCreatorCodeParams struct {
+	// XRequestId Your request id, echoed back when it is 1-128 printable ASCII characters; any other value is replaced by a new UUID (never refused).
+	XRequestId *XRequestId `json:"X-Request-Id,omitempty"`
+}
+
+// GetCreatorEarningsParams defines parameters for GetCreatorEarnings.
+type GetCreatorEarningsParams struct {
+	// XRequestId Your request id, echoed back when it is 1-128 printable ASCII characters; any other value is replaced by a new UUID (never refused).
+	XRequestId *XRequestId `json:"X-Request-Id,omitempty"`
+}
+
+// PostCreatorPayoutParams defines parameters for PostCreatorPayout.
+type PostCreatorPayoutParams struct {
+	// IdempotencyKey Unique per intended change; reuse it on every retry of that change.
+	// 1-255 printable characters without spaces (a UUID is a good choice).
+	// Scoped to (player, route). Missing: 400 `idempotency_key_missing`;
+	// malformed: 400 `invalid_request`.
+	IdempotencyKey IdempotencyKey `json:"Idempotency-Key"`
+
+	// XRequestId Your request id, echoed back when it is 1-128 printable ASCII characters; any other value is replaced by a new UUID (never refused).
+	XRequestId *XRequestId `json:"X-Request-Id,omitempty"`
+}
+
+// GetCreatorStatementParams defines parameters for GetCreatorStatement.
+type GetCreatorStatementParams struct {
+	// From Start (RFC 3339, inclusive); 31 days before `to` when absent.
+	From *time.Time `form:"from,omitempty" json:"from,omitempty"`
+
+	// To End (RFC 3339, exclusive); now when absent.
+	To *time.Time `form:"to,omitempty" json:"to,omitempty"`
+
+	// Format json (the default unless Accept prefers text/csv) or csv.
+	Format *GetCreatorStatementParamsFormat `form:"format,omitempty" json:"format,omitempty"`
+
+	// XRequestId Your request id, echoed back when it is 1-128 printable ASCII characters; any other value is replaced by a new UUID (never refused).
+	XRequestId *XRequestId `json:"X-Request-Id,omitempty"`
+}
+
+// GetCreatorStatementParamsFormat defines parameters for GetCreatorStatement.
+type GetCreatorStatementParamsFormat string
+
 // ListKeysParams defines parameters for ListKeys.
 type ListKeysParams struct {
 	IncludeRevoked *bool `form:"include_revoked,omitempty" json:"include_revoked,omitempty"`
@@ -2417,6 +2760,50 @@ type PostPlayerConsumptionParams struct {
 	XRequestId *XRequestId `json:"X-Request-Id,omitempty"`
 }
 
+// DeleteCreatorCodeParams defines parameters for DeleteCreatorCode.
+type DeleteCreatorCodeParams struct {
+	// XRequestId Your request id, echoed back when it is 1-128 printable ASCII characters; any other value is replaced by a new UUID (never refused).
+	XRequestId *XRequestId `json:"X-Request-Id,omitempty"`
+}
+
+// GetCreatorCodeParams defines parameters for GetCreatorCode.
+type GetCreatorCodeParams struct {
+	// XRequestId Your request id, echoed back when it is 1-128 printable ASCII characters; any other value is replaced by a new UUID (never refused).
+	XRequestId *XRequestId `json:"X-Request-Id,omitempty"`
+}
+
+// PutCreatorCodeJSONBody defines parameters for PutCreatorCode.
+type PutCreatorCodeJSONBody struct {
+	// Code Any letter case.
+	Code string `json:"code"`
+}
+
+// PutCreatorCodeParams defines parameters for PutCreatorCode.
+type PutCreatorCodeParams struct {
+	// XRequestId Your request id, echoed back when it is 1-128 printable ASCII characters; any other value is replaced by a new UUID (never refused).
+	XRequestId *XRequestId `json:"X-Request-Id,omitempty"`
+}
+
+// PostTipJSONBody defines parameters for PostTip.
+type PostTipJSONBody struct {
+	Amount Amount `json:"amount"`
+
+	// Currency 1-64 characters from a-z, 0-9, '_', '.' and '-', starting with a letter or digit.
+	Currency Id `json:"currency"`
+}
+
+// PostTipParams defines parameters for PostTip.
+type PostTipParams struct {
+	// IdempotencyKey Unique per intended change; reuse it on every retry of that change.
+	// 1-255 printable characters without spaces (a UUID is a good choice).
+	// Scoped to (player, route). Missing: 400 `idempotency_key_missing`;
+	// malformed: 400 `invalid_request`.
+	IdempotencyKey IdempotencyKey `json:"Idempotency-Key"`
+
+	// XRequestId Your request id, echoed back when it is 1-128 printable ASCII characters; any other value is replaced by a new UUID (never refused).
+	XRequestId *XRequestId `json:"X-Request-Id,omitempty"`
+}
+
 // GetEntitlementsParams defines parameters for GetEntitlements.
 type GetEntitlementsParams struct {
 	// XRequestId Your request id, echoed back when it is 1-128 printable ASCII characters; any other value is replaced by a new UUID (never refused).
@@ -2575,6 +2962,15 @@ type PublishDraftJSONRequestBody = PublishRequest
 // RollbackCatalogJSONRequestBody defines body for RollbackCatalog for application/json ContentType.
 type RollbackCatalogJSONRequestBody = RollbackRequest
 
+// CreateCreatorJSONRequestBody defines body for CreateCreator for application/json ContentType.
+type CreateCreatorJSONRequestBody = CreatorCreate
+
+// SetCreatorStatusJSONRequestBody defines body for SetCreatorStatus for application/json ContentType.
+type SetCreatorStatusJSONRequestBody SetCreatorStatusJSONBody
+
+// AddCreatorCodeJSONRequestBody defines body for AddCreatorCode for application/json ContentType.
+type AddCreatorCodeJSONRequestBody AddCreatorCodeJSONBody
+
 // CreateKeyJSONRequestBody defines body for CreateKey for application/json ContentType.
 type CreateKeyJSONRequestBody CreateKeyJSONBody
 
@@ -2586,6 +2982,12 @@ type PostGrantJSONRequestBody = GrantRequest
 
 // PostPlayerConsumptionJSONRequestBody defines body for PostPlayerConsumption for application/json ContentType.
 type PostPlayerConsumptionJSONRequestBody PostPlayerConsumptionJSONBody
+
+// PutCreatorCodeJSONRequestBody defines body for PutCreatorCode for application/json ContentType.
+type PutCreatorCodeJSONRequestBody PutCreatorCodeJSONBody
+
+// PostTipJSONRequestBody defines body for PostTip for application/json ContentType.
+type PostTipJSONRequestBody PostTipJSONBody
 
 // PostEntitlementChecksJSONRequestBody defines body for PostEntitlementChecks for application/json ContentType.
 type PostEntitlementChecksJSONRequestBody = EntitlementChecksRequest
@@ -2741,6 +3143,14 @@ func (a *Problem) UnmarshalJSON(b []byte) error {
 			return fmt.Errorf("error reading 'item_id': %w", err)
 		}
 		delete(object, "item_id")
+	}
+
+	if raw, found := object["limit"]; found {
+		err = json.Unmarshal(raw, &a.Limit)
+		if err != nil {
+			return fmt.Errorf("error reading 'limit': %w", err)
+		}
+		delete(object, "limit")
 	}
 
 	if raw, found := object["max"]; found {
@@ -2976,6 +3386,13 @@ func (a Problem) MarshalJSON() ([]byte, error) {
 		object["item_id"], err = json.Marshal(a.ItemId)
 		if err != nil {
 			return nil, fmt.Errorf("error marshaling 'item_id': %w", err)
+		}
+	}
+
+	if a.Limit != nil {
+		object["limit"], err = json.Marshal(a.Limit)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'limit': %w", err)
 		}
 	}
 
@@ -3897,6 +4314,123 @@ type ClientInterface interface {
 	// Corresponds with GET /admin/v1/catalog/versions/{version} (the `GetVersion` operationId).
 	GetVersion(ctx context.Context, version int64, params *GetVersionParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListCreators List creators
+	//
+	// Creators in id order, with their codes; page with `after` (the
+	// `next_after` of the previous page). Role support.
+	//
+	// Corresponds with GET /admin/v1/creators (the `ListCreators` operationId).
+	ListCreators(ctx context.Context, params *ListCreatorsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateCreatorWithBody Create a creator
+	//
+	// A creator is an account of its own, active from the start, optionally
+	// linked to the player id it plays as (that player may not support its
+	// own code unless COINOP_CREATOR_OWN_CODE allows it) and with first
+	// codes. In the audit log as creator.create. Role support.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /admin/v1/creators (the `CreateCreator` operationId).
+	CreateCreatorWithBody(ctx context.Context, params *CreateCreatorParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateCreator Create a creator
+	//
+	// A creator is an account of its own, active from the start, optionally
+	// linked to the player id it plays as (that player may not support its
+	// own code unless COINOP_CREATOR_OWN_CODE allows it) and with first
+	// codes. In the audit log as creator.create. Role support.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /admin/v1/creators (the `CreateCreator` operationId).
+	CreateCreator(ctx context.Context, params *CreateCreatorParams, body CreateCreatorJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetCreator A creator and its codes
+	//
+	// Role support.
+	//
+	// Corresponds with GET /admin/v1/creators/{creator_id} (the `GetCreator` operationId).
+	GetCreator(ctx context.Context, creatorId CreatorID, params *GetCreatorParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SetCreatorStatusWithBody Suspend or reactivate a creator
+	//
+	// A suspended creator earns nothing new (codes and item sales credit it
+	// nothing, tips and setting its codes are refused); what it earned stays
+	// and can be paid out. In the audit log as creator.status. Role support.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /admin/v1/creators/{creator_id} (the `SetCreatorStatus` operationId).
+	SetCreatorStatusWithBody(ctx context.Context, creatorId CreatorID, params *SetCreatorStatusParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SetCreatorStatus Suspend or reactivate a creator
+	//
+	// A suspended creator earns nothing new (codes and item sales credit it
+	// nothing, tips and setting its codes are refused); what it earned stays
+	// and can be paid out. In the audit log as creator.status. Role support.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /admin/v1/creators/{creator_id} (the `SetCreatorStatus` operationId).
+	SetCreatorStatus(ctx context.Context, creatorId CreatorID, params *SetCreatorStatusParams, body SetCreatorStatusJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AddCreatorCodeWithBody Give a creator one more code
+	//
+	// Codes are 3 to 24 of A-Z, a-z, 0-9, '_' and '-', unique regardless of
+	// letter case; players type them in any case. In the audit log as
+	// creator.add_code. Role support.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /admin/v1/creators/{creator_id}/codes (the `AddCreatorCode` operationId).
+	AddCreatorCodeWithBody(ctx context.Context, creatorId CreatorID, params *AddCreatorCodeParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AddCreatorCode Give a creator one more code
+	//
+	// Codes are 3 to 24 of A-Z, a-z, 0-9, '_' and '-', unique regardless of
+	// letter case; players type them in any case. In the audit log as
+	// creator.add_code. Role support.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /admin/v1/creators/{creator_id}/codes (the `AddCreatorCode` operationId).
+	AddCreatorCode(ctx context.Context, creatorId CreatorID, params *AddCreatorCodeParams, body AddCreatorCodeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetCreatorEarnings What a creator earned, per currency
+	//
+	// Pending (credited, still in the COINOP_CREATOR_HOLD), available (whole
+	// units a payout would pay now, with the exact fraction carried), paid,
+	// and debt (what refunds after a payout took; the next earnings pay it
+	// first). Micro amounts are millionths of a unit, exact. Role support.
+	//
+	// Corresponds with GET /admin/v1/creators/{creator_id}/earnings (the `GetCreatorEarnings` operationId).
+	GetCreatorEarnings(ctx context.Context, creatorId CreatorID, params *GetCreatorEarningsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostCreatorPayout Record a payout of what a creator has available
+	//
+	// Moves every currency whose available earnings reach
+	// COINOP_CREATOR_PAYOUT_MIN, in whole units, from available to paid,
+	// exactly once per Idempotency-Key (a retry answers the first payout
+	// again, marked Idempotent-Replayed). coinop records payouts; it sends
+	// no money. An event creator.payout goes to the outbox and an entry
+	// creator.payout to the audit log, in the payout's transaction. Role
+	// admin. No body.
+	//
+	// Corresponds with POST /admin/v1/creators/{creator_id}/payouts (the `PostCreatorPayout` operationId).
+	PostCreatorPayout(ctx context.Context, creatorId CreatorID, params *PostCreatorPayoutParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetCreatorStatement A creator's statement for a period
+	//
+	// Every journal line created in [from, to): code and item credits, tips,
+	// reversals and payouts, each tied to its ledger transaction (or
+	// payout), oldest first, with totals in micro-units. As CSV for a
+	// payment provider with `format=csv` or `Accept: text/csv`. Role
+	// support.
+	//
+	// Corresponds with GET /admin/v1/creators/{creator_id}/statement (the `GetCreatorStatement` operationId).
+	GetCreatorStatement(ctx context.Context, creatorId CreatorID, params *GetCreatorStatementParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListKeys List admin API keys
 	//
 	// Active keys, oldest first; revoked ones too with `include_revoked=true`. Secrets are never shown. Role admin.
@@ -4136,6 +4670,78 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/consumptions (the `PostPlayerConsumption` operationId).
 	PostPlayerConsumption(ctx context.Context, params *PostPlayerConsumptionParams, body PostPlayerConsumptionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteCreatorCode Stop supporting a creator
+	//
+	// Clears the player's code; clearing none is no error.
+	//
+	// Corresponds with DELETE /v1/creator-code (the `DeleteCreatorCode` operationId).
+	DeleteCreatorCode(ctx context.Context, params *DeleteCreatorCodeParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetCreatorCode The creator code the player supports
+	//
+	// Active or expired (`active` says which).
+	//
+	// Corresponds with GET /v1/creator-code (the `GetCreatorCode` operationId).
+	GetCreatorCode(ctx context.Context, params *GetCreatorCodeParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PutCreatorCodeWithBody Support a creator with its code
+	//
+	// Sets (or replaces) the player's creator code, active for
+	// COINOP_CREATOR_CODE_DAYS from now. While it is active, every purchase
+	// and server spend of a covered currency credits the creator
+	// COINOP_CREATOR_SHARE of what was spent, at the studio's cost: the
+	// player pays the same price.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /v1/creator-code (the `PutCreatorCode` operationId).
+	PutCreatorCodeWithBody(ctx context.Context, params *PutCreatorCodeParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PutCreatorCode Support a creator with its code
+	//
+	// Sets (or replaces) the player's creator code, active for
+	// COINOP_CREATOR_CODE_DAYS from now. While it is active, every purchase
+	// and server spend of a covered currency credits the creator
+	// COINOP_CREATOR_SHARE of what was spent, at the studio's cost: the
+	// player pays the same price.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /v1/creator-code (the `PutCreatorCode` operationId).
+	PutCreatorCode(ctx context.Context, params *PutCreatorCodeParams, body PutCreatorCodeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostTipWithBody Tip a creator
+	//
+	// Moves `amount` of a currency the catalog marks `tippable` from the
+	// player to system:creator_tips (ledger kind `tip`) and credits the
+	// creator the tip less COINOP_CREATOR_TIP_FEE, in one transaction.
+	// Idempotent as purchases are: the key is scoped to (player, this route)
+	// and fingerprinted over the creator, currency and amount; rejections
+	// stored with the key (402, 404 item_not_found, 409 not_tippable)
+	// replay. A player tips at most COINOP_CREATOR_TIP_DAILY_LIMIT of a
+	// currency per UTC day.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/creators/{creator_id}/tips (the `PostTip` operationId).
+	PostTipWithBody(ctx context.Context, creatorId CreatorID, params *PostTipParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostTip Tip a creator
+	//
+	// Moves `amount` of a currency the catalog marks `tippable` from the
+	// player to system:creator_tips (ledger kind `tip`) and credits the
+	// creator the tip less COINOP_CREATOR_TIP_FEE, in one transaction.
+	// Idempotent as purchases are: the key is scoped to (player, this route)
+	// and fingerprinted over the creator, currency and amount; rejections
+	// stored with the key (402, 404 item_not_found, 409 not_tippable)
+	// replay. A player tips at most COINOP_CREATOR_TIP_DAILY_LIMIT of a
+	// currency per UTC day.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/creators/{creator_id}/tips (the `PostTip` operationId).
+	PostTip(ctx context.Context, creatorId CreatorID, params *PostTipParams, body PostTipJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetEntitlements The items the player holds
 	//
@@ -5184,6 +5790,233 @@ func (c *Client) GetVersion(ctx context.Context, version int64, params *GetVersi
 	return c.Client.Do(req)
 }
 
+// ListCreators List creators
+//
+// Creators in id order, with their codes; page with `after` (the
+// `next_after` of the previous page). Role support.
+//
+// Corresponds with GET /admin/v1/creators (the `ListCreators` operationId).
+func (c *Client) ListCreators(ctx context.Context, params *ListCreatorsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListCreatorsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateCreatorWithBody Create a creator
+//
+// A creator is an account of its own, active from the start, optionally
+// linked to the player id it plays as (that player may not support its
+// own code unless COINOP_CREATOR_OWN_CODE allows it) and with first
+// codes. In the audit log as creator.create. Role support.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /admin/v1/creators (the `CreateCreator` operationId).
+func (c *Client) CreateCreatorWithBody(ctx context.Context, params *CreateCreatorParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateCreatorRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateCreator Create a creator
+//
+// A creator is an account of its own, active from the start, optionally
+// linked to the player id it plays as (that player may not support its
+// own code unless COINOP_CREATOR_OWN_CODE allows it) and with first
+// codes. In the audit log as creator.create. Role support.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /admin/v1/creators (the `CreateCreator` operationId).
+func (c *Client) CreateCreator(ctx context.Context, params *CreateCreatorParams, body CreateCreatorJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateCreatorRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetCreator A creator and its codes
+//
+// Role support.
+//
+// Corresponds with GET /admin/v1/creators/{creator_id} (the `GetCreator` operationId).
+func (c *Client) GetCreator(ctx context.Context, creatorId CreatorID, params *GetCreatorParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetCreatorRequest(c.Server, creatorId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SetCreatorStatusWithBody Suspend or reactivate a creator
+//
+// A suspended creator earns nothing new (codes and item sales credit it
+// nothing, tips and setting its codes are refused); what it earned stays
+// and can be paid out. In the audit log as creator.status. Role support.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /admin/v1/creators/{creator_id} (the `SetCreatorStatus` operationId).
+func (c *Client) SetCreatorStatusWithBody(ctx context.Context, creatorId CreatorID, params *SetCreatorStatusParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSetCreatorStatusRequestWithBody(c.Server, creatorId, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SetCreatorStatus Suspend or reactivate a creator
+//
+// A suspended creator earns nothing new (codes and item sales credit it
+// nothing, tips and setting its codes are refused); what it earned stays
+// and can be paid out. In the audit log as creator.status. Role support.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /admin/v1/creators/{creator_id} (the `SetCreatorStatus` operationId).
+func (c *Client) SetCreatorStatus(ctx context.Context, creatorId CreatorID, params *SetCreatorStatusParams, body SetCreatorStatusJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSetCreatorStatusRequest(c.Server, creatorId, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AddCreatorCodeWithBody Give a creator one more code
+//
+// Codes are 3 to 24 of A-Z, a-z, 0-9, '_' and '-', unique regardless of
+// letter case; players type them in any case. In the audit log as
+// creator.add_code. Role support.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /admin/v1/creators/{creator_id}/codes (the `AddCreatorCode` operationId).
+func (c *Client) AddCreatorCodeWithBody(ctx context.Context, creatorId CreatorID, params *AddCreatorCodeParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAddCreatorCodeRequestWithBody(c.Server, creatorId, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AddCreatorCode Give a creator one more code
+//
+// Codes are 3 to 24 of A-Z, a-z, 0-9, '_' and '-', unique regardless of
+// letter case; players type them in any case. In the audit log as
+// creator.add_code. Role support.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /admin/v1/creators/{creator_id}/codes (the `AddCreatorCode` operationId).
+func (c *Client) AddCreatorCode(ctx context.Context, creatorId CreatorID, params *AddCreatorCodeParams, body AddCreatorCodeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAddCreatorCodeRequest(c.Server, creatorId, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetCreatorEarnings What a creator earned, per currency
+//
+// Pending (credited, still in the COINOP_CREATOR_HOLD), available (whole
+// units a payout would pay now, with the exact fraction carried), paid,
+// and debt (what refunds after a payout took; the next earnings pay it
+// first). Micro amounts are millionths of a unit, exact. Role support.
+//
+// Corresponds with GET /admin/v1/creators/{creator_id}/earnings (the `GetCreatorEarnings` operationId).
+func (c *Client) GetCreatorEarnings(ctx context.Context, creatorId CreatorID, params *GetCreatorEarningsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetCreatorEarningsRequest(c.Server, creatorId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostCreatorPayout Record a payout of what a creator has available
+//
+// Moves every currency whose available earnings reach
+// COINOP_CREATOR_PAYOUT_MIN, in whole units, from available to paid,
+// exactly once per Idempotency-Key (a retry answers the first payout
+// again, marked Idempotent-Replayed). coinop records payouts; it sends
+// no money. An event creator.payout goes to the outbox and an entry
+// creator.payout to the audit log, in the payout's transaction. Role
+// admin. No body.
+//
+// Corresponds with POST /admin/v1/creators/{creator_id}/payouts (the `PostCreatorPayout` operationId).
+func (c *Client) PostCreatorPayout(ctx context.Context, creatorId CreatorID, params *PostCreatorPayoutParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostCreatorPayoutRequest(c.Server, creatorId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetCreatorStatement A creator's statement for a period
+//
+// Every journal line created in [from, to): code and item credits, tips,
+// reversals and payouts, each tied to its ledger transaction (or
+// payout), oldest first, with totals in micro-units. As CSV for a
+// payment provider with `format=csv` or `Accept: text/csv`. Role
+// support.
+//
+// Corresponds with GET /admin/v1/creators/{creator_id}/statement (the `GetCreatorStatement` operationId).
+func (c *Client) GetCreatorStatement(ctx context.Context, creatorId CreatorID, params *GetCreatorStatementParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetCreatorStatementRequest(c.Server, creatorId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListKeys List admin API keys
 //
 // Active keys, oldest first; revoked ones too with `include_revoked=true`. Secrets are never shown. Role admin.
@@ -5644,6 +6477,138 @@ func (c *Client) PostPlayerConsumptionWithBody(ctx context.Context, params *Post
 // Corresponds with POST /v1/consumptions (the `PostPlayerConsumption` operationId).
 func (c *Client) PostPlayerConsumption(ctx context.Context, params *PostPlayerConsumptionParams, body PostPlayerConsumptionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewPostPlayerConsumptionRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteCreatorCode Stop supporting a creator
+//
+// Clears the player's code; clearing none is no error.
+//
+// Corresponds with DELETE /v1/creator-code (the `DeleteCreatorCode` operationId).
+func (c *Client) DeleteCreatorCode(ctx context.Context, params *DeleteCreatorCodeParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteCreatorCodeRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetCreatorCode The creator code the player supports
+//
+// Active or expired (`active` says which).
+//
+// Corresponds with GET /v1/creator-code (the `GetCreatorCode` operationId).
+func (c *Client) GetCreatorCode(ctx context.Context, params *GetCreatorCodeParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetCreatorCodeRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PutCreatorCodeWithBody Support a creator with its code
+//
+// Sets (or replaces) the player's creator code, active for
+// COINOP_CREATOR_CODE_DAYS from now. While it is active, every purchase
+// and server spend of a covered currency credits the creator
+// COINOP_CREATOR_SHARE of what was spent, at the studio's cost: the
+// player pays the same price.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /v1/creator-code (the `PutCreatorCode` operationId).
+func (c *Client) PutCreatorCodeWithBody(ctx context.Context, params *PutCreatorCodeParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPutCreatorCodeRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PutCreatorCode Support a creator with its code
+//
+// Sets (or replaces) the player's creator code, active for
+// COINOP_CREATOR_CODE_DAYS from now. While it is active, every purchase
+// and server spend of a covered currency credits the creator
+// COINOP_CREATOR_SHARE of what was spent, at the studio's cost: the
+// player pays the same price.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /v1/creator-code (the `PutCreatorCode` operationId).
+func (c *Client) PutCreatorCode(ctx context.Context, params *PutCreatorCodeParams, body PutCreatorCodeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPutCreatorCodeRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostTipWithBody Tip a creator
+//
+// Moves `amount` of a currency the catalog marks `tippable` from the
+// player to system:creator_tips (ledger kind `tip`) and credits the
+// creator the tip less COINOP_CREATOR_TIP_FEE, in one transaction.
+// Idempotent as purchases are: the key is scoped to (player, this route)
+// and fingerprinted over the creator, currency and amount; rejections
+// stored with the key (402, 404 item_not_found, 409 not_tippable)
+// replay. A player tips at most COINOP_CREATOR_TIP_DAILY_LIMIT of a
+// currency per UTC day.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/creators/{creator_id}/tips (the `PostTip` operationId).
+func (c *Client) PostTipWithBody(ctx context.Context, creatorId CreatorID, params *PostTipParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostTipRequestWithBody(c.Server, creatorId, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostTip Tip a creator
+//
+// Moves `amount` of a currency the catalog marks `tippable` from the
+// player to system:creator_tips (ledger kind `tip`) and credits the
+// creator the tip less COINOP_CREATOR_TIP_FEE, in one transaction.
+// Idempotent as purchases are: the key is scoped to (player, this route)
+// and fingerprinted over the creator, currency and amount; rejections
+// stored with the key (402, 404 item_not_found, 409 not_tippable)
+// replay. A player tips at most COINOP_CREATOR_TIP_DAILY_LIMIT of a
+// currency per UTC day.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/creators/{creator_id}/tips (the `PostTip` operationId).
+func (c *Client) PostTip(ctx context.Context, creatorId CreatorID, params *PostTipParams, body PostTipJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostTipRequest(c.Server, creatorId, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -7744,6 +8709,522 @@ func NewGetVersionRequest(server string, version int64, params *GetVersionParams
 	return req, nil
 }
 
+// NewListCreatorsRequest constructs an http.Request for the ListCreators method
+func NewListCreatorsRequest(server string, params *ListCreatorsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/v1/creators")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.After != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "after", *params.After, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.XRequestId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewCreateCreatorRequest calls the generic CreateCreator builder with application/json body
+func NewCreateCreatorRequest(server string, params *CreateCreatorParams, body CreateCreatorJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateCreatorRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewCreateCreatorRequestWithBody constructs an http.Request for the CreateCreator method, with any body, and a specified content type
+func NewCreateCreatorRequestWithBody(server string, params *CreateCreatorParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/v1/creators")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.XRequestId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewGetCreatorRequest constructs an http.Request for the GetCreator method
+func NewGetCreatorRequest(server string, creatorId CreatorID, params *GetCreatorParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "creator_id", creatorId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/v1/creators/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.XRequestId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewSetCreatorStatusRequest calls the generic SetCreatorStatus builder with application/json body
+func NewSetCreatorStatusRequest(server string, creatorId CreatorID, params *SetCreatorStatusParams, body SetCreatorStatusJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSetCreatorStatusRequestWithBody(server, creatorId, params, "application/json", bodyReader)
+}
+
+// NewSetCreatorStatusRequestWithBody constructs an http.Request for the SetCreatorStatus method, with any body, and a specified content type
+func NewSetCreatorStatusRequestWithBody(server string, creatorId CreatorID, params *SetCreatorStatusParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "creator_id", creatorId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/v1/creators/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.XRequestId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewAddCreatorCodeRequest calls the generic AddCreatorCode builder with application/json body
+func NewAddCreatorCodeRequest(server string, creatorId CreatorID, params *AddCreatorCodeParams, body AddCreatorCodeJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewAddCreatorCodeRequestWithBody(server, creatorId, params, "application/json", bodyReader)
+}
+
+// NewAddCreatorCodeRequestWithBody constructs an http.Request for the AddCreatorCode method, with any body, and a specified content type
+func NewAddCreatorCodeRequestWithBody(server string, creatorId CreatorID, params *AddCreatorCodeParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "creator_id", creatorId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/v1/creators/%s/codes", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.XRequestId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewGetCreatorEarningsRequest constructs an http.Request for the GetCreatorEarnings method
+func NewGetCreatorEarningsRequest(server string, creatorId CreatorID, params *GetCreatorEarningsParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "creator_id", creatorId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/v1/creators/%s/earnings", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.XRequestId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewPostCreatorPayoutRequest constructs an http.Request for the PostCreatorPayout method
+func NewPostCreatorPayoutRequest(server string, creatorId CreatorID, params *PostCreatorPayoutParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "creator_id", creatorId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/v1/creators/%s/payouts", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		var headerParam0 string
+
+		headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("Idempotency-Key", headerParam0)
+
+		if params.XRequestId != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam1)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewGetCreatorStatementRequest constructs an http.Request for the GetCreatorStatement method
+func NewGetCreatorStatementRequest(server string, creatorId CreatorID, params *GetCreatorStatementParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "creator_id", creatorId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/v1/creators/%s/statement", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.From != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", *params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.To != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "to", *params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Format != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "format", *params.Format, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.XRequestId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
 // NewListKeysRequest constructs an http.Request for the ListKeys method
 func NewListKeysRequest(server string, params *ListKeysParams) (*http.Request, error) {
 	var err error
@@ -8882,6 +10363,216 @@ func NewPostPlayerConsumptionRequestWithBody(server string, params *PostPlayerCo
 	}
 
 	operationPath := fmt.Sprintf("/v1/consumptions")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		var headerParam0 string
+
+		headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("Idempotency-Key", headerParam0)
+
+		if params.XRequestId != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam1)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewDeleteCreatorCodeRequest constructs an http.Request for the DeleteCreatorCode method
+func NewDeleteCreatorCodeRequest(server string, params *DeleteCreatorCodeParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/creator-code")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.XRequestId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewGetCreatorCodeRequest constructs an http.Request for the GetCreatorCode method
+func NewGetCreatorCodeRequest(server string, params *GetCreatorCodeParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/creator-code")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.XRequestId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewPutCreatorCodeRequest calls the generic PutCreatorCode builder with application/json body
+func NewPutCreatorCodeRequest(server string, params *PutCreatorCodeParams, body PutCreatorCodeJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPutCreatorCodeRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewPutCreatorCodeRequestWithBody constructs an http.Request for the PutCreatorCode method, with any body, and a specified content type
+func NewPutCreatorCodeRequestWithBody(server string, params *PutCreatorCodeParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/creator-code")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.XRequestId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewPostTipRequest calls the generic PostTip builder with application/json body
+func NewPostTipRequest(server string, creatorId CreatorID, params *PostTipParams, body PostTipJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPostTipRequestWithBody(server, creatorId, params, "application/json", bodyReader)
+}
+
+// NewPostTipRequestWithBody constructs an http.Request for the PostTip method, with any body, and a specified content type
+func NewPostTipRequestWithBody(server string, creatorId CreatorID, params *PostTipParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "creator_id", creatorId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/creators/%s/tips", pathParam0)
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -10169,6 +11860,133 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /admin/v1/catalog/versions/{version} (the `GetVersion` operationId).
 	GetVersionWithResponse(ctx context.Context, version int64, params *GetVersionParams, reqEditors ...RequestEditorFn) (*GetVersionResponse, error)
 
+	// ListCreatorsWithResponse List creators
+	//
+	// Creators in id order, with their codes; page with `after` (the
+	// `next_after` of the previous page). Role support.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /admin/v1/creators (the `ListCreators` operationId).
+	ListCreatorsWithResponse(ctx context.Context, params *ListCreatorsParams, reqEditors ...RequestEditorFn) (*ListCreatorsResponse, error)
+
+	// CreateCreatorWithBodyWithResponse Create a creator
+	//
+	// A creator is an account of its own, active from the start, optionally
+	// linked to the player id it plays as (that player may not support its
+	// own code unless COINOP_CREATOR_OWN_CODE allows it) and with first
+	// codes. In the audit log as creator.create. Role support.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/v1/creators (the `CreateCreator` operationId).
+	CreateCreatorWithBodyWithResponse(ctx context.Context, params *CreateCreatorParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateCreatorResponse, error)
+
+	// CreateCreatorWithResponse Create a creator
+	//
+	// A creator is an account of its own, active from the start, optionally
+	// linked to the player id it plays as (that player may not support its
+	// own code unless COINOP_CREATOR_OWN_CODE allows it) and with first
+	// codes. In the audit log as creator.create. Role support.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/v1/creators (the `CreateCreator` operationId).
+	CreateCreatorWithResponse(ctx context.Context, params *CreateCreatorParams, body CreateCreatorJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateCreatorResponse, error)
+
+	// GetCreatorWithResponse A creator and its codes
+	//
+	// Role support.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /admin/v1/creators/{creator_id} (the `GetCreator` operationId).
+	GetCreatorWithResponse(ctx context.Context, creatorId CreatorID, params *GetCreatorParams, reqEditors ...RequestEditorFn) (*GetCreatorResponse, error)
+
+	// SetCreatorStatusWithBodyWithResponse Suspend or reactivate a creator
+	//
+	// A suspended creator earns nothing new (codes and item sales credit it
+	// nothing, tips and setting its codes are refused); what it earned stays
+	// and can be paid out. In the audit log as creator.status. Role support.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /admin/v1/creators/{creator_id} (the `SetCreatorStatus` operationId).
+	SetCreatorStatusWithBodyWithResponse(ctx context.Context, creatorId CreatorID, params *SetCreatorStatusParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SetCreatorStatusResponse, error)
+
+	// SetCreatorStatusWithResponse Suspend or reactivate a creator
+	//
+	// A suspended creator earns nothing new (codes and item sales credit it
+	// nothing, tips and setting its codes are refused); what it earned stays
+	// and can be paid out. In the audit log as creator.status. Role support.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /admin/v1/creators/{creator_id} (the `SetCreatorStatus` operationId).
+	SetCreatorStatusWithResponse(ctx context.Context, creatorId CreatorID, params *SetCreatorStatusParams, body SetCreatorStatusJSONRequestBody, reqEditors ...RequestEditorFn) (*SetCreatorStatusResponse, error)
+
+	// AddCreatorCodeWithBodyWithResponse Give a creator one more code
+	//
+	// Codes are 3 to 24 of A-Z, a-z, 0-9, '_' and '-', unique regardless of
+	// letter case; players type them in any case. In the audit log as
+	// creator.add_code. Role support.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/v1/creators/{creator_id}/codes (the `AddCreatorCode` operationId).
+	AddCreatorCodeWithBodyWithResponse(ctx context.Context, creatorId CreatorID, params *AddCreatorCodeParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AddCreatorCodeResponse, error)
+
+	// AddCreatorCodeWithResponse Give a creator one more code
+	//
+	// Codes are 3 to 24 of A-Z, a-z, 0-9, '_' and '-', unique regardless of
+	// letter case; players type them in any case. In the audit log as
+	// creator.add_code. Role support.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/v1/creators/{creator_id}/codes (the `AddCreatorCode` operationId).
+	AddCreatorCodeWithResponse(ctx context.Context, creatorId CreatorID, params *AddCreatorCodeParams, body AddCreatorCodeJSONRequestBody, reqEditors ...RequestEditorFn) (*AddCreatorCodeResponse, error)
+
+	// GetCreatorEarningsWithResponse What a creator earned, per currency
+	//
+	// Pending (credited, still in the COINOP_CREATOR_HOLD), available (whole
+	// units a payout would pay now, with the exact fraction carried), paid,
+	// and debt (what refunds after a payout took; the next earnings pay it
+	// first). Micro amounts are millionths of a unit, exact. Role support.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /admin/v1/creators/{creator_id}/earnings (the `GetCreatorEarnings` operationId).
+	GetCreatorEarningsWithResponse(ctx context.Context, creatorId CreatorID, params *GetCreatorEarningsParams, reqEditors ...RequestEditorFn) (*GetCreatorEarningsResponse, error)
+
+	// PostCreatorPayoutWithResponse Record a payout of what a creator has available
+	//
+	// Moves every currency whose available earnings reach
+	// COINOP_CREATOR_PAYOUT_MIN, in whole units, from available to paid,
+	// exactly once per Idempotency-Key (a retry answers the first payout
+	// again, marked Idempotent-Replayed). coinop records payouts; it sends
+	// no money. An event creator.payout goes to the outbox and an entry
+	// creator.payout to the audit log, in the payout's transaction. Role
+	// admin. No body.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/v1/creators/{creator_id}/payouts (the `PostCreatorPayout` operationId).
+	PostCreatorPayoutWithResponse(ctx context.Context, creatorId CreatorID, params *PostCreatorPayoutParams, reqEditors ...RequestEditorFn) (*PostCreatorPayoutResponse, error)
+
+	// GetCreatorStatementWithResponse A creator's statement for a period
+	//
+	// Every journal line created in [from, to): code and item credits, tips,
+	// reversals and payouts, each tied to its ledger transaction (or
+	// payout), oldest first, with totals in micro-units. As CSV for a
+	// payment provider with `format=csv` or `Accept: text/csv`. Role
+	// support.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /admin/v1/creators/{creator_id}/statement (the `GetCreatorStatement` operationId).
+	GetCreatorStatementWithResponse(ctx context.Context, creatorId CreatorID, params *GetCreatorStatementParams, reqEditors ...RequestEditorFn) (*GetCreatorStatementResponse, error)
+
 	// ListKeysWithResponse List admin API keys
 	//
 	// Active keys, oldest first; revoked ones too with `include_revoked=true`. Secrets are never shown. Role admin.
@@ -10438,6 +12256,82 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/consumptions (the `PostPlayerConsumption` operationId).
 	PostPlayerConsumptionWithResponse(ctx context.Context, params *PostPlayerConsumptionParams, body PostPlayerConsumptionJSONRequestBody, reqEditors ...RequestEditorFn) (*PostPlayerConsumptionResponse, error)
+
+	// DeleteCreatorCodeWithResponse Stop supporting a creator
+	//
+	// Clears the player's code; clearing none is no error.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/creator-code (the `DeleteCreatorCode` operationId).
+	DeleteCreatorCodeWithResponse(ctx context.Context, params *DeleteCreatorCodeParams, reqEditors ...RequestEditorFn) (*DeleteCreatorCodeResponse, error)
+
+	// GetCreatorCodeWithResponse The creator code the player supports
+	//
+	// Active or expired (`active` says which).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/creator-code (the `GetCreatorCode` operationId).
+	GetCreatorCodeWithResponse(ctx context.Context, params *GetCreatorCodeParams, reqEditors ...RequestEditorFn) (*GetCreatorCodeResponse, error)
+
+	// PutCreatorCodeWithBodyWithResponse Support a creator with its code
+	//
+	// Sets (or replaces) the player's creator code, active for
+	// COINOP_CREATOR_CODE_DAYS from now. While it is active, every purchase
+	// and server spend of a covered currency credits the creator
+	// COINOP_CREATOR_SHARE of what was spent, at the studio's cost: the
+	// player pays the same price.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /v1/creator-code (the `PutCreatorCode` operationId).
+	PutCreatorCodeWithBodyWithResponse(ctx context.Context, params *PutCreatorCodeParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PutCreatorCodeResponse, error)
+
+	// PutCreatorCodeWithResponse Support a creator with its code
+	//
+	// Sets (or replaces) the player's creator code, active for
+	// COINOP_CREATOR_CODE_DAYS from now. While it is active, every purchase
+	// and server spend of a covered currency credits the creator
+	// COINOP_CREATOR_SHARE of what was spent, at the studio's cost: the
+	// player pays the same price.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /v1/creator-code (the `PutCreatorCode` operationId).
+	PutCreatorCodeWithResponse(ctx context.Context, params *PutCreatorCodeParams, body PutCreatorCodeJSONRequestBody, reqEditors ...RequestEditorFn) (*PutCreatorCodeResponse, error)
+
+	// PostTipWithBodyWithResponse Tip a creator
+	//
+	// Moves `amount` of a currency the catalog marks `tippable` from the
+	// player to system:creator_tips (ledger kind `tip`) and credits the
+	// creator the tip less COINOP_CREATOR_TIP_FEE, in one transaction.
+	// Idempotent as purchases are: the key is scoped to (player, this route)
+	// and fingerprinted over the creator, currency and amount; rejections
+	// stored with the key (402, 404 item_not_found, 409 not_tippable)
+	// replay. A player tips at most COINOP_CREATOR_TIP_DAILY_LIMIT of a
+	// currency per UTC day.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/creators/{creator_id}/tips (the `PostTip` operationId).
+	PostTipWithBodyWithResponse(ctx context.Context, creatorId CreatorID, params *PostTipParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostTipResponse, error)
+
+	// PostTipWithResponse Tip a creator
+	//
+	// Moves `amount` of a currency the catalog marks `tippable` from the
+	// player to system:creator_tips (ledger kind `tip`) and credits the
+	// creator the tip less COINOP_CREATOR_TIP_FEE, in one transaction.
+	// Idempotent as purchases are: the key is scoped to (player, this route)
+	// and fingerprinted over the creator, currency and amount; rejections
+	// stored with the key (402, 404 item_not_found, 409 not_tippable)
+	// replay. A player tips at most COINOP_CREATOR_TIP_DAILY_LIMIT of a
+	// currency per UTC day.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/creators/{creator_id}/tips (the `PostTip` operationId).
+	PostTipWithResponse(ctx context.Context, creatorId CreatorID, params *PostTipParams, body PostTipJSONRequestBody, reqEditors ...RequestEditorFn) (*PostTipResponse, error)
 
 	// GetEntitlementsWithResponse The items the player holds
 	//
@@ -14644,6 +16538,1314 @@ func (r GetVersionResponse) ContentType() string {
 	return ""
 }
 
+// ListCreatorsResponse200Headers the declared response headers of an HTTP 200 response for ListCreators
+type ListCreatorsResponse200Headers struct {
+	XRequestId string
+}
+
+// ListCreatorsResponse400Headers the declared response headers of an HTTP 400 response for ListCreators
+type ListCreatorsResponse400Headers struct {
+	XRequestId string
+}
+
+// ListCreatorsResponse401Headers the declared response headers of an HTTP 401 response for ListCreators
+type ListCreatorsResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// ListCreatorsResponse403Headers the declared response headers of an HTTP 403 response for ListCreators
+type ListCreatorsResponse403Headers struct {
+	XRequestId string
+}
+
+// ListCreatorsResponse404Headers the declared response headers of an HTTP 404 response for ListCreators
+type ListCreatorsResponse404Headers struct {
+	XRequestId string
+}
+
+// ListCreatorsResponse429Headers the declared response headers of an HTTP 429 response for ListCreators
+type ListCreatorsResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+// ListCreatorsResponse500Headers the declared response headers of an HTTP 500 response for ListCreators
+type ListCreatorsResponse500Headers struct {
+	XRequestId string
+}
+
+// ListCreatorsResponse503Headers the declared response headers of an HTTP 503 response for ListCreators
+type ListCreatorsResponse503Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+type ListCreatorsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *struct {
+		Creators []Creator `json:"creators"`
+
+		// NextAfter The `after` of the next page; null on the last.
+		NextAfter *string `json:"next_after"`
+	}
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListCreatorsResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ListCreatorsResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListCreatorsResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ListCreatorsResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *ListCreatorsResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListCreatorsResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ListCreatorsResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListCreatorsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListCreatorsResponse) GetJSON200() *struct {
+	Creators []Creator `json:"creators"`
+
+	// NextAfter The `after` of the next page; null on the last.
+	NextAfter *string `json:"next_after"`
+} {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListCreatorsResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListCreatorsResponse) GetApplicationproblemJSON401() *Unauthenticated {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListCreatorsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ListCreatorsResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ListCreatorsResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListCreatorsResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListCreatorsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListCreatorsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListCreatorsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListCreatorsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListCreatorsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateCreatorResponse201Headers the declared response headers of an HTTP 201 response for CreateCreator
+type CreateCreatorResponse201Headers struct {
+	XRequestId string
+}
+
+// CreateCreatorResponse400Headers the declared response headers of an HTTP 400 response for CreateCreator
+type CreateCreatorResponse400Headers struct {
+	XRequestId string
+}
+
+// CreateCreatorResponse401Headers the declared response headers of an HTTP 401 response for CreateCreator
+type CreateCreatorResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// CreateCreatorResponse403Headers the declared response headers of an HTTP 403 response for CreateCreator
+type CreateCreatorResponse403Headers struct {
+	XRequestId string
+}
+
+// CreateCreatorResponse404Headers the declared response headers of an HTTP 404 response for CreateCreator
+type CreateCreatorResponse404Headers struct {
+	XRequestId string
+}
+
+// CreateCreatorResponse409Headers the declared response headers of an HTTP 409 response for CreateCreator
+type CreateCreatorResponse409Headers struct {
+	XRequestId string
+}
+
+// CreateCreatorResponse413Headers the declared response headers of an HTTP 413 response for CreateCreator
+type CreateCreatorResponse413Headers struct {
+	XRequestId string
+}
+
+// CreateCreatorResponse415Headers the declared response headers of an HTTP 415 response for CreateCreator
+type CreateCreatorResponse415Headers struct {
+	XRequestId string
+}
+
+// CreateCreatorResponse429Headers the declared response headers of an HTTP 429 response for CreateCreator
+type CreateCreatorResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+// CreateCreatorResponse500Headers the declared response headers of an HTTP 500 response for CreateCreator
+type CreateCreatorResponse500Headers struct {
+	XRequestId string
+}
+
+// CreateCreatorResponse503Headers the declared response headers of an HTTP 503 response for CreateCreator
+type CreateCreatorResponse503Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+type CreateCreatorResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Creator
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *RequestTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *CreateCreatorResponse201Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *CreateCreatorResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CreateCreatorResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *CreateCreatorResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *CreateCreatorResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *CreateCreatorResponse409Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *CreateCreatorResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *CreateCreatorResponse415Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CreateCreatorResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *CreateCreatorResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateCreatorResponse503Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateCreatorResponse) GetJSON201() *Creator {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r CreateCreatorResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CreateCreatorResponse) GetApplicationproblemJSON401() *Unauthenticated {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r CreateCreatorResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r CreateCreatorResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r CreateCreatorResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r CreateCreatorResponse) GetApplicationproblemJSON413() *RequestTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r CreateCreatorResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r CreateCreatorResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r CreateCreatorResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r CreateCreatorResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateCreatorResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateCreatorResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateCreatorResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateCreatorResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetCreatorResponse200Headers the declared response headers of an HTTP 200 response for GetCreator
+type GetCreatorResponse200Headers struct {
+	XRequestId string
+}
+
+// GetCreatorResponse401Headers the declared response headers of an HTTP 401 response for GetCreator
+type GetCreatorResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// GetCreatorResponse403Headers the declared response headers of an HTTP 403 response for GetCreator
+type GetCreatorResponse403Headers struct {
+	XRequestId string
+}
+
+// GetCreatorResponse404Headers the declared response headers of an HTTP 404 response for GetCreator
+type GetCreatorResponse404Headers struct {
+	XRequestId string
+}
+
+// GetCreatorResponse429Headers the declared response headers of an HTTP 429 response for GetCreator
+type GetCreatorResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+// GetCreatorResponse500Headers the declared response headers of an HTTP 500 response for GetCreator
+type GetCreatorResponse500Headers struct {
+	XRequestId string
+}
+
+// GetCreatorResponse503Headers the declared response headers of an HTTP 503 response for GetCreator
+type GetCreatorResponse503Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+type GetCreatorResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Creator
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetCreatorResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetCreatorResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *GetCreatorResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *GetCreatorResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetCreatorResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GetCreatorResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetCreatorResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetCreatorResponse) GetJSON200() *Creator {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetCreatorResponse) GetApplicationproblemJSON401() *Unauthenticated {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetCreatorResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetCreatorResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetCreatorResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetCreatorResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetCreatorResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetCreatorResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetCreatorResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetCreatorResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetCreatorResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// SetCreatorStatusResponse200Headers the declared response headers of an HTTP 200 response for SetCreatorStatus
+type SetCreatorStatusResponse200Headers struct {
+	XRequestId string
+}
+
+// SetCreatorStatusResponse400Headers the declared response headers of an HTTP 400 response for SetCreatorStatus
+type SetCreatorStatusResponse400Headers struct {
+	XRequestId string
+}
+
+// SetCreatorStatusResponse401Headers the declared response headers of an HTTP 401 response for SetCreatorStatus
+type SetCreatorStatusResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// SetCreatorStatusResponse403Headers the declared response headers of an HTTP 403 response for SetCreatorStatus
+type SetCreatorStatusResponse403Headers struct {
+	XRequestId string
+}
+
+// SetCreatorStatusResponse404Headers the declared response headers of an HTTP 404 response for SetCreatorStatus
+type SetCreatorStatusResponse404Headers struct {
+	XRequestId string
+}
+
+// SetCreatorStatusResponse413Headers the declared response headers of an HTTP 413 response for SetCreatorStatus
+type SetCreatorStatusResponse413Headers struct {
+	XRequestId string
+}
+
+// SetCreatorStatusResponse415Headers the declared response headers of an HTTP 415 response for SetCreatorStatus
+type SetCreatorStatusResponse415Headers struct {
+	XRequestId string
+}
+
+// SetCreatorStatusResponse429Headers the declared response headers of an HTTP 429 response for SetCreatorStatus
+type SetCreatorStatusResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+// SetCreatorStatusResponse500Headers the declared response headers of an HTTP 500 response for SetCreatorStatus
+type SetCreatorStatusResponse500Headers struct {
+	XRequestId string
+}
+
+// SetCreatorStatusResponse503Headers the declared response headers of an HTTP 503 response for SetCreatorStatus
+type SetCreatorStatusResponse503Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+type SetCreatorStatusResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Creator
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *RequestTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *SetCreatorStatusResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *SetCreatorStatusResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *SetCreatorStatusResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *SetCreatorStatusResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *SetCreatorStatusResponse404Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *SetCreatorStatusResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *SetCreatorStatusResponse415Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *SetCreatorStatusResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *SetCreatorStatusResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SetCreatorStatusResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SetCreatorStatusResponse) GetJSON200() *Creator {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r SetCreatorStatusResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r SetCreatorStatusResponse) GetApplicationproblemJSON401() *Unauthenticated {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r SetCreatorStatusResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r SetCreatorStatusResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r SetCreatorStatusResponse) GetApplicationproblemJSON413() *RequestTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r SetCreatorStatusResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r SetCreatorStatusResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r SetCreatorStatusResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r SetCreatorStatusResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r SetCreatorStatusResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SetCreatorStatusResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SetCreatorStatusResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SetCreatorStatusResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// AddCreatorCodeResponse201Headers the declared response headers of an HTTP 201 response for AddCreatorCode
+type AddCreatorCodeResponse201Headers struct {
+	XRequestId string
+}
+
+// AddCreatorCodeResponse400Headers the declared response headers of an HTTP 400 response for AddCreatorCode
+type AddCreatorCodeResponse400Headers struct {
+	XRequestId string
+}
+
+// AddCreatorCodeResponse401Headers the declared response headers of an HTTP 401 response for AddCreatorCode
+type AddCreatorCodeResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// AddCreatorCodeResponse403Headers the declared response headers of an HTTP 403 response for AddCreatorCode
+type AddCreatorCodeResponse403Headers struct {
+	XRequestId string
+}
+
+// AddCreatorCodeResponse404Headers the declared response headers of an HTTP 404 response for AddCreatorCode
+type AddCreatorCodeResponse404Headers struct {
+	XRequestId string
+}
+
+// AddCreatorCodeResponse409Headers the declared response headers of an HTTP 409 response for AddCreatorCode
+type AddCreatorCodeResponse409Headers struct {
+	XRequestId string
+}
+
+// AddCreatorCodeResponse413Headers the declared response headers of an HTTP 413 response for AddCreatorCode
+type AddCreatorCodeResponse413Headers struct {
+	XRequestId string
+}
+
+// AddCreatorCodeResponse415Headers the declared response headers of an HTTP 415 response for AddCreatorCode
+type AddCreatorCodeResponse415Headers struct {
+	XRequestId string
+}
+
+// AddCreatorCodeResponse429Headers the declared response headers of an HTTP 429 response for AddCreatorCode
+type AddCreatorCodeResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+// AddCreatorCodeResponse500Headers the declared response headers of an HTTP 500 response for AddCreatorCode
+type AddCreatorCodeResponse500Headers struct {
+	XRequestId string
+}
+
+// AddCreatorCodeResponse503Headers the declared response headers of an HTTP 503 response for AddCreatorCode
+type AddCreatorCodeResponse503Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+type AddCreatorCodeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Creator
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *RequestTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *AddCreatorCodeResponse201Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *AddCreatorCodeResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *AddCreatorCodeResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *AddCreatorCodeResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *AddCreatorCodeResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *AddCreatorCodeResponse409Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *AddCreatorCodeResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *AddCreatorCodeResponse415Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *AddCreatorCodeResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *AddCreatorCodeResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *AddCreatorCodeResponse503Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r AddCreatorCodeResponse) GetJSON201() *Creator {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AddCreatorCodeResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AddCreatorCodeResponse) GetApplicationproblemJSON401() *Unauthenticated {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AddCreatorCodeResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AddCreatorCodeResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r AddCreatorCodeResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r AddCreatorCodeResponse) GetApplicationproblemJSON413() *RequestTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r AddCreatorCodeResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r AddCreatorCodeResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AddCreatorCodeResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AddCreatorCodeResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AddCreatorCodeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AddCreatorCodeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AddCreatorCodeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AddCreatorCodeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetCreatorEarningsResponse200Headers the declared response headers of an HTTP 200 response for GetCreatorEarnings
+type GetCreatorEarningsResponse200Headers struct {
+	XRequestId string
+}
+
+// GetCreatorEarningsResponse401Headers the declared response headers of an HTTP 401 response for GetCreatorEarnings
+type GetCreatorEarningsResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// GetCreatorEarningsResponse403Headers the declared response headers of an HTTP 403 response for GetCreatorEarnings
+type GetCreatorEarningsResponse403Headers struct {
+	XRequestId string
+}
+
+// GetCreatorEarningsResponse404Headers the declared response headers of an HTTP 404 response for GetCreatorEarnings
+type GetCreatorEarningsResponse404Headers struct {
+	XRequestId string
+}
+
+// GetCreatorEarningsResponse429Headers the declared response headers of an HTTP 429 response for GetCreatorEarnings
+type GetCreatorEarningsResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+// GetCreatorEarningsResponse500Headers the declared response headers of an HTTP 500 response for GetCreatorEarnings
+type GetCreatorEarningsResponse500Headers struct {
+	XRequestId string
+}
+
+// GetCreatorEarningsResponse503Headers the declared response headers of an HTTP 503 response for GetCreatorEarnings
+type GetCreatorEarningsResponse503Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+type GetCreatorEarningsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *struct {
+		CreatorId string           `json:"creator_id"`
+		Earnings  []CreatorEarning `json:"earnings"`
+	}
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetCreatorEarningsResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetCreatorEarningsResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *GetCreatorEarningsResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *GetCreatorEarningsResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetCreatorEarningsResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GetCreatorEarningsResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetCreatorEarningsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetCreatorEarningsResponse) GetJSON200() *struct {
+	CreatorId string           `json:"creator_id"`
+	Earnings  []CreatorEarning `json:"earnings"`
+} {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetCreatorEarningsResponse) GetApplicationproblemJSON401() *Unauthenticated {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetCreatorEarningsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetCreatorEarningsResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetCreatorEarningsResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetCreatorEarningsResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetCreatorEarningsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetCreatorEarningsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetCreatorEarningsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetCreatorEarningsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetCreatorEarningsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PostCreatorPayoutResponse201Headers the declared response headers of an HTTP 201 response for PostCreatorPayout
+type PostCreatorPayoutResponse201Headers struct {
+	IdempotentReplayed *string
+	XRequestId         string
+}
+
+// PostCreatorPayoutResponse400Headers the declared response headers of an HTTP 400 response for PostCreatorPayout
+type PostCreatorPayoutResponse400Headers struct {
+	XRequestId string
+}
+
+// PostCreatorPayoutResponse401Headers the declared response headers of an HTTP 401 response for PostCreatorPayout
+type PostCreatorPayoutResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// PostCreatorPayoutResponse403Headers the declared response headers of an HTTP 403 response for PostCreatorPayout
+type PostCreatorPayoutResponse403Headers struct {
+	XRequestId string
+}
+
+// PostCreatorPayoutResponse404Headers the declared response headers of an HTTP 404 response for PostCreatorPayout
+type PostCreatorPayoutResponse404Headers struct {
+	XRequestId string
+}
+
+// PostCreatorPayoutResponse409Headers the declared response headers of an HTTP 409 response for PostCreatorPayout
+type PostCreatorPayoutResponse409Headers struct {
+	XRequestId string
+}
+
+// PostCreatorPayoutResponse429Headers the declared response headers of an HTTP 429 response for PostCreatorPayout
+type PostCreatorPayoutResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+// PostCreatorPayoutResponse500Headers the declared response headers of an HTTP 500 response for PostCreatorPayout
+type PostCreatorPayoutResponse500Headers struct {
+	XRequestId string
+}
+
+// PostCreatorPayoutResponse503Headers the declared response headers of an HTTP 503 response for PostCreatorPayout
+type PostCreatorPayoutResponse503Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+type PostCreatorPayoutResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *CreatorPayout
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *PostCreatorPayoutResponse201Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *PostCreatorPayoutResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *PostCreatorPayoutResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *PostCreatorPayoutResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *PostCreatorPayoutResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *PostCreatorPayoutResponse409Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PostCreatorPayoutResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *PostCreatorPayoutResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PostCreatorPayoutResponse503Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r PostCreatorPayoutResponse) GetJSON201() *CreatorPayout {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PostCreatorPayoutResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PostCreatorPayoutResponse) GetApplicationproblemJSON401() *Unauthenticated {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PostCreatorPayoutResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PostCreatorPayoutResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PostCreatorPayoutResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PostCreatorPayoutResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PostCreatorPayoutResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PostCreatorPayoutResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PostCreatorPayoutResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PostCreatorPayoutResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PostCreatorPayoutResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PostCreatorPayoutResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetCreatorStatementResponse200Headers the declared response headers of an HTTP 200 response for GetCreatorStatement
+type GetCreatorStatementResponse200Headers struct {
+	ContentDisposition *string
+	XRequestId         string
+}
+
+// GetCreatorStatementResponse400Headers the declared response headers of an HTTP 400 response for GetCreatorStatement
+type GetCreatorStatementResponse400Headers struct {
+	XRequestId string
+}
+
+// GetCreatorStatementResponse401Headers the declared response headers of an HTTP 401 response for GetCreatorStatement
+type GetCreatorStatementResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// GetCreatorStatementResponse403Headers the declared response headers of an HTTP 403 response for GetCreatorStatement
+type GetCreatorStatementResponse403Headers struct {
+	XRequestId string
+}
+
+// GetCreatorStatementResponse404Headers the declared response headers of an HTTP 404 response for GetCreatorStatement
+type GetCreatorStatementResponse404Headers struct {
+	XRequestId string
+}
+
+// GetCreatorStatementResponse429Headers the declared response headers of an HTTP 429 response for GetCreatorStatement
+type GetCreatorStatementResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+// GetCreatorStatementResponse500Headers the declared response headers of an HTTP 500 response for GetCreatorStatement
+type GetCreatorStatementResponse500Headers struct {
+	XRequestId string
+}
+
+// GetCreatorStatementResponse503Headers the declared response headers of an HTTP 503 response for GetCreatorStatement
+type GetCreatorStatementResponse503Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+type GetCreatorStatementResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *CreatorStatement
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetCreatorStatementResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *GetCreatorStatementResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetCreatorStatementResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *GetCreatorStatementResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *GetCreatorStatementResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetCreatorStatementResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GetCreatorStatementResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetCreatorStatementResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetCreatorStatementResponse) GetJSON200() *CreatorStatement {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetCreatorStatementResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetCreatorStatementResponse) GetApplicationproblemJSON401() *Unauthenticated {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetCreatorStatementResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetCreatorStatementResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetCreatorStatementResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetCreatorStatementResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetCreatorStatementResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetCreatorStatementResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetCreatorStatementResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetCreatorStatementResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetCreatorStatementResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListKeysResponse200Headers the declared response headers of an HTTP 200 response for ListKeys
 type ListKeysResponse200Headers struct {
 	XRequestId string
@@ -17082,6 +20284,687 @@ func (r PostPlayerConsumptionResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r PostPlayerConsumptionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteCreatorCodeResponse204Headers the declared response headers of an HTTP 204 response for DeleteCreatorCode
+type DeleteCreatorCodeResponse204Headers struct {
+	XRequestId string
+}
+
+// DeleteCreatorCodeResponse401Headers the declared response headers of an HTTP 401 response for DeleteCreatorCode
+type DeleteCreatorCodeResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// DeleteCreatorCodeResponse404Headers the declared response headers of an HTTP 404 response for DeleteCreatorCode
+type DeleteCreatorCodeResponse404Headers struct {
+	XRequestId string
+}
+
+// DeleteCreatorCodeResponse429Headers the declared response headers of an HTTP 429 response for DeleteCreatorCode
+type DeleteCreatorCodeResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+// DeleteCreatorCodeResponse500Headers the declared response headers of an HTTP 500 response for DeleteCreatorCode
+type DeleteCreatorCodeResponse500Headers struct {
+	XRequestId string
+}
+
+// DeleteCreatorCodeResponse503Headers the declared response headers of an HTTP 503 response for DeleteCreatorCode
+type DeleteCreatorCodeResponse503Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+type DeleteCreatorCodeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *DeleteCreatorCodeResponse204Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *DeleteCreatorCodeResponse401Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *DeleteCreatorCodeResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeleteCreatorCodeResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *DeleteCreatorCodeResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteCreatorCodeResponse503Headers
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DeleteCreatorCodeResponse) GetApplicationproblemJSON401() *Unauthenticated {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DeleteCreatorCodeResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r DeleteCreatorCodeResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r DeleteCreatorCodeResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r DeleteCreatorCodeResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteCreatorCodeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteCreatorCodeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteCreatorCodeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteCreatorCodeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetCreatorCodeResponse200Headers the declared response headers of an HTTP 200 response for GetCreatorCode
+type GetCreatorCodeResponse200Headers struct {
+	XRequestId string
+}
+
+// GetCreatorCodeResponse401Headers the declared response headers of an HTTP 401 response for GetCreatorCode
+type GetCreatorCodeResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// GetCreatorCodeResponse404Headers the declared response headers of an HTTP 404 response for GetCreatorCode
+type GetCreatorCodeResponse404Headers struct {
+	XRequestId string
+}
+
+// GetCreatorCodeResponse429Headers the declared response headers of an HTTP 429 response for GetCreatorCode
+type GetCreatorCodeResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+// GetCreatorCodeResponse500Headers the declared response headers of an HTTP 500 response for GetCreatorCode
+type GetCreatorCodeResponse500Headers struct {
+	XRequestId string
+}
+
+// GetCreatorCodeResponse503Headers the declared response headers of an HTTP 503 response for GetCreatorCode
+type GetCreatorCodeResponse503Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+type GetCreatorCodeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PlayerCreatorCode
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetCreatorCodeResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetCreatorCodeResponse401Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *GetCreatorCodeResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetCreatorCodeResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GetCreatorCodeResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetCreatorCodeResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetCreatorCodeResponse) GetJSON200() *PlayerCreatorCode {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetCreatorCodeResponse) GetApplicationproblemJSON401() *Unauthenticated {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetCreatorCodeResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetCreatorCodeResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetCreatorCodeResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetCreatorCodeResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetCreatorCodeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetCreatorCodeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetCreatorCodeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetCreatorCodeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PutCreatorCodeResponse200Headers the declared response headers of an HTTP 200 response for PutCreatorCode
+type PutCreatorCodeResponse200Headers struct {
+	XRequestId string
+}
+
+// PutCreatorCodeResponse400Headers the declared response headers of an HTTP 400 response for PutCreatorCode
+type PutCreatorCodeResponse400Headers struct {
+	XRequestId string
+}
+
+// PutCreatorCodeResponse401Headers the declared response headers of an HTTP 401 response for PutCreatorCode
+type PutCreatorCodeResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// PutCreatorCodeResponse403Headers the declared response headers of an HTTP 403 response for PutCreatorCode
+type PutCreatorCodeResponse403Headers struct {
+	XRequestId string
+}
+
+// PutCreatorCodeResponse404Headers the declared response headers of an HTTP 404 response for PutCreatorCode
+type PutCreatorCodeResponse404Headers struct {
+	XRequestId string
+}
+
+// PutCreatorCodeResponse409Headers the declared response headers of an HTTP 409 response for PutCreatorCode
+type PutCreatorCodeResponse409Headers struct {
+	XRequestId string
+}
+
+// PutCreatorCodeResponse413Headers the declared response headers of an HTTP 413 response for PutCreatorCode
+type PutCreatorCodeResponse413Headers struct {
+	XRequestId string
+}
+
+// PutCreatorCodeResponse415Headers the declared response headers of an HTTP 415 response for PutCreatorCode
+type PutCreatorCodeResponse415Headers struct {
+	XRequestId string
+}
+
+// PutCreatorCodeResponse422Headers the declared response headers of an HTTP 422 response for PutCreatorCode
+type PutCreatorCodeResponse422Headers struct {
+	XRequestId string
+}
+
+// PutCreatorCodeResponse429Headers the declared response headers of an HTTP 429 response for PutCreatorCode
+type PutCreatorCodeResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+// PutCreatorCodeResponse500Headers the declared response headers of an HTTP 500 response for PutCreatorCode
+type PutCreatorCodeResponse500Headers struct {
+	XRequestId string
+}
+
+// PutCreatorCodeResponse503Headers the declared response headers of an HTTP 503 response for PutCreatorCode
+type PutCreatorCodeResponse503Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+type PutCreatorCodeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PlayerCreatorCode
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *RequestTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *PutCreatorCodeResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *PutCreatorCodeResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *PutCreatorCodeResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *PutCreatorCodeResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *PutCreatorCodeResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *PutCreatorCodeResponse409Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *PutCreatorCodeResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *PutCreatorCodeResponse415Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *PutCreatorCodeResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PutCreatorCodeResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *PutCreatorCodeResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PutCreatorCodeResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PutCreatorCodeResponse) GetJSON200() *PlayerCreatorCode {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PutCreatorCodeResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PutCreatorCodeResponse) GetApplicationproblemJSON401() *Unauthenticated {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PutCreatorCodeResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PutCreatorCodeResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PutCreatorCodeResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PutCreatorCodeResponse) GetApplicationproblemJSON413() *RequestTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PutCreatorCodeResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r PutCreatorCodeResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PutCreatorCodeResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PutCreatorCodeResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PutCreatorCodeResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PutCreatorCodeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PutCreatorCodeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PutCreatorCodeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PutCreatorCodeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PostTipResponse201Headers the declared response headers of an HTTP 201 response for PostTip
+type PostTipResponse201Headers struct {
+	IdempotentReplayed *string
+	XRequestId         string
+}
+
+// PostTipResponse400Headers the declared response headers of an HTTP 400 response for PostTip
+type PostTipResponse400Headers struct {
+	XRequestId string
+}
+
+// PostTipResponse401Headers the declared response headers of an HTTP 401 response for PostTip
+type PostTipResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// PostTipResponse402Headers the declared response headers of an HTTP 402 response for PostTip
+type PostTipResponse402Headers struct {
+	IdempotentReplayed *string
+	XRequestId         string
+}
+
+// PostTipResponse404Headers the declared response headers of an HTTP 404 response for PostTip
+type PostTipResponse404Headers struct {
+	IdempotentReplayed *string
+	XRequestId         string
+}
+
+// PostTipResponse409Headers the declared response headers of an HTTP 409 response for PostTip
+type PostTipResponse409Headers struct {
+	IdempotentReplayed *string
+	XRequestId         string
+}
+
+// PostTipResponse413Headers the declared response headers of an HTTP 413 response for PostTip
+type PostTipResponse413Headers struct {
+	XRequestId string
+}
+
+// PostTipResponse415Headers the declared response headers of an HTTP 415 response for PostTip
+type PostTipResponse415Headers struct {
+	XRequestId string
+}
+
+// PostTipResponse422Headers the declared response headers of an HTTP 422 response for PostTip
+type PostTipResponse422Headers struct {
+	XRequestId string
+}
+
+// PostTipResponse429Headers the declared response headers of an HTTP 429 response for PostTip
+type PostTipResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+// PostTipResponse500Headers the declared response headers of an HTTP 500 response for PostTip
+type PostTipResponse500Headers struct {
+	XRequestId string
+}
+
+// PostTipResponse503Headers the declared response headers of an HTTP 503 response for PostTip
+type PostTipResponse503Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+type PostTipResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *struct {
+		Amount int64 `json:"amount"`
+
+		// Balances Currency id → balance.
+		Balances *Balances `json:"balances,omitempty"`
+
+		// CreatorCredit What the creator is credited, the tip less the fee, as an exact decimal.
+		CreatorCredit string `json:"creator_credit"`
+		CreatorId     string `json:"creator_id"`
+		Currency      string `json:"currency"`
+
+		// Entitlements Empty; a tip moves no item.
+		Entitlements *[]Entitlement `json:"entitlements,omitempty"`
+
+		// TipId UUIDv7; the `reference` of the ledger transaction.
+		TipId openapi_types.UUID `json:"tip_id"`
+	}
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequestIdempotent
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON402 the response for an HTTP 402 `application/problem+json` response
+	ApplicationproblemJSON402 *PostingInsufficientFunds
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *RequestTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *IdempotencyKeyReused
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *UnavailableOrNoCatalog
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *PostTipResponse201Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *PostTipResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *PostTipResponse401Headers
+	// Headers402 the parsed response headers for an HTTP 402 response
+	Headers402 *PostTipResponse402Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *PostTipResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *PostTipResponse409Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *PostTipResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *PostTipResponse415Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *PostTipResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PostTipResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *PostTipResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PostTipResponse503Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r PostTipResponse) GetJSON201() *struct {
+	Amount int64 `json:"amount"`
+
+	// Balances Currency id → balance.
+	Balances *Balances `json:"balances,omitempty"`
+
+	// CreatorCredit What the creator is credited, the tip less the fee, as an exact decimal.
+	CreatorCredit string `json:"creator_credit"`
+	CreatorId     string `json:"creator_id"`
+	Currency      string `json:"currency"`
+
+	// Entitlements Empty; a tip moves no item.
+	Entitlements *[]Entitlement `json:"entitlements,omitempty"`
+
+	// TipId UUIDv7; the `reference` of the ledger transaction.
+	TipId openapi_types.UUID `json:"tip_id"`
+} {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PostTipResponse) GetApplicationproblemJSON400() *BadRequestIdempotent {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PostTipResponse) GetApplicationproblemJSON401() *Unauthenticated {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON402 returns the response for an HTTP 402 `application/problem+json` response
+func (r PostTipResponse) GetApplicationproblemJSON402() *PostingInsufficientFunds {
+	return r.ApplicationproblemJSON402
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PostTipResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PostTipResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PostTipResponse) GetApplicationproblemJSON413() *RequestTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PostTipResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r PostTipResponse) GetApplicationproblemJSON422() *IdempotencyKeyReused {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PostTipResponse) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PostTipResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PostTipResponse) GetApplicationproblemJSON503() *UnavailableOrNoCatalog {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PostTipResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PostTipResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PostTipResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PostTipResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -19947,6 +23830,199 @@ func (c *ClientWithResponses) GetVersionWithResponse(ctx context.Context, versio
 	return ParseGetVersionResponse(rsp)
 }
 
+// ListCreatorsWithResponse List creators
+//
+// Creators in id order, with their codes; page with `after` (the
+// `next_after` of the previous page). Role support.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /admin/v1/creators (the `ListCreators` operationId).
+func (c *ClientWithResponses) ListCreatorsWithResponse(ctx context.Context, params *ListCreatorsParams, reqEditors ...RequestEditorFn) (*ListCreatorsResponse, error) {
+	rsp, err := c.ListCreators(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListCreatorsResponse(rsp)
+}
+
+// CreateCreatorWithBodyWithResponse Create a creator
+//
+// A creator is an account of its own, active from the start, optionally
+// linked to the player id it plays as (that player may not support its
+// own code unless COINOP_CREATOR_OWN_CODE allows it) and with first
+// codes. In the audit log as creator.create. Role support.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/v1/creators (the `CreateCreator` operationId).
+func (c *ClientWithResponses) CreateCreatorWithBodyWithResponse(ctx context.Context, params *CreateCreatorParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateCreatorResponse, error) {
+	rsp, err := c.CreateCreatorWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateCreatorResponse(rsp)
+}
+
+// CreateCreatorWithResponse Create a creator
+//
+// A creator is an account of its own, active from the start, optionally
+// linked to the player id it plays as (that player may not support its
+// own code unless COINOP_CREATOR_OWN_CODE allows it) and with first
+// codes. In the audit log as creator.create. Role support.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/v1/creators (the `CreateCreator` operationId).
+func (c *ClientWithResponses) CreateCreatorWithResponse(ctx context.Context, params *CreateCreatorParams, body CreateCreatorJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateCreatorResponse, error) {
+	rsp, err := c.CreateCreator(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateCreatorResponse(rsp)
+}
+
+// GetCreatorWithResponse A creator and its codes
+//
+// Role support.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /admin/v1/creators/{creator_id} (the `GetCreator` operationId).
+func (c *ClientWithResponses) GetCreatorWithResponse(ctx context.Context, creatorId CreatorID, params *GetCreatorParams, reqEditors ...RequestEditorFn) (*GetCreatorResponse, error) {
+	rsp, err := c.GetCreator(ctx, creatorId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetCreatorResponse(rsp)
+}
+
+// SetCreatorStatusWithBodyWithResponse Suspend or reactivate a creator
+//
+// A suspended creator earns nothing new (codes and item sales credit it
+// nothing, tips and setting its codes are refused); what it earned stays
+// and can be paid out. In the audit log as creator.status. Role support.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /admin/v1/creators/{creator_id} (the `SetCreatorStatus` operationId).
+func (c *ClientWithResponses) SetCreatorStatusWithBodyWithResponse(ctx context.Context, creatorId CreatorID, params *SetCreatorStatusParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SetCreatorStatusResponse, error) {
+	rsp, err := c.SetCreatorStatusWithBody(ctx, creatorId, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSetCreatorStatusResponse(rsp)
+}
+
+// SetCreatorStatusWithResponse Suspend or reactivate a creator
+//
+// A suspended creator earns nothing new (codes and item sales credit it
+// nothing, tips and setting its codes are refused); what it earned stays
+// and can be paid out. In the audit log as creator.status. Role support.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /admin/v1/creators/{creator_id} (the `SetCreatorStatus` operationId).
+func (c *ClientWithResponses) SetCreatorStatusWithResponse(ctx context.Context, creatorId CreatorID, params *SetCreatorStatusParams, body SetCreatorStatusJSONRequestBody, reqEditors ...RequestEditorFn) (*SetCreatorStatusResponse, error) {
+	rsp, err := c.SetCreatorStatus(ctx, creatorId, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSetCreatorStatusResponse(rsp)
+}
+
+// AddCreatorCodeWithBodyWithResponse Give a creator one more code
+//
+// Codes are 3 to 24 of A-Z, a-z, 0-9, '_' and '-', unique regardless of
+// letter case; players type them in any case. In the audit log as
+// creator.add_code. Role support.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/v1/creators/{creator_id}/codes (the `AddCreatorCode` operationId).
+func (c *ClientWithResponses) AddCreatorCodeWithBodyWithResponse(ctx context.Context, creatorId CreatorID, params *AddCreatorCodeParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AddCreatorCodeResponse, error) {
+	rsp, err := c.AddCreatorCodeWithBody(ctx, creatorId, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAddCreatorCodeResponse(rsp)
+}
+
+// AddCreatorCodeWithResponse Give a creator one more code
+//
+// Codes are 3 to 24 of A-Z, a-z, 0-9, '_' and '-', unique regardless of
+// letter case; players type them in any case. In the audit log as
+// creator.add_code. Role support.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/v1/creators/{creator_id}/codes (the `AddCreatorCode` operationId).
+func (c *ClientWithResponses) AddCreatorCodeWithResponse(ctx context.Context, creatorId CreatorID, params *AddCreatorCodeParams, body AddCreatorCodeJSONRequestBody, reqEditors ...RequestEditorFn) (*AddCreatorCodeResponse, error) {
+	rsp, err := c.AddCreatorCode(ctx, creatorId, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAddCreatorCodeResponse(rsp)
+}
+
+// GetCreatorEarningsWithResponse What a creator earned, per currency
+//
+// Pending (credited, still in the COINOP_CREATOR_HOLD), available (whole
+// units a payout would pay now, with the exact fraction carried), paid,
+// and debt (what refunds after a payout took; the next earnings pay it
+// first). Micro amounts are millionths of a unit, exact. Role support.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /admin/v1/creators/{creator_id}/earnings (the `GetCreatorEarnings` operationId).
+func (c *ClientWithResponses) GetCreatorEarningsWithResponse(ctx context.Context, creatorId CreatorID, params *GetCreatorEarningsParams, reqEditors ...RequestEditorFn) (*GetCreatorEarningsResponse, error) {
+	rsp, err := c.GetCreatorEarnings(ctx, creatorId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetCreatorEarningsResponse(rsp)
+}
+
+// PostCreatorPayoutWithResponse Record a payout of what a creator has available
+//
+// Moves every currency whose available earnings reach
+// COINOP_CREATOR_PAYOUT_MIN, in whole units, from available to paid,
+// exactly once per Idempotency-Key (a retry answers the first payout
+// again, marked Idempotent-Replayed). coinop records payouts; it sends
+// no money. An event creator.payout goes to the outbox and an entry
+// creator.payout to the audit log, in the payout's transaction. Role
+// admin. No body.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/v1/creators/{creator_id}/payouts (the `PostCreatorPayout` operationId).
+func (c *ClientWithResponses) PostCreatorPayoutWithResponse(ctx context.Context, creatorId CreatorID, params *PostCreatorPayoutParams, reqEditors ...RequestEditorFn) (*PostCreatorPayoutResponse, error) {
+	rsp, err := c.PostCreatorPayout(ctx, creatorId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostCreatorPayoutResponse(rsp)
+}
+
+// GetCreatorStatementWithResponse A creator's statement for a period
+//
+// Every journal line created in [from, to): code and item credits, tips,
+// reversals and payouts, each tied to its ledger transaction (or
+// payout), oldest first, with totals in micro-units. As CSV for a
+// payment provider with `format=csv` or `Accept: text/csv`. Role
+// support.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /admin/v1/creators/{creator_id}/statement (the `GetCreatorStatement` operationId).
+func (c *ClientWithResponses) GetCreatorStatementWithResponse(ctx context.Context, creatorId CreatorID, params *GetCreatorStatementParams, reqEditors ...RequestEditorFn) (*GetCreatorStatementResponse, error) {
+	rsp, err := c.GetCreatorStatement(ctx, creatorId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetCreatorStatementResponse(rsp)
+}
+
 // ListKeysWithResponse List admin API keys
 //
 // Active keys, oldest first; revoked ones too with `include_revoked=true`. Secrets are never shown. Role admin.
@@ -20353,6 +24429,118 @@ func (c *ClientWithResponses) PostPlayerConsumptionWithResponse(ctx context.Cont
 		return nil, err
 	}
 	return ParsePostPlayerConsumptionResponse(rsp)
+}
+
+// DeleteCreatorCodeWithResponse Stop supporting a creator
+//
+// Clears the player's code; clearing none is no error.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/creator-code (the `DeleteCreatorCode` operationId).
+func (c *ClientWithResponses) DeleteCreatorCodeWithResponse(ctx context.Context, params *DeleteCreatorCodeParams, reqEditors ...RequestEditorFn) (*DeleteCreatorCodeResponse, error) {
+	rsp, err := c.DeleteCreatorCode(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteCreatorCodeResponse(rsp)
+}
+
+// GetCreatorCodeWithResponse The creator code the player supports
+//
+// Active or expired (`active` says which).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/creator-code (the `GetCreatorCode` operationId).
+func (c *ClientWithResponses) GetCreatorCodeWithResponse(ctx context.Context, params *GetCreatorCodeParams, reqEditors ...RequestEditorFn) (*GetCreatorCodeResponse, error) {
+	rsp, err := c.GetCreatorCode(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetCreatorCodeResponse(rsp)
+}
+
+// PutCreatorCodeWithBodyWithResponse Support a creator with its code
+//
+// Sets (or replaces) the player's creator code, active for
+// COINOP_CREATOR_CODE_DAYS from now. While it is active, every purchase
+// and server spend of a covered currency credits the creator
+// COINOP_CREATOR_SHARE of what was spent, at the studio's cost: the
+// player pays the same price.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /v1/creator-code (the `PutCreatorCode` operationId).
+func (c *ClientWithResponses) PutCreatorCodeWithBodyWithResponse(ctx context.Context, params *PutCreatorCodeParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PutCreatorCodeResponse, error) {
+	rsp, err := c.PutCreatorCodeWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePutCreatorCodeResponse(rsp)
+}
+
+// PutCreatorCodeWithResponse Support a creator with its code
+//
+// Sets (or replaces) the player's creator code, active for
+// COINOP_CREATOR_CODE_DAYS from now. While it is active, every purchase
+// and server spend of a covered currency credits the creator
+// COINOP_CREATOR_SHARE of what was spent, at the studio's cost: the
+// player pays the same price.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /v1/creator-code (the `PutCreatorCode` operationId).
+func (c *ClientWithResponses) PutCreatorCodeWithResponse(ctx context.Context, params *PutCreatorCodeParams, body PutCreatorCodeJSONRequestBody, reqEditors ...RequestEditorFn) (*PutCreatorCodeResponse, error) {
+	rsp, err := c.PutCreatorCode(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePutCreatorCodeResponse(rsp)
+}
+
+// PostTipWithBodyWithResponse Tip a creator
+//
+// Moves `amount` of a currency the catalog marks `tippable` from the
+// player to system:creator_tips (ledger kind `tip`) and credits the
+// creator the tip less COINOP_CREATOR_TIP_FEE, in one transaction.
+// Idempotent as purchases are: the key is scoped to (player, this route)
+// and fingerprinted over the creator, currency and amount; rejections
+// stored with the key (402, 404 item_not_found, 409 not_tippable)
+// replay. A player tips at most COINOP_CREATOR_TIP_DAILY_LIMIT of a
+// currency per UTC day.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/creators/{creator_id}/tips (the `PostTip` operationId).
+func (c *ClientWithResponses) PostTipWithBodyWithResponse(ctx context.Context, creatorId CreatorID, params *PostTipParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostTipResponse, error) {
+	rsp, err := c.PostTipWithBody(ctx, creatorId, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostTipResponse(rsp)
+}
+
+// PostTipWithResponse Tip a creator
+//
+// Moves `amount` of a currency the catalog marks `tippable` from the
+// player to system:creator_tips (ledger kind `tip`) and credits the
+// creator the tip less COINOP_CREATOR_TIP_FEE, in one transaction.
+// Idempotent as purchases are: the key is scoped to (player, this route)
+// and fingerprinted over the creator, currency and amount; rejections
+// stored with the key (402, 404 item_not_found, 409 not_tippable)
+// replay. A player tips at most COINOP_CREATOR_TIP_DAILY_LIMIT of a
+// currency per UTC day.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/creators/{creator_id}/tips (the `PostTip` operationId).
+func (c *ClientWithResponses) PostTipWithResponse(ctx context.Context, creatorId CreatorID, params *PostTipParams, body PostTipJSONRequestBody, reqEditors ...RequestEditorFn) (*PostTipResponse, error) {
+	rsp, err := c.PostTip(ctx, creatorId, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostTipResponse(rsp)
 }
 
 // GetEntitlementsWithResponse The items the player holds
@@ -25765,6 +29953,1582 @@ func ParseGetVersionResponse(rsp *http.Response) (*GetVersionResponse, error) {
 	return response, nil
 }
 
+// ParseListCreatorsResponse parses an HTTP response from a ListCreatorsWithResponse call
+func ParseListCreatorsResponse(rsp *http.Response) (*ListCreatorsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListCreatorsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest struct {
+			Creators []Creator `json:"creators"`
+
+			// NextAfter The `after` of the next page; null on the last.
+			NextAfter *string `json:"next_after"`
+		}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListCreatorsResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers ListCreatorsResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers ListCreatorsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ListCreatorsResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers ListCreatorsResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers ListCreatorsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers ListCreatorsResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListCreatorsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateCreatorResponse parses an HTTP response from a CreateCreatorWithResponse call
+func ParseCreateCreatorResponse(rsp *http.Response) (*CreateCreatorResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateCreatorResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Creator
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest RequestTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers CreateCreatorResponse201Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 400:
+		var headers CreateCreatorResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers CreateCreatorResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers CreateCreatorResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers CreateCreatorResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers CreateCreatorResponse409Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 413:
+		var headers CreateCreatorResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers CreateCreatorResponse415Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 429:
+		var headers CreateCreatorResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers CreateCreatorResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers CreateCreatorResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetCreatorResponse parses an HTTP response from a GetCreatorWithResponse call
+func ParseGetCreatorResponse(rsp *http.Response) (*GetCreatorResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetCreatorResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Creator
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetCreatorResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers GetCreatorResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers GetCreatorResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers GetCreatorResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetCreatorResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers GetCreatorResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetCreatorResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseSetCreatorStatusResponse parses an HTTP response from a SetCreatorStatusWithResponse call
+func ParseSetCreatorStatusResponse(rsp *http.Response) (*SetCreatorStatusResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SetCreatorStatusResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Creator
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest RequestTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers SetCreatorStatusResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers SetCreatorStatusResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers SetCreatorStatusResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers SetCreatorStatusResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers SetCreatorStatusResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 413:
+		var headers SetCreatorStatusResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers SetCreatorStatusResponse415Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 429:
+		var headers SetCreatorStatusResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers SetCreatorStatusResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers SetCreatorStatusResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseAddCreatorCodeResponse parses an HTTP response from a AddCreatorCodeWithResponse call
+func ParseAddCreatorCodeResponse(rsp *http.Response) (*AddCreatorCodeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AddCreatorCodeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Creator
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest RequestTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers AddCreatorCodeResponse201Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 400:
+		var headers AddCreatorCodeResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers AddCreatorCodeResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers AddCreatorCodeResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers AddCreatorCodeResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers AddCreatorCodeResponse409Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 413:
+		var headers AddCreatorCodeResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers AddCreatorCodeResponse415Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 429:
+		var headers AddCreatorCodeResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers AddCreatorCodeResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers AddCreatorCodeResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetCreatorEarningsResponse parses an HTTP response from a GetCreatorEarningsWithResponse call
+func ParseGetCreatorEarningsResponse(rsp *http.Response) (*GetCreatorEarningsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetCreatorEarningsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest struct {
+			CreatorId string           `json:"creator_id"`
+			Earnings  []CreatorEarning `json:"earnings"`
+		}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetCreatorEarningsResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers GetCreatorEarningsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers GetCreatorEarningsResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers GetCreatorEarningsResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetCreatorEarningsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers GetCreatorEarningsResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetCreatorEarningsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePostCreatorPayoutResponse parses an HTTP response from a PostCreatorPayoutWithResponse call
+func ParsePostCreatorPayoutResponse(rsp *http.Response) (*PostCreatorPayoutResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PostCreatorPayoutResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest CreatorPayout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers PostCreatorPayoutResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 400:
+		var headers PostCreatorPayoutResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers PostCreatorPayoutResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers PostCreatorPayoutResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers PostCreatorPayoutResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers PostCreatorPayoutResponse409Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 429:
+		var headers PostCreatorPayoutResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers PostCreatorPayoutResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers PostCreatorPayoutResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetCreatorStatementResponse parses an HTTP response from a GetCreatorStatementWithResponse call
+func ParseGetCreatorStatementResponse(rsp *http.Response) (*GetCreatorStatementResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetCreatorStatementResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest CreatorStatement
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case rsp.StatusCode == 200:
+		// Content-type (text/csv) unsupported
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetCreatorStatementResponse200Headers
+		if values := rsp.Header.Values("Content-Disposition"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Disposition", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentDisposition = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers GetCreatorStatementResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers GetCreatorStatementResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers GetCreatorStatementResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers GetCreatorStatementResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetCreatorStatementResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers GetCreatorStatementResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetCreatorStatementResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseListKeysResponse parses an HTTP response from a ListKeysWithResponse call
 func ParseListKeysResponse(rsp *http.Response) (*ListKeysResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -28832,6 +34596,830 @@ func ParsePostPlayerConsumptionResponse(rsp *http.Response) (*PostPlayerConsumpt
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers PostPlayerConsumptionResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteCreatorCodeResponse parses an HTTP response from a DeleteCreatorCodeWithResponse call
+func ParseDeleteCreatorCodeResponse(rsp *http.Response) (*DeleteCreatorCodeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteCreatorCodeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		var headers DeleteCreatorCodeResponse204Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers204 = &headers
+	case rsp.StatusCode == 401:
+		var headers DeleteCreatorCodeResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 404:
+		var headers DeleteCreatorCodeResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers DeleteCreatorCodeResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers DeleteCreatorCodeResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers DeleteCreatorCodeResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetCreatorCodeResponse parses an HTTP response from a GetCreatorCodeWithResponse call
+func ParseGetCreatorCodeResponse(rsp *http.Response) (*GetCreatorCodeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetCreatorCodeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PlayerCreatorCode
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetCreatorCodeResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers GetCreatorCodeResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 404:
+		var headers GetCreatorCodeResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetCreatorCodeResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers GetCreatorCodeResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetCreatorCodeResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePutCreatorCodeResponse parses an HTTP response from a PutCreatorCodeWithResponse call
+func ParsePutCreatorCodeResponse(rsp *http.Response) (*PutCreatorCodeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PutCreatorCodeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PlayerCreatorCode
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest RequestTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers PutCreatorCodeResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers PutCreatorCodeResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers PutCreatorCodeResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers PutCreatorCodeResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers PutCreatorCodeResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers PutCreatorCodeResponse409Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 413:
+		var headers PutCreatorCodeResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers PutCreatorCodeResponse415Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 422:
+		var headers PutCreatorCodeResponse422Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers PutCreatorCodeResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers PutCreatorCodeResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers PutCreatorCodeResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePostTipResponse parses an HTTP response from a PostTipWithResponse call
+func ParsePostTipResponse(rsp *http.Response) (*PostTipResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PostTipResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest struct {
+			Amount int64 `json:"amount"`
+
+			// Balances Currency id → balance.
+			Balances *Balances `json:"balances,omitempty"`
+
+			// CreatorCredit What the creator is credited, the tip less the fee, as an exact decimal.
+			CreatorCredit string `json:"creator_credit"`
+			CreatorId     string `json:"creator_id"`
+			Currency      string `json:"currency"`
+
+			// Entitlements Empty; a tip moves no item.
+			Entitlements *[]Entitlement `json:"entitlements,omitempty"`
+
+			// TipId UUIDv7; the `reference` of the ledger transaction.
+			TipId openapi_types.UUID `json:"tip_id"`
+		}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequestIdempotent
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 402:
+		var dest PostingInsufficientFunds
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON402 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest RequestTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest IdempotencyKeyReused
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest UnavailableOrNoCatalog
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers PostTipResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 400:
+		var headers PostTipResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers PostTipResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 402:
+		var headers PostTipResponse402Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers402 = &headers
+	case rsp.StatusCode == 404:
+		var headers PostTipResponse404Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers PostTipResponse409Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 413:
+		var headers PostTipResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers PostTipResponse415Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 422:
+		var headers PostTipResponse422Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers PostTipResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers PostTipResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers PostTipResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
