@@ -513,3 +513,47 @@ func TestAPayoutTwiceWithOneKeyPaysOnce(t *testing.T) {
 		t.Fatalf("statement %+v", st)
 	}
 }
+
+// BenchmarkPurchaseUnderACode measures the writer's purchases side by side
+// in one run: without a code, under codes of many creators, and with every
+// purchase crediting one creator (the hot-row check: credits are appended
+// rows, so many players crediting one creator must not serialize). The
+// ratio of the last two to the first is what matters; absolute figures
+// depend on the machine. 16 purchases in flight.
+func BenchmarkPurchaseUnderACode(b *testing.B) {
+	for _, tc := range []struct {
+		name     string
+		creators int // 0: no code
+	}{{"plain", 0}, {"many-creators", 64}, {"one-creator", 1}} {
+		b.Run(tc.name, func(b *testing.B) {
+			e := newEnv(b, creators.DefaultProgram())
+			const players = 256
+			for i := range tc.creators {
+				id := fmt.Sprintf("bench-%d", i)
+				if _, err := e.svc.Create(context.Background(), creators.CreateRequest{ID: id, DisplayName: id, Codes: []string{fmt.Sprintf("code-%d", i)}}, by); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for p := range players {
+				player := fmt.Sprint("bp-", p)
+				e.fund(b, player, 1_000_000_000)
+				if tc.creators > 0 {
+					e.setCode(b, player, fmt.Sprintf("code-%d", p%tc.creators))
+				}
+			}
+			var n atomic.Int64
+			b.SetParallelism(8) // 16 in flight on 2 cores
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := n.Add(1)
+					if _, err := e.ledger.Purchase(context.Background(), entitlements.PurchaseRequest{PlayerID: fmt.Sprint("bp-", i%players),
+						IdempotencyKey: fmt.Sprint("bk-", i), ItemID: "pebble", Quantity: 1, Price: catalog.Price{Currency: "gems", Amount: 1}}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
