@@ -78,6 +78,14 @@ type Purchase struct {
 	// milli-percent (50000 = 50%): 500_000 here. Google's refundable
 	// quantity makes it refunded quantity / quantity.
 	RevokedShare int64
+	// RefundedQuantity is, for a Google quantity-based partial refund, how
+	// many of Quantity have been refunded so far (RevokedShare is this over
+	// Quantity).
+	RefundedQuantity int64
+	// LinkedPurchaseToken is, for a Google subscription bought as an
+	// upgrade, downgrade or resubscription, the token of the purchase it
+	// replaces.
+	LinkedPurchaseToken string
 
 	OwnershipType string // PURCHASED | FAMILY_SHARED (Apple)
 	// AppAccountToken is the account id the game attached to the purchase:
