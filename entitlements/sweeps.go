@@ -98,10 +98,10 @@ func (l *Ledger) ClaimSweep(ctx context.Context, store string, lease time.Durati
 		return SweepLease{}, false, fmt.Errorf("entitlements: sweep %s: %w", store, err)
 	}
 	s := SweepLease{Store: store}
-	err := l.db.QueryRow(ctx, `UPDATE store_sweeps SET lease_until = now() + $2::interval, lease_token = gen_random_uuid(),
+	err := l.db.QueryRow(ctx, `UPDATE store_sweeps SET lease_until = now() + $2 * interval '1 microsecond', lease_token = gen_random_uuid(),
 			last_started_at = now()
 		WHERE store = $1 AND next_run_at <= now() AND (lease_until IS NULL OR lease_until < now())
-		RETURNING cursor_time, lease_token::text`, store, lease.String()).Scan(&s.Cursor, &s.token)
+		RETURNING cursor_time, lease_token::text`, store, lease.Microseconds()).Scan(&s.Cursor, &s.token)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return s, false, nil
 	}
@@ -119,13 +119,13 @@ func (l *Ledger) FinishSweep(ctx context.Context, s SweepLease, until time.Time,
 	if runErr == nil {
 		_, err = l.db.Exec(ctx, `UPDATE store_sweeps SET cursor_time = $3, last_found = $4, last_applied = $5,
 				found = found + $4, applied = applied + $5, runs = runs + 1, last_error = '',
-				last_finished_at = now(), next_run_at = now() + $6::interval, lease_until = NULL, lease_token = NULL
-			WHERE store = $1 AND lease_token = $2::uuid`, s.Store, s.token, until, found, applied, interval.String())
+				last_finished_at = now(), next_run_at = now() + $6 * interval '1 microsecond', lease_until = NULL, lease_token = NULL
+			WHERE store = $1 AND lease_token = $2::uuid`, s.Store, s.token, until, found, applied, interval.Microseconds())
 	} else {
 		_, err = l.db.Exec(ctx, `UPDATE store_sweeps SET last_found = $3, last_applied = $4,
 				found = found + $3, applied = applied + $4, runs = runs + 1, failures = failures + 1, last_error = $5,
-				last_finished_at = now(), next_run_at = now() + $6::interval, lease_until = NULL, lease_token = NULL
-			WHERE store = $1 AND lease_token = $2::uuid`, s.Store, s.token, found, applied, truncate(runErr.Error(), 2000), interval.String())
+				last_finished_at = now(), next_run_at = now() + $6 * interval '1 microsecond', lease_until = NULL, lease_token = NULL
+			WHERE store = $1 AND lease_token = $2::uuid`, s.Store, s.token, found, applied, truncate(runErr.Error(), 2000), interval.Microseconds())
 	}
 	if err != nil {
 		return fmt.Errorf("entitlements: finish sweep %s: %w", s.Store, err)
