@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coinop/coinop/receipts/fakestore"
 )
@@ -84,11 +85,30 @@ func FuzzDecodePushEnvelope(f *testing.F) {
 	f.Add([]byte(`{"message":{"messageId":"1","data":"e30="}}`))
 	f.Add([]byte(`{"message":null}`))
 	f.Add([]byte(``))
+	// Shapes Google documents: a numeric eventTimeMillis, no subscriptionId,
+	// a partial refund, a pending refund review, a kind added later.
+	f.Add(pushBody(f, map[string]any{"version": "1.0", "packageName": "p", "eventTimeMillis": 1767323045678,
+		"subscriptionNotification": map[string]any{"version": "1.0", "notificationType": 2, "purchaseToken": "t"}}))
+	f.Add(pushBody(f, map[string]any{"version": "1.0", "packageName": "p", "eventTimeMillis": "1",
+		"voidedPurchaseNotification": map[string]any{"purchaseToken": "t", "orderId": "GPA.1", "productType": 2, "refundType": 2}}))
+	f.Add(pushBody(f, map[string]any{"version": "1.0", "packageName": "p", "eventTimeMillis": "1",
+		"pendingRefundReviewNotification": map[string]any{"version": "1.0", "pendingRefundToken": "r", "orderId": "GPA.1", "refundReason": 7}}))
+	f.Add(pushBody(f, map[string]any{"version": "1.0", "packageName": "p", "eventTimeMillis": "1", "futureNotification": map[string]any{}}))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		m, err := DecodePushEnvelope(body)
 		checkInvalid(t, err)
-		if err == nil && (m.MessageID == "" || m.Notification.PackageName == "") {
+		if err != nil {
+			return
+		}
+		n := m.Notification
+		if m.MessageID == "" || n.PackageName == "" || n.EventTimeMillis <= 0 || !m.EventTime.Equal(time.UnixMilli(n.EventTimeMillis)) {
 			t.Fatalf("accepted an incomplete message %+v", m)
+		}
+		if s := n.SubscriptionNotification; s != nil && s.PurchaseToken == "" {
+			t.Fatalf("accepted a subscription notification without a token: %+v", s)
+		}
+		if v := n.VoidedPurchaseNotification; v != nil && v.PurchaseToken == "" {
+			t.Fatalf("accepted a voided purchase without a token: %+v", v)
 		}
 	})
 }

@@ -79,6 +79,12 @@ func NewGooglePlay(cfg GooglePlayConfig, api PlayAPI) (*GooglePlay, error) {
 // PackageName is the configured Android package name.
 func (g *GooglePlay) PackageName() string { return g.cfg.PackageName }
 
+// EnvironmentAllowed applies this deployment's environment policy to a
+// purchase made in env (allowSandbox: the player is a tester).
+func (g *GooglePlay) EnvironmentAllowed(env Environment, allowSandbox bool) bool {
+	return environmentAllowed(g.cfg.Environment, env, allowSandbox)
+}
+
 // checkID refuses ids and tokens that no store issues before they reach a URL.
 func checkID(what, s string) error {
 	if s == "" || len(s) > 2048 {
@@ -142,7 +148,7 @@ func (g *GooglePlay) VerifyProduct(ctx context.Context, productID, token string,
 	case 1:
 		return nil, invalid(ReasonState, "purchase was cancelled")
 	case 2:
-		return nil, invalid(ReasonState, "purchase is pending")
+		return nil, invalid(ReasonState, detailPending)
 	default:
 		return nil, invalid(ReasonState, "purchaseState %d", res.PurchaseState)
 	}
@@ -172,18 +178,43 @@ func (g *GooglePlay) VerifyProduct(ctx context.Context, productID, token string,
 	if p.Quantity <= 0 {
 		p.Quantity = 1 // "If not present, the quantity is 1."
 	}
+	// A quantity-based partial refund leaves the purchase purchased and
+	// lowers refundableQuantity (what has not been refunded yet). Play
+	// leaves the field out when it is zero, so only a value strictly
+	// between 0 and the quantity tells a partial refund here; all of it
+	// refunded shows as purchaseState 1, or through a voided purchase.
+	if rq := res.RefundableQuantity; rq > 0 && rq < p.Quantity {
+		p.RevokedShare = (p.Quantity - rq) * FullShare / p.Quantity
+		p.RefundedQuantity = p.Quantity - rq
+	}
 	return p, nil
 }
 
+// detailPending is the Detail of the ReasonState error for a pending
+// one-time purchase; see IsPending.
+const detailPending = "purchase is pending"
+
+// IsPending reports whether err is VerifyProduct's answer for a purchase
+// whose payment is still pending (purchaseState 2): Play sends a
+// ONE_TIME_PRODUCT_PURCHASED notification when it completes.
+func IsPending(err error) bool {
+	var ie *InvalidError
+	return errors.As(err, &ie) && ie.Reason == ReasonState && ie.Detail == detailPending
+}
+
 // VerifySubscription verifies a subscription purchase token
-// (purchases.subscriptionsv2). The Purchase's SubscriptionState tells active,
+// (purchases.subscriptionsv2). productID may be empty: the token alone names
+// the subscription (notifications need not carry subscriptionId), and the
+// purchase's first line item is taken. The Purchase's SubscriptionState tells active,
 // grace period, on hold (billing_retry), paused, canceled (access until
 // ExpiresAt) and expired apart; pending subscriptions fail with ReasonState,
 // a token for another subscription with ReasonProduct. Other errors as
 // VerifyProduct.
 func (g *GooglePlay) VerifySubscription(ctx context.Context, productID, token string, opt VerifyOptions) (*Purchase, error) {
-	if err := checkID("product id", productID); err != nil {
-		return nil, err
+	if productID != "" {
+		if err := checkID("product id", productID); err != nil {
+			return nil, err
+		}
 	}
 	if err := checkID("purchase token", token); err != nil {
 		return nil, err
@@ -199,7 +230,7 @@ func (g *GooglePlay) VerifySubscription(ctx context.Context, productID, token st
 	}
 	var item *androidpublisher.SubscriptionPurchaseLineItem
 	for _, li := range res.LineItems {
-		if li != nil && li.ProductId == productID {
+		if li != nil && (li.ProductId == productID || (productID == "" && li.ProductId != "")) {
 			item = li
 			break
 		}
@@ -207,6 +238,7 @@ func (g *GooglePlay) VerifySubscription(ctx context.Context, productID, token st
 	if item == nil {
 		return nil, invalid(ReasonProduct, "token has no line item for %q", productID)
 	}
+	productID = item.ProductId
 	var state string
 	switch res.SubscriptionState {
 	case "SUBSCRIPTION_STATE_ACTIVE":
@@ -262,6 +294,9 @@ func (g *GooglePlay) VerifySubscription(ctx context.Context, productID, token st
 		t = t.UTC()
 		p.ExpiresAt = &t
 	}
+	// An upgrade, downgrade or resubscription is a new token naming the
+	// one it replaces.
+	p.LinkedPurchaseToken = res.LinkedPurchaseToken
 	if ids := res.ExternalAccountIdentifiers; ids != nil {
 		p.AppAccountToken = ids.ObfuscatedExternalAccountId
 	}

@@ -11,6 +11,7 @@ import (
 	"io"
 	"math/big"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,9 +30,104 @@ type PushMessage struct {
 	PublishTime  time.Time
 	Attributes   map[string]string
 	EventTime    time.Time
-	// Notification holds exactly one of its Subscription, OneTimeProduct,
-	// VoidedPurchase or Test notifications.
-	Notification playstore.DeveloperNotificationV2
+	// Notification holds at most one of its kinds of notification; none
+	// when Google sent a kind coinop does not know (Unknown names it).
+	Notification DeveloperNotification
+}
+
+// DeveloperNotification is a real-time developer notification as Google
+// documents it (developer.android.com/google/play/billing/rtdn-reference).
+// It is coinop's own type rather than go-iap's DeveloperNotificationV2,
+// whose eventTimeMillis is a string only (the documented type is a long,
+// which protobuf JSON renders as a string but other encoders as a number)
+// and which refuses nothing unknown but also keeps nothing of it. The
+// kinds themselves are go-iap's types.
+type DeveloperNotification struct {
+	Version     string
+	PackageName string
+	// EventTimeMillis is the time of the event, milliseconds since the epoch.
+	EventTimeMillis int64
+
+	SubscriptionNotification        *playstore.SubscriptionNotification
+	OneTimeProductNotification      *playstore.OneTimeProductNotification
+	VoidedPurchaseNotification      *playstore.VoidedPurchaseNotification
+	PendingRefundReviewNotification *playstore.PendingRefundReviewNotification
+	TestNotification                *playstore.TestNotification
+
+	// Unknown lists, sorted, the members of the notification that are no
+	// field coinop knows: a kind of notification added after this code was
+	// written is recorded and acknowledged, never refused.
+	Unknown []string
+}
+
+// wireNotification is the JSON of a DeveloperNotification.
+type wireNotification struct {
+	Version                         string                                     `json:"version"`
+	PackageName                     string                                     `json:"packageName"`
+	EventTimeMillis                 json.RawMessage                            `json:"eventTimeMillis"`
+	SubscriptionNotification        *playstore.SubscriptionNotification        `json:"subscriptionNotification"`
+	OneTimeProductNotification      *playstore.OneTimeProductNotification      `json:"oneTimeProductNotification"`
+	VoidedPurchaseNotification      *playstore.VoidedPurchaseNotification      `json:"voidedPurchaseNotification"`
+	PendingRefundReviewNotification *playstore.PendingRefundReviewNotification `json:"pendingRefundReviewNotification"`
+	TestNotification                *playstore.TestNotification                `json:"testNotification"`
+}
+
+var knownNotificationMembers = map[string]bool{
+	"version": true, "packageName": true, "eventTimeMillis": true, "subscriptionNotification": true,
+	"oneTimeProductNotification": true, "voidedPurchaseNotification": true,
+	"pendingRefundReviewNotification": true, "testNotification": true,
+}
+
+// parseMillis reads a protobuf JSON int64: a JSON string of digits or a
+// JSON number.
+func parseMillis(raw json.RawMessage) (int64, error) {
+	s := strings.TrimSpace(string(raw))
+	if u, err := strconv.Unquote(s); err == nil && strings.HasPrefix(s, `"`) {
+		s = u
+	}
+	return strconv.ParseInt(s, 10, 64)
+}
+
+// decodeDeveloperNotification decodes message.data.
+func decodeDeveloperNotification(data []byte) (DeveloperNotification, error) {
+	var w wireNotification
+	if err := json.Unmarshal(data, &w); err != nil {
+		return DeveloperNotification{}, invalid(ReasonFormat, "developer notification: %v", err)
+	}
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(data, &members); err != nil {
+		return DeveloperNotification{}, invalid(ReasonFormat, "developer notification: %v", err)
+	}
+	n := DeveloperNotification{
+		Version: w.Version, PackageName: w.PackageName,
+		SubscriptionNotification:        w.SubscriptionNotification,
+		OneTimeProductNotification:      w.OneTimeProductNotification,
+		VoidedPurchaseNotification:      w.VoidedPurchaseNotification,
+		PendingRefundReviewNotification: w.PendingRefundReviewNotification,
+		TestNotification:                w.TestNotification,
+	}
+	for k := range members {
+		if !knownNotificationMembers[k] {
+			n.Unknown = append(n.Unknown, k)
+		}
+	}
+	sort.Strings(n.Unknown)
+	if n.PackageName == "" || n.Version == "" {
+		return n, invalid(ReasonFormat, "developer notification without packageName or version")
+	}
+	ms, err := parseMillis(w.EventTimeMillis)
+	if err != nil || ms <= 0 {
+		return n, invalid(ReasonFormat, "eventTimeMillis %s", truncateRunes(string(w.EventTimeMillis), 40))
+	}
+	n.EventTimeMillis = ms
+	return n, nil
+}
+
+func truncateRunes(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n]) + "…"
+	}
+	return s
 }
 
 // maxPushBody bounds a Pub/Sub push request body; notifications are < 1 KB.
@@ -93,23 +189,20 @@ func DecodePushEnvelope(body []byte) (*PushMessage, error) {
 	if err != nil {
 		return nil, invalid(ReasonFormat, "message.data is not base64")
 	}
-	n := &out.Notification
-	if err := json.Unmarshal(data, n); err != nil {
-		return nil, invalid(ReasonFormat, "developer notification: %v", err)
+	n, err := decodeDeveloperNotification(data)
+	if err != nil {
+		return nil, err
 	}
-	if n.PackageName == "" || n.Version == "" {
-		return nil, invalid(ReasonFormat, "developer notification without packageName or version")
-	}
-	ms, err := strconv.ParseInt(n.EventTimeMillis, 10, 64)
-	if err != nil || ms <= 0 {
-		return nil, invalid(ReasonFormat, "eventTimeMillis %q", n.EventTimeMillis)
-	}
-	out.EventTime = msTime(ms)
+	out.Notification = n
+	out.EventTime = msTime(n.EventTimeMillis)
 	kinds := 0
 	if s := n.SubscriptionNotification; s != nil {
 		kinds++
-		if s.PurchaseToken == "" || s.SubscriptionID == "" || s.NotificationType == 0 {
-			return nil, invalid(ReasonFormat, "subscriptionNotification without purchaseToken, subscriptionId or notificationType")
+		// subscriptionId is not required: the subscriptions v2 API looks a
+		// purchase up by its token alone, and notifications without it
+		// have been seen.
+		if s.PurchaseToken == "" || s.NotificationType == 0 {
+			return nil, invalid(ReasonFormat, "subscriptionNotification without purchaseToken or notificationType")
 		}
 	}
 	if o := n.OneTimeProductNotification; o != nil {
@@ -124,10 +217,16 @@ func DecodePushEnvelope(body []byte) (*PushMessage, error) {
 			return nil, invalid(ReasonFormat, "voidedPurchaseNotification without purchaseToken")
 		}
 	}
+	if n.PendingRefundReviewNotification != nil {
+		kinds++
+	}
 	if n.TestNotification != nil {
 		kinds++
 	}
-	if kinds != 1 {
+	// No known kind is a kind coinop does not know yet: recorded, no
+	// effect. Two known kinds in one notification is not something Google
+	// sends.
+	if kinds > 1 {
 		return nil, invalid(ReasonFormat, "developer notification holds %d kinds of notification, want 1", kinds)
 	}
 	return out, nil

@@ -79,6 +79,67 @@ func TestDecodePushEnvelope(t *testing.T) {
 			}
 		}
 	})
+	t.Run("a numeric eventTimeMillis decodes like a string one", func(t *testing.T) {
+		n := subNotification()
+		n["eventTimeMillis"] = json.Number("1767323045678")
+		m, err := DecodePushEnvelope(pushBody(t, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.EventTime.UnixMilli() != 1767323045678 || m.Notification.EventTimeMillis != 1767323045678 {
+			t.Fatalf("event time = %v", m.EventTime)
+		}
+	})
+	t.Run("a subscription notification without subscriptionId decodes", func(t *testing.T) {
+		n := subNotification()
+		n["subscriptionNotification"] = map[string]any{"version": "1.0", "notificationType": 2, "purchaseToken": "tok-s"}
+		m, err := DecodePushEnvelope(pushBody(t, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := m.Notification.SubscriptionNotification; s == nil || s.PurchaseToken != "tok-s" || s.SubscriptionID != "" {
+			t.Fatalf("%+v", m.Notification)
+		}
+	})
+	t.Run("a partial refund's voided purchase notification keeps its refundType", func(t *testing.T) {
+		n := map[string]any{"version": "1.0", "packageName": testPackage, "eventTimeMillis": "1767323045678",
+			"voidedPurchaseNotification": map[string]any{"purchaseToken": "t", "orderId": "GPA.1", "productType": 2, "refundType": 2}}
+		m, err := DecodePushEnvelope(pushBody(t, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v := m.Notification.VoidedPurchaseNotification; v == nil || v.RefundType != playstore.VoidedPurchaseRefundTypePartialRefund ||
+			v.ProductType != playstore.VoidedPurchaseProductTypeOneTime || v.OrderID != "GPA.1" {
+			t.Fatalf("%+v", m.Notification.VoidedPurchaseNotification)
+		}
+	})
+	t.Run("a pending refund review notification decodes", func(t *testing.T) {
+		n := map[string]any{"version": "1.0", "packageName": testPackage, "eventTimeMillis": "1767323045678",
+			"pendingRefundReviewNotification": map[string]any{"version": "1.0", "pendingRefundToken": "prt", "orderId": "GPA.2", "refundReason": 7}}
+		m, err := DecodePushEnvelope(pushBody(t, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := m.Notification.PendingRefundReviewNotification; r == nil || r.OrderID != "GPA.2" || r.RefundReason != playstore.RefundReasonChargeback {
+			t.Fatalf("%+v", m.Notification)
+		}
+	})
+	t.Run("a kind of notification coinop does not know decodes, named", func(t *testing.T) {
+		for name, n := range map[string]map[string]any{
+			"a new kind": {"version": "1.0", "packageName": testPackage, "eventTimeMillis": "1",
+				"someNewNotification": map[string]any{"purchaseToken": "t"}},
+			"no kind at all": {"version": "1.0", "packageName": testPackage, "eventTimeMillis": "1"},
+		} {
+			m, err := DecodePushEnvelope(pushBody(t, n))
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			want := map[string]string{"a new kind": "someNewNotification", "no kind at all": ""}[name]
+			if got := strings.Join(m.Notification.Unknown, ","); got != want {
+				t.Fatalf("%s: unknown = %q, want %q", name, got, want)
+			}
+		}
+	})
 	t.Run("the package name is checked by GooglePlay.DecodePush", func(t *testing.T) {
 		g, err := NewGooglePlay(GooglePlayConfig{PackageName: "com.other", Environment: EnvProduction}, fakePlayAPI{})
 		if err != nil {
@@ -93,20 +154,21 @@ func TestDecodePushEnvelope(t *testing.T) {
 		return n
 	}
 	bad := map[string][]byte{
-		"an empty body":             nil,
-		"JSON null":                 []byte("null"),
-		"no message":                []byte(`{"subscription":"s"}`),
-		"a message without data":    []byte(`{"message":{"messageId":"1"}}`),
-		"a message without an id":   []byte(`{"message":{"data":"e30="}}`),
-		"data that is not base64":   []byte(`{"message":{"messageId":"1","data":"!!"}}`),
-		"data that is not JSON":     []byte(`{"message":{"messageId":"1","data":"bm9wZQ=="}}`),
-		"a bad publishTime":         []byte(`{"message":{"messageId":"1","data":"e30=","publishTime":"yesterday"}}`),
-		"trailing data":             append(pushBody(t, subNotification()), []byte(`{}`)...),
-		"a huge body":               []byte(`{"message":{"messageId":"1","data":"` + strings.Repeat("A", 100<<10) + `"}}`),
-		"no packageName":            pushBody(t, edit(func(n map[string]any) { delete(n, "packageName") })),
-		"no kind of notification":   pushBody(t, edit(func(n map[string]any) { delete(n, "subscriptionNotification") })),
-		"two kinds of notification": pushBody(t, edit(func(n map[string]any) { n["testNotification"] = map[string]any{"version": "1.0"} })),
-		"a bad eventTimeMillis":     pushBody(t, edit(func(n map[string]any) { n["eventTimeMillis"] = "soon" })),
+		"an empty body":                nil,
+		"JSON null":                    []byte("null"),
+		"no message":                   []byte(`{"subscription":"s"}`),
+		"a message without data":       []byte(`{"message":{"messageId":"1"}}`),
+		"a message without an id":      []byte(`{"message":{"data":"e30="}}`),
+		"data that is not base64":      []byte(`{"message":{"messageId":"1","data":"!!"}}`),
+		"data that is not JSON":        []byte(`{"message":{"messageId":"1","data":"bm9wZQ=="}}`),
+		"a bad publishTime":            []byte(`{"message":{"messageId":"1","data":"e30=","publishTime":"yesterday"}}`),
+		"trailing data":                append(pushBody(t, subNotification()), []byte(`{}`)...),
+		"a huge body":                  []byte(`{"message":{"messageId":"1","data":"` + strings.Repeat("A", 100<<10) + `"}}`),
+		"no packageName":               pushBody(t, edit(func(n map[string]any) { delete(n, "packageName") })),
+		"two kinds of notification":    pushBody(t, edit(func(n map[string]any) { n["testNotification"] = map[string]any{"version": "1.0"} })),
+		"a bad eventTimeMillis":        pushBody(t, edit(func(n map[string]any) { n["eventTimeMillis"] = "soon" })),
+		"a fractional eventTimeMillis": pushBody(t, edit(func(n map[string]any) { n["eventTimeMillis"] = 1.5 })),
+		"no eventTimeMillis":           pushBody(t, edit(func(n map[string]any) { delete(n, "eventTimeMillis") })),
 		"a token-less subscription notification": pushBody(t, edit(func(n map[string]any) {
 			n["subscriptionNotification"] = map[string]any{"notificationType": 4, "subscriptionId": "x"}
 		})),

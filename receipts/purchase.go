@@ -82,6 +82,14 @@ type Purchase struct {
 	// (Apple: the transaction's signedDate); zero when unknown. Revocation
 	// fields of a later statement supersede an earlier one's.
 	SignedAt time.Time
+	// RefundedQuantity is, for a Google quantity-based partial refund, how
+	// many of Quantity have been refunded so far (RevokedShare is this over
+	// Quantity).
+	RefundedQuantity int64
+	// LinkedPurchaseToken is, for a Google subscription bought as an
+	// upgrade, downgrade or resubscription, the token of the purchase it
+	// replaces.
+	LinkedPurchaseToken string
 
 	OwnershipType string // PURCHASED | FAMILY_SHARED (Apple)
 	// AppAccountToken is the account id the game attached to the purchase:

@@ -250,6 +250,8 @@ func TestOpenAPIWalk(t *testing.T) {
 		{"refunds refuse a bad limit", e, adm("GET", "/admin/v1/refunds?limit=x", nil), 400},
 		{"the notification inbox", e, adm("GET", "/admin/v1/store-notifications?status=pending", nil), 200},
 		{"the inbox refuses an unknown status", e, adm("GET", "/admin/v1/store-notifications?status=weird", nil), 400},
+		{"the store sweeps", e, adm("GET", "/admin/v1/store-sweeps", nil), 200},
+		{"the store sweeps need a token", e, req("GET", "/admin/v1/store-sweeps", "", nil), 401},
 
 		// The catalog workflow.
 		{"the draft", e, adm("GET", "/admin/v1/catalog/draft", nil), 200},

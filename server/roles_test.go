@@ -78,6 +78,7 @@ func TestEachRoleCanDoExactlyItsRoutes(t *testing.T) {
 		{"GET", "/admin/v1/players/:player_id/store-purchases", "", nil, access.RoleSupport},
 		{"GET", "/admin/v1/refunds", "", nil, access.RoleSupport},
 		{"GET", "/admin/v1/store-notifications", "", nil, access.RoleSupport},
+		{"GET", "/admin/v1/store-sweeps", "", nil, access.RoleSupport},
 		{"GET", "/admin/v1/keys", "", nil, access.RoleAdmin},
 		{"POST", "/admin/v1/keys", `{"name":"made-by-%s","roles":["viewer"]}`, nil, access.RoleAdmin},
 		{"DELETE", "/admin/v1/keys/:key", "", nil, access.RoleAdmin},

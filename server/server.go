@@ -172,6 +172,9 @@ func New(cfg Config, deps Deps) *Server {
 	if deps.Cache != nil {
 		deps.Registry.MustRegister(deps.Cache.Collectors()...)
 	}
+	if deps.Ledger != nil && deps.DB != nil {
+		deps.Registry.MustRegister(sweepCollector{deps.Ledger})
+	}
 	s.limiter = newRateLimiter(deps.Redis, cfg.RedisPrefix, cfg.RateLimits, cfg.TrustedProxies)
 	s.app = fiber.New(fiber.Config{
 		AppName:               "coinop",
@@ -291,6 +294,7 @@ func (s *Server) routes() {
 	admin.Get("/players/:player_id/store-purchases", support, s.getStorePurchases)
 	admin.Get("/refunds", support, s.getRefunds)
 	admin.Get("/store-notifications", support, s.getStoreNotifications)
+	admin.Get("/store-sweeps", support, s.getStoreSweeps)
 	admin.Get("/keys", keyAdmin, s.getKeys)
 	admin.Post("/keys", keyAdmin, s.limitBody(s.cfg.BodyLimit), s.postKey)
 	admin.Delete("/keys/:key", keyAdmin, s.deleteKey)

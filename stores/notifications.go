@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
 
 	"github.com/awa/go-iap/playstore"
 
@@ -110,7 +111,7 @@ var googleSubscriptionKinds = map[playstore.SubscriptionNotificationType]string{
 }
 
 // googleKind names a developer notification as Google's documentation does.
-func googleKind(n *playstore.DeveloperNotificationV2) string {
+func googleKind(n *receipts.DeveloperNotification) string {
 	switch {
 	case n.SubscriptionNotification != nil:
 		if k, ok := googleSubscriptionKinds[n.SubscriptionNotification.NotificationType]; ok {
@@ -127,8 +128,13 @@ func googleKind(n *playstore.DeveloperNotificationV2) string {
 		return "ONE_TIME_PRODUCT_" + strconv.Itoa(int(n.OneTimeProductNotification.NotificationType))
 	case n.VoidedPurchaseNotification != nil:
 		return "VOIDED_PURCHASE"
+	case n.PendingRefundReviewNotification != nil:
+		return "PENDING_REFUND_REVIEW"
 	case n.TestNotification != nil:
 		return "TEST"
+	case len(n.Unknown) > 0:
+		// A kind added after this code: recorded under its own name.
+		return "UNKNOWN:" + strings.Join(n.Unknown, ",")
 	}
-	return ""
+	return "UNKNOWN"
 }

@@ -150,6 +150,13 @@ func (s *Service) Redeem(ctx context.Context, player string, in Receipt) (rs []R
 			return nil, false, disabled("This server does not accept Google Play purchases (COINOP_STORES).")
 		}
 		p, err := s.verifyGoogle(ctx, in.ProductID, in.PurchaseToken, opt)
+		if receipts.IsPending(err) {
+			// Remember who presented it: Play's ONE_TIME_PRODUCT_PURCHASED
+			// notification grants it to them when the payment completes.
+			if rerr := s.ledger.RememberPendingPurchase(ctx, string(receipts.StoreGoogle), in.PurchaseToken, in.ProductID, player); rerr != nil {
+				return nil, false, rerr
+			}
+		}
 		if err != nil {
 			return nil, false, err
 		}
@@ -198,6 +205,10 @@ func (s *Service) redeem(ctx context.Context, player string, p *receipts.Purchas
 	}
 	if p.Store == receipts.StoreGoogle && !out.Replayed {
 		s.settleGoogle(ctx, p, sp.Consumable)
+		// An upgrade or resubscription replaces the subscription it names.
+		if err := s.endReplacedGoogle(ctx, player, p); err != nil {
+			s.log.Warn("ending the replaced google subscription failed; the next notification retries", slog.Any("error", err))
+		}
 	}
 	return out, nil
 }

@@ -79,6 +79,8 @@ var settings = []setting{
 	{"COINOP_GOOGLE_PUSH_SERVICE_ACCOUNT", "google-push-service-account", "", "service account email the Pub/Sub pushes authenticate as", false},
 	{"COINOP_STORE_TESTERS", "store-testers", "", "comma list of player ids whose sandbox purchases a production deployment accepts", false},
 	{"COINOP_CLAWBACK_POLICY", "clawback-policy", "clamp", "what a refund does with currency already spent: clamp, negative or flag", false},
+	{"COINOP_STORE_SWEEP_INTERVAL", "store-sweep-interval", "1h", "how often Apple's notification history and Google's voided purchases are swept for what notifications missed (one replica per interval); 0 turns the sweep off", false},
+	{"COINOP_STORE_SWEEP_LOOKBACK", "store-sweep-lookback", "72h", "how far before the last sweep's end each sweep reads again (stores list some records late)", false},
 	{"COINOP_FAKE_STORE_DIR", "fake-store-dir", ".dev/fakestore", "where the fake store keeps its test CA (COINOP_STORES=fake)", false},
 }
 

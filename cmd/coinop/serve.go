@@ -113,7 +113,7 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger) (_ *wired, err 
 		logger.Warn("COINOP_ADMIN_TOKEN is empty: only admin API keys (coinop keys create) can use the admin API")
 	}
 	durations := map[string]time.Duration{}
-	for _, env := range []string{"COINOP_CACHE_TTL", "COINOP_REQUEST_TIMEOUT", "COINOP_SHUTDOWN_TIMEOUT", "COINOP_IDEMPOTENCY_RETENTION", "COINOP_IDEMPOTENCY_WAIT", "COINOP_CATALOG_REFRESH", "COINOP_KEY_CACHE_TTL", "COINOP_WEBHOOK_TIMEOUT", "COINOP_WEBHOOK_POLL"} {
+	for _, env := range []string{"COINOP_CACHE_TTL", "COINOP_REQUEST_TIMEOUT", "COINOP_SHUTDOWN_TIMEOUT", "COINOP_IDEMPOTENCY_RETENTION", "COINOP_IDEMPOTENCY_WAIT", "COINOP_CATALOG_REFRESH", "COINOP_KEY_CACHE_TTL", "COINOP_WEBHOOK_TIMEOUT", "COINOP_WEBHOOK_POLL", "COINOP_STORE_SWEEP_INTERVAL", "COINOP_STORE_SWEEP_LOOKBACK"} {
 		if durations[env], err = cfg.duration(env); err != nil {
 			return nil, err
 		}
@@ -243,6 +243,12 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger) (_ *wired, err 
 			// Refunds, renewals and Google acknowledgements left over by a crash.
 			worker := w.server.StoreWorker(server.StoreWorkerOptions{Policy: stores.policy, ConsumptionInfo: stores.consumption})
 			w.spawn(func() { worker.Run(runCtx) })
+		}
+		if iv := durations["COINOP_STORE_SWEEP_INTERVAL"]; iv > 0 && stores.stores.Enabled() {
+			// What lost notifications missed, leased: one replica per interval.
+			sweeper := w.server.StoreSweeper(server.StoreSweepOptions{Interval: iv,
+				Lookback: durations["COINOP_STORE_SWEEP_LOOKBACK"], GoogleVoided: stores.voided})
+			w.spawn(func() { sweeper.Run(runCtx) })
 		}
 	}
 	if err := migrations.Check(ctx, db); err != nil {

@@ -23,6 +23,9 @@ type storeSetup struct {
 	policy  entitlements.ClawbackPolicy
 	// consumption answers Apple's consumption requests.
 	consumption bool
+	// voided lists Google's voided purchases for the sweep (nil: Google is
+	// not swept).
+	voided receipts.VoidedPurchasesAPI
 }
 
 // Names accepted in COINOP_STORES.
@@ -80,7 +83,7 @@ func buildStores(cfg *config, logger *slog.Logger) (storeSetup, error) {
 		}
 	}
 	if on[storeGoogle] {
-		if err := buildGoogle(cfg, &out.stores, logger); err != nil {
+		if err := buildGoogle(cfg, &out.stores, &out.voided, logger); err != nil {
 			return out, err
 		}
 	}
@@ -228,7 +231,7 @@ func loadRoots(files string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-func buildGoogle(cfg *config, st *server.Stores, logger *slog.Logger) error {
+func buildGoogle(cfg *config, st *server.Stores, voided *receipts.VoidedPurchasesAPI, logger *slog.Logger) error {
 	env := receipts.Environment(cfg.str("COINOP_GOOGLE_ENVIRONMENT"))
 	if env != receipts.EnvProduction && env != receipts.EnvSandbox {
 		return fmt.Errorf("COINOP_GOOGLE_ENVIRONMENT: %q is not production or sandbox", env)
@@ -251,6 +254,10 @@ func buildGoogle(cfg *config, st *server.Stores, logger *slog.Logger) error {
 	}
 	if st.Google, err = receipts.NewGooglePlay(receipts.GooglePlayConfig{PackageName: pkg, Environment: env}, api); err != nil {
 		return err
+	}
+	// The sweep's client of the Voided Purchases API, at Google's URL.
+	if *voided, err = receipts.NewVoidedPurchasesAPI(receipts.VoidedPurchasesConfig{ServiceAccountJSON: key}); err != nil {
+		return fmt.Errorf("COINOP_GOOGLE_SERVICE_ACCOUNT: %w", err)
 	}
 	aud, sa := cfg.str("COINOP_GOOGLE_PUSH_AUDIENCE"), cfg.str("COINOP_GOOGLE_PUSH_SERVICE_ACCOUNT")
 	switch {

@@ -800,6 +800,24 @@ func (e StorePurchaseStore) Valid() bool {
 	}
 }
 
+// Defines values for StoreSweepStore.
+const (
+	StoreSweepStoreApple  StoreSweepStore = "apple"
+	StoreSweepStoreGoogle StoreSweepStore = "google"
+)
+
+// Valid indicates whether the value is a known member of the StoreSweepStore enum.
+func (e StoreSweepStore) Valid() bool {
+	switch e {
+	case StoreSweepStoreApple:
+		return true
+	case StoreSweepStoreGoogle:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for VersionInfoStatus.
 const (
 	Live       VersionInfoStatus = "live"
@@ -2031,7 +2049,7 @@ type StoreNotification struct {
 	// Body What was stored: Apple {"signedPayload": ...}, or the Pub/Sub push body.
 	Body interface{} `json:"body,omitempty"`
 
-	// Kind Apple notificationType[/subtype], or the Google notification's name (VOIDED_PURCHASE, SUBSCRIPTION_RENEWED, TEST, ...).
+	// Kind Apple notificationType[/subtype], or the Google notification's name (VOIDED_PURCHASE, SUBSCRIPTION_RENEWED, ONE_TIME_PRODUCT_PURCHASED, PENDING_REFUND_REVIEW, TEST, ...; UNKNOWN:<member> for a kind coinop does not know).
 	Kind           *string                  `json:"kind,omitempty"`
 	LastError      *string                  `json:"last_error,omitempty"`
 	NextAttemptAt  *time.Time               `json:"next_attempt_at,omitempty"`
@@ -2087,6 +2105,39 @@ type StorePurchaseEnvironment string
 
 // StorePurchaseStore defines model for StorePurchase.Store.
 type StorePurchaseStore string
+
+// StoreSweep defines model for StoreSweep.
+type StoreSweep struct {
+	// Applied Records all sweeps added to the inbox.
+	Applied int `json:"applied"`
+
+	// Cursor End of the last successful sweep; the next reads from here less the lookback (`COINOP_STORE_SWEEP_LOOKBACK`). Null before the first success.
+	Cursor   *time.Time `json:"cursor"`
+	Failures int        `json:"failures"`
+
+	// Found Records read by all sweeps.
+	Found int `json:"found"`
+
+	// LastApplied Of those, the ones new to the inbox.
+	LastApplied int `json:"last_applied"`
+
+	// LastError Why the last sweep failed; empty when it succeeded.
+	LastError      string     `json:"last_error"`
+	LastFinishedAt *time.Time `json:"last_finished_at"`
+
+	// LastFound Store records the last sweep read.
+	LastFound     int        `json:"last_found"`
+	LastStartedAt *time.Time `json:"last_started_at"`
+	NextRunAt     time.Time  `json:"next_run_at"`
+
+	// Running A replica holds the sweep's lease now.
+	Running bool            `json:"running"`
+	Runs    int             `json:"runs"`
+	Store   StoreSweepStore `json:"store"`
+}
+
+// StoreSweepStore defines model for StoreSweep.Store.
+type StoreSweepStore string
 
 // VersionInfo defines model for VersionInfo.
 type VersionInfo struct {
@@ -2686,6 +2737,12 @@ type GetStoreNotificationsParams struct {
 
 // GetStoreNotificationsParamsStatus defines parameters for GetStoreNotifications.
 type GetStoreNotificationsParamsStatus string
+
+// GetStoreSweepsParams defines parameters for GetStoreSweeps.
+type GetStoreSweepsParams struct {
+	// XRequestId Your request id, echoed back when it is 1-128 printable ASCII characters; any other value is replaced by a new UUID (never refused).
+	XRequestId *XRequestId `json:"X-Request-Id,omitempty"`
+}
 
 // GetConsoleParams defines parameters for GetConsole.
 type GetConsoleParams struct {
@@ -4579,6 +4636,18 @@ type ClientInterface interface {
 	// Corresponds with GET /admin/v1/store-notifications (the `GetStoreNotifications` operationId).
 	GetStoreNotifications(ctx context.Context, params *GetStoreNotificationsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetStoreSweeps The state of the store reconciliation sweeps
+	//
+	// One entry per store swept so far (`apple`: Get Notification History,
+	// `google`: the Voided Purchases API), as every replica sees it. What
+	// a sweep finds goes into the store notification inbox; `applied`
+	// counts the records that were not there yet. A failed sweep keeps its
+	// cursor, so the next one reads the same span again. Empty until the
+	// first sweep (`COINOP_STORE_SWEEP_INTERVAL`).
+	//
+	// Corresponds with GET /admin/v1/store-sweeps (the `GetStoreSweeps` operationId).
+	GetStoreSweeps(ctx context.Context, params *GetStoreSweepsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetConsole The web console's page
 	//
 	// Static and public: the page signs in with an admin API key that it
@@ -6305,6 +6374,28 @@ func (c *Client) GetRefunds(ctx context.Context, params *GetRefundsParams, reqEd
 // Corresponds with GET /admin/v1/store-notifications (the `GetStoreNotifications` operationId).
 func (c *Client) GetStoreNotifications(ctx context.Context, params *GetStoreNotificationsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetStoreNotificationsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetStoreSweeps The state of the store reconciliation sweeps
+//
+// One entry per store swept so far (`apple`: Get Notification History,
+// `google`: the Voided Purchases API), as every replica sees it. What
+// a sweep finds goes into the store notification inbox; `applied`
+// counts the records that were not there yet. A failed sweep keeps its
+// cursor, so the next one reads the same span again. Empty until the
+// first sweep (`COINOP_STORE_SWEEP_INTERVAL`).
+//
+// Corresponds with GET /admin/v1/store-sweeps (the `GetStoreSweeps` operationId).
+func (c *Client) GetStoreSweeps(ctx context.Context, params *GetStoreSweepsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetStoreSweepsRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -10012,6 +10103,48 @@ func NewGetStoreNotificationsRequest(server string, params *GetStoreNotification
 	return req, nil
 }
 
+// NewGetStoreSweepsRequest constructs an http.Request for the GetStoreSweeps method
+func NewGetStoreSweepsRequest(server string, params *GetStoreSweepsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/v1/store-sweeps")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.XRequestId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
 // NewGetConsoleRequest constructs an http.Request for the GetConsole method
 func NewGetConsoleRequest(server string, params *GetConsoleParams) (*http.Request, error) {
 	var err error
@@ -12152,6 +12285,20 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /admin/v1/store-notifications (the `GetStoreNotifications` operationId).
 	GetStoreNotificationsWithResponse(ctx context.Context, params *GetStoreNotificationsParams, reqEditors ...RequestEditorFn) (*GetStoreNotificationsResponse, error)
+
+	// GetStoreSweepsWithResponse The state of the store reconciliation sweeps
+	//
+	// One entry per store swept so far (`apple`: Get Notification History,
+	// `google`: the Voided Purchases API), as every replica sees it. What
+	// a sweep finds goes into the store notification inbox; `applied`
+	// counts the records that were not there yet. A failed sweep keeps its
+	// cursor, so the next one reads the same span again. Empty until the
+	// first sweep (`COINOP_STORE_SWEEP_INTERVAL`).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /admin/v1/store-sweeps (the `GetStoreSweeps` operationId).
+	GetStoreSweepsWithResponse(ctx context.Context, params *GetStoreSweepsParams, reqEditors ...RequestEditorFn) (*GetStoreSweepsResponse, error)
 
 	// GetConsoleWithResponse The web console's page
 	//
@@ -19642,6 +19789,131 @@ func (r GetStoreNotificationsResponse) ContentType() string {
 	return ""
 }
 
+// GetStoreSweepsResponse200Headers the declared response headers of an HTTP 200 response for GetStoreSweeps
+type GetStoreSweepsResponse200Headers struct {
+	XRequestId string
+}
+
+// GetStoreSweepsResponse401Headers the declared response headers of an HTTP 401 response for GetStoreSweeps
+type GetStoreSweepsResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// GetStoreSweepsResponse403Headers the declared response headers of an HTTP 403 response for GetStoreSweeps
+type GetStoreSweepsResponse403Headers struct {
+	XRequestId string
+}
+
+// GetStoreSweepsResponse429Headers the declared response headers of an HTTP 429 response for GetStoreSweeps
+type GetStoreSweepsResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+// GetStoreSweepsResponse500Headers the declared response headers of an HTTP 500 response for GetStoreSweeps
+type GetStoreSweepsResponse500Headers struct {
+	XRequestId string
+}
+
+// GetStoreSweepsResponse503Headers the declared response headers of an HTTP 503 response for GetStoreSweeps
+type GetStoreSweepsResponse503Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+type GetStoreSweepsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *struct {
+		Sweeps []StoreSweep `json:"sweeps"`
+	}
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetStoreSweepsResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetStoreSweepsResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *GetStoreSweepsResponse403Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetStoreSweepsResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GetStoreSweepsResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetStoreSweepsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetStoreSweepsResponse) GetJSON200() *struct {
+	Sweeps []StoreSweep `json:"sweeps"`
+} {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetStoreSweepsResponse) GetApplicationproblemJSON401() *Unauthenticated {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetStoreSweepsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetStoreSweepsResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetStoreSweepsResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetStoreSweepsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetStoreSweepsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetStoreSweepsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetStoreSweepsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetStoreSweepsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetConsoleResponse200Headers the declared response headers of an HTTP 200 response for GetConsole
 type GetConsoleResponse200Headers struct {
 	CacheControl              *string
@@ -24277,6 +24549,26 @@ func (c *ClientWithResponses) GetStoreNotificationsWithResponse(ctx context.Cont
 		return nil, err
 	}
 	return ParseGetStoreNotificationsResponse(rsp)
+}
+
+// GetStoreSweepsWithResponse The state of the store reconciliation sweeps
+//
+// One entry per store swept so far (`apple`: Get Notification History,
+// `google`: the Voided Purchases API), as every replica sees it. What
+// a sweep finds goes into the store notification inbox; `applied`
+// counts the records that were not there yet. A failed sweep keeps its
+// cursor, so the next one reads the same span again. Empty until the
+// first sweep (`COINOP_STORE_SWEEP_INTERVAL`).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /admin/v1/store-sweeps (the `GetStoreSweeps` operationId).
+func (c *ClientWithResponses) GetStoreSweepsWithResponse(ctx context.Context, params *GetStoreSweepsParams, reqEditors ...RequestEditorFn) (*GetStoreSweepsResponse, error) {
+	rsp, err := c.GetStoreSweeps(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetStoreSweepsResponse(rsp)
 }
 
 // GetConsoleWithResponse The web console's page
@@ -33634,6 +33926,153 @@ func ParseGetStoreNotificationsResponse(rsp *http.Response) (*GetStoreNotificati
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetStoreNotificationsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetStoreSweepsResponse parses an HTTP response from a GetStoreSweepsWithResponse call
+func ParseGetStoreSweepsResponse(rsp *http.Response) (*GetStoreSweepsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetStoreSweepsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest struct {
+			Sweeps []StoreSweep `json:"sweeps"`
+		}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetStoreSweepsResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers GetStoreSweepsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers GetStoreSweepsResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetStoreSweepsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers GetStoreSweepsResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetStoreSweepsResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {

@@ -8,8 +8,10 @@ import (
 	"encoding/pem"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"google.golang.org/api/androidpublisher/v3"
 )
@@ -22,8 +24,12 @@ type PlayServer struct {
 	mu       sync.Mutex
 	products map[string]*androidpublisher.ProductPurchase        // by token
 	subs     map[string]*androidpublisher.SubscriptionPurchaseV2 // by token
+	voided   []*androidpublisher.VoidedPurchase
 	calls    []string
 	status   int
+	// VoidedPageSize is how many voided purchases one page holds (default
+	// 2, so tests see the pagination).
+	VoidedPageSize int
 }
 
 // NewPlayServer returns an empty fake.
@@ -46,6 +52,16 @@ func (s *PlayServer) AddSubscription(token string, p *androidpublisher.Subscript
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.subs[token] = p
+}
+
+// AddVoided lists v on purchases.voidedpurchases.list (by its
+// voidedTimeMillis).
+func (s *PlayServer) AddVoided(v *androidpublisher.VoidedPurchase) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := *v
+	c.Kind = "androidpublisher#voidedPurchase"
+	s.voided = append(s.voided, &c)
 }
 
 // FailWith makes every API call (not the token endpoint) answer HTTP
@@ -103,7 +119,10 @@ func (s *PlayServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// {pkg}/purchases/products/{product}/tokens/{token}[:acknowledge|:consume]
 	// {pkg}/purchases/subscriptionsv2/tokens/{token}
 	// {pkg}/purchases/subscriptions/{sub}/tokens/{token}:acknowledge
+	// {pkg}/purchases/voidedpurchases
 	switch {
+	case len(parts) == 3 && parts[1] == "purchases" && parts[2] == "voidedpurchases" && r.Method == http.MethodGet:
+		s.listVoided(w, r)
 	case len(parts) == 6 && parts[1] == "purchases" && parts[2] == "products" && parts[4] == "tokens":
 		token, action, _ := strings.Cut(parts[5], ":")
 		p, ok := s.products[token]
@@ -147,6 +166,44 @@ func (s *PlayServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeError(w, http.StatusNotFound, "no such API")
 	}
+}
+
+// listVoided answers voidedpurchases.list as Play documents it: voided
+// purchases with startTime <= voidedTimeMillis <= endTime (endTime default
+// now), quantity-based partial refunds only
+// with includeQuantityBasedPartialRefund=true, token pagination. Caller
+// holds s.mu.
+func (s *PlayServer) listVoided(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	num := func(k string, def int64) int64 {
+		if v, err := strconv.ParseInt(q.Get(k), 10, 64); err == nil {
+			return v
+		}
+		return def
+	}
+	start, end := num("startTime", 0), num("endTime", time.Now().UnixMilli())
+	partial := q.Get("includeQuantityBasedPartialRefund") == "true"
+	var match []*androidpublisher.VoidedPurchase
+	for _, v := range s.voided {
+		if v.VoidedTimeMillis < start || v.VoidedTimeMillis > end || (v.VoidedQuantity > 0 && !partial) {
+			continue
+		}
+		match = append(match, v)
+	}
+	size := s.VoidedPageSize
+	if size <= 0 {
+		size = 2
+	}
+	from, _ := strconv.Atoi(strings.TrimPrefix(q.Get("token"), "page-"))
+	if from > len(match) {
+		from = len(match)
+	}
+	to := min(from+size, len(match))
+	res := &androidpublisher.VoidedPurchasesListResponse{VoidedPurchases: match[from:to]}
+	if to < len(match) {
+		res.TokenPagination = &androidpublisher.TokenPagination{NextPageToken: "page-" + strconv.Itoa(to)}
+	}
+	writeJSON(w, http.StatusOK, res)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

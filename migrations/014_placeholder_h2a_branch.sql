@@ -1,3 +1,0 @@
--- Placeholder so tern loads on branch h2a-apple-refunds: migration 014 belongs to
--- another branch. Drop this file at merge.
-SELECT 1;
