@@ -233,10 +233,6 @@ type googleRevocation struct {
 	partial bool
 }
 
-// errPartialRevocation keeps a partial refund in the inbox until the ledger
-// can take back a share of a purchase (entitlements' partial revocation).
-var errPartialRevocation = errors.New("taking back a share of a purchase is not available yet")
-
 // revokeGoogle revokes the recorded purchase r names (order id or purchase
 // token) when the Play Developer API confirms it no longer stands: a
 // one-time product cancelled or entirely refunded, a subscription no longer
@@ -302,16 +298,21 @@ func (w *Worker) revokeGoogle(ctx context.Context, n entitlements.StoreNotificat
 }
 
 // revokeGooglePartial takes back refunded/quantity of a purchase after a
-// quantity-based partial refund. Play's refundableQuantity is cumulative,
-// so the share is the purchase's whole refunded part, not this refund's.
-//
-// The ledger's partial revocation (entitlements SetRevocation, issue 12
-// part A) is not on this branch: until it is, the notification stays in
-// the inbox and is retried, rather than taking back all of a purchase Play
-// refunded only a part of. With it: SetRevocation(StoreRevocation{Store,
-// TransactionID, Num: refunded, Den: quantity, Reason, Policy}).
+// quantity-based partial refund, through the ledger's partial revocation.
+// Play's refundableQuantity is cumulative, so the share is the purchase's
+// whole refunded part, not this refund's: a repeated or late notification
+// states the same share and changes nothing (undated statements only
+// raise it).
 func (w *Worker) revokeGooglePartial(ctx context.Context, n entitlements.StoreNotification, rec entitlements.StorePurchaseRecord, refunded, quantity int64) error {
-	w.note(ctx, n, "quantity-based partial refund", slog.String("transaction_id", rec.TransactionID),
-		slog.Int64("refunded", refunded), slog.Int64("quantity", quantity))
-	return fmt.Errorf("partial refund of %d of %d of %s: %w", refunded, quantity, rec.TransactionID, errPartialRevocation)
+	rev, err := w.s.ledger.SetRevocation(ctx, entitlements.StoreRevocation{Store: rec.Store, TransactionID: rec.TransactionID,
+		Num: refunded, Den: quantity, Reason: "google " + n.Kind + " (partial)", Policy: w.opt.Policy})
+	if err != nil {
+		return err
+	}
+	if rev.Reversed {
+		w.s.log.Info("store purchase partly revoked", slog.String("store", rec.Store), slog.String("transaction_id", rec.TransactionID),
+			slog.String("player_id", rev.PlayerID), slog.Int64("refunded", refunded), slog.Int64("quantity", quantity),
+			slog.Any("shortfall", rev.Shortfall))
+	}
+	return nil
 }
