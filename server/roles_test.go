@@ -82,6 +82,13 @@ func TestEachRoleCanDoExactlyItsRoutes(t *testing.T) {
 		{"POST", "/admin/v1/keys", `{"name":"made-by-%s","roles":["viewer"]}`, nil, access.RoleAdmin},
 		{"DELETE", "/admin/v1/keys/:key", "", nil, access.RoleAdmin},
 		{"PUT", "/admin/v1/keys/:key/limits", `null`, nil, access.RoleAdmin},
+		{"GET", "/admin/v1/webhooks", "", nil, access.RoleAdmin},
+		{"POST", "/admin/v1/webhooks", `{"url":"https://hooks.example.com/%s"}`, nil, access.RoleAdmin},
+		{"GET", "/admin/v1/webhooks/:id", "", nil, access.RoleAdmin},
+		{"PATCH", "/admin/v1/webhooks/:id", `{"enabled":false}`, nil, access.RoleAdmin},
+		{"DELETE", "/admin/v1/webhooks/:id", "", nil, access.RoleAdmin},
+		{"POST", "/admin/v1/webhooks/:id/rotate-secret", "", nil, access.RoleAdmin},
+		{"POST", "/admin/v1/webhooks/:id/redeliveries", `{"event_id":1}`, nil, access.RoleAdmin},
 	}
 
 	t.Run("the table covers every admin route", func(t *testing.T) {

@@ -21,6 +21,7 @@ import (
 	"github.com/coinop/coinop/entitlements"
 	"github.com/coinop/coinop/outbox"
 	"github.com/coinop/coinop/stores"
+	"github.com/coinop/coinop/webhooks"
 )
 
 // Config holds the server's settings; cmd/coinop fills it from COINOP_*.
@@ -76,6 +77,9 @@ type Deps struct {
 	// Stores verify store purchases and notifications; none means receipts
 	// are disabled.
 	Stores Stores
+	// Webhooks manages webhook endpoints (the admin routes); nil means
+	// built on DB, https URLs only.
+	Webhooks *webhooks.Endpoints
 }
 
 // Server is the HTTP API.
@@ -95,6 +99,7 @@ type Server struct {
 	auditLog *audit.Log
 	stores   *stores.Service
 	feed     *outbox.Feed
+	webhooks *webhooks.Endpoints
 
 	catalogBody atomic.Pointer[catalogBody]
 	// schemaProblem, when set, says why the database schema cannot serve
@@ -162,6 +167,10 @@ func New(cfg Config, deps Deps) *Server {
 	if deps.DB != nil {
 		s.feed = outbox.NewFeed(deps.DB)
 	}
+	if deps.Webhooks == nil && deps.DB != nil {
+		deps.Webhooks = webhooks.NewEndpoints(deps.DB, false)
+	}
+	s.webhooks = deps.Webhooks
 	s.metrics = newMetrics(deps.Registry, deps.DB)
 	if deps.Cache != nil {
 		deps.Registry.MustRegister(deps.Cache.Collectors()...)
@@ -284,6 +293,13 @@ func (s *Server) routes() {
 	admin.Post("/keys", keyAdmin, s.limitBody(s.cfg.BodyLimit), s.postKey)
 	admin.Delete("/keys/:key", keyAdmin, s.deleteKey)
 	admin.Put("/keys/:key/limits", keyAdmin, s.limitBody(s.cfg.BodyLimit), s.putKeyLimits)
+	admin.Get("/webhooks", keyAdmin, s.getWebhooks)
+	admin.Post("/webhooks", keyAdmin, s.limitBody(s.cfg.BodyLimit), s.postWebhook)
+	admin.Get("/webhooks/:id", keyAdmin, s.getWebhook)
+	admin.Patch("/webhooks/:id", keyAdmin, s.limitBody(s.cfg.BodyLimit), s.patchWebhook)
+	admin.Delete("/webhooks/:id", keyAdmin, s.deleteWebhook)
+	admin.Post("/webhooks/:id/rotate-secret", keyAdmin, s.postWebhookRotateSecret)
+	admin.Post("/webhooks/:id/redeliveries", keyAdmin, s.limitBody(s.cfg.BodyLimit), s.postWebhookRedeliveries)
 
 	app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
 }
