@@ -9,6 +9,9 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/coinop/coinop/receipts/fakestore"
 )
 
 // readmeEventExamples reads the event catalogue of README.md: the json
@@ -120,6 +123,44 @@ func TestReadmeEventCatalogue(t *testing.T) {
 		typ, _ := ev["type"].(string)
 		real[typ] = ev
 	}
+	// Store events: a redemption and its refund, over the fake store.
+	se := newStoreEnv(t)
+	tx := fakestore.TransactionClaims{ProductID: "com.example.gems100", TransactionID: "3001"}
+	if r := se.redeem(t, "p1", appleJWS(se.mint(t, tx))); r.status != http.StatusCreated {
+		t.Fatalf("redeem: %s", r)
+	}
+	refund := tx
+	refund.RevocationDate = time.Now()
+	if r := se.postApple(t, se.appleNotification(t, "REFUND", "8f7c4a52-0000-4000-8000-000000000001", refund)); r.status != http.StatusOK {
+		t.Fatalf("refund notification: %s", r)
+	}
+	se.runWorker(t)
+	rows, err := se.pool.Query(t.Context(), `SELECT id, type, player_id, created_at, data FROM events WHERE type LIKE 'ledger.store%' ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var (
+			id     int64
+			typ    string
+			player *string
+			at     time.Time
+			data   map[string]any
+		)
+		if err := rows.Scan(&id, &typ, &player, &at, &data); err != nil {
+			t.Fatal(err)
+		}
+		real[typ] = map[string]any{"id": id, "type": typ, "player_id": player, "created_at": at.UTC(), "data": data}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, typ := range []string{"ledger.store_purchase", "ledger.store_refund"} {
+		if _, ok := real[typ]; !ok {
+			t.Fatalf("no %s event was written", typ)
+		}
+	}
+
 	docs := readmeEventExamples(t)
 	for typ, env := range real {
 		ex, ok := docs[typ]
