@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+	"sigs.k8s.io/yaml"
 
 	"github.com/coinop/coinop/webhooks"
 )
@@ -111,6 +113,7 @@ func TestWebhookAdminSecretsSignDeliveries(t *testing.T) {
 	}
 	rcv.wait(t, worker, 1)
 	ev := rcv.verify(t, 0, first.Secret)
+	checkEnvelopeAsSpecified(t, rcv.body(0))
 	if ev.Type != "ledger.admin_grant" || ev.PlayerID == nil || *ev.PlayerID != "hook-admin" {
 		t.Fatalf("delivery: %+v", ev)
 	}
@@ -140,5 +143,57 @@ func TestWebhookAdminSecretsSignDeliveries(t *testing.T) {
 	rcv.wait(t, worker, 3)
 	if third := rcv.verify(t, 2, rotated.Secret); third.ID != ev.ID {
 		t.Fatalf("range redelivered %d, want %d", third.ID, ev.ID)
+	}
+}
+
+func (h *tlsHookReceiver) body(i int) []byte {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.got[i]
+}
+
+// checkEnvelopeAsSpecified: a delivered body has exactly the members of
+// docs/openapi.yaml's webhooks.event body, every one required there.
+func checkEnvelopeAsSpecified(t *testing.T, body []byte) {
+	t.Helper()
+	type envelopeSchema struct {
+		Required   []string       `json:"required"`
+		Properties map[string]any `json:"properties"`
+	}
+	var spec struct {
+		Webhooks map[string]struct {
+			Post struct {
+				RequestBody struct {
+					Content map[string]struct {
+						Schema envelopeSchema `json:"schema"`
+					} `json:"content"`
+				} `json:"requestBody"`
+			} `json:"post"`
+		} `json:"webhooks"`
+	}
+	if err := yaml.Unmarshal(readRepoFile(t, "docs/openapi.yaml"), &spec); err != nil {
+		t.Fatal(err)
+	}
+	schema := spec.Webhooks["event"].Post.RequestBody.Content["application/json"].Schema
+	if len(schema.Properties) == 0 {
+		t.Fatal("docs/openapi.yaml has no webhooks.event request body schema")
+	}
+	var got map[string]json.RawMessage
+	if err := json.Unmarshal(body, &got); err != nil {
+		t.Fatal(err)
+	}
+	var keys, props []string
+	for k := range got {
+		keys = append(keys, k)
+	}
+	for k := range schema.Properties {
+		props = append(props, k)
+	}
+	slices.Sort(keys)
+	slices.Sort(props)
+	req := slices.Clone(schema.Required)
+	slices.Sort(req)
+	if !slices.Equal(keys, props) || !slices.Equal(keys, req) {
+		t.Errorf("envelope members %v; the spec's properties %v, required %v", keys, props, req)
 	}
 }
