@@ -21,6 +21,9 @@ var adminTitles = map[string]string{
 	"schedule_conflict":         "Scheduled version would be superseded",
 	"key_not_found":             "Key not found",
 	"key_name_taken":            "Key name already used",
+	"webhook_not_found":         "Webhook endpoint not found",
+	"event_not_found":           "Event not found",
+	"invalid_webhook":           "Webhook setting refused",
 }
 
 // wantProblem checks that r is a problem document with this status and

@@ -23,6 +23,7 @@ import (
 	"github.com/coinop/coinop/entitlements"
 	"github.com/coinop/coinop/receipts"
 	"github.com/coinop/coinop/stores"
+	"github.com/coinop/coinop/webhooks"
 )
 
 // Problem codes. They are part of the API: clients switch on them, so they
@@ -60,6 +61,13 @@ const (
 	codeStoreDisabled        = "store_disabled"
 	codeStoreMisconfigured   = "store_misconfigured"
 	storeUnavailableRetrySec = "5"
+)
+
+// Problem codes of the webhook endpoint routes.
+const (
+	codeWebhookNotFound = "webhook_not_found"
+	codeEventNotFound   = "event_not_found"
+	codeInvalidWebhook  = "invalid_webhook"
 )
 
 // problem is an RFC 9457 problem detail. Extensions are merged into the top
@@ -215,6 +223,9 @@ var titles = map[string]string{
 	codeScheduleConflict:                        "Scheduled version would be superseded",
 	codeKeyNotFound:                             "Key not found",
 	codeKeyNameTaken:                            "Key name already used",
+	codeWebhookNotFound:                         "Webhook endpoint not found",
+	codeEventNotFound:                           "Event not found",
+	codeInvalidWebhook:                          "Webhook setting refused",
 	string(entitlements.CodeItemNotFound):       "Item not found",
 	string(entitlements.CodeItemUnavailable):    "Item not available now",
 	string(entitlements.CodePriceMismatch):      "Price changed",
@@ -278,6 +289,7 @@ func problemFor(err error) problem {
 		badAccess  *access.InvalidError
 		keyLimit   *entitlements.LimitError
 		storeOff   *stores.DisabledError
+		badHook    *webhooks.InvalidError
 	)
 	if cp, ok := creatorProblem(err); ok {
 		return cp
@@ -356,6 +368,13 @@ func problemFor(err error) problem {
 		return newProblem(fiber.StatusConflict, codeKeyNameTaken, "A key with this name exists or existed; names are never reused.")
 	case errors.Is(err, access.ErrUnknownKey):
 		return errUnknownAPIKey
+	case errors.Is(err, webhooks.ErrNotFound):
+		return newProblem(fiber.StatusNotFound, codeWebhookNotFound, "No webhook endpoint has that id.")
+	case errors.Is(err, webhooks.ErrEventNotFound):
+		return newProblem(fiber.StatusNotFound, codeEventNotFound, "No event has that id.")
+	case errors.As(err, &badHook):
+		return newProblem(fiber.StatusUnprocessableEntity, codeInvalidWebhook, badHook.Field+" "+badHook.Reason+".").
+			with("field", badHook.Field)
 	case receipts.ReasonOf(err) != "":
 		return receiptInvalid(receipts.ReasonOf(err), err)
 	case errors.Is(err, entitlements.ErrUnknownStoreProduct):

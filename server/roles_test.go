@@ -91,6 +91,13 @@ func TestEachRoleCanDoExactlyItsRoutes(t *testing.T) {
 		{"GET", "/admin/v1/creators/:creator_id/earnings", "", nil, access.RoleSupport},
 		{"GET", "/admin/v1/creators/:creator_id/statement", "", nil, access.RoleSupport},
 		{"POST", "/admin/v1/creators/:creator_id/payouts", "", []string{"Idempotency-Key", "roles"}, access.RoleAdmin},
+		{"GET", "/admin/v1/webhooks", "", nil, access.RoleAdmin},
+		{"POST", "/admin/v1/webhooks", `{"url":"https://hooks.example.com/%s"}`, nil, access.RoleAdmin},
+		{"GET", "/admin/v1/webhooks/:id", "", nil, access.RoleAdmin},
+		{"PATCH", "/admin/v1/webhooks/:id", `{"enabled":false}`, nil, access.RoleAdmin},
+		{"DELETE", "/admin/v1/webhooks/:id", "", nil, access.RoleAdmin},
+		{"POST", "/admin/v1/webhooks/:id/rotate-secret", "", nil, access.RoleAdmin},
+		{"POST", "/admin/v1/webhooks/:id/redeliveries", `{"event_id":1}`, nil, access.RoleAdmin},
 	}
 
 	t.Run("the table covers every admin route", func(t *testing.T) {

@@ -22,6 +22,7 @@ import (
 	"github.com/coinop/coinop/entitlements"
 	"github.com/coinop/coinop/outbox"
 	"github.com/coinop/coinop/stores"
+	"github.com/coinop/coinop/webhooks"
 )
 
 // Config holds the server's settings; cmd/coinop fills it from COINOP_*.
@@ -81,6 +82,9 @@ type Deps struct {
 	// program, entitlements.WithCreatorProgram); nil means it is off and
 	// the creator routes answer 404 creators_disabled.
 	Creators *creators.Service
+	// Webhooks manages webhook endpoints (the admin routes); nil means
+	// built on DB, https URLs only.
+	Webhooks *webhooks.Endpoints
 }
 
 // Server is the HTTP API.
@@ -101,6 +105,7 @@ type Server struct {
 	stores   *stores.Service
 	feed     *outbox.Feed
 	creators *creators.Service
+	webhooks *webhooks.Endpoints
 
 	catalogBody atomic.Pointer[catalogBody]
 	// schemaProblem, when set, says why the database schema cannot serve
@@ -168,6 +173,10 @@ func New(cfg Config, deps Deps) *Server {
 	if deps.DB != nil {
 		s.feed = outbox.NewFeed(deps.DB)
 	}
+	if deps.Webhooks == nil && deps.DB != nil {
+		deps.Webhooks = webhooks.NewEndpoints(deps.DB, false)
+	}
+	s.webhooks = deps.Webhooks
 	s.metrics = newMetrics(deps.Registry, deps.DB)
 	if deps.Cache != nil {
 		deps.Registry.MustRegister(deps.Cache.Collectors()...)
@@ -310,6 +319,13 @@ func (s *Server) routes() {
 	admin.Get("/creators/:creator_id/earnings", support, s.requireCreators, s.getCreatorEarnings)
 	admin.Get("/creators/:creator_id/statement", support, s.requireCreators, s.getCreatorStatement)
 	admin.Post("/creators/:creator_id/payouts", keyAdmin, s.requireCreators, s.postCreatorPayout)
+	admin.Get("/webhooks", keyAdmin, s.getWebhooks)
+	admin.Post("/webhooks", keyAdmin, s.limitBody(s.cfg.BodyLimit), s.postWebhook)
+	admin.Get("/webhooks/:id", keyAdmin, s.getWebhook)
+	admin.Patch("/webhooks/:id", keyAdmin, s.limitBody(s.cfg.BodyLimit), s.patchWebhook)
+	admin.Delete("/webhooks/:id", keyAdmin, s.deleteWebhook)
+	admin.Post("/webhooks/:id/rotate-secret", keyAdmin, s.postWebhookRotateSecret)
+	admin.Post("/webhooks/:id/redeliveries", keyAdmin, s.limitBody(s.cfg.BodyLimit), s.postWebhookRedeliveries)
 
 	app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
 }

@@ -153,6 +153,10 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger) (_ *wired, err 
 	if err != nil {
 		return nil, err
 	}
+	webhookInsecure, err := cfg.boolean("COINOP_WEBHOOK_ALLOW_INSECURE")
+	if err != nil {
+		return nil, err
+	}
 	webhookConcurrency, err := cfg.integer("COINOP_WEBHOOK_CONCURRENCY")
 	if err != nil {
 		return nil, err
@@ -222,7 +226,7 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger) (_ *wired, err 
 		KeyCacheTTL:    durations["COINOP_KEY_CACHE_TTL"],
 		StoreTesters:   stores.testers,
 	}, server.Deps{Cache: w.cache, Ledger: w.ledger, Catalogs: w.catalogs, Live: w.live, DB: db, Redis: rdb, Logger: logger,
-		Stores: stores.stores, Registry: registry, Creators: creatorService})
+		Stores: stores.stores, Registry: registry, Creators: creatorService, Webhooks: webhooks.NewEndpoints(db, webhookInsecure)})
 	background := func() {
 		if _, err := w.live.Refresh(ctx); err != nil && !errors.Is(err, catalog.ErrNoCatalog) {
 			logger.Warn("catalog not loaded at start; will retry", slog.Any("error", err))

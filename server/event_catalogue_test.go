@@ -1,0 +1,182 @@
+package server_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coinop/coinop/receipts/fakestore"
+)
+
+// readmeEventExamples reads the event catalogue of README.md: the json
+// blocks between the event-catalogue markers, each an envelope, by type.
+func readmeEventExamples(t *testing.T) map[string]map[string]any {
+	t.Helper()
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start, end := bytes.Index(b, []byte("<!-- event-catalogue -->")), bytes.Index(b, []byte("<!-- /event-catalogue -->"))
+	if start < 0 || end < start {
+		t.Fatal("README.md has no <!-- event-catalogue --> … <!-- /event-catalogue --> section")
+	}
+	out := map[string]map[string]any{}
+	for _, m := range regexp.MustCompile("(?s)```json\n(.*?)```").FindAllSubmatch(b[start:end], -1) {
+		var env map[string]any
+		if err := json.Unmarshal(m[1], &env); err != nil {
+			t.Fatalf("README event example is not JSON: %v\n%s", err, m[1])
+		}
+		typ, _ := env["type"].(string)
+		if _, dup := out[typ]; dup || typ == "" {
+			t.Fatalf("README event example with no or a repeated type %q", typ)
+		}
+		out[typ] = env
+	}
+	return out
+}
+
+// keyDiff says where want and got differ in their keys, recursively
+// (objects by key, arrays element by element against want's first), or "".
+func keyDiff(path string, want, got any) string {
+	switch w := want.(type) {
+	case map[string]any:
+		g, ok := got.(map[string]any)
+		if !ok {
+			return path + ": an object in README, not in the event"
+		}
+		keys := func(m map[string]any) string {
+			var k []string
+			for key := range m {
+				k = append(k, key)
+			}
+			sort.Strings(k)
+			return strings.Join(k, ",")
+		}
+		if keys(w) != keys(g) {
+			return path + ": README keys {" + keys(w) + "}, event keys {" + keys(g) + "}"
+		}
+		for k := range w {
+			if d := keyDiff(path+"."+k, w[k], g[k]); d != "" {
+				return d
+			}
+		}
+	case []any:
+		g, ok := got.([]any)
+		if !ok {
+			return path + ": an array in README, not in the event"
+		}
+		if len(w) == 0 || len(g) == 0 {
+			if len(w) != len(g) {
+				return path + ": README array and event array differ in being empty"
+			}
+			return ""
+		}
+		for i := range g {
+			if d := keyDiff(path+"[]", w[0], g[i]); d != "" {
+				return d
+			}
+		}
+	}
+	return ""
+}
+
+// TestReadmeEventCatalogue: every event type the postings and the catalog
+// write has an example in README's event catalogue with exactly the keys
+// (recursively) in its data as the real event, and README shows no
+// type this test does not produce, so the catalogue cannot drift.
+func TestReadmeEventCatalogue(t *testing.T) {
+	t.Parallel()
+	e := newEconomyEnv(t)
+	const p = "p1"
+	e.grant(t, p, "g1", map[string]int64{"gold": 1000}, nil)
+	if r := e.purchase(t, p, "buy-1", buy("potion", 2, "gold", 100)); r.status != http.StatusCreated {
+		t.Fatalf("purchase: %s", r)
+	}
+	for _, m := range []struct{ route, key, body string }{
+		{"awards", "a1", `{"source":"match-service","reason":"won","items":{"arrow":3}}`},
+		{"spends", "s1", `{"source":"match-service","reason":"entry fee","currencies":{"gold":10}}`},
+		{"consumptions", "c1", `{"source":"match-service","reason":"drank","items":{"potion":1}}`},
+		{"exchanges", "x1", `{"source":"crafting","reason":"craft","take":{"items":{"potion":1}},"give":{"currencies":{"gems":1}}}`},
+	} {
+		if r := e.move(t, m.route, p, m.key, m.body); r.status != http.StatusCreated {
+			t.Fatalf("%s: %s", m.route, r)
+		}
+	}
+	if r := e.do(t, newRequest(http.MethodPost, "/v1/consumptions", []byte(`{"item_id":"arrow","quantity":1}`),
+		"Authorization", bearer(playerToken(p)), "Idempotency-Key", "pc1")); r.status != http.StatusCreated {
+		t.Fatalf("player consumption: %s", r)
+	}
+
+	r := e.get(t, "/v1/events?after=0", economyServerToken)
+	var page struct {
+		Events []map[string]any `json:"events"`
+	}
+	r.decode(t, &page)
+	real := map[string]map[string]any{}
+	for _, ev := range page.Events {
+		typ, _ := ev["type"].(string)
+		real[typ] = ev
+	}
+	// Store events: a redemption and its refund, over the fake store.
+	se := newStoreEnv(t)
+	tx := fakestore.TransactionClaims{ProductID: "com.example.gems100", TransactionID: "3001"}
+	if r := se.redeem(t, "p1", appleJWS(se.mint(t, tx))); r.status != http.StatusCreated {
+		t.Fatalf("redeem: %s", r)
+	}
+	refund := tx
+	refund.RevocationDate = time.Now()
+	if r := se.postApple(t, se.appleNotification(t, "REFUND", "8f7c4a52-0000-4000-8000-000000000001", refund)); r.status != http.StatusOK {
+		t.Fatalf("refund notification: %s", r)
+	}
+	se.runWorker(t)
+	rows, err := se.pool.Query(t.Context(), `SELECT id, type, player_id, created_at, data FROM events WHERE type LIKE 'ledger.store%' ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var (
+			id     int64
+			typ    string
+			player *string
+			at     time.Time
+			data   map[string]any
+		)
+		if err := rows.Scan(&id, &typ, &player, &at, &data); err != nil {
+			t.Fatal(err)
+		}
+		real[typ] = map[string]any{"id": id, "type": typ, "player_id": player, "created_at": at.UTC(), "data": data}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, typ := range []string{"ledger.store_purchase", "ledger.store_refund"} {
+		if _, ok := real[typ]; !ok {
+			t.Fatalf("no %s event was written", typ)
+		}
+	}
+
+	docs := readmeEventExamples(t)
+	for typ, env := range real {
+		ex, ok := docs[typ]
+		if !ok {
+			b, _ := json.Marshal(env)
+			t.Errorf("README's event catalogue has no %s; the real event is\n%s", typ, b)
+			continue
+		}
+		if d := keyDiff(typ+".data", ex["data"], env["data"]); d != "" {
+			b, _ := json.Marshal(env)
+			t.Errorf("README's %s example differs from the real event at %s; the real event is\n%s", typ, d, b)
+		}
+	}
+	for typ := range docs {
+		if _, ok := real[typ]; !ok {
+			t.Errorf("README's event catalogue shows %s, which this test does not produce", typ)
+		}
+	}
+}
