@@ -21,6 +21,9 @@ const (
 	EndpointPurchaseStale    = "purchase_stale"    // a wrong price, expecting 409 price_mismatch
 	EndpointEntitlementCheck = "entitlement_check" // server-to-server ownership check
 	EndpointReceipt          = "receipt"           // POST /v1/receipts
+	EndpointAward            = "award"             // POST /v1/players/{id}/awards
+	EndpointSpend            = "spend"             // POST /v1/players/{id}/spends
+	EndpointConsume          = "consume"           // POST /v1/players/{id}/consumptions
 	// Store chaos: REFUND notifications delivered to
 	// POST /v1/stores/apple/notifications, and deliveries the "store" gave
 	// up on after 1 ms (their latency is the give-up time; never errors).
@@ -38,6 +41,7 @@ var Endpoints = []string{
 	EndpointCatalog, EndpointWallet, EndpointEntitlements, EndpointPurchase,
 	EndpointPurchaseRetry, EndpointPurchaseStale, EndpointEntitlementCheck, EndpointReceipt,
 	EndpointNotification, EndpointNotificationAbandoned, EndpointReceiptAfterRefund,
+	EndpointAward, EndpointSpend, EndpointConsume,
 }
 
 // Histogram range: latencies are recorded in microseconds from 1 µs to one
