@@ -61,6 +61,7 @@ var settings = []setting{
 	{"COINOP_APPLE_API_KEY_ID", "apple-api-key-id", "", "App Store Server API key id; with the issuer id and private key, StoreKit 2 transactions are confirmed with Apple", false},
 	{"COINOP_APPLE_API_ISSUER_ID", "apple-api-issuer-id", "", "App Store Server API issuer id", false},
 	{"COINOP_APPLE_API_PRIVATE_KEY", "apple-api-private-key", "", "path of the App Store Server API private key (.p8)", true},
+	{"COINOP_APPLE_API_URL", "apple-api-url", "", "App Store Server API base URL (scheme and host); empty means Apple's for the environment; with COINOP_STORES=fake only a loopback URL (a local fake)", false},
 	{"COINOP_GOOGLE_PACKAGE_NAME", "google-package-name", "", "Android package name", false},
 	{"COINOP_GOOGLE_ENVIRONMENT", "google-environment", "production", "Google Play purchases accepted: production, or sandbox (license testers only)", false},
 	{"COINOP_GOOGLE_SERVICE_ACCOUNT", "google-service-account", "", "path of the service account JSON key for the Play Developer API", true},
