@@ -24,10 +24,14 @@ const (
 	ActionPurchase         = "purchase"
 	ActionEntitlementCheck = "entitlement_check"
 	ActionReceipt          = "receipt"
+	// Server postings, sent with the server key.
+	ActionAward   = "award"
+	ActionSpend   = "spend"
+	ActionConsume = "consume"
 )
 
 // Actions lists every action in a stable order.
-var Actions = []string{ActionCatalog, ActionWallet, ActionEntitlements, ActionPurchase, ActionEntitlementCheck, ActionReceipt}
+var Actions = []string{ActionCatalog, ActionWallet, ActionEntitlements, ActionPurchase, ActionEntitlementCheck, ActionReceipt, ActionAward, ActionSpend, ActionConsume}
 
 // ParseMix parses --mix "purchase=50,wallet=30,catalog=20". Actions not
 // named get weight 0.
@@ -235,15 +239,15 @@ every player's ledger against what it saw succeed. Exit status: 0 ok,
 		fs.PrintDefaults()
 	}
 	var (
-		cfg                             Config
-		stages, fund, scenario, mix     string
-		retryShare, staleShare          float64
-		slos                            stringList
-		noVerify                        bool
-		maxRequests                     int64
-		rate                            float64
-		jwtSecret, adminToken, srvToken string
-		split                           string
+		cfg                                     Config
+		stages, fund, scenario, mix             string
+		retryShare, staleShare                  float64
+		slos                                    stringList
+		noVerify                                bool
+		maxRequests                             int64
+		rate                                    float64
+		jwtSecret, adminToken, srvToken, srvKey string
+		split                                   string
 	)
 	fs.StringVar(&cfg.URL, "url", DefaultURL, "coinop base URL; anything but loopback prints a warning")
 	fs.DurationVar(&cfg.Duration, "duration", DefaultDuration, "length of the load phase (with --stages: an upper bound)")
@@ -260,6 +264,7 @@ every player's ledger against what it saw succeed. Exit status: 0 ok,
 	fs.StringVar(&cfg.JWTAudience, "jwt-audience", "", "aud claim for minted player tokens, if the server checks it")
 	fs.StringVar(&adminToken, "admin-token", "", "admin API token for funding and verification (env COINOP_ADMIN_TOKEN)")
 	fs.StringVar(&srvToken, "server-token", "", "server-to-server token for entitlement checks (env COINOP_SERVER_TOKEN)")
+	fs.StringVar(&srvKey, "server-key", "", "game-server key for entitlement checks and the award, spend and consume actions (env COINOP_LOADTEST_SERVER_KEY; same as --server-token)")
 	fs.StringVar(&scenario, "scenario", "", "scenario YAML file (mix weights, purchase shares)")
 	fs.StringVar(&mix, "mix", "", "action weights, e.g. purchase=50,wallet=30,catalog=20 (replaces the scenario's mix)")
 	fs.Float64Var(&retryShare, "retry-share", 0, "share of purchases re-sent with the same Idempotency-Key (default 0.1)")
@@ -334,7 +339,7 @@ every player's ledger against what it saw succeed. Exit status: 0 ok,
 	cfg.Verify = !noVerify
 	cfg.JWTSecret = firstNonEmpty(jwtSecret, getenv("COINOP_JWT_SECRET"))
 	cfg.AdminToken = firstNonEmpty(adminToken, getenv("COINOP_ADMIN_TOKEN"))
-	cfg.ServerToken = firstNonEmpty(srvToken, getenv("COINOP_SERVER_TOKEN"))
+	cfg.ServerToken = firstNonEmpty(srvKey, srvToken, getenv("COINOP_LOADTEST_SERVER_KEY"), getenv("COINOP_SERVER_TOKEN"))
 
 	switch {
 	case set["vus"] && (set["rate"] || set["stages"]):

@@ -273,3 +273,27 @@ func TestPickOffersKeepsOnlyWhatCanBeBoughtRepeatedly(t *testing.T) {
 		t.Errorf("limits: founder %v, potion %v", offers[2].Limits, offers[0].Limits)
 	}
 }
+
+func TestServerKeyComesFromItsFlagOrEnvironment(t *testing.T) {
+	env := map[string]string{"COINOP_JWT_SECRET": "s", "COINOP_ADMIN_TOKEN": "a", "COINOP_LOADTEST_SERVER_KEY": "env-key", "COINOP_SERVER_TOKEN": "env-token"}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "env-key"},
+		{[]string{"--server-token", "flag-token"}, "flag-token"},
+		{[]string{"--server-key", "flag-key", "--server-token", "flag-token"}, "flag-key"},
+	} {
+		cfg, err := parse(t, env, c.args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.ServerToken != c.want {
+			t.Errorf("%v: server key %q, want %q", c.args, cfg.ServerToken, c.want)
+		}
+	}
+	cfg, err := parse(t, testEnv, "--mix", "award=1,spend=1,consume=1")
+	if err != nil || !cfg.Scenario.Uses(ActionAward) || !cfg.Scenario.Uses(ActionConsume) {
+		t.Fatalf("posting actions in --mix: %v", err)
+	}
+}

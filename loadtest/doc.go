@@ -9,8 +9,9 @@
 //     over and over: consumables without a per-player limit and bundles of
 //     them, on sale for the whole run.
 //  2. Load drives a weighted mix of catalog (with ETags), wallet, entitlement,
-//     purchase (with idempotent retries and stale prices), server-to-server
-//     and receipt requests. The open model (default) sends requests at a
+//     purchase (with idempotent retries and stale prices), server-to-server,
+//     server posting (awards, spends, consumptions with the game-server key,
+//     retried with the same key while unanswered) and receipt requests. The open model (default) sends requests at a
 //     target arrival rate and measures latency from the time each request was
 //     due, so a slow server cannot hide its own queueing (no coordinated
 //     omission); the closed model runs N virtual players back to back.

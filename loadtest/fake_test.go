@@ -53,6 +53,13 @@ type fakeCoinop struct {
 	// nothing ever takes it back.
 	forgetEarlyRefunds bool
 	noMetrics          bool // answer /metrics 404, as a server behind a proxy might
+	// doubleAward is a deliberately broken award: from this one on (1-based),
+	// every award is applied twice, one ledger transaction per application.
+	doubleAward int
+	// failPostings answers this many server postings 503 after applying
+	// them, as a server that commits and then loses the answer would.
+	failPostings atomic.Int32
+	postings     map[string]int // by kind, postings applied
 
 	traceMu  sync.Mutex
 	trace    []string     // load requests as "player METHOD path [item×qty]", the run id left out
@@ -128,6 +135,9 @@ func (f *fakeCoinop) start(t *testing.T) string {
 	mux.HandleFunc("POST /admin/v1/players/{player_id}/grants", f.grant)
 	mux.HandleFunc("GET /admin/v1/players/{player_id}/ledger", f.ledgerPage)
 	mux.HandleFunc("GET /admin/v1/audit", f.audit)
+	mux.HandleFunc("POST /v1/players/{player_id}/awards", f.serverPosting(KindAward))
+	mux.HandleFunc("POST /v1/players/{player_id}/spends", f.serverPosting(KindSpend))
+	mux.HandleFunc("POST /v1/players/{player_id}/consumptions", f.serverPosting(KindConsume))
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.requests.Add(1)
 		if r.URL.Path == "/metrics" {
@@ -368,7 +378,7 @@ func (f *fakeCoinop) entitlements(w http.ResponseWriter, r *http.Request) {
 
 // idempotent runs apply once per (player, scope, key) and replays the first
 // answer to retries with the same body.
-func (f *fakeCoinop) idempotent(w http.ResponseWriter, r *http.Request, pid, scope string, apply func(body []byte) (int, any)) {
+func (f *fakeCoinop) idempotent(w http.ResponseWriter, r *http.Request, pid, scope string, apply func(body []byte) (int, any), loseAnswer ...func() bool) {
 	key := r.Header.Get("Idempotency-Key")
 	if key == "" {
 		problem(w, http.StatusBadRequest, "idempotency_key_required")
@@ -396,8 +406,13 @@ func (f *fakeCoinop) idempotent(w http.ResponseWriter, r *http.Request, pid, sco
 		problem(w, status, p.Code)
 		return
 	}
-	b := writeJSON(w, status, v)
+	b, _ := json.Marshal(v)
 	f.idem[id] = idemRecord{body: string(body), status: status, resp: b}
+	if len(loseAnswer) > 0 && loseAnswer[0]() {
+		problem(w, http.StatusServiceUnavailable, "unavailable") // committed, answer lost
+		return
+	}
+	writeJSON(w, status, v)
 }
 
 type problemBody struct {
@@ -606,6 +621,50 @@ func (f *fakeCoinop) audit(w http.ResponseWriter, r *http.Request) {
 		{Name: "transactions_balanced", OK: balanced},
 		{Name: "balances_match_ledger", OK: matches},
 	}})
+}
+
+// serverPosting applies awards, spends and consumptions, once per key,
+// refusing with 402 insufficient_funds what the player does not hold.
+func (f *fakeCoinop) serverPosting(kind string) http.HandlerFunc {
+	account := map[string]string{KindAward: "awards", KindSpend: "spends", KindConsume: "consumption"}[kind]
+	return func(w http.ResponseWriter, r *http.Request) {
+		if bearer(r) != f.serverToken {
+			problem(w, http.StatusUnauthorized, "unauthorized")
+			return
+		}
+		pid := r.PathValue("player_id")
+		key := r.Header.Get("Idempotency-Key")
+		var lost bool
+		f.idempotent(w, r, pid, kind, func(body []byte) (int, any) {
+			var req PostingRequest
+			if json.Unmarshal(body, &req) != nil {
+				return rejection(http.StatusBadRequest, "invalid_request")
+			}
+			var entries []LedgerEntry
+			for asset, n := range req.deltas(kind) {
+				typ, id, _ := strings.Cut(asset, ":")
+				if f.holdings[pid][asset]+n < 0 {
+					return rejection(http.StatusPaymentRequired, "insufficient_funds")
+				}
+				entries = append(entries, move(pid, account, typ, id, n)...)
+			}
+			sort.Slice(entries, func(i, j int) bool {
+				return entries[i].AssetID+entries[i].Account < entries[j].AssetID+entries[j].Account
+			})
+			if f.postings == nil {
+				f.postings = map[string]int{}
+			}
+			f.postings[kind]++
+			id := fmt.Sprintf("%s-%d", kind, f.postings[kind])
+			meta := map[string]any{"source": req.Source, "reason": req.Reason, "idempotency_key": key}
+			f.recordLocked(pid, kind, id, meta, entries)
+			if kind == KindAward && f.doubleAward > 0 && f.postings[kind] >= f.doubleAward {
+				f.recordLocked(pid, kind, id, meta, entries)
+			}
+			lost = f.failPostings.Add(-1) >= 0
+			return http.StatusCreated, PostingResult{PostingID: id, Kind: kind, PlayerID: pid}
+		}, func() bool { return lost })
+	}
 }
 
 func (f *fakeCoinop) ownership(w http.ResponseWriter, r *http.Request) {

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 )
 
 // MergeReports combines the JSON reports of processes that shared one run
@@ -17,9 +19,10 @@ import (
 // requests together, not an average of percentiles. Counts of scheduled,
 // sent, late and dropped requests, players and workers add up; the window
 // is the longest one (the processes ran side by side). Timeline points are
-// added second by second: requests, errors and rates exactly, while a
-// second's p50 and p99 are the highest of the processes' (the timeline keeps
-// no histograms). Thresholds are evaluated again on the merged figures and
+// added second by second: requests, errors and rates exactly, and a
+// second's p50, p99 and max from the seconds' histograms merged, so they
+// too are exact (for reports written before timelines kept histograms, the
+// highest of the processes'). Thresholds are evaluated again on the merged figures and
 // verification outcomes are combined. It returns an error for no reports,
 // reports without histograms, or capacity-search reports.
 func MergeReports(reports []*Report) (*Report, error) {
@@ -132,9 +135,18 @@ func mergeTimelines(a, b []TimelinePoint) []TimelinePoint {
 		q.Rate += p.Rate
 		q.TargetRate += p.TargetRate
 		q.Errors += p.Errors
-		q.P50US = max(q.P50US, p.P50US)
-		q.P99US = max(q.P99US, p.P99US)
-		q.MaxUS = max(q.MaxUS, p.MaxUS)
+		if h, ok := mergeEncoded(q.Histogram, q.Requests-p.Requests, p.Histogram, p.Requests); ok {
+			q.Histogram = encodeHistogram(h)
+			q.P50US, q.P99US, q.MaxUS = h.ValueAtQuantile(50), h.ValueAtQuantile(99), 0
+			if h.TotalCount() > 0 {
+				q.MaxUS = h.Max()
+			}
+		} else {
+			q.Histogram = ""
+			q.P50US = max(q.P50US, p.P50US)
+			q.P99US = max(q.P99US, p.P99US)
+			q.MaxUS = max(q.MaxUS, p.MaxUS)
+		}
 		if len(p.Endpoints) > 0 {
 			eps := map[string]EndpointMoment{}
 			for k, v := range q.Endpoints {
@@ -142,16 +154,47 @@ func mergeTimelines(a, b []TimelinePoint) []TimelinePoint {
 			}
 			for k, v := range p.Endpoints {
 				m := eps[k]
+				if h, ok := mergeEncoded(m.Histogram, m.Requests, v.Histogram, v.Requests); ok {
+					m.Histogram = encodeHistogram(h)
+					m.P50US, m.P99US = h.ValueAtQuantile(50), h.ValueAtQuantile(99)
+				} else {
+					m.Histogram = ""
+					m.P50US = max(m.P50US, v.P50US)
+					m.P99US = max(m.P99US, v.P99US)
+				}
 				m.Requests += v.Requests
 				m.Errors += v.Errors
-				m.P50US = max(m.P50US, v.P50US)
-				m.P99US = max(m.P99US, v.P99US)
 				eps[k] = m
 			}
 			q.Endpoints = eps
 		}
 	}
 	return out
+}
+
+// mergeEncoded merges two encoded interval histograms holding na and nb
+// requests. An interval without requests needs no histogram; one with
+// requests but none (an older report) or an undecodable one makes the merge
+// impossible (ok false).
+func mergeEncoded(a string, na int64, b string, nb int64) (*hdrhistogram.Histogram, bool) {
+	out := newHistogram()
+	for _, part := range []struct {
+		enc string
+		n   int64
+	}{{a, na}, {b, nb}} {
+		if part.n == 0 {
+			continue
+		}
+		if part.enc == "" {
+			return nil, false
+		}
+		h, err := hdrhistogram.Decode([]byte(part.enc))
+		if err != nil || h.TotalCount() != part.n {
+			return nil, false
+		}
+		out.Merge(h)
+	}
+	return out, true
 }
 
 func mergeVerification(a, b *Verification) *Verification {
@@ -172,6 +215,7 @@ func mergeVerification(a, b *Verification) *Verification {
 	a.Players += b.Players
 	a.PurchasesObserved += b.PurchasesObserved
 	a.GrantsObserved += b.GrantsObserved
+	a.PostingsObserved += b.PostingsObserved
 	a.LedgerTransactions += b.LedgerTransactions
 	a.Unconfirmed += b.Unconfirmed
 	a.Problems = append(a.Problems, b.Problems...)

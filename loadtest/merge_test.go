@@ -195,3 +195,88 @@ func TestMergeCommandUsageErrorsExitTwo(t *testing.T) {
 		}
 	}
 }
+
+// TestMergedTimelinesEqualASingleRuns records four seconds of requests
+// into one recorder and, dealt out, into two (the parts of a split run),
+// writes and reads the parts' reports and merges them: every second's
+// requests, errors, p50, p99 and max, overall and per endpoint, must be the
+// single run's exactly.
+func TestMergedTimelinesEqualASingleRuns(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	single := NewRecorder(2)
+	parts := []*Recorder{NewRecorder(2), NewRecorder(2)}
+	for sec := range 4 {
+		for i := range 3000 {
+			ep := []string{EndpointPurchase, EndpointWallet, EndpointCatalog}[rng.IntN(3)]
+			// Each part has its own latency profile, so that the maxima of
+			// the parts' percentiles would be wrong.
+			scale := []float64{1, 6}[i%2]
+			lat := time.Duration(rng.ExpFloat64()*scale*float64(time.Millisecond)*float64(sec+1)) + 50*time.Microsecond
+			code := ""
+			if rng.IntN(50) == 0 {
+				code = "timeout"
+			}
+			single.Record(i, ep, lat, code)
+			parts[i%2].Record(i, ep, lat, code)
+		}
+		at := time.Duration(sec+1) * time.Second
+		single.Flush(at, time.Second, 0)
+		for _, p := range parts {
+			p.Flush(at, time.Second, 0)
+		}
+	}
+	var reports []*Report
+	for k, p := range parts {
+		r := reportOf(t, p.Totals(), "r"+string(rune('a'+k)), string(rune('1'+k))+"/2")
+		r.Timeline = p.Timeline()
+		var buf bytes.Buffer
+		if err := r.WriteJSON(&buf); err != nil {
+			t.Fatal(err)
+		}
+		back, err := ReadReport(&buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reports = append(reports, back)
+	}
+	merged, err := MergeReports(reports)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := single.Timeline()
+	if len(merged.Timeline) != len(want) {
+		t.Fatalf("%d timeline points, want %d", len(merged.Timeline), len(want))
+	}
+	maxima := 0 // seconds where the parts' highest p99 differs from the truth
+	for i, w := range want {
+		g := merged.Timeline[i]
+		if g.Requests != w.Requests || g.Errors != w.Errors || g.P50US != w.P50US || g.P99US != w.P99US || g.MaxUS != w.MaxUS {
+			t.Fatalf("second %d: requests %d errors %d p50 %d p99 %d max %d, want %d %d %d %d %d",
+				i+1, g.Requests, g.Errors, g.P50US, g.P99US, g.MaxUS, w.Requests, w.Errors, w.P50US, w.P99US, w.MaxUS)
+		}
+		if len(g.Endpoints) != len(w.Endpoints) {
+			t.Fatalf("second %d: %d endpoints, want %d", i+1, len(g.Endpoints), len(w.Endpoints))
+		}
+		for ep, wm := range w.Endpoints {
+			gm := g.Endpoints[ep]
+			if gm.Requests != wm.Requests || gm.Errors != wm.Errors || gm.P50US != wm.P50US || gm.P99US != wm.P99US {
+				t.Fatalf("second %d, %s: %+v, want %+v", i+1, ep, gm, wm)
+			}
+		}
+		if max(reports[0].Timeline[i].P99US, reports[1].Timeline[i].P99US) != w.P99US {
+			maxima++
+		}
+	}
+	if maxima == 0 {
+		t.Fatal("the parts' highest p99 was exact every second: the test cannot tell exact merging from maxima")
+	}
+}
+
+func TestMergedTimelinesFallBackToMaximaWithoutHistograms(t *testing.T) {
+	a := []TimelinePoint{{ElapsedMS: 1000, Requests: 10, P50US: 100, P99US: 900, MaxUS: 1000}}
+	b := []TimelinePoint{{ElapsedMS: 1000, Requests: 5, P50US: 200, P99US: 500, MaxUS: 2000}}
+	got := mergeTimelines(mergeTimelines(nil, a), b)
+	if got[0].Requests != 15 || got[0].P50US != 200 || got[0].P99US != 900 || got[0].MaxUS != 2000 || got[0].Histogram != "" {
+		t.Fatalf("merged %+v", got[0])
+	}
+}

@@ -18,6 +18,9 @@ type Observed struct {
 type PlayerRecord struct {
 	Purchases map[string]SeenPurchase // by purchase_id
 	Grants    map[string]SeenGrant    // by grant_id
+	// Postings holds the server postings (awards, spends, consumptions)
+	// answered 201, by posting_id.
+	Postings map[string]SeenPosting
 	// Keys maps each idempotency key that got a 201 to the distinct ids the
 	// server answered with; more than one id for a key is a duplicate.
 	Keys map[string]map[string]bool
@@ -50,9 +53,19 @@ type SeenGrant struct {
 	Items      map[string]int64 `json:"items"`
 }
 
+// SeenPosting is a server posting the server answered 201.
+type SeenPosting struct {
+	ID   string `json:"posting_id"`
+	Key  string `json:"idempotency_key"`
+	Kind string `json:"kind"`
+	// Moves is what it moves on the player's account, signed, by
+	// "currency:id" and "item:id".
+	Moves map[string]int64 `json:"moves"`
+}
+
 // Attempt is a purchase or grant whose outcome is unknown.
 type Attempt struct {
-	Kind       string // KindPurchase or KindAdminGrant
+	Kind       string // KindPurchase, KindAdminGrant or a posting's kind
 	Key        string
 	ItemID     string
 	Quantity   int64
@@ -66,7 +79,7 @@ func (o *Observed) player(id string) *PlayerRecord {
 	p := o.players[id]
 	if p == nil {
 		p = &PlayerRecord{
-			Purchases: map[string]SeenPurchase{}, Grants: map[string]SeenGrant{},
+			Purchases: map[string]SeenPurchase{}, Grants: map[string]SeenGrant{}, Postings: map[string]SeenPosting{},
 			Keys: map[string]map[string]bool{}, Unknown: map[string]Attempt{},
 		}
 		o.players[id] = p
@@ -123,6 +136,28 @@ func (o *Observed) UnknownGrant(playerID, key string, g GrantRequest) {
 	}
 }
 
+// Posting records a 201 for a server posting. It reports whether the
+// posting id is new, so a replayed answer is not counted twice.
+func (o *Observed) Posting(playerID, kind, key string, req PostingRequest, postingID string) (first bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	p := o.player(playerID)
+	_, seen := p.Postings[postingID]
+	p.Postings[postingID] = SeenPosting{ID: postingID, Key: key, Kind: kind, Moves: req.deltas(kind)}
+	p.answered(key, postingID)
+	return !seen
+}
+
+// UnknownPosting records a posting attempt that got no answer.
+func (o *Observed) UnknownPosting(playerID, kind, key string, req PostingRequest) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	p := o.player(playerID)
+	if p.Keys[key] == nil {
+		p.Unknown[key] = Attempt{Kind: kind, Key: key, Currencies: maps.Clone(req.Currencies)}
+	}
+}
+
 // Receipt records a receipt redemption: answered true for a success, false
 // for no answer at all.
 func (o *Observed) Receipt(playerID string, answered bool) {
@@ -150,7 +185,7 @@ func (o *Observed) Player(id string) PlayerRecord {
 	defer o.mu.Unlock()
 	p := o.player(id)
 	c := PlayerRecord{
-		Purchases: maps.Clone(p.Purchases), Grants: maps.Clone(p.Grants),
+		Purchases: maps.Clone(p.Purchases), Grants: maps.Clone(p.Grants), Postings: maps.Clone(p.Postings),
 		Keys: map[string]map[string]bool{}, Unknown: maps.Clone(p.Unknown),
 		Receipts: p.Receipts, UnknownReceipts: p.UnknownReceipts, Refunds: p.Refunds,
 	}
@@ -158,6 +193,16 @@ func (o *Observed) Player(id string) PlayerRecord {
 		c.Keys[k] = maps.Clone(ids)
 	}
 	return c
+}
+
+// PostingCount totals the server postings answered 201 over all players.
+func (o *Observed) PostingCount() (n int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, p := range o.players {
+		n += len(p.Postings)
+	}
+	return n
 }
 
 // Counts totals purchases, grants and unanswered attempts over all players.

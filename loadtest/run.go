@@ -80,6 +80,8 @@ func Run(ctx context.Context, cfg Config, fx *Fixture, c *Client, obs *Observed,
 		}
 	}
 
+	r.awardItems = awardItems(fx)
+
 	res := &Result{Model: "closed", Workers: cfg.PoolSize()}
 	if cfg.Open() {
 		res.Model = "open"
@@ -142,6 +144,7 @@ type runner struct {
 	pickers       [][2]*picker
 	receiptsGone  atomic.Bool
 	checkItems    []string
+	awardItems    []string   // items awards may give
 	sched         *Scheduler // open model only
 	budget        budget
 	late, dropped atomic.Int64
@@ -483,6 +486,8 @@ func (r *runner) act(shard int, seq string, due time.Time, rng *rand.Rand, p *Pl
 		r.purchase(shard, seq, due, rng, p)
 	case ActionEntitlementCheck:
 		r.ownership(shard, due, rng, p)
+	case ActionAward, ActionSpend, ActionConsume:
+		r.posting(shard, a, seq, due, rng, p)
 	case ActionReceipt:
 		if r.fx.Store != nil {
 			r.chaosReceipt(shard, due, rng, p)

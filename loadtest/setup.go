@@ -94,6 +94,22 @@ func (p *Player) addOwned(items map[string]int64) {
 	}
 }
 
+// takeOwned takes one unit of an item the player is known to hold off the
+// record (chosen by pick among them in a stable order), for a consumption.
+func (p *Player) takeOwned(pick func(n int) int) (string, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ids := slices.Sorted(maps.Keys(p.owned))
+	if len(ids) == 0 {
+		return "", false
+	}
+	id := ids[pick(len(ids))]
+	if p.owned[id]--; p.owned[id] <= 0 {
+		delete(p.owned, id)
+	}
+	return id, true
+}
+
 // ownedItem returns one item the player is known to hold (chosen by pick
 // among them in a stable order) and how many at least.
 func (p *Player) ownedItem(pick func(n int) int) (string, int64, bool) {
@@ -344,6 +360,11 @@ func Setup(ctx context.Context, cfg Config, c *Client, obs *Observed, now time.T
 	if cfg.Scenario.Uses(ActionEntitlementCheck) {
 		if why := probeOwnershipRoute(ctx, c, cfg, fx); why != "" {
 			fx.Unavailable[ActionEntitlementCheck] = why
+		}
+	}
+	for _, a := range []string{ActionAward, ActionSpend, ActionConsume} {
+		if cfg.Scenario.Uses(a) && cfg.ServerToken == "" {
+			fx.Unavailable[a] = "no server key (--server-key, COINOP_LOADTEST_SERVER_KEY or COINOP_SERVER_TOKEN)"
 		}
 	}
 	if cfg.FakeStoreDir != "" {

@@ -21,6 +21,9 @@ const (
 	EndpointPurchaseStale    = "purchase_stale"    // a wrong price, expecting 409 price_mismatch
 	EndpointEntitlementCheck = "entitlement_check" // server-to-server ownership check
 	EndpointReceipt          = "receipt"           // POST /v1/receipts
+	EndpointAward            = "award"             // POST /v1/players/{id}/awards
+	EndpointSpend            = "spend"             // POST /v1/players/{id}/spends
+	EndpointConsume          = "consume"           // POST /v1/players/{id}/consumptions
 	// Store chaos: REFUND notifications delivered to
 	// POST /v1/stores/apple/notifications, and deliveries the "store" gave
 	// up on after 1 ms (their latency is the give-up time; never errors).
@@ -38,6 +41,7 @@ var Endpoints = []string{
 	EndpointCatalog, EndpointWallet, EndpointEntitlements, EndpointPurchase,
 	EndpointPurchaseRetry, EndpointPurchaseStale, EndpointEntitlementCheck, EndpointReceipt,
 	EndpointNotification, EndpointNotificationAbandoned, EndpointReceiptAfterRefund,
+	EndpointAward, EndpointSpend, EndpointConsume,
 }
 
 // Histogram range: latencies are recorded in microseconds from 1 µs to one
@@ -286,6 +290,10 @@ type TimelinePoint struct {
 	P99US      int64                     `json:"p99_us"`
 	MaxUS      int64                     `json:"max_us"`
 	Endpoints  map[string]EndpointMoment `json:"endpoints,omitempty"`
+	// Histogram is the interval's HdrHistogram of every endpoint together
+	// (V2 compressed, base64), so that merged reports compute a second's
+	// percentiles exactly rather than from the parts' percentiles.
+	Histogram string `json:"histogram,omitempty"`
 }
 
 // EndpointMoment is one endpoint's share of a timeline point.
@@ -294,6 +302,22 @@ type EndpointMoment struct {
 	Errors   int64 `json:"errors"`
 	P50US    int64 `json:"p50_us"`
 	P99US    int64 `json:"p99_us"`
+	// Histogram is the endpoint's HdrHistogram for the interval, as in
+	// TimelinePoint.
+	Histogram string `json:"histogram,omitempty"`
+}
+
+// encodeHistogram is h in the reports' encoding, "" when empty (nothing to
+// merge) or when encoding fails (merge then falls back to the maxima).
+func encodeHistogram(h *hdrhistogram.Histogram) string {
+	if h.TotalCount() == 0 {
+		return ""
+	}
+	enc, err := h.Encode(hdrhistogram.V2CompressedEncodingCookieBase)
+	if err != nil {
+		return ""
+	}
+	return string(enc)
 }
 
 func newTimelinePoint(elapsed, interval time.Duration, window Stats) TimelinePoint {
@@ -305,6 +329,7 @@ func newTimelinePoint(elapsed, interval time.Duration, window Stats) TimelinePoi
 		P50US:     all.Hist.ValueAtQuantile(50),
 		P99US:     all.Hist.ValueAtQuantile(99),
 		MaxUS:     all.Max().Microseconds(),
+		Histogram: encodeHistogram(all.Hist),
 	}
 	if interval > 0 {
 		p.Rate = float64(p.Requests) / interval.Seconds()
@@ -315,6 +340,7 @@ func newTimelinePoint(elapsed, interval time.Duration, window Stats) TimelinePoi
 			p.Endpoints[ep] = EndpointMoment{
 				Requests: s.Count(), Errors: s.ErrorCount(),
 				P50US: s.Hist.ValueAtQuantile(50), P99US: s.Hist.ValueAtQuantile(99),
+				Histogram: encodeHistogram(s.Hist),
 			}
 		}
 	}

@@ -65,11 +65,14 @@ func (p Problem) String() string {
 
 // Verification is the outcome of the verification phase.
 type Verification struct {
-	OK                 bool `json:"ok"`
-	Players            int  `json:"players"`
-	PurchasesObserved  int  `json:"purchases_observed"`
-	GrantsObserved     int  `json:"grants_observed"`
-	LedgerTransactions int  `json:"ledger_transactions"`
+	OK                bool `json:"ok"`
+	Players           int  `json:"players"`
+	PurchasesObserved int  `json:"purchases_observed"`
+	GrantsObserved    int  `json:"grants_observed"`
+	// PostingsObserved counts server postings (awards, spends,
+	// consumptions) answered 201.
+	PostingsObserved   int `json:"postings_observed"`
+	LedgerTransactions int `json:"ledger_transactions"`
 	// Unconfirmed counts ledger transactions explained only by a request
 	// whose answer never arrived (timeouts): not a failure, but listed.
 	Unconfirmed int          `json:"unconfirmed"`
@@ -93,6 +96,7 @@ const maxLedgerPages = 10_000
 func Verify(ctx context.Context, c *Client, fx *Fixture, obs *Observed) (*Verification, error) {
 	v := &Verification{Players: len(fx.Players), Counts: ProblemCount{}}
 	v.PurchasesObserved, v.GrantsObserved, _ = obs.Counts()
+	v.PostingsObserved = obs.PostingCount()
 	var (
 		mu     sync.Mutex
 		wg     sync.WaitGroup
@@ -234,6 +238,22 @@ func CheckPlayer(playerID string, seen PlayerRecord, ledger []LedgerTransaction,
 			}
 		}
 	}
+	for _, id := range slices.Sorted(maps.Keys(seen.Postings)) {
+		sp := seen.Postings[id]
+		found := byRef[id]
+		switch {
+		case len(found) == 0:
+			add(ProblemLost, "%s %s (key %s) was answered 201 but is not in the ledger", sp.Kind, id, sp.Key)
+		case len(found) > 1:
+			add(ProblemDuplicated, "%s %s has %d ledger transactions: %s", sp.Kind, id, len(found), txIDs(found))
+		}
+		for _, tx := range found {
+			matched[tx.ID] = true
+			if msg := postingMismatch(tx, account, sp); msg != "" {
+				add(ProblemMismatch, "%s %s: %s", sp.Kind, id, msg)
+			}
+		}
+	}
 	for _, key := range slices.Sorted(maps.Keys(seen.Keys)) {
 		if ids := seen.Keys[key]; len(ids) > 1 {
 			add(ProblemDuplicated, "idempotency key %s was answered with %d different ids: %s", key, len(ids), strings.Join(slices.Sorted(maps.Keys(ids)), ", "))
@@ -259,7 +279,7 @@ func CheckPlayer(playerID string, seen PlayerRecord, ledger []LedgerTransaction,
 			unconfirmed++
 		case tx.Kind == KindStoreRefund && refunds > 0:
 			refunds-- // a refund the store chaos delivered; checked by transaction in ChaosVerify
-		case tx.Kind != KindPurchase && tx.Kind != KindAdminGrant && tx.Kind != KindStoreRefund && receipts > 0:
+		case !isToolKind(tx.Kind) && receipts > 0:
 			receipts-- // a receipt redemption; the tool cannot see its id
 		default:
 			add(ProblemUnexpected, "ledger transaction %d (%s %s%s) matches no request the tool saw succeed",
@@ -333,6 +353,31 @@ func purchaseMismatch(tx LedgerTransaction, account string, sp SeenPurchase) str
 	if got, ok := moved["item:"+sp.ItemID]; ok && got != sp.Quantity {
 		// Only checked when the item itself moved: a bundle's id is not an item.
 		return fmt.Sprintf("ledger transaction %d gives %d of %s, want %d", tx.ID, got, sp.ItemID, sp.Quantity)
+	}
+	return ""
+}
+
+// isToolKind says whether a ledger kind is one the tool itself posts and
+// observes by id; such a transaction is never a receipt redemption.
+func isToolKind(kind string) bool {
+	switch kind {
+	case KindPurchase, KindAdminGrant, KindStoreRefund, KindAward, KindSpend, KindConsume:
+		return true
+	}
+	return false
+}
+
+// postingMismatch checks that a posting's transaction has its kind and
+// moves exactly what was asked for on the player's account, nothing else.
+func postingMismatch(tx LedgerTransaction, account string, sp SeenPosting) string {
+	if tx.Kind != sp.Kind {
+		return fmt.Sprintf("ledger transaction %d has kind %q, want %q", tx.ID, tx.Kind, sp.Kind)
+	}
+	moved := playerMoves(tx, account)
+	for _, asset := range unionKeys(moved, sp.Moves) {
+		if moved[asset] != sp.Moves[asset] {
+			return fmt.Sprintf("ledger transaction %d moves %d %s for the player, want %d", tx.ID, moved[asset], asset, sp.Moves[asset])
+		}
 	}
 	return ""
 }
@@ -466,8 +511,12 @@ func (v *Verification) WriteText(w io.Writer) {
 	if !v.OK {
 		status = fmt.Sprintf("%d PROBLEMS", len(v.Problems))
 	}
-	fmt.Fprintf(w, "verification: %d players, %d purchases and %d grants observed, %d ledger transactions: %s\n",
-		v.Players, v.PurchasesObserved, v.GrantsObserved, v.LedgerTransactions, status)
+	postings := ""
+	if v.PostingsObserved > 0 {
+		postings = fmt.Sprintf(", %d server postings", v.PostingsObserved)
+	}
+	fmt.Fprintf(w, "verification: %d players, %d purchases and %d grants%s observed, %d ledger transactions: %s\n",
+		v.Players, v.PurchasesObserved, v.GrantsObserved, postings, v.LedgerTransactions, status)
 	const show = 50
 	for i, p := range v.Problems {
 		if i == show {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -195,12 +196,18 @@ func TestAuditFailuresAreProblems(t *testing.T) {
 // runAgainst sets up, runs and verifies a short load phase against a fake.
 func runAgainst(t *testing.T, f *fakeCoinop, mutate func(*Config)) (*Verification, *Result) {
 	t.Helper()
+	return runAgainstArgs(t, f, nil, mutate)
+}
+
+// runAgainstArgs is runAgainst with more flags, which override the defaults.
+func runAgainstArgs(t *testing.T, f *fakeCoinop, extra []string, mutate func(*Config)) (*Verification, *Result) {
+	t.Helper()
 	url := f.start(t)
-	cfg, err := ParseArgs([]string{
+	cfg, err := ParseArgs(append([]string{
 		"--url", url, "--rate", "40", "--duration", "1s", "--players", "4",
 		"--jwt-secret", string(f.secret), "--admin-token", f.adminToken, "--server-token", f.serverToken,
 		"--mix", "purchase=100", "--seed", "7",
-	}, func(string) string { return "" }, &strings.Builder{})
+	}, extra...), func(string) string { return "" }, &strings.Builder{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,5 +317,78 @@ func TestLedgerPagingFollowsNextBeforeAndIsBounded(t *testing.T) {
 	}
 	if id, err := c.LatestLedgerID(context.Background(), "p1"); err != nil || id != 250 {
 		t.Fatalf("LatestLedgerID = %d, %v", id, err)
+	}
+}
+
+// postingMix mixes server postings with purchases, which give the items
+// consumptions use up.
+var postingMix = []string{"--rate", "150", "--mix", "purchase=35,award=30,spend=20,consume=15"}
+
+func TestVerifyCountsServerPostingsOnceThroughLostAnswers(t *testing.T) {
+	f := newFakeCoinop()
+	f.failPostings.Store(6) // applied, then answered 503: the tool retries with the same key
+	v, res := runAgainstArgs(t, f, postingMix, nil)
+	if !v.OK {
+		t.Fatalf("verification failed against an honest server: %v", v.Problems)
+	}
+	if f.failPostings.Load() >= 0 {
+		t.Fatal("no posting answer was lost; the test proves nothing")
+	}
+	f.mu.Lock()
+	applied := f.postings[KindAward] + f.postings[KindSpend] + f.postings[KindConsume]
+	kinds := maps.Clone(f.postings)
+	f.mu.Unlock()
+	for _, k := range []string{KindAward, KindSpend, KindConsume} {
+		if kinds[k] == 0 || res.Stats[k] == nil {
+			t.Fatalf("no %s was applied (%v); the mix did not run it", k, kinds)
+		}
+	}
+	// Every posting applied is one the tool saw answered (a lost answer's
+	// retry replays it), and the ledger holds each exactly once.
+	if v.PostingsObserved != applied {
+		t.Fatalf("observed %d postings, the server applied %d", v.PostingsObserved, applied)
+	}
+	if want := v.PurchasesObserved + v.GrantsObserved + v.PostingsObserved; v.LedgerTransactions != want || v.Unconfirmed != 0 {
+		t.Fatalf("%d ledger transactions (%d unconfirmed), want %d", v.LedgerTransactions, v.Unconfirmed, want)
+	}
+	if n := res.Stats[KindAward].ErrorCount() + res.Stats[KindSpend].ErrorCount() + res.Stats[KindConsume].ErrorCount(); n != 6 {
+		t.Fatalf("%d posting errors recorded, want the 6 lost answers", n)
+	}
+}
+
+func TestVerifyCatchesADoubleAppliedAward(t *testing.T) {
+	f := newFakeCoinop()
+	f.doubleAward = 3 // the third award and every one after it is applied twice
+	v, _ := runAgainstArgs(t, f, postingMix, nil)
+	if v.OK || v.Counts[ProblemDuplicated] == 0 {
+		t.Fatalf("verification passed a server that applies awards twice: %v", v.Problems)
+	}
+	for _, p := range v.Problems {
+		if p.Kind != ProblemDuplicated || !strings.Contains(p.Detail, "award") {
+			t.Fatalf("unexpected problem %v", p)
+		}
+	}
+}
+
+func TestCheckPlayerHoldsPostingsToWhatWasAsked(t *testing.T) {
+	seen, ledger, wallet, items := cleanPlayer()
+	obs := NewObserved()
+	obs.Posting("p1", KindSpend, "k-spend", PostingRequest{Currencies: map[string]int64{"gold": 5}}, "spend-1")
+	seen.Postings = obs.Player("p1").Postings
+	m, _ := json.Marshal(map[string]any{"idempotency_key": "k-spend"})
+	spend := func(gold int64) LedgerTransaction {
+		return LedgerTransaction{ID: 4, Kind: KindSpend, Reference: "spend-1", Metadata: m, Entries: move("p1", "spends", "currency", "gold", -gold)}
+	}
+	wallet["gold"] -= 5
+	if probs, _ := CheckPlayer("p1", seen, append([]LedgerTransaction{spend(5)}, ledger...), 0, wallet, items); len(probs) != 0 {
+		t.Fatalf("problems %v", probs)
+	}
+	wallet["gold"] -= 5
+	if probs, _ := CheckPlayer("p1", seen, append([]LedgerTransaction{spend(10)}, ledger...), 0, wallet, items); kinds(probs) != ProblemMismatch {
+		t.Fatalf("a spend that took twice what was asked: problems %v", probs)
+	}
+	wallet["gold"] += 10
+	if probs, _ := CheckPlayer("p1", seen, ledger, 0, wallet, items); kinds(probs) != ProblemLost {
+		t.Fatalf("a spend answered 201 but missing: problems %v", probs)
 	}
 }

@@ -29,8 +29,9 @@ type AppleServerAPIConfig struct {
 	BundleID string
 	// Sandbox calls Apple's sandbox host instead of production.
 	Sandbox bool
-	// BaseURL overrides the host (scheme and authority, no trailing slash);
-	// for tests.
+	// BaseURL overrides the host (scheme and authority, no trailing slash):
+	// a local fake of the App Store Server API in tests and load tests
+	// (COINOP_APPLE_API_URL); empty means Apple's host for Sandbox.
 	BaseURL string
 	// HTTPClient makes the calls; nil means a client with a 10s timeout.
 	HTTPClient *http.Client

@@ -72,6 +72,8 @@ var settings = []setting{
 	{"COINOP_APPLE_API_ISSUER_ID", "apple-api-issuer-id", "", "App Store Server API issuer id", false},
 	{"COINOP_APPLE_API_PRIVATE_KEY", "apple-api-private-key", "", "path of the App Store Server API private key (.p8)", true},
 	{"COINOP_APPLE_CONSUMPTION_INFO", "apple-consumption-info", "false", "answer Apple's CONSUMPTION_REQUEST with consumption information from the ledger (needs the App Store Server API and the players' consent)", false},
+	{"COINOP_APPLE_API_URL", "apple-api-url", "", "App Store Server API base URL (scheme and host); empty means Apple's for the environment; with COINOP_STORES=fake only a loopback URL (a local fake)", false},
+	{"COINOP_GOOGLE_PLAY_API_URL", "google-play-api-url", "", "Google Play Developer API base URL (scheme and host); empty means Google's; another host logs a warning", false},
 	{"COINOP_GOOGLE_PACKAGE_NAME", "google-package-name", "", "Android package name", false},
 	{"COINOP_GOOGLE_ENVIRONMENT", "google-environment", "production", "Google Play purchases accepted: production, or sandbox (license testers only)", false},
 	{"COINOP_GOOGLE_SERVICE_ACCOUNT", "google-service-account", "", "path of the service account JSON key for the Play Developer API", true},

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -172,8 +174,25 @@ func buildAppleAPI(cfg *config, fake bool, v *receipts.AppleVerifier, st *server
 		return errors.New("set all of COINOP_APPLE_API_KEY_ID, COINOP_APPLE_API_ISSUER_ID and COINOP_APPLE_API_PRIVATE_KEY, or none")
 	}
 	env := receipts.Environment(cfg.str("COINOP_APPLE_ENVIRONMENT"))
-	if fake || env == receipts.EnvXcode {
-		return errors.New("COINOP_APPLE_API_*: Apple cannot confirm fake-store or Xcode transactions; unset them")
+	baseURL := strings.TrimRight(cfg.str("COINOP_APPLE_API_URL"), "/")
+	if baseURL != "" {
+		u, err := url.Parse(baseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			return fmt.Errorf("COINOP_APPLE_API_URL: %q is not a base URL such as https://api.storekit.itunes.apple.com", baseURL)
+		}
+	}
+	switch {
+	case env == receipts.EnvXcode:
+		return errors.New("COINOP_APPLE_API_*: Apple cannot confirm Xcode transactions; unset them")
+	case fake && !loopbackURL(baseURL):
+		// Apple knows nothing of fake-store transactions. Only a local fake
+		// of the App Store Server API (a load test's, signing with the same
+		// test CA) can confirm them; a loopback URL is the proof that one
+		// is meant and no outside host is ever asked.
+		return errors.New("COINOP_APPLE_API_*: Apple cannot confirm fake-store transactions; unset them, or point COINOP_APPLE_API_URL at a local fake (loopback)")
+	case !fake && baseURL != "":
+		logger.Warn("COINOP_APPLE_API_URL replaces Apple's App Store Server API host: transactions are confirmed by whatever answers there",
+			slog.String("url", baseURL), slog.String("environment", string(env)))
 	}
 	key, err := os.ReadFile(keyFile)
 	if err != nil {
@@ -181,13 +200,28 @@ func buildAppleAPI(cfg *config, fake bool, v *receipts.AppleVerifier, st *server
 	}
 	st.AppleAPI, err = receipts.NewAppleServerAPI(receipts.AppleServerAPIConfig{
 		KeyID: keyID, IssuerID: issuer, KeyContent: key, BundleID: cfg.str("COINOP_APPLE_BUNDLE_ID"),
-		Sandbox: env == receipts.EnvSandbox,
+		Sandbox: env == receipts.EnvSandbox, BaseURL: baseURL,
 	}, v)
 	if err != nil {
 		return fmt.Errorf("COINOP_APPLE_API_PRIVATE_KEY: %w", err)
 	}
 	logger.Info("StoreKit 2 transactions are confirmed with the App Store Server API", slog.String("environment", string(env)))
 	return nil
+}
+
+// loopbackURL reports whether raw is a URL on this machine (localhost or
+// a loopback address).
+func loopbackURL(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil || raw == "" {
+		return false
+	}
+	host := u.Hostname()
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func countSet(s ...string) int {
@@ -248,7 +282,16 @@ func buildGoogle(cfg *config, st *server.Stores, voided *receipts.VoidedPurchase
 	if err != nil {
 		return fmt.Errorf("COINOP_GOOGLE_SERVICE_ACCOUNT: %w", err)
 	}
-	api, err := receipts.NewPlayAPI(key, nil)
+	playURL := strings.TrimRight(cfg.str("COINOP_GOOGLE_PLAY_API_URL"), "/")
+	httpClient, err := receipts.PlayHTTPClient(playURL)
+	if err != nil {
+		return fmt.Errorf("COINOP_GOOGLE_PLAY_API_URL: %w", err)
+	}
+	if playURL != "" {
+		logger.Warn("COINOP_GOOGLE_PLAY_API_URL replaces Google's Play Developer API host: purchases are verified by whatever answers there",
+			slog.String("url", playURL), slog.String("environment", string(env)))
+	}
+	api, err := receipts.NewPlayAPI(key, httpClient)
 	if err != nil {
 		return fmt.Errorf("COINOP_GOOGLE_SERVICE_ACCOUNT: %w", err)
 	}
