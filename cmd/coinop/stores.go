@@ -298,8 +298,9 @@ func buildGoogle(cfg *config, st *server.Stores, voided *receipts.VoidedPurchase
 	if st.Google, err = receipts.NewGooglePlay(receipts.GooglePlayConfig{PackageName: pkg, Environment: env}, api); err != nil {
 		return err
 	}
-	// The sweep's client of the Voided Purchases API, at Google's URL.
-	if *voided, err = receipts.NewVoidedPurchasesAPI(receipts.VoidedPurchasesConfig{ServiceAccountJSON: key}); err != nil {
+	// The sweep's client of the Voided Purchases API, at the same Play
+	// Developer API host as the verification calls.
+	if *voided, err = receipts.NewVoidedPurchasesAPI(receipts.VoidedPurchasesConfig{ServiceAccountJSON: key, BaseURL: playURL}); err != nil {
 		return fmt.Errorf("COINOP_GOOGLE_SERVICE_ACCOUNT: %w", err)
 	}
 	aud, sa := cfg.str("COINOP_GOOGLE_PUSH_AUDIENCE"), cfg.str("COINOP_GOOGLE_PUSH_SERVICE_ACCOUNT")
