@@ -26,6 +26,15 @@ type Consumption struct {
 	ConsumedPPM int64
 	// PlayerSince is when the player first appeared in the ledger.
 	PlayerSince time.Time
+	// LifetimeKnown is true when every store purchase the player redeemed
+	// here carries a USD price (Apple's price and currency): only then are
+	// LifetimePurchasedMilli (what they paid, in thousandths of a dollar)
+	// and LifetimeRefundedMilli (the refunded share of each purchase's
+	// price, rounded down) the player's lifetime figures. A purchase without
+	// a price (Google's, or in another currency) makes them unknown:
+	// coinop converts no currencies and does not guess.
+	LifetimeKnown                                 bool
+	LifetimePurchasedMilli, LifetimeRefundedMilli int64
 }
 
 // ConsumptionOf reads what the ledger knows of a store purchase for the
@@ -54,6 +63,14 @@ func (l *Ledger) ConsumptionOf(ctx context.Context, store, transactionID string)
 		if granted > 0 {
 			c.ConsumedPPM = portion(1_000_000, granted-max(left, 0), granted)
 		}
+	}
+	if err := l.db.QueryRow(ctx, `SELECT count(*) > 0 AND bool_and(price_milli IS NOT NULL AND currency = 'USD'),
+			coalesce(sum(price_milli), 0)::bigint, coalesce(sum(price_milli * revoked_num / revoked_den), 0)::bigint
+		FROM store_purchases WHERE player_id = $1`, c.PlayerID).Scan(&c.LifetimeKnown, &c.LifetimePurchasedMilli, &c.LifetimeRefundedMilli); err != nil {
+		return c, fmt.Errorf("entitlements: consumption of %s %s: lifetime: %w", store, transactionID, err)
+	}
+	if !c.LifetimeKnown {
+		c.LifetimePurchasedMilli, c.LifetimeRefundedMilli = 0, 0
 	}
 	return c, nil
 }

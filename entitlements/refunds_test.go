@@ -376,3 +376,42 @@ func TestAReversedRefundRestoresTheSubscription(t *testing.T) {
 	}
 	assertAuditOK(t, l)
 }
+
+// TestLifetimeDollarsAreDeclaredOnlyFromUSDPrices: the consumption answer's
+// lifetime figures sum the USD prices of the player's store purchases and
+// the refunded share of each; one purchase without a USD price makes them
+// unknown, since coinop converts no currencies.
+func TestLifetimeDollarsAreDeclaredOnlyFromUSDPrices(t *testing.T) {
+	l, _ := newLedger(t)
+	ctx := context.Background()
+	priced := func(tx string, milli int64, currency string) entitlements.StorePurchase {
+		p := applePurchase(tx, "com.example.gems100")
+		p.PriceMilli, p.Currency = milli, currency
+		return p
+	}
+	for _, p := range []entitlements.StorePurchase{priced("tx-a", 9990, "USD"), priced("tx-b", 19990, "USD")} {
+		if _, err := l.Redeem(ctx, "p1", p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setShare(t, l, share("tx-b", 1, 2, time.Now(), entitlements.ClawbackClamp))
+	c, err := l.ConsumptionOf(ctx, "apple", "tx-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.LifetimeKnown || c.LifetimePurchasedMilli != 29980 || c.LifetimeRefundedMilli != 9995 {
+		t.Fatalf("USD only: %+v, want 29980 purchased and 9995 refunded", c)
+	}
+	if _, err := l.Redeem(ctx, "p1", priced("tx-c", 999, "EUR")); err != nil {
+		t.Fatal(err)
+	}
+	if c, err = l.ConsumptionOf(ctx, "apple", "tx-a"); err != nil || c.LifetimeKnown || c.LifetimePurchasedMilli != 0 {
+		t.Fatalf("with a EUR purchase: %+v, %v; want unknown", c, err)
+	}
+	if _, err := l.Redeem(ctx, "p2", applePurchase("tx-d", "com.example.gems100")); err != nil {
+		t.Fatal(err)
+	}
+	if c, err = l.ConsumptionOf(ctx, "apple", "tx-d"); err != nil || c.LifetimeKnown {
+		t.Fatalf("without a price: %+v, %v; want unknown", c, err)
+	}
+}

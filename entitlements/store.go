@@ -35,6 +35,10 @@ type StorePurchase struct {
 	// PurchaseToken and Consumable drive Google's acknowledge or consume.
 	PurchaseToken string
 	Consumable    bool
+	// PriceMilli and Currency: what the player paid the store, where it
+	// says (0 and "": unknown). Read by ConsumptionOf.
+	PriceMilli int64
+	Currency   string
 }
 
 var (
@@ -129,11 +133,11 @@ func (l *Ledger) Redeem(ctx context.Context, playerID string, p StorePurchase) (
 		// A concurrent redemption of the same transaction waits here for the
 		// first to commit, then sees its row: one grant, whoever asks.
 		tag, err := tx.Exec(ctx, `INSERT INTO store_purchases (store, transaction_id, player_id, original_transaction_id,
-				product_id, environment, quantity, purchased_at, expires_at, purchase_token, consumable, response)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, '{}')
+				product_id, environment, quantity, purchased_at, expires_at, purchase_token, consumable, response, price_milli, currency)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, '{}', NULLIF($12, 0), NULLIF($13, ''))
 			ON CONFLICT (store, transaction_id) DO NOTHING`,
 			p.Store, p.TransactionID, playerID, p.OriginalTransactionID, p.ProductID, p.Environment,
-			p.Quantity, p.PurchasedAt, p.ExpiresAt, p.PurchaseToken, p.Consumable)
+			p.Quantity, p.PurchasedAt, p.ExpiresAt, p.PurchaseToken, p.Consumable, p.PriceMilli, p.Currency)
 		if err != nil {
 			return fmt.Errorf("claim store purchase: %w", err)
 		}

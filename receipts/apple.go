@@ -182,6 +182,9 @@ func (v *AppleVerifier) purchase(c *api.JWSTransaction, opt VerifyOptions) (*Pur
 	if p.Quantity == 0 {
 		p.Quantity = 1
 	}
+	if c.Price > 0 && len(c.Currency) == 3 {
+		p.PriceMilli, p.Currency = c.Price, strings.ToUpper(c.Currency)
+	}
 	if c.SignedDate > 0 {
 		p.SignedAt = msTime(c.SignedDate)
 	}

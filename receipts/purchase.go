@@ -67,6 +67,11 @@ type Purchase struct {
 	ProductID             string
 	Quantity              int64
 	PurchasedAt           time.Time
+	// PriceMilli and Currency are what the player paid, in milliunits of
+	// the ISO 4217 Currency, where the store says it (Apple's price and
+	// currency); 0 and "" when unknown.
+	PriceMilli int64
+	Currency   string
 	ExpiresAt             *time.Time // subscriptions
 
 	// RevokedAt is set when the store refunded or revoked the purchase.

@@ -251,7 +251,9 @@ func (f *fakeAppStoreAPI) serve(t *testing.T, st *server.Stores, mint func(fakes
 		switch {
 		case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/inApps/v1/transactions/"):
 			id := strings.TrimPrefix(r.URL.Path, "/inApps/v1/transactions/")
-			jws := mint(fakestore.TransactionClaims{ProductID: "com.example.gems100", TransactionID: id})
+			// Apple's answer is authoritative: the price the ledger records
+			// comes from it ($9.99).
+			jws := mint(fakestore.TransactionClaims{ProductID: "com.example.gems100", TransactionID: id, Price: 9990, Currency: "USD"})
 			_ = json.NewEncoder(w).Encode(map[string]string{"signedTransactionInfo": jws})
 		case r.Method == http.MethodPut && strings.HasPrefix(r.URL.Path, "/inApps/v1/transactions/consumption/"):
 			b, _ := io.ReadAll(r.Body)
@@ -312,7 +314,7 @@ func TestAppleConsumptionRequest(t *testing.T) {
 			}))
 			worker := se.srv.StoreWorker(server.StoreWorkerOptions{Policy: entitlements.ClawbackClamp, AckDelay: -1, ConsumptionInfo: on})
 			tx := fakestore.TransactionClaims{ProductID: "com.example.gems100", TransactionID: "4401",
-				AppAccountToken: "7e3fb20b-4cdb-47cc-936d-99d65f608138"}
+				AppAccountToken: "7e3fb20b-4cdb-47cc-936d-99d65f608138", Price: 9990, Currency: "USD"}
 			if r := se.redeem(t, "p1", appleJWS(se.mint(t, tx))); r.status != http.StatusCreated {
 				t.Fatalf("redeem: %s", r)
 			}
@@ -362,7 +364,8 @@ func TestAppleConsumptionRequest(t *testing.T) {
 			b := got[1]
 			want := map[string]any{"customerConsented": true, "consumptionStatus": float64(2), "deliveryStatus": float64(0),
 				"platform": float64(1), "accountTenure": float64(1), "appAccountToken": tx.AppAccountToken,
-				"lifetimeDollarsPurchased": float64(0), "lifetimeDollarsRefunded": float64(0), "playTime": float64(0),
+				// $9.99 bought, nothing refunded: the $0.01–49.99 band and $0.
+				"lifetimeDollarsPurchased": float64(2), "lifetimeDollarsRefunded": float64(1), "playTime": float64(0),
 				"sampleContentProvided": false, "userStatus": float64(0), "refundPreference": float64(0)}
 			for k, v := range want {
 				if b[k] != v {

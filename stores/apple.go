@@ -148,9 +148,11 @@ const (
 // consumptionInfo maps what the ledger knows to Apple's fields. Only what
 // the ledger records is declared: consumption (what of the grant the player
 // no longer holds), delivery (the grant is in the ledger), the account's
-// tenure and the platform. coinop records no prices, play time or refund
-// preference, so lifetimeDollarsPurchased/Refunded, playTime, userStatus
-// and refundPreference are 0, undeclared. customerConsented is true: the
+// tenure, the platform, and lifetime dollars purchased and refunded when
+// every store purchase of the player has a USD price (Apple's; Google's
+// records carry none, and coinop converts no currencies). coinop records no
+// play time or refund preference, so playTime, userStatus and
+// refundPreference are 0, undeclared. customerConsented is true: the
 // setting is only to be turned on with the players' consent.
 func consumptionInfo(c entitlements.Consumption, found bool, p *receipts.Purchase, now time.Time) receipts.AppleConsumption {
 	info := receipts.AppleConsumption{
@@ -172,7 +174,26 @@ func consumptionInfo(c entitlements.Consumption, found bool, p *receipts.Purchas
 		info.ConsumptionStatus = applePartiallyConsumed
 	}
 	info.AccountTenure = accountTenure(now.Sub(c.PlayerSince))
+	if c.LifetimeKnown {
+		info.LifetimeDollarsPurchased = lifetimeDollars(c.LifetimePurchasedMilli)
+		info.LifetimeDollarsRefunded = lifetimeDollars(c.LifetimeRefundedMilli)
+	}
 	return info
+}
+
+// lifetimeDollars is Apple's lifetimeDollarsPurchased/Refunded code for an
+// amount in thousandths of a dollar: 1 for $0, then the bands $0.01–49.99,
+// $50–99.99, $100–499.99, $500–999.99, $1000–1999.99, and 7 from $2000.
+func lifetimeDollars(milli int64) int32 {
+	if milli <= 0 {
+		return 1
+	}
+	for i, below := range []int64{50_000, 100_000, 500_000, 1_000_000, 2_000_000} {
+		if milli < below {
+			return int32(i + 2)
+		}
+	}
+	return 7
 }
 
 // accountTenure is Apple's accountTenure code for an account of age d.

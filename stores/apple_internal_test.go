@@ -44,3 +44,17 @@ func TestAccountTenure(t *testing.T) {
 		}
 	}
 }
+
+func TestLifetimeDollarsBands(t *testing.T) {
+	for _, tc := range []struct {
+		milli int64
+		want  int32
+	}{
+		{0, 1}, {10, 2}, {49_990, 2}, {50_000, 3}, {99_990, 3}, {100_000, 4}, {499_990, 4},
+		{500_000, 5}, {999_990, 5}, {1_000_000, 6}, {1_999_990, 6}, {2_000_000, 7}, {1 << 40, 7},
+	} {
+		if got := lifetimeDollars(tc.milli); got != tc.want {
+			t.Errorf("lifetimeDollars(%d) = %d, want %d", tc.milli, got, tc.want)
+		}
+	}
+}

@@ -240,6 +240,8 @@ func (s *Service) storePurchase(p *receipts.Purchase) entitlements.StorePurchase
 		PurchasedAt:           p.PurchasedAt,
 		ExpiresAt:             p.ExpiresAt,
 		PurchaseToken:         p.PurchaseToken,
+		PriceMilli:            p.PriceMilli,
+		Currency:              p.Currency,
 	}
 	if p.Store == receipts.StoreGoogle {
 		sp.Consumable = consumable(s.live.Current(), p)

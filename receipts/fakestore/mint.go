@@ -82,6 +82,9 @@ type TransactionClaims struct {
 	AppAccountToken      string
 	OwnershipType        string
 	SignedDate           time.Time
+	// Price (milliunits of Currency, ISO 4217) of the purchase; none when 0.
+	Price    int64
+	Currency string
 }
 
 // NewTransactionID returns a random numeric id shaped like Apple's.
@@ -145,6 +148,8 @@ func (c TransactionClaims) payload() api.JWSTransaction {
 		RevocationPercentage:  c.RevocationPercentage,
 		TransactionReason:     api.TransactionReasonPurchase,
 		Environment:           api.Environment(c.Environment),
+		Price:                 c.Price,
+		Currency:              c.Currency,
 		Storefront:            "USA",
 		StorefrontId:          "143441",
 	}
