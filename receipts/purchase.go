@@ -72,7 +72,7 @@ type Purchase struct {
 	// currency); 0 and "" when unknown.
 	PriceMilli int64
 	Currency   string
-	ExpiresAt             *time.Time // subscriptions
+	ExpiresAt  *time.Time // subscriptions
 
 	// RevokedAt is set when the store refunded or revoked the purchase.
 	RevokedAt        *time.Time
