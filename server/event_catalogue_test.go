@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/coinop/coinop/receipts/fakestore"
 )
 
@@ -129,13 +131,59 @@ func TestReadmeEventCatalogue(t *testing.T) {
 	if r := se.redeem(t, "p1", appleJWS(se.mint(t, tx))); r.status != http.StatusCreated {
 		t.Fatalf("redeem: %s", r)
 	}
+	t0 := time.Now()
 	refund := tx
-	refund.RevocationDate = time.Now()
+	refund.RevocationDate, refund.SignedDate = t0, t0
 	if r := se.postApple(t, se.appleNotification(t, "REFUND", "8f7c4a52-0000-4000-8000-000000000001", refund)); r.status != http.StatusOK {
 		t.Fatalf("refund notification: %s", r)
 	}
 	se.runWorker(t)
-	rows, err := se.pool.Query(t.Context(), `SELECT id, type, player_id, created_at, data FROM events WHERE type LIKE 'ledger.store%' ORDER BY id`)
+	// The refund reversed: the transaction as Apple signs it afterwards.
+	reversed := tx
+	reversed.SignedDate = t0.Add(time.Second)
+	if r := se.postApple(t, se.appleNotification(t, "REFUND_REVERSED", "8f7c4a52-0000-4000-8000-000000000002", reversed)); r.status != http.StatusOK {
+		t.Fatalf("refund reversed notification: %s", r)
+	}
+	se.runWorker(t)
+	// A subscription's first purchase: subscription.active.
+	sub := fakestore.TransactionClaims{ProductID: "com.example.vip", TransactionID: "3101", Type: "Auto-Renewable Subscription",
+		ExpiresDate: time.Now().Add(30 * 24 * time.Hour)}
+	if r := se.redeem(t, "p2", appleJWS(se.mint(t, sub))); r.status != http.StatusCreated {
+		t.Fatalf("redeem subscription: %s", r)
+	}
+	collect(t, se.pool, real, `type LIKE 'ledger.store%' OR type LIKE 'subscription.%'`)
+
+	// Creator events: a purchase under a code (creator.credit), a tip
+	// (ledger.tip) and a payout (creator.payout).
+	ce := newCreatorsEnv(t)
+	ce.grant(t, "fan", "fund", map[string]int64{"gems": 1000}, nil)
+	if r := ce.playerCall(t, "fan", "PUT", "/v1/creator-code", `{"code":"NINJA"}`); r.status != http.StatusOK {
+		t.Fatalf("set code: %s", r)
+	}
+	if r := ce.purchase(t, "fan", "buy-map", buy("map-pack", 10, "gems", 10)); r.status != http.StatusCreated {
+		t.Fatalf("purchase under a code: %s", r)
+	}
+	if r := ce.playerCall(t, "fan", "POST", "/v1/creators/ninja/tips", `{"currency":"gems","amount":40}`, "Idempotency-Key", "tip-1"); r.status != http.StatusCreated {
+		t.Fatalf("tip: %s", r)
+	}
+	if r := ce.admin(t, "POST", "/admin/v1/creators/ninja/payouts", "", "Idempotency-Key", "payout-1"); r.status != http.StatusCreated {
+		t.Fatalf("payout: %s", r)
+	}
+	collect(t, ce.pool, real, `type LIKE 'creator.%' OR type = 'ledger.tip'`)
+	for _, typ := range []string{"ledger.store_purchase", "ledger.store_refund", "ledger.store_refund_reversal", "subscription.active",
+		"creator.credit", "creator.payout", "ledger.tip"} {
+		if _, ok := real[typ]; !ok {
+			t.Fatalf("no %s event was written", typ)
+		}
+	}
+	checkCatalogue(t, real)
+}
+
+// collect adds the first event of each type matching where to real, in
+// the envelope's shape.
+func collect(t *testing.T, pool *pgxpool.Pool, real map[string]map[string]any, where string) {
+	t.Helper()
+	rows, err := pool.Query(t.Context(), `SELECT id, type, player_id, created_at, data FROM events WHERE `+where+` ORDER BY id`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,17 +198,18 @@ func TestReadmeEventCatalogue(t *testing.T) {
 		if err := rows.Scan(&id, &typ, &player, &at, &data); err != nil {
 			t.Fatal(err)
 		}
-		real[typ] = map[string]any{"id": id, "type": typ, "player_id": player, "created_at": at.UTC(), "data": data}
+		if _, seen := real[typ]; !seen { // the first of a type: README shows the plain case
+			real[typ] = map[string]any{"id": id, "type": typ, "player_id": player, "created_at": at.UTC(), "data": data}
+		}
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	for _, typ := range []string{"ledger.store_purchase", "ledger.store_refund"} {
-		if _, ok := real[typ]; !ok {
-			t.Fatalf("no %s event was written", typ)
-		}
-	}
+}
 
+// checkCatalogue compares README's examples with the real events.
+func checkCatalogue(t *testing.T, real map[string]map[string]any) {
+	t.Helper()
 	docs := readmeEventExamples(t)
 	for typ, env := range real {
 		ex, ok := docs[typ]
