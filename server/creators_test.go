@@ -381,6 +381,10 @@ func TestPlayersTipCreators(t *testing.T) {
 	if got := e.wallet(t, "p1")["gems"]; got != 960 {
 		t.Errorf("gems after one tip of 40 = %d", got)
 	}
+	// Support sees the tip in the player's ledger (checked against the spec).
+	if page := e.ledgerPage(t, "p1", ""); !strings.Contains(fmt.Sprint(page), "tip") {
+		t.Errorf("the player's ledger does not show the tip: %+v", page)
+	}
 	if got := e.earnings(t, "ninja")["gems"]; got.Available != 36 {
 		t.Errorf("ninja's gems = %+v, want 36 (40 less the 10%% fee)", got)
 	}

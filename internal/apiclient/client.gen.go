@@ -245,6 +245,7 @@ const (
 	LedgerTransactionKindStorePurchase       LedgerTransactionKind = "store_purchase"
 	LedgerTransactionKindStoreRefund         LedgerTransactionKind = "store_refund"
 	LedgerTransactionKindStoreRefundReversal LedgerTransactionKind = "store_refund_reversal"
+	LedgerTransactionKindTip                 LedgerTransactionKind = "tip"
 )
 
 // Valid indicates whether the value is a known member of the LedgerTransactionKind enum.
@@ -269,6 +270,8 @@ func (e LedgerTransactionKind) Valid() bool {
 	case LedgerTransactionKindStoreRefund:
 		return true
 	case LedgerTransactionKindStoreRefundReversal:
+		return true
+	case LedgerTransactionKindTip:
 		return true
 	default:
 		return false
@@ -5139,7 +5142,9 @@ type ClientInterface interface {
 	//
 	// Every posting that moved holdings (type `ledger.<kind>`: purchase,
 	// admin_grant, award, spend, consume, exchange, player_consume,
-	// store_purchase, store_refund, store_refund_reversal) and every catalog publish
+	// store_purchase, store_refund, store_refund_reversal, tip), every
+	// subscription change (`subscription.<state>`), every creator credit
+	// and payout (`creator.*`) and every catalog publish
 	// (`catalog.published`) is an event, written in the change's own
 	// transaction: no event for a change rolled back, no change without
 	// its event. Events are returned in commit order; pass the answer's
@@ -7273,7 +7278,9 @@ func (c *Client) PostEntitlementChecks(ctx context.Context, params *PostEntitlem
 //
 // Every posting that moved holdings (type `ledger.<kind>`: purchase,
 // admin_grant, award, spend, consume, exchange, player_consume,
-// store_purchase, store_refund, store_refund_reversal) and every catalog publish
+// store_purchase, store_refund, store_refund_reversal, tip), every
+// subscription change (`subscription.<state>`), every creator credit
+// and payout (`creator.*`) and every catalog publish
 // (`catalog.published`) is an event, written in the change's own
 // transaction: no event for a change rolled back, no change without
 // its event. Events are returned in commit order; pass the answer's
@@ -13497,7 +13504,9 @@ type ClientWithResponsesInterface interface {
 	//
 	// Every posting that moved holdings (type `ledger.<kind>`: purchase,
 	// admin_grant, award, spend, consume, exchange, player_consume,
-	// store_purchase, store_refund, store_refund_reversal) and every catalog publish
+	// store_purchase, store_refund, store_refund_reversal, tip), every
+	// subscription change (`subscription.<state>`), every creator credit
+	// and payout (`creator.*`) and every catalog publish
 	// (`catalog.published`) is an event, written in the change's own
 	// transaction: no event for a change rolled back, no change without
 	// its event. Events are returned in commit order; pass the answer's
@@ -27140,7 +27149,9 @@ func (c *ClientWithResponses) PostEntitlementChecksWithResponse(ctx context.Cont
 //
 // Every posting that moved holdings (type `ledger.<kind>`: purchase,
 // admin_grant, award, spend, consume, exchange, player_consume,
-// store_purchase, store_refund, store_refund_reversal) and every catalog publish
+// store_purchase, store_refund, store_refund_reversal, tip), every
+// subscription change (`subscription.<state>`), every creator credit
+// and payout (`creator.*`) and every catalog publish
 // (`catalog.published`) is an event, written in the change's own
 // transaction: no event for a change rolled back, no change without
 // its event. Events are returned in commit order; pass the answer's
