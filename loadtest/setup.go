@@ -382,6 +382,12 @@ func Setup(ctx context.Context, cfg Config, c *Client, obs *Observed, now time.T
 			return nil, fmt.Errorf("catalog v%d sells nothing through the App Store (store_products with store apple): the fake store has nothing to mint", doc.Version)
 		}
 		fx.Store = newStoreState(signer, products, cfg.Chaos)
+		if cfg.Chaos.StoreAPIAddr != "" {
+			if fx.Store.api, err = startStoreAPI(cfg.Chaos.StoreAPIAddr, signer, cfg.Seed, cfg.Chaos); err != nil {
+				return nil, err
+			}
+			fx.Notes = append(fx.Notes, "fake App Store Server API on "+fx.Store.api.URL()+" (the server's COINOP_APPLE_API_URL)")
+		}
 	}
 	if cfg.Scenario.Uses(ActionReceipt) {
 		if fx.Receipts.Len() == 0 && fx.Store == nil {
