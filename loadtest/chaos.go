@@ -588,7 +588,7 @@ func (s ChaosSummary) WriteText(w io.Writer) {
 		fmt.Fprintf(w, "  refunds before redemption: %d redemptions refused, %d granted before the refund applied (then revoked)\n", s.EarlyRefused, s.EarlyGranted)
 	}
 	if f := s.StoreAPI; f != nil {
-		fmt.Fprintf(w, "  store API faults: %d injected in %d confirmations (%d delayed, %d answered 5xx, %d timed out); %d redemptions retried\n",
+		fmt.Fprintf(w, "  store API faults: %d injected in %d confirmations (%d delayed, %d answered 5xx, %d timed out); %d redemption retries\n",
 			f.Injected(), f.Calls, f.Delayed, f.Errors, f.Timeouts, s.Retried)
 	}
 }
