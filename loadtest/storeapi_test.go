@@ -216,3 +216,28 @@ func TestServerP99AboveTheLargestBucket(t *testing.T) {
 		t.Fatalf("text: %s", b.String())
 	}
 }
+
+// TestReplayKeepsTheStoreFaults: a report's run configuration gives
+// --replay the same fake store API and fault rates (with the seed, the same
+// fault sequence).
+func TestReplayKeepsTheStoreFaults(t *testing.T) {
+	c := ChaosOptions{Waves: 1, Wait: time.Minute, StoreAPIAddr: "127.0.0.1:18407", StoreLatency: 50 * time.Millisecond, StoreErrors: 20, StoreTimeouts: 5}
+	rc := &RunConfig{Seed: 1, Model: "open", Players: 5, Workers: 4, Rate: 10, DurationMS: 1000, MaxRequests: 100, TimeoutMS: 15000, Chaos: &c}
+	f := rc.replayFlags()
+	for k, want := range map[string]string{"store-api-addr": "127.0.0.1:18407", "store-latency": "50ms", "store-errors": "20", "store-timeouts": "5"} {
+		if f[k] != want {
+			t.Errorf("--%s: %q, want %q", k, f[k], want)
+		}
+	}
+	var args []string
+	for k, v := range f {
+		args = append(args, "--"+k+"="+v)
+	}
+	cfg, err := ParseArgs(append(args, "--fake-store-dir", "x", "--jwt-secret", strings.Repeat("k", 32), "--admin-token", "t"), func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Chaos; got.StoreAPIAddr != c.StoreAPIAddr || got.StoreLatency != c.StoreLatency || got.StoreErrors != 20 || got.StoreTimeouts != 5 {
+		t.Fatalf("parsed back: %+v", got)
+	}
+}
