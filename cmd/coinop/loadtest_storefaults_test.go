@@ -80,10 +80,12 @@ func TestStoreAPIFaultsAgainstTheRealServer(t *testing.T) {
 	jsonOut := filepath.Join(t.TempDir(), "report.json")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
+	// Seed 1 puts two timeouts among the fake's first 40 requests (the
+	// schedule depends only on the seed and the request's position).
 	// --timeout above the server's 10 s store timeout: the server, not the
 	// tool, gives up on a held confirmation and answers 503.
 	code := loadtest.Command(ctx, []string{"--url", base, "--jwt-secret", secret, "--admin-token", adminSecret,
-		"--rate", "40", "--duration", "2s", "--players", "6", "--seed", "11", "--fund", "gems=1000", "--timeout", "20s",
+		"--rate", "40", "--duration", "2s", "--players", "6", "--seed", "1", "--fund", "gems=1000", "--timeout", "20s",
 		"--mix", "receipt=4,purchase=1,wallet=1", "--fake-store-dir", dir, "--apple-bundle-id", devBundleID,
 		"--refund-share", "0.5", "--refund-waves", "2", "--duplicate-share", "0.5", "--refund-wait", "30s",
 		"--store-api-addr", apiAddr, "--store-errors", "20", "--store-timeouts", "5", "--store-latency", "50ms",
