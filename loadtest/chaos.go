@@ -23,10 +23,11 @@ import (
 // exactly once, every refund revoked exactly once, and the ledger must
 // balance (the verification phase).
 //
-// Not covered: latency, 5xx and timeouts of store *APIs* the server calls
-// (Google Play's Developer API, Apple's Server API): that needs a fake store
-// API the server is pointed at, which the server in fake mode does not
-// call.
+// With --store-api-addr the server's confirmations with Apple's App Store
+// Server API go to a fake the tool runs (storeapi.go), which injects
+// latency, 5xx answers and timeouts; redemptions answered 503
+// store_unavailable are sent again with the same transaction. Not covered:
+// Google Play's Developer API.
 
 // ChaosOptions shape the store chaos.
 type ChaosOptions struct {
@@ -36,11 +37,17 @@ type ChaosOptions struct {
 	AbandonShare   float64       `json:"abandon_share"`      // share of deliveries the store gives up on after 1 ms, then redelivers
 	EarlyShare     float64       `json:"early_refund_share"` // share of purchases whose refund notification arrives before the redemption
 	Wait           time.Duration `json:"refund_wait_ns"`     // how long to wait for refunds to take effect
+	// The fake App Store Server API (storeapi.go): where it listens, and
+	// the faults it injects into the server's confirmations.
+	StoreAPIAddr  string        `json:"store_api_addr,omitempty"`
+	StoreLatency  time.Duration `json:"store_latency_ns,omitempty"`  // added to every answer
+	StoreErrors   float64       `json:"store_error_pct,omitempty"`   // percent of requests answered 5xx
+	StoreTimeouts float64       `json:"store_timeout_pct,omitempty"` // percent held until the caller gives up
 }
 
 // Enabled reports whether any chaos was asked for.
 func (o ChaosOptions) Enabled() bool {
-	return o.RefundShare > 0 || o.DuplicateShare > 0 || o.AbandonShare > 0 || o.EarlyShare > 0
+	return o.RefundShare > 0 || o.DuplicateShare > 0 || o.AbandonShare > 0 || o.EarlyShare > 0 || o.StoreAPIAddr != ""
 }
 
 // Validate returns an error naming the bad setting.
@@ -55,6 +62,23 @@ func (o ChaosOptions) Validate() error {
 	}
 	if o.Wait <= 0 {
 		return fmt.Errorf("--refund-wait must be positive")
+	}
+	for name, v := range map[string]float64{"--store-errors": o.StoreErrors, "--store-timeouts": o.StoreTimeouts} {
+		if !(v >= 0 && v <= 100) {
+			return fmt.Errorf("%s must be a percentage in [0, 100]", name)
+		}
+	}
+	if o.StoreErrors+o.StoreTimeouts > 100 {
+		return fmt.Errorf("--store-errors and --store-timeouts add up to more than 100%%")
+	}
+	if o.StoreLatency < 0 {
+		return fmt.Errorf("--store-latency must not be negative")
+	}
+	if o.StoreAPIAddr == "" && (o.StoreLatency > 0 || o.StoreErrors > 0 || o.StoreTimeouts > 0) {
+		return fmt.Errorf("store API faults (--store-latency, --store-errors, --store-timeouts) need the fake store API: give --store-api-addr")
+	}
+	if o.StoreAPIAddr != "" {
+		return validateStoreAPIAddr(o.StoreAPIAddr)
 	}
 	return nil
 }
@@ -77,6 +101,8 @@ type storeState struct {
 	earlyRefused map[string]StoreTx
 	earlyGranted map[string]StoreTx
 	stats        ChaosSummary
+	// api is the fake App Store Server API (--store-api-addr), or nil.
+	api *storeAPI
 }
 
 func newStoreState(signer *AppleSigner, products []string, opt ChaosOptions) *storeState {
@@ -102,6 +128,11 @@ type ChaosSummary struct {
 	// SettledMS is how long refunds took to show in the ledger after the
 	// load phase.
 	SettledMS int64 `json:"settled_ms"`
+	// StoreAPI counts the faults the fake App Store Server API injected
+	// (nil without --store-api-addr); Retried the redemptions sent again,
+	// with the same transaction, after 503 store_unavailable or a timeout.
+	StoreAPI *StoreAPIFaults `json:"store_api,omitempty"`
+	Retried  int             `json:"retried,omitempty"`
 }
 
 // chaosReceipt mints a transaction for p and redeems it.
@@ -116,12 +147,15 @@ func (r *runner) chaosReceipt(shard int, due time.Time, rng *rand.Rand, p *Playe
 	st.mu.Lock()
 	st.minted++
 	st.mu.Unlock()
+	if st.api != nil {
+		st.api.add(tx)
+	}
 	if st.opt.EarlyShare > 0 && rng.Float64() < st.opt.EarlyShare {
 		r.refundFirst(shard, due, p, tx, jws)
 		return
 	}
 	body := map[string]string{"store": "apple", "signed_transaction": jws}
-	resp, code, ok := r.send(http.MethodPost, "/v1/receipts", p.Token, body, nil)
+	resp, code, ok := r.redeem(p, body)
 	if !ok {
 		return
 	}
@@ -147,16 +181,51 @@ func (r *runner) chaosReceipt(shard int, due time.Time, rng *rand.Rand, p *Playe
 	r.record(shard, EndpointReceipt, due, code)
 }
 
+// redeemAttempts bounds the tries of one redemption.
+const redeemAttempts = 8
+
+// redeem POSTs a redemption, and again with the same transaction (as a
+// game client does) while the server answers 503 store_unavailable or the
+// request times out: the server grants a store transaction at most once,
+// however often it is sent. The last answer is returned.
+func (r *runner) redeem(p *Player, body map[string]string) (*Response, string, bool) {
+	var (
+		resp *Response
+		code string
+		ok   bool
+	)
+	for i := range redeemAttempts {
+		if i > 0 {
+			r.fx.Store.mu.Lock()
+			r.fx.Store.stats.Retried++
+			r.fx.Store.mu.Unlock()
+		}
+		resp, code, ok = r.send(http.MethodPost, "/v1/receipts", p.Token, body, nil)
+		if !ok || code == "canceled" {
+			return resp, code, ok
+		}
+		retry := (resp == nil && code == "timeout") || (resp != nil && resp.Status == http.StatusServiceUnavailable && resp.Code == "store_unavailable")
+		if !retry {
+			break
+		}
+	}
+	return resp, code, ok
+}
+
 // refundFirst delivers tx's REFUND notification before the player redeems
 // it, as when the store's notification overtakes the game client. The
 // redemption must be refused (invalid_receipt) or, if the server's worker
 // had not applied the refund yet, be granted and later revoked.
 func (r *runner) refundFirst(shard int, due time.Time, p *Player, tx StoreTx, jws string) {
 	st := r.fx.Store
-	body, _, err := st.signer.MintRefund(tx, time.Now())
+	now := time.Now()
+	body, _, err := st.signer.MintRefund(tx, now)
 	if err != nil {
 		r.record(shard, EndpointReceiptAfterRefund, due, "mint_failed")
 		return
+	}
+	if st.api != nil {
+		st.api.revoke(tx.TransactionID, now)
 	}
 	r.deliver(shard, delivery{tx: tx, body: body})
 	st.mu.Lock()
@@ -165,7 +234,7 @@ func (r *runner) refundFirst(shard int, due time.Time, p *Player, tx StoreTx, jw
 	if !accepted {
 		return // the delivery failed and is recorded as such; nothing to redeem against
 	}
-	resp, code, ok := r.send(http.MethodPost, "/v1/receipts", p.Token, map[string]string{"store": "apple", "signed_transaction": jws}, nil)
+	resp, code, ok := r.redeem(p, map[string]string{"store": "apple", "signed_transaction": jws})
 	if !ok {
 		return
 	}
@@ -243,9 +312,13 @@ func (r *runner) refundWave(wave int) {
 
 	var ds []delivery
 	for _, tx := range chosen {
-		body, _, err := st.signer.MintRefund(tx, time.Now())
+		now := time.Now()
+		body, _, err := st.signer.MintRefund(tx, now)
 		if err != nil {
 			continue
+		}
+		if st.api != nil {
+			st.api.revoke(tx.TransactionID, now)
 		}
 		n := 1
 		if rng.Float64() < o.DuplicateShare {
@@ -499,6 +572,10 @@ func (st *storeState) summary() ChaosSummary {
 	s := st.stats
 	s.Minted, s.Redeemed, s.Unanswered, s.Refunds = st.minted, len(st.redeemed), len(st.unknown), len(st.refunded)
 	s.EarlyRefused, s.EarlyGranted = len(st.earlyRefused), len(st.earlyGranted)
+	if st.api != nil {
+		f := st.api.faults()
+		s.StoreAPI = &f
+	}
 	return s
 }
 
@@ -509,5 +586,9 @@ func (s ChaosSummary) WriteText(w io.Writer) {
 		(time.Duration(s.SettledMS) * time.Millisecond).Round(time.Millisecond))
 	if s.EarlyRefused+s.EarlyGranted > 0 {
 		fmt.Fprintf(w, "  refunds before redemption: %d redemptions refused, %d granted before the refund applied (then revoked)\n", s.EarlyRefused, s.EarlyGranted)
+	}
+	if f := s.StoreAPI; f != nil {
+		fmt.Fprintf(w, "  store API faults: %d injected in %d confirmations (%d delayed, %d answered 5xx, %d timed out); %d redemption retries\n",
+			f.Injected(), f.Calls, f.Delayed, f.Errors, f.Timeouts, s.Retried)
 	}
 }

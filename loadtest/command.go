@@ -64,6 +64,9 @@ func command(ctx context.Context, args []string, getenv func(string) string, std
 		fmt.Fprintf(stderr, "coinop loadtest: setup: %v\n", err)
 		return ExitSetup
 	}
+	if fx.Store != nil && fx.Store.api != nil {
+		defer fx.Store.api.close()
+	}
 	fmt.Fprintf(stdout, "setup: %d players, funded %s each; catalog v%d: %d offers\n",
 		len(fx.Players), fundingText(fx.Funding), fx.CatalogVersion, len(fx.Offers))
 	if len(cfg.Scenario.Archetypes) > 0 {

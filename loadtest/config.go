@@ -297,6 +297,10 @@ every player's ledger against what it saw succeed. Exit status: 0 ok,
 	fs.Float64Var(&cfg.Chaos.AbandonShare, "abandon-share", 0, "store chaos: share of deliveries the store abandons after 1 ms and delivers again")
 	fs.Float64Var(&cfg.Chaos.EarlyShare, "early-refund-share", 0, "store chaos: share of purchases whose REFUND notification arrives before the player redeems them (out of order)")
 	fs.DurationVar(&cfg.Chaos.Wait, "refund-wait", time.Minute, "store chaos: how long to wait after the run for refunds to reach the ledger")
+	fs.StringVar(&cfg.Chaos.StoreAPIAddr, "store-api-addr", "", "store chaos: serve a fake App Store Server API on this loopback `host:port` (start the server with COINOP_APPLE_API_URL=http://host:port and the COINOP_APPLE_API_* key settings)")
+	fs.DurationVar(&cfg.Chaos.StoreLatency, "store-latency", 0, "store chaos: extra latency of every fake App Store Server API answer")
+	fs.Float64Var(&cfg.Chaos.StoreErrors, "store-errors", 0, "store chaos: `percent` of fake App Store Server API requests answered 5xx")
+	fs.Float64Var(&cfg.Chaos.StoreTimeouts, "store-timeouts", 0, "store chaos: `percent` of fake App Store Server API requests held until the server's store timeout gives up")
 	fs.StringVar(&split, "split", "", "`k/n`: run part k (1..n) of a run split over n processes, each sending every n-th request; merge their --out reports with coinop loadtest merge")
 	fs.StringVar(&cfg.Replay, "replay", "", "`report.json` of an earlier run: run it again with the same seed, schedule, players and scenario (flags given here override)")
 	if err := fs.Parse(args); err != nil {
@@ -417,7 +421,7 @@ every player's ledger against what it saw succeed. Exit status: 0 ok,
 		cfg.Scenario.Mix[ActionReceipt] = 5 // a fake store means redeeming from it
 	}
 	if cfg.Chaos.Enabled() && cfg.FakeStoreDir == "" {
-		return cfg, errors.New("store chaos (--refund-share, --duplicate-share, --abandon-share, --early-refund-share) needs the fake store: give --fake-store-dir")
+		return cfg, errors.New("store chaos (--refund-share, --duplicate-share, --abandon-share, --early-refund-share, --store-api-addr) needs the fake store: give --fake-store-dir")
 	}
 	if err := cfg.Chaos.Validate(); err != nil {
 		return cfg, err

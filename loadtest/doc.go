@@ -39,7 +39,9 @@
 //   - Store chaos (chaos.go, applefake.go): fake App Store receipts minted
 //     from the fake store's CA files, refund waves delivered duplicated,
 //     shuffled, abandoned and ahead of their redemption, then a check that
-//     every redemption and refund had exactly one effect.
+//     every redemption and refund had exactly one effect; and a fake App
+//     Store Server API (storeapi.go) the server confirms redemptions with,
+//     injecting seeded latency, 5xx answers and timeouts.
 //
 // Every run is bounded by a duration and by a request budget and stops by
 // itself. The default target is loopback; any other target is allowed (studios

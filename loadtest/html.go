@@ -114,7 +114,7 @@ ul.problems li { color: #8a2c2c; }
 <tr><td>Responses</td><td>{{range $k, $v := .ResponsesByStatus}}{{$k}}: {{printf "%.0f" $v}} &nbsp; {{end}}</td></tr>
 </table>
 {{with .Routes}}<table><tr><th>route (server's own latency)</th><th>requests</th><th>mean</th><th>p99 at most</th></tr>
-{{range .}}<tr><td>{{.Route}}</td><td>{{printf "%.0f" .Requests}}</td><td>{{lat (int64 .MeanUS)}}</td><td>{{lat (int64 .P99US)}}</td></tr>
+{{range .}}<tr><td>{{.Route}}</td><td>{{printf "%.0f" .Requests}}</td><td>{{lat (int64 .MeanUS)}}</td><td>{{if .P99AboveUS}}above {{lat (int64 .P99AboveUS)}}{{else}}{{lat (int64 .P99US)}}{{end}}</td></tr>
 {{end}}</table>{{end}}{{end}}
 
 {{with .R.Config}}<h2>Run configuration</h2>

@@ -136,6 +136,11 @@ func (rc *RunConfig) replayFlags() map[string]string {
 			f(c.RefundShare), f(c.DuplicateShare), f(c.AbandonShare), f(c.EarlyShare)
 		out["refund-waves"] = strconv.Itoa(c.Waves)
 		out["refund-wait"] = c.Wait.String()
+		if c.StoreAPIAddr != "" {
+			out["store-api-addr"] = c.StoreAPIAddr
+			out["store-latency"] = c.StoreLatency.String()
+			out["store-errors"], out["store-timeouts"] = f(c.StoreErrors), f(c.StoreTimeouts)
+		}
 	}
 	return out
 }

@@ -166,6 +166,9 @@ type RouteFigure struct {
 	Requests float64 `json:"requests"`
 	MeanUS   float64 `json:"mean_us"`
 	P99US    float64 `json:"p99_upper_us"` // the bucket bound p99 falls under
+	// P99AboveUS is set instead when p99 falls in the +Inf bucket (JSON
+	// has no infinity): p99 is above this, the largest finite bound.
+	P99AboveUS float64 `json:"p99_above_us,omitempty"`
 }
 
 // ServerPoint is one scrape interval.
@@ -306,9 +309,15 @@ func Summarize(samples []Sample) *ServerFigures {
 			les = append(les, le)
 		}
 		sort.Float64s(les)
-		for _, le := range les {
+		for i, le := range les {
 			if r.buckets[le] >= 0.99*r.count {
-				rf.P99US = le * 1e6
+				if math.IsInf(le, 1) {
+					if i > 0 {
+						rf.P99AboveUS = les[i-1] * 1e6
+					}
+				} else {
+					rf.P99US = le * 1e6
+				}
 				break
 			}
 		}
@@ -342,7 +351,11 @@ func (f *ServerFigures) WriteText(w io.Writer) {
 		fmt.Fprintf(w, "  responses by status: %s\n", strings.Join(parts, ", "))
 	}
 	for _, r := range f.Routes {
-		fmt.Fprintf(w, "  %-44s %8.0f requests  mean %8s  p99 ≤ %s\n", r.Route, r.Requests,
-			formatLatency(time.Duration(r.MeanUS)*time.Microsecond), formatLatency(time.Duration(r.P99US)*time.Microsecond))
+		p99 := "≤ " + formatLatency(time.Duration(r.P99US)*time.Microsecond)
+		if r.P99AboveUS > 0 {
+			p99 = "> " + formatLatency(time.Duration(r.P99AboveUS)*time.Microsecond)
+		}
+		fmt.Fprintf(w, "  %-44s %8.0f requests  mean %8s  p99 %s\n", r.Route, r.Requests,
+			formatLatency(time.Duration(r.MeanUS)*time.Microsecond), p99)
 	}
 }

@@ -295,7 +295,7 @@ type Fixture struct {
 // error when the server cannot be reached, refuses the tool's credentials or
 // offers nothing a purchase scenario could buy. Grants are recorded in obs
 // so verification can find them in the ledger.
-func Setup(ctx context.Context, cfg Config, c *Client, obs *Observed, now time.Time) (*Fixture, error) {
+func Setup(ctx context.Context, cfg Config, c *Client, obs *Observed, now time.Time) (_ *Fixture, err error) {
 	fx := &Fixture{RunID: cfg.RunID, Unavailable: map[string]string{}, Receipts: NewReceiptPool(cfg.Receipts), Baseline: map[string]int64{}}
 	if len(cfg.TokenPlayers) > 0 {
 		fx.Players = cfg.TokenPlayers
@@ -382,6 +382,17 @@ func Setup(ctx context.Context, cfg Config, c *Client, obs *Observed, now time.T
 			return nil, fmt.Errorf("catalog v%d sells nothing through the App Store (store_products with store apple): the fake store has nothing to mint", doc.Version)
 		}
 		fx.Store = newStoreState(signer, products, cfg.Chaos)
+		if cfg.Chaos.StoreAPIAddr != "" {
+			if fx.Store.api, err = startStoreAPI(cfg.Chaos.StoreAPIAddr, signer, cfg.Seed, cfg.Chaos); err != nil {
+				return nil, err
+			}
+			fx.Notes = append(fx.Notes, "fake App Store Server API on "+fx.Store.api.URL()+" (the server's COINOP_APPLE_API_URL)")
+			defer func() {
+				if err != nil { // Command closes it after a successful setup
+					fx.Store.api.close()
+				}
+			}()
+		}
 	}
 	if cfg.Scenario.Uses(ActionReceipt) {
 		if fx.Receipts.Len() == 0 && fx.Store == nil {
