@@ -265,6 +265,34 @@ func (s *Service) Payout(ctx context.Context, req PayoutRequest) (Payout, error)
 	return out, nil
 }
 
+// lockedCredit is one credit of a ledger transaction, locked, with what
+// reversals have taken of it net of reinstatements.
+type lockedCredit struct {
+	id              int64
+	creator, source string
+	currency        string
+	micro, reversed int64
+	player          *string
+	availableAt     time.Time
+}
+
+// lockCredits locks the credits of ledger transaction ledgerTx in id order
+// (the order every reversal and reinstatement takes them in).
+func lockCredits(ctx context.Context, tx pgx.Tx, ledgerTx int64) ([]lockedCredit, error) {
+	rows, _ := tx.Query(ctx, `SELECT c.id, c.creator_id, c.source_account, c.currency, c.micro, c.player_id, c.available_at,
+			coalesce((SELECT -sum(r.micro) FROM creator_credits r WHERE r.reverses = c.id), 0)::bigint
+		FROM creator_credits c WHERE c.ledger_transaction_id = $1 AND c.kind IN ('code', 'item', 'tip')
+		ORDER BY c.id FOR UPDATE OF c`, ledgerTx)
+	credits, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (lockedCredit, error) {
+		var c lockedCredit
+		return c, r.Scan(&c.id, &c.creator, &c.source, &c.currency, &c.micro, &c.player, &c.availableAt, &c.reversed)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creators: credits of ledger transaction %d: %w", ledgerTx, err)
+	}
+	return credits, nil
+}
+
 // ReverseIn reverses, inside the caller's transaction tx, the fraction
 // num/den (0 < num <= den) of every creator credit of ledger transaction
 // ledgerTx (a purchase, spend or tip being refunded or revoked), recording
@@ -280,24 +308,9 @@ func ReverseIn(ctx context.Context, tx pgx.Tx, ledgerTx, reversalTx, num, den in
 	if num <= 0 || den <= 0 || num > den {
 		return nil, fmt.Errorf("creators: reverse %d/%d: want 0 < num <= den", num, den)
 	}
-	rows, _ := tx.Query(ctx, `SELECT c.id, c.creator_id, c.source_account, c.currency, c.micro, c.player_id, c.available_at,
-			coalesce((SELECT -sum(r.micro) FROM creator_credits r WHERE r.reverses = c.id), 0)::bigint
-		FROM creator_credits c WHERE c.ledger_transaction_id = $1 AND c.kind IN ('code', 'item', 'tip')
-		ORDER BY c.id FOR UPDATE OF c`, ledgerTx)
-	type credit struct {
-		id              int64
-		creator, source string
-		currency        string
-		micro, reversed int64
-		player          *string
-		availableAt     time.Time
-	}
-	credits, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (credit, error) {
-		var c credit
-		return c, r.Scan(&c.id, &c.creator, &c.source, &c.currency, &c.micro, &c.player, &c.availableAt, &c.reversed)
-	})
+	credits, err := lockCredits(ctx, tx, ledgerTx)
 	if err != nil {
-		return nil, fmt.Errorf("creators: credits of ledger transaction %d: %w", ledgerTx, err)
+		return nil, err
 	}
 	var out []CreditRow
 	for _, c := range credits {
@@ -339,24 +352,9 @@ func ReinstateIn(ctx context.Context, tx pgx.Tx, ledgerTx, reinstateTx, num, den
 	if num <= 0 || den <= 0 || num > den {
 		return nil, fmt.Errorf("creators: reinstate %d/%d: want 0 < num <= den", num, den)
 	}
-	rows, _ := tx.Query(ctx, `SELECT c.id, c.creator_id, c.source_account, c.currency, c.micro, c.player_id, c.available_at,
-			coalesce((SELECT -sum(r.micro) FROM creator_credits r WHERE r.reverses = c.id), 0)::bigint
-		FROM creator_credits c WHERE c.ledger_transaction_id = $1 AND c.kind IN ('code', 'item', 'tip')
-		ORDER BY c.id FOR UPDATE OF c`, ledgerTx)
-	type credit struct {
-		id              int64
-		creator, source string
-		currency        string
-		micro, reversed int64
-		player          *string
-		availableAt     time.Time
-	}
-	credits, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (credit, error) {
-		var c credit
-		return c, r.Scan(&c.id, &c.creator, &c.source, &c.currency, &c.micro, &c.player, &c.availableAt, &c.reversed)
-	})
+	credits, err := lockCredits(ctx, tx, ledgerTx)
 	if err != nil {
-		return nil, fmt.Errorf("creators: credits of ledger transaction %d: %w", ledgerTx, err)
+		return nil, err
 	}
 	var out []CreditRow
 	for _, c := range credits {
