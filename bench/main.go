@@ -110,7 +110,9 @@ const (
 
 	targetPurchase  = 0.75 // of the reference purchase (issue 10)
 	targetHotWallet = 0.5  // hot wallet over uniform (issue 10)
-	targetCheck     = 0.5
+	// Purchases under an active creator code over plain ones (issue 17).
+	targetCreatorCodes = 0.9
+	targetCheck        = 0.5
 	// Cached single checks against the check baselines (issue 11).
 	targetCheckRedisFiber = 1.0
 	targetCheckBareFiber  = 0.85
@@ -361,6 +363,11 @@ func (b *bench) setup(ctx context.Context, getenv func(string) string) (err erro
 		"COINOP_RATE_LIMIT=off",
 		"COINOP_AUTO_MIGRATE=true",
 		"COINOP_LOG_LEVEL=warn",
+		// The creator program is on for every measurement, as a studio
+		// running it would have it: a plain purchase then pays for
+		// looking up the player's code, and the creator-code purchases
+		// compare with it on equal terms.
+		"COINOP_CREATOR_PROGRAM=true",
 	}, b.secrets...)
 	if b.srv, err = startServer(ctx, b.bin, env, filepath.Join(b.tmp, "serve.log")); err != nil {
 		return err
@@ -595,7 +602,19 @@ func (b *bench) purchases(ctx context.Context) (Pair, error) {
 	if _, err := (unthrottled{pgRunner(b.dbURL, "purchase.sql", poolSize)}).Run(ctx, 0, 3*time.Second); err != nil {
 		return Pair{}, fmt.Errorf("growing the ledger tables: %w", err)
 	}
+	client := loadtest.NewClient(b.srv.URL, 8, 10*time.Second, b.admin, b.s2s)
+	defer client.Close()
+	spread, err := b.creatorCodePlayers(ctx, client, "codes", players, players)
+	if err != nil {
+		return Pair{}, err
+	}
+	one, err := b.creatorCodePlayers(ctx, client, "onecreator", 1, players)
+	if err != nil {
+		return Pair{}, err
+	}
 	uniform := b.loadtest(loadtest.EndpointPurchase, "--scenario", scenario, "--players", strconv.Itoa(players))
+	coded := b.loadtest(loadtest.EndpointPurchase, "--scenario", scenario, "--tokens", spread.TokensPath)
+	oneCreator := b.loadtest(loadtest.EndpointPurchase, "--scenario", scenario, "--tokens", one.TokensPath)
 	hot := b.loadtest(loadtest.EndpointPurchase, "--scenario", scenario, "--players", strconv.Itoa(hotPlayers))
 	if _, err := db.Exec(ctx, "VACUUM ANALYZE"); err != nil {
 		return Pair{}, err
@@ -608,6 +627,8 @@ func (b *bench) purchases(ctx context.Context) (Pair, error) {
 	satArgs := []string{"--workers", strconv.Itoa(saturationWorkers)}
 	uniformSat := b.loadtest(loadtest.EndpointPurchase, append([]string{"--scenario", scenario, "--players", strconv.Itoa(players)}, satArgs...)...)
 	hotSat := b.loadtest(loadtest.EndpointPurchase, append([]string{"--scenario", scenario, "--players", strconv.Itoa(hotPlayers)}, satArgs...)...)
+	codedSat := b.loadtest(loadtest.EndpointPurchase, append([]string{"--scenario", scenario, "--tokens", spread.TokensPath}, satArgs...)...)
+	oneCreatorSat := b.loadtest(loadtest.EndpointPurchase, append([]string{"--scenario", scenario, "--tokens", one.TokensPath}, satArgs...)...)
 	rs, err := b.measureAll(ctx,
 		target{Label: "pgbench: reference purchase", Tool: "pgbench", Runner: pgRunner(b.refURL, "reference.pgbench", poolSize), SLO: sloPurchase, Start: 250,
 			Database: b.refName, SatRunner: unthrottled{pgRunner(b.refURL, "reference.pgbench", poolSize)}},
@@ -619,11 +640,27 @@ func (b *bench) purchases(ctx context.Context) (Pair, error) {
 			SLO: sloPurchase, Start: 250, SatRunner: unthrottled{pgRunner(b.dbURL, "purchase.sql", poolSize)}},
 		target{Label: fmt.Sprintf("pgbench: reference, %d purchases per call (ceiling)", referenceBatch), Tool: "pgbench",
 			Runner: scaledRunner{r: pgRunner(b.refURL, "reference64.pgbench", 4), factor: referenceBatch}, SLO: sloPurchase, Start: 1000,
-			Database: b.refName, SatRunner: unthrottled{scaledRunner{r: pgRunner(b.refURL, "reference64.pgbench", 4), factor: referenceBatch}}})
+			Database: b.refName, SatRunner: unthrottled{scaledRunner{r: pgRunner(b.refURL, "reference64.pgbench", 4), factor: referenceBatch}}},
+		target{Label: fmt.Sprintf("POST /v1/purchases under creator codes (%d creators)", len(spread.Creators)), Tool: "coinop loadtest", Runner: coded, SLO: sloPurchase,
+			Start: 250, WarmRate: 2000, ServerPID: pid, SatRunner: codedSat, SatRate: saturate},
+		target{Label: "POST /v1/purchases under creator codes (all crediting one creator)", Tool: "coinop loadtest", Runner: oneCreator, SLO: sloPurchase,
+			Start: 250, WarmRate: 2000, ServerPID: pid, SatRunner: oneCreatorSat, SatRate: saturate})
 	if err != nil {
 		return Pair{}, err
 	}
-	rs[3].Info, rs[4].Info = true, true
+	rs[3].Info, rs[4].Info, rs[5].Info, rs[6].Info = true, true, true, true
+	// Every creator-code purchase credits: were none credited, the two
+	// runs would have measured plain purchases under other names.
+	for _, run := range []codeRunPlayers{spread, one} {
+		credited, err := b.creditedMicro(ctx, client, run.Creators)
+		if err != nil {
+			return Pair{}, err
+		}
+		if credited["gold"] <= 0 {
+			return Pair{}, fmt.Errorf("the creator-code purchases credited their creators nothing (%v)", credited)
+		}
+		b.log("  creators %s…: %s gold credited in all", run.Creators[0], formatMicro(credited["gold"]))
+	}
 	pair := Pair{
 		Name: "Purchases", SLO: sloPurchase, Target: targetPurchase, Baseline: rs[0], Coinop: rs[1:],
 		What: fmt.Sprintf("One potion for 100 gold with a fresh idempotency key. "+
@@ -632,10 +669,17 @@ func (b *bench) purchases(ctx context.Context) (Pair, error) {
 			"The server gets the same purchase as JSON over HTTP for one of %d players, and in the hot-wallet run for one of %d. "+
 			"pgbench also runs the ledger writer's own statements for one purchase per transaction (what a purchase costs without group commit), "+
 			"and the batched reference (%d players per call and commit, over 4 connections, counted in purchases): the ceiling of group commit. "+
-			"Those two are informational.", poolSize, players, hotPlayers, referenceBatch),
+			"Those two are informational. "+
+			"With the creator program on (as for every measurement), the same purchase by %d players who each support a creator code "+
+			"(so each purchase also credits its creator 5%% of the 100 gold in its own ledger transaction), "+
+			"their codes spread over %d creators, and in the last run all of one creator: the plain purchase is the uniform run.",
+			poolSize, players, hotPlayers, referenceBatch, players, players),
 	}
 	if rs[1].Max > 0 {
-		pair.Ratios = append(pair.Ratios, RatioLine{Label: "hot wallet vs uniform", Of: rs[2], Over: rs[1], Target: targetHotWallet})
+		pair.Ratios = append(pair.Ratios,
+			RatioLine{Label: "hot wallet vs uniform", Of: rs[2], Over: rs[1], Target: targetHotWallet},
+			RatioLine{Label: "under creator codes vs plain", Of: rs[5], Over: rs[1], Target: targetCreatorCodes},
+			RatioLine{Label: "all crediting one creator vs plain", Of: rs[6], Over: rs[1], Target: targetCreatorCodes})
 	}
 	return pair, nil
 }

@@ -117,3 +117,11 @@ func TestFormatting(t *testing.T) {
 		}
 	}
 }
+
+func TestFormatMicro(t *testing.T) {
+	for micro, want := range map[int64]string{0: "0", 5_000_000: "5", 2_500_000: "2.5", 1: "0.000001", 123_456_789: "123.456789"} {
+		if got := formatMicro(micro); got != want {
+			t.Errorf("formatMicro(%d) = %q, want %q", micro, got, want)
+		}
+	}
+}
