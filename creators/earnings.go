@@ -305,6 +305,22 @@ func lockCredits(ctx context.Context, tx pgx.Tx, ledgerTx int64) ([]lockedCredit
 // earnings pay first. It writes one creator.reversal event per credit and
 // returns the rows written. Errors come from Postgres or a bad fraction.
 func ReverseIn(ctx context.Context, tx pgx.Tx, ledgerTx, reversalTx, num, den int64) ([]CreditRow, error) {
+	return reverseIn(ctx, tx, ledgerTx, reversalTx, num, den, false)
+}
+
+// ReverseToIn is ReverseIn for a share stated as the whole of what is
+// refunded so far: it brings what reversals have taken of each credit (net
+// of reinstatements) up to floor(credit × num/den), and writes nothing for
+// a credit already reversed that far. Refunding a purchase in parts k1, k2,
+// … of n units then reverses floor(credit × (k1+k2+…)/n) in all, to the
+// micro-unit, and all of the credit once all n are refunded (ReverseIn with
+// each part's own share would round every part down, and leave the creator
+// up to a micro-unit per part of a fully refunded purchase).
+func ReverseToIn(ctx context.Context, tx pgx.Tx, ledgerTx, reversalTx, num, den int64) ([]CreditRow, error) {
+	return reverseIn(ctx, tx, ledgerTx, reversalTx, num, den, true)
+}
+
+func reverseIn(ctx context.Context, tx pgx.Tx, ledgerTx, reversalTx, num, den int64, cumulative bool) ([]CreditRow, error) {
 	if num <= 0 || den <= 0 || num > den {
 		return nil, fmt.Errorf("creators: reverse %d/%d: want 0 < num <= den", num, den)
 	}
@@ -317,6 +333,9 @@ func ReverseIn(ctx context.Context, tx pgx.Tx, ledgerTx, reversalTx, num, den in
 		m, err := Proportion(c.micro, num, den)
 		if err != nil {
 			return nil, err
+		}
+		if cumulative {
+			m -= c.reversed
 		}
 		m = min(m, c.micro-c.reversed)
 		if m <= 0 {
