@@ -267,8 +267,9 @@ func (l *Ledger) planRefund(ctx context.Context, tx pgx.Tx, req PurchaseRefundRe
 			rp.shortfall[g.id] = g.share // nothing taken: all of it for support
 			continue
 		}
-		g.taken = min(g.share, max(g.held, 0))
-		takenBack[g.id] = g.taken
+		if g.taken = min(g.share, max(g.held, 0)); g.taken > 0 {
+			takenBack[g.id] = g.taken
+		}
 		if short := g.share - g.taken; short > 0 {
 			rp.shortfall[g.id] = short
 		}

@@ -294,6 +294,9 @@ func problemFor(err error) problem {
 	if cp, ok := creatorProblem(err); ok {
 		return cp
 	}
+	if rp, ok := refundProblem(err); ok {
+		return rp
+	}
 	switch {
 	case errors.As(err, &p):
 		return p

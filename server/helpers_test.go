@@ -447,6 +447,12 @@ var titles = map[string]string{
 	"budget_exceeded":         "Key budget exhausted",
 	"key_not_found":           "Key not found",
 	"not_consumable":          "Not consumable by players",
+	// Purchase refunds (purchase_refunds.go).
+	"purchase_not_found":         "Purchase not found",
+	"purchase_of_another_player": "Purchase of another player",
+	"not_a_purchase":             "Not a purchase",
+	"refund_exceeds_purchase":    "Refund exceeds the purchase",
+	"purchase_already_refunded":  "Purchase already refunded",
 }
 
 // assertProblem checks that r is an RFC 9457 problem with this status and

@@ -94,6 +94,18 @@ func TestOpenAPIWalk(t *testing.T) {
 		return req("POST", "/v1/purchases", playerTok, js(body), append(h, headers...)...)
 	}
 
+	// refund refunds the walker's latest purchase, found when the step runs.
+	refund := func(key, body string) func() *http.Request {
+		return func() *http.Request {
+			var tx int64
+			if err := e.pool.QueryRow(t.Context(), `SELECT coalesce(max(id), 0) FROM ledger_transactions
+				WHERE player_id = $1 AND kind = 'purchase'`, player).Scan(&tx); err != nil {
+				t.Fatal(err)
+			}
+			return adm("POST", fmt.Sprintf("/admin/v1/players/%s/purchases/%d/refund", player, tx), js(body), "Idempotency-Key", key)()
+		}
+	}
+
 	steps := []walkStep{
 		// Operations.
 		{"liveness", e, req("GET", "/healthz", "", nil), 200},
@@ -158,6 +170,19 @@ func TestOpenAPIWalk(t *testing.T) {
 		{"a grant needs the support role", e, viewer("POST", "/admin/v1/players/"+player+"/grants", js(`{"reason":"walk","currencies":{"gold":1}}`)), 403},
 		{"a grant needs a token", e, req("POST", "/admin/v1/players/"+player+"/grants", "", js(`{}`), "Idempotency-Key", "g7"), 401},
 		{"a purchase", e, purchase("buy-1", buy("potion", 1, "gold", 100)), 201},
+		{"a purchase is refunded", e, refund("r1", `{"reason":"walk","quantity":1}`), 201},
+		{"a refund replays", e, refund("r1", `{"reason":"walk","quantity":1}`), 201},
+		{"a refund key with another body", e, refund("r1", `{"reason":"walk again"}`), 422},
+		{"a refund past the purchase", e, refund("r2", `{"reason":"walk"}`), 409},
+		{"a refund needs a reason", e, refund("r3", `{"quantity":1}`), 400},
+		{"a refund of an unknown transaction", e, adm("POST", "/admin/v1/players/"+player+"/purchases/999999/refund",
+			js(`{"reason":"walk"}`), "Idempotency-Key", "r4"), 404},
+		{"a refund body must be JSON", e, adm("POST", "/admin/v1/players/"+player+"/purchases/1/refund", js(`x`),
+			"Idempotency-Key", "r5", "Content-Type", "text/plain"), 415},
+		{"a refund body over the limit", e, adm("POST", "/admin/v1/players/"+player+"/purchases/1/refund", big(64<<10+1),
+			"Idempotency-Key", "r6"), 413},
+		{"a refund needs the support role", e, viewer("POST", "/admin/v1/players/"+player+"/purchases/1/refund", js(`{"reason":"walk"}`)), 403},
+		{"a refund needs a token", e, req("POST", "/admin/v1/players/"+player+"/purchases/1/refund", "", js(`{}`), "Idempotency-Key", "r7"), 401},
 		{"a purchase replays", e, purchase("buy-1", buy("potion", 1, "gold", 100)), 201},
 		{"a purchase key with another body", e, purchase("buy-1", buy("potion", 2, "gold", 100)), 422},
 		{"a purchase needs a key", e, purchase("", buy("potion", 1, "gold", 100)), 400},

@@ -72,6 +72,7 @@ func TestEachRoleCanDoExactlyItsRoutes(t *testing.T) {
 		{"GET", "/admin/v1/players/:player_id/ledger", "", nil, access.RoleSupport},
 		{"GET", "/admin/v1/players/:player_id/holdings", "", nil, access.RoleSupport},
 		{"GET", "/admin/v1/players/:player_id/debts", "", nil, access.RoleSupport},
+		{"POST", "/admin/v1/players/:player_id/purchases/:transaction_id/refund", `{"reason":"roles"}`, nil, access.RoleSupport},
 		{"GET", "/admin/v1/me", "", nil, anyRole},
 		{"GET", "/admin/v1/audit", "", nil, access.RoleSupport},
 		{"GET", "/admin/v1/audit-log", "", nil, access.RoleSupport},
@@ -179,7 +180,7 @@ func TestEachRoleCanDoExactlyItsRoutes(t *testing.T) {
 		return need == access.Role(caller)
 	}
 	fill := strings.NewReplacer(":section", "currencies", ":id", "gold", ":version", "1",
-		":player_id", "p1", ":key", "no-such-key", ":creator_id", "no-such-creator")
+		":player_id", "p1", ":key", "no-such-key", ":creator_id", "no-such-creator", ":transaction_id", "1")
 	n := 0
 	for _, rt := range routes {
 		for _, caller := range slices.Sorted(maps.Keys(callers)) {
@@ -192,7 +193,7 @@ func TestEachRoleCanDoExactlyItsRoutes(t *testing.T) {
 					body = fmt.Sprintf(body, caller)
 				}
 				headers := append([]string{}, rt.headers...)
-				if rt.method == "POST" && strings.HasSuffix(path, "/grants") {
+				if rt.method == "POST" && (strings.HasSuffix(path, "/grants") || strings.HasSuffix(path, "/refund")) {
 					headers = append(headers, "Idempotency-Key", fmt.Sprintf("roles-%d", n))
 				}
 				r := e.adminAs(t, callers[caller], rt.method, path, body, headers...)

@@ -297,6 +297,7 @@ func (s *Server) routes() {
 	admin.Get("/players/:player_id/ledger", support, s.getLedger)
 	admin.Get("/players/:player_id/holdings", support, s.getHoldings)
 	admin.Get("/players/:player_id/debts", support, s.getPlayerDebts)
+	admin.Post("/players/:player_id/purchases/:transaction_id/refund", support, s.limitBody(s.cfg.BodyLimit), s.postPurchaseRefund)
 	admin.Get("/me", s.getMe) // any admin caller: the console asks what it may show
 	admin.Get("/audit", support, s.getAudit)
 	admin.Get("/audit-log", support, s.getAuditLog)

@@ -118,19 +118,19 @@ func (e DebtAssetType) Valid() bool {
 
 // Defines values for DebtPolicy.
 const (
-	Clamp    DebtPolicy = "clamp"
-	Flag     DebtPolicy = "flag"
-	Negative DebtPolicy = "negative"
+	DebtPolicyClamp    DebtPolicy = "clamp"
+	DebtPolicyFlag     DebtPolicy = "flag"
+	DebtPolicyNegative DebtPolicy = "negative"
 )
 
 // Valid indicates whether the value is a known member of the DebtPolicy enum.
 func (e DebtPolicy) Valid() bool {
 	switch e {
-	case Clamp:
+	case DebtPolicyClamp:
 		return true
-	case Flag:
+	case DebtPolicyFlag:
 		return true
-	case Negative:
+	case DebtPolicyNegative:
 		return true
 	default:
 		return false
@@ -241,6 +241,7 @@ const (
 	LedgerTransactionKindExchange            LedgerTransactionKind = "exchange"
 	LedgerTransactionKindPlayerConsume       LedgerTransactionKind = "player_consume"
 	LedgerTransactionKindPurchase            LedgerTransactionKind = "purchase"
+	LedgerTransactionKindPurchaseRefund      LedgerTransactionKind = "purchase_refund"
 	LedgerTransactionKindSpend               LedgerTransactionKind = "spend"
 	LedgerTransactionKindStorePurchase       LedgerTransactionKind = "store_purchase"
 	LedgerTransactionKindStoreRefund         LedgerTransactionKind = "store_refund"
@@ -262,6 +263,8 @@ func (e LedgerTransactionKind) Valid() bool {
 	case LedgerTransactionKindPlayerConsume:
 		return true
 	case LedgerTransactionKindPurchase:
+		return true
+	case LedgerTransactionKindPurchaseRefund:
 		return true
 	case LedgerTransactionKindSpend:
 		return true
@@ -345,6 +348,7 @@ const (
 	ProblemCodeKeyNotFound                 ProblemCode = "key_not_found"
 	ProblemCodeLimitExceeded               ProblemCode = "limit_exceeded"
 	ProblemCodeMethodNotAllowed            ProblemCode = "method_not_allowed"
+	ProblemCodeNotAPurchase                ProblemCode = "not_a_purchase"
 	ProblemCodeNotConsumable               ProblemCode = "not_consumable"
 	ProblemCodeNotFound                    ProblemCode = "not_found"
 	ProblemCodeNotTippable                 ProblemCode = "not_tippable"
@@ -353,9 +357,13 @@ const (
 	ProblemCodePostingTooLarge             ProblemCode = "posting_too_large"
 	ProblemCodePreconditionFailed          ProblemCode = "precondition_failed"
 	ProblemCodePriceMismatch               ProblemCode = "price_mismatch"
+	ProblemCodePurchaseAlreadyRefunded     ProblemCode = "purchase_already_refunded"
+	ProblemCodePurchaseNotFound            ProblemCode = "purchase_not_found"
+	ProblemCodePurchaseOfAnotherPlayer     ProblemCode = "purchase_of_another_player"
 	ProblemCodeRateLimited                 ProblemCode = "rate_limited"
 	ProblemCodeReceiptInvalid              ProblemCode = "receipt_invalid"
 	ProblemCodeReceiptOwnedByAnotherPlayer ProblemCode = "receipt_owned_by_another_player"
+	ProblemCodeRefundExceedsPurchase       ProblemCode = "refund_exceeds_purchase"
 	ProblemCodeRequestTooLarge             ProblemCode = "request_too_large"
 	ProblemCodeScheduleConflict            ProblemCode = "schedule_conflict"
 	ProblemCodeStoreDisabled               ProblemCode = "store_disabled"
@@ -431,6 +439,8 @@ func (e ProblemCode) Valid() bool {
 		return true
 	case ProblemCodeMethodNotAllowed:
 		return true
+	case ProblemCodeNotAPurchase:
+		return true
 	case ProblemCodeNotConsumable:
 		return true
 	case ProblemCodeNotFound:
@@ -447,11 +457,19 @@ func (e ProblemCode) Valid() bool {
 		return true
 	case ProblemCodePriceMismatch:
 		return true
+	case ProblemCodePurchaseAlreadyRefunded:
+		return true
+	case ProblemCodePurchaseNotFound:
+		return true
+	case ProblemCodePurchaseOfAnotherPlayer:
+		return true
 	case ProblemCodeRateLimited:
 		return true
 	case ProblemCodeReceiptInvalid:
 		return true
 	case ProblemCodeReceiptOwnedByAnotherPlayer:
+		return true
+	case ProblemCodeRefundExceedsPurchase:
 		return true
 	case ProblemCodeRequestTooLarge:
 		return true
@@ -476,6 +494,48 @@ func (e ProblemCode) Valid() bool {
 	case ProblemCodeUnsupportedMediaType:
 		return true
 	case ProblemCodeWebhookNotFound:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PurchaseRefundRequestPolicy.
+const (
+	PurchaseRefundRequestPolicyClamp    PurchaseRefundRequestPolicy = "clamp"
+	PurchaseRefundRequestPolicyFlag     PurchaseRefundRequestPolicy = "flag"
+	PurchaseRefundRequestPolicyNegative PurchaseRefundRequestPolicy = "negative"
+)
+
+// Valid indicates whether the value is a known member of the PurchaseRefundRequestPolicy enum.
+func (e PurchaseRefundRequestPolicy) Valid() bool {
+	switch e {
+	case PurchaseRefundRequestPolicyClamp:
+		return true
+	case PurchaseRefundRequestPolicyFlag:
+		return true
+	case PurchaseRefundRequestPolicyNegative:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PurchaseRefundResultPolicy.
+const (
+	PurchaseRefundResultPolicyClamp    PurchaseRefundResultPolicy = "clamp"
+	PurchaseRefundResultPolicyFlag     PurchaseRefundResultPolicy = "flag"
+	PurchaseRefundResultPolicyNegative PurchaseRefundResultPolicy = "negative"
+)
+
+// Valid indicates whether the value is a known member of the PurchaseRefundResultPolicy enum.
+func (e PurchaseRefundResultPolicy) Valid() bool {
+	switch e {
+	case PurchaseRefundResultPolicyClamp:
+		return true
+	case PurchaseRefundResultPolicyFlag:
+		return true
+	case PurchaseRefundResultPolicyNegative:
 		return true
 	default:
 		return false
@@ -1749,7 +1809,10 @@ type Problem struct {
 	// creator_suspended 409, creator_player_linked 409,
 	// payout_below_minimum 409, not_tippable 409,
 	// unknown_creator_code 422, tip_limit_exceeded 429; webhooks:
-	// webhook_not_found 404, event_not_found 404, invalid_webhook 422.
+	// webhook_not_found 404, event_not_found 404, invalid_webhook 422;
+	// purchase refunds: purchase_not_found 404, refund_exceeds_purchase
+	// 409, purchase_already_refunded 409, purchase_of_another_player 422,
+	// not_a_purchase 422.
 	// (method_not_allowed is declared but not currently returned.)
 	Code ProblemCode `json:"code"`
 
@@ -1789,17 +1852,26 @@ type Problem struct {
 	// Prices On price_mismatch, the item's current prices; on currency_not_offered, the prices it is sold for.
 	Prices *[]Price `json:"prices,omitempty"`
 
+	// PurchasedQuantity refund_exceeds_purchase and purchase_already_refunded, the purchase's quantity.
+	PurchasedQuantity *int64 `json:"purchased_quantity,omitempty"`
+
 	// Reason On some limit_exceeded, why (durable owned at most once, overflow); on receipt_invalid, a ReceiptReason.
 	Reason *string `json:"reason,omitempty"`
 
 	// Redemptions On a failed app receipt, every transaction's result.
 	Redemptions *[]Redemption `json:"redemptions,omitempty"`
 
+	// RefundedQuantity refund_exceeds_purchase and purchase_already_refunded, what earlier refunds refunded of it.
+	RefundedQuantity *int64 `json:"refunded_quantity,omitempty"`
+
 	// RequestId On 5xx problems; find the error in the logs with it.
 	RequestId *string `json:"request_id,omitempty"`
 
 	// Requested budget_exceeded and posting_too_large, what the posting asked for.
 	Requested *int64 `json:"requested,omitempty"`
+
+	// RequestedQuantity refund_exceeds_purchase and purchase_already_refunded, what the refund asked for (0 for all that is left).
+	RequestedQuantity *int64 `json:"requested_quantity,omitempty"`
 
 	// Required On insufficient_funds, the amount needed.
 	Required     *int64 `json:"required,omitempty"`
@@ -1813,6 +1885,9 @@ type Problem struct {
 
 	// Title A short summary of the code.
 	Title string `json:"title"`
+
+	// TransactionId Purchase refunds, the ledger transaction named in the path.
+	TransactionId *int64 `json:"transaction_id,omitempty"`
 
 	// Type `urn:coinop:problem:<code>`.
 	//
@@ -1850,7 +1925,10 @@ type ProblemAssetType string
 // creator_suspended 409, creator_player_linked 409,
 // payout_below_minimum 409, not_tippable 409,
 // unknown_creator_code 422, tip_limit_exceeded 429; webhooks:
-// webhook_not_found 404, event_not_found 404, invalid_webhook 422.
+// webhook_not_found 404, event_not_found 404, invalid_webhook 422;
+// purchase refunds: purchase_not_found 404, refund_exceeds_purchase
+// 409, purchase_already_refunded 409, purchase_of_another_player 422,
+// not_a_purchase 422.
 // (method_not_allowed is declared but not currently returned.)
 type ProblemCode string
 
@@ -1869,6 +1947,65 @@ type PublishRequest struct {
 type PublishResult struct {
 	Version int64 `json:"version"`
 }
+
+// PurchaseRefundRequest defines model for PurchaseRefundRequest.
+type PurchaseRefundRequest struct {
+	// Policy What to do with what the player no longer holds (see the route).
+	Policy *PurchaseRefundRequestPolicy `json:"policy,omitempty"`
+
+	// Quantity Units of the purchase to refund; absent means all not refunded yet.
+	Quantity *int64 `json:"quantity,omitempty"`
+
+	// Reason Why (support ticket); trimmed, 1-200 characters; recorded in the ledger and the audit log.
+	Reason string `json:"reason"`
+}
+
+// PurchaseRefundRequestPolicy What to do with what the player no longer holds (see the route).
+type PurchaseRefundRequestPolicy string
+
+// PurchaseRefundResult defines model for PurchaseRefundResult.
+type PurchaseRefundResult struct {
+	// Balances Currency id → balance.
+	Balances Balances `json:"balances"`
+
+	// Entitlements What the player holds, after the refund, of the items it took back (0 when none is left).
+	Entitlements []struct {
+		ItemId   string `json:"item_id"`
+		Quantity int64  `json:"quantity"`
+	} `json:"entitlements"`
+
+	// GivenBack Asset id → what the refund gave back (the currency spent).
+	GivenBack map[string]int64           `json:"given_back"`
+	ItemId    string                     `json:"item_id"`
+	PlayerId  string                     `json:"player_id"`
+	Policy    PurchaseRefundResultPolicy `json:"policy"`
+
+	// PurchaseId The purchase's purchase_id.
+	PurchaseId        string `json:"purchase_id"`
+	PurchasedQuantity int64  `json:"purchased_quantity"`
+
+	// Quantity Units this refund refunded.
+	Quantity int64  `json:"quantity"`
+	Reason   string `json:"reason"`
+
+	// RefundId UUIDv7; the `reference` of the refund's ledger transaction.
+	RefundId openapi_types.UUID `json:"refund_id"`
+
+	// RefundedQuantity Units of the purchase refunded so far, this refund included.
+	RefundedQuantity int64 `json:"refunded_quantity"`
+
+	// Shortfall Asset id → what the refund could not (or, under flag, did not) take back, recorded as a debt.
+	Shortfall map[string]int64 `json:"shortfall"`
+
+	// TakenBack Asset id → what the refund took back of what the purchase granted.
+	TakenBack map[string]int64 `json:"taken_back"`
+
+	// TransactionId The refunded purchase's ledger transaction id.
+	TransactionId int64 `json:"transaction_id"`
+}
+
+// PurchaseRefundResultPolicy defines model for PurchaseRefundResult.Policy.
+type PurchaseRefundResultPolicy string
 
 // PurchaseRequest defines model for PurchaseRequest.
 type PurchaseRequest struct {
@@ -2783,6 +2920,18 @@ type GetLedgerParams struct {
 	XRequestId *XRequestId `json:"X-Request-Id,omitempty"`
 }
 
+// PostPurchaseRefundParams defines parameters for PostPurchaseRefund.
+type PostPurchaseRefundParams struct {
+	// IdempotencyKey Unique per intended change; reuse it on every retry of that change.
+	// 1-255 printable characters without spaces (a UUID is a good choice).
+	// Scoped to (player, route). Missing: 400 `idempotency_key_missing`;
+	// malformed: 400 `invalid_request`.
+	IdempotencyKey IdempotencyKey `json:"Idempotency-Key"`
+
+	// XRequestId Your request id, echoed back when it is 1-128 printable ASCII characters; any other value is replaced by a new UUID (never refused).
+	XRequestId *XRequestId `json:"X-Request-Id,omitempty"`
+}
+
 // GetStorePurchasesParams defines parameters for GetStorePurchases.
 type GetStorePurchasesParams struct {
 	// Limit Page size.
@@ -3197,6 +3346,9 @@ type PutKeyLimitsJSONRequestBody = PutKeyLimitsJSONBody
 // PostGrantJSONRequestBody defines body for PostGrant for application/json ContentType.
 type PostGrantJSONRequestBody = GrantRequest
 
+// PostPurchaseRefundJSONRequestBody defines body for PostPurchaseRefund for application/json ContentType.
+type PostPurchaseRefundJSONRequestBody = PurchaseRefundRequest
+
 // CreateWebhookJSONRequestBody defines body for CreateWebhook for application/json ContentType.
 type CreateWebhookJSONRequestBody = WebhookSettings
 
@@ -3422,6 +3574,14 @@ func (a *Problem) UnmarshalJSON(b []byte) error {
 		delete(object, "prices")
 	}
 
+	if raw, found := object["purchased_quantity"]; found {
+		err = json.Unmarshal(raw, &a.PurchasedQuantity)
+		if err != nil {
+			return fmt.Errorf("error reading 'purchased_quantity': %w", err)
+		}
+		delete(object, "purchased_quantity")
+	}
+
 	if raw, found := object["reason"]; found {
 		err = json.Unmarshal(raw, &a.Reason)
 		if err != nil {
@@ -3438,6 +3598,14 @@ func (a *Problem) UnmarshalJSON(b []byte) error {
 		delete(object, "redemptions")
 	}
 
+	if raw, found := object["refunded_quantity"]; found {
+		err = json.Unmarshal(raw, &a.RefundedQuantity)
+		if err != nil {
+			return fmt.Errorf("error reading 'refunded_quantity': %w", err)
+		}
+		delete(object, "refunded_quantity")
+	}
+
 	if raw, found := object["request_id"]; found {
 		err = json.Unmarshal(raw, &a.RequestId)
 		if err != nil {
@@ -3452,6 +3620,14 @@ func (a *Problem) UnmarshalJSON(b []byte) error {
 			return fmt.Errorf("error reading 'requested': %w", err)
 		}
 		delete(object, "requested")
+	}
+
+	if raw, found := object["requested_quantity"]; found {
+		err = json.Unmarshal(raw, &a.RequestedQuantity)
+		if err != nil {
+			return fmt.Errorf("error reading 'requested_quantity': %w", err)
+		}
+		delete(object, "requested_quantity")
 	}
 
 	if raw, found := object["required"]; found {
@@ -3492,6 +3668,14 @@ func (a *Problem) UnmarshalJSON(b []byte) error {
 			return fmt.Errorf("error reading 'title': %w", err)
 		}
 		delete(object, "title")
+	}
+
+	if raw, found := object["transaction_id"]; found {
+		err = json.Unmarshal(raw, &a.TransactionId)
+		if err != nil {
+			return fmt.Errorf("error reading 'transaction_id': %w", err)
+		}
+		delete(object, "transaction_id")
 	}
 
 	if raw, found := object["type"]; found {
@@ -3668,6 +3852,13 @@ func (a Problem) MarshalJSON() ([]byte, error) {
 		}
 	}
 
+	if a.PurchasedQuantity != nil {
+		object["purchased_quantity"], err = json.Marshal(a.PurchasedQuantity)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'purchased_quantity': %w", err)
+		}
+	}
+
 	if a.Reason != nil {
 		object["reason"], err = json.Marshal(a.Reason)
 		if err != nil {
@@ -3682,6 +3873,13 @@ func (a Problem) MarshalJSON() ([]byte, error) {
 		}
 	}
 
+	if a.RefundedQuantity != nil {
+		object["refunded_quantity"], err = json.Marshal(a.RefundedQuantity)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'refunded_quantity': %w", err)
+		}
+	}
+
 	if a.RequestId != nil {
 		object["request_id"], err = json.Marshal(a.RequestId)
 		if err != nil {
@@ -3693,6 +3891,13 @@ func (a Problem) MarshalJSON() ([]byte, error) {
 		object["requested"], err = json.Marshal(a.Requested)
 		if err != nil {
 			return nil, fmt.Errorf("error marshaling 'requested': %w", err)
+		}
+	}
+
+	if a.RequestedQuantity != nil {
+		object["requested_quantity"], err = json.Marshal(a.RequestedQuantity)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'requested_quantity': %w", err)
 		}
 	}
 
@@ -3725,6 +3930,13 @@ func (a Problem) MarshalJSON() ([]byte, error) {
 	object["title"], err = json.Marshal(a.Title)
 	if err != nil {
 		return nil, fmt.Errorf("error marshaling 'title': %w", err)
+	}
+
+	if a.TransactionId != nil {
+		object["transaction_id"], err = json.Marshal(a.TransactionId)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'transaction_id': %w", err)
+		}
 	}
 
 	object["type"], err = json.Marshal(a.Type)
@@ -4800,6 +5012,84 @@ type ClientInterface interface {
 	// Corresponds with GET /admin/v1/players/{player_id}/ledger (the `GetLedger` operationId).
 	GetLedger(ctx context.Context, playerId PlayerID, params *GetLedgerParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// PostPurchaseRefundWithBody Refund a purchase made with virtual currency, exactly once
+	//
+	// Refunds `quantity` units (absent: all not refunded yet) of one
+	// purchase made through POST /v1/purchases, named by its ledger
+	// transaction id (GET /admin/v1/players/{player_id}/ledger lists
+	// them). A purchase buys whole units, so it is refunded in whole
+	// units: k of its n units gives back k/n of what it moved, per asset
+	// (the currency spent; the items, bundle contents and currency it
+	// granted are taken back). Refunds in parts never move more than the
+	// purchase did: each takes floor(moved × refunded so far / n) less
+	// what earlier refunds took, so the last one takes exactly the rest.
+	// To compensate a player by a sum rather than by units, use a grant.
+	//
+	// What the player no longer holds follows `policy`, as for store
+	// refunds: `clamp` (default) takes what is held and records the rest
+	// as a debt, `negative` posts the rest against the player's debt
+	// account and records it, `flag` takes nothing back and records it
+	// all for support. Debts are listed by
+	// GET /admin/v1/players/{player_id}/debts with `store` `coinop` and
+	// the purchase's ledger transaction id.
+	//
+	// In the same transaction: the posting (ledger kind
+	// `purchase_refund`, event `ledger.purchase_refund`), the creator
+	// credits of the purchase reversed to the same share (a
+	// `creator.reversal` event each; from available earnings, or as a
+	// debt the creator's next earnings pay first when already paid out),
+	// and the audit log entry `player.purchase_refund` attributed to the
+	// caller.
+	//
+	// Idempotency: the key is scoped to (player_id, this route) and
+	// fingerprinted over the transaction id, `quantity`, `reason`
+	// (trimmed) and `policy`; a replay answers the first answer. The
+	// refusals below are not stored: the key may be used again.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /admin/v1/players/{player_id}/purchases/{transaction_id}/refund (the `PostPurchaseRefund` operationId).
+	PostPurchaseRefundWithBody(ctx context.Context, playerId PlayerID, transactionId int64, params *PostPurchaseRefundParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostPurchaseRefund Refund a purchase made with virtual currency, exactly once
+	//
+	// Refunds `quantity` units (absent: all not refunded yet) of one
+	// purchase made through POST /v1/purchases, named by its ledger
+	// transaction id (GET /admin/v1/players/{player_id}/ledger lists
+	// them). A purchase buys whole units, so it is refunded in whole
+	// units: k of its n units gives back k/n of what it moved, per asset
+	// (the currency spent; the items, bundle contents and currency it
+	// granted are taken back). Refunds in parts never move more than the
+	// purchase did: each takes floor(moved × refunded so far / n) less
+	// what earlier refunds took, so the last one takes exactly the rest.
+	// To compensate a player by a sum rather than by units, use a grant.
+	//
+	// What the player no longer holds follows `policy`, as for store
+	// refunds: `clamp` (default) takes what is held and records the rest
+	// as a debt, `negative` posts the rest against the player's debt
+	// account and records it, `flag` takes nothing back and records it
+	// all for support. Debts are listed by
+	// GET /admin/v1/players/{player_id}/debts with `store` `coinop` and
+	// the purchase's ledger transaction id.
+	//
+	// In the same transaction: the posting (ledger kind
+	// `purchase_refund`, event `ledger.purchase_refund`), the creator
+	// credits of the purchase reversed to the same share (a
+	// `creator.reversal` event each; from available earnings, or as a
+	// debt the creator's next earnings pay first when already paid out),
+	// and the audit log entry `player.purchase_refund` attributed to the
+	// caller.
+	//
+	// Idempotency: the key is scoped to (player_id, this route) and
+	// fingerprinted over the transaction id, `quantity`, `reason`
+	// (trimmed) and `policy`; a replay answers the first answer. The
+	// refusals below are not stored: the key may be used again.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /admin/v1/players/{player_id}/purchases/{transaction_id}/refund (the `PostPurchaseRefund` operationId).
+	PostPurchaseRefund(ctx context.Context, playerId PlayerID, transactionId int64, params *PostPurchaseRefundParams, body PostPurchaseRefundJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetStorePurchases A player's store purchases, newest first
 	//
 	// Corresponds with GET /admin/v1/players/{player_id}/store-purchases (the `GetStorePurchases` operationId).
@@ -5142,7 +5432,8 @@ type ClientInterface interface {
 	//
 	// Every posting that moved holdings (type `ledger.<kind>`: purchase,
 	// admin_grant, award, spend, consume, exchange, player_consume,
-	// store_purchase, store_refund, store_refund_reversal, tip), every
+	// store_purchase, store_refund, store_refund_reversal, tip,
+	// purchase_refund), every
 	// subscription change (`subscription.<state>`), every creator credit
 	// and payout (`creator.*`) and every catalog publish
 	// (`catalog.published`) is an event, written in the change's own
@@ -6626,6 +6917,104 @@ func (c *Client) GetLedger(ctx context.Context, playerId PlayerID, params *GetLe
 	return c.Client.Do(req)
 }
 
+// PostPurchaseRefundWithBody Refund a purchase made with virtual currency, exactly once
+//
+// Refunds `quantity` units (absent: all not refunded yet) of one
+// purchase made through POST /v1/purchases, named by its ledger
+// transaction id (GET /admin/v1/players/{player_id}/ledger lists
+// them). A purchase buys whole units, so it is refunded in whole
+// units: k of its n units gives back k/n of what it moved, per asset
+// (the currency spent; the items, bundle contents and currency it
+// granted are taken back). Refunds in parts never move more than the
+// purchase did: each takes floor(moved × refunded so far / n) less
+// what earlier refunds took, so the last one takes exactly the rest.
+// To compensate a player by a sum rather than by units, use a grant.
+//
+// What the player no longer holds follows `policy`, as for store
+// refunds: `clamp` (default) takes what is held and records the rest
+// as a debt, `negative` posts the rest against the player's debt
+// account and records it, `flag` takes nothing back and records it
+// all for support. Debts are listed by
+// GET /admin/v1/players/{player_id}/debts with `store` `coinop` and
+// the purchase's ledger transaction id.
+//
+// In the same transaction: the posting (ledger kind
+// `purchase_refund`, event `ledger.purchase_refund`), the creator
+// credits of the purchase reversed to the same share (a
+// `creator.reversal` event each; from available earnings, or as a
+// debt the creator's next earnings pay first when already paid out),
+// and the audit log entry `player.purchase_refund` attributed to the
+// caller.
+//
+// Idempotency: the key is scoped to (player_id, this route) and
+// fingerprinted over the transaction id, `quantity`, `reason`
+// (trimmed) and `policy`; a replay answers the first answer. The
+// refusals below are not stored: the key may be used again.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /admin/v1/players/{player_id}/purchases/{transaction_id}/refund (the `PostPurchaseRefund` operationId).
+func (c *Client) PostPurchaseRefundWithBody(ctx context.Context, playerId PlayerID, transactionId int64, params *PostPurchaseRefundParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostPurchaseRefundRequestWithBody(c.Server, playerId, transactionId, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostPurchaseRefund Refund a purchase made with virtual currency, exactly once
+//
+// Refunds `quantity` units (absent: all not refunded yet) of one
+// purchase made through POST /v1/purchases, named by its ledger
+// transaction id (GET /admin/v1/players/{player_id}/ledger lists
+// them). A purchase buys whole units, so it is refunded in whole
+// units: k of its n units gives back k/n of what it moved, per asset
+// (the currency spent; the items, bundle contents and currency it
+// granted are taken back). Refunds in parts never move more than the
+// purchase did: each takes floor(moved × refunded so far / n) less
+// what earlier refunds took, so the last one takes exactly the rest.
+// To compensate a player by a sum rather than by units, use a grant.
+//
+// What the player no longer holds follows `policy`, as for store
+// refunds: `clamp` (default) takes what is held and records the rest
+// as a debt, `negative` posts the rest against the player's debt
+// account and records it, `flag` takes nothing back and records it
+// all for support. Debts are listed by
+// GET /admin/v1/players/{player_id}/debts with `store` `coinop` and
+// the purchase's ledger transaction id.
+//
+// In the same transaction: the posting (ledger kind
+// `purchase_refund`, event `ledger.purchase_refund`), the creator
+// credits of the purchase reversed to the same share (a
+// `creator.reversal` event each; from available earnings, or as a
+// debt the creator's next earnings pay first when already paid out),
+// and the audit log entry `player.purchase_refund` attributed to the
+// caller.
+//
+// Idempotency: the key is scoped to (player_id, this route) and
+// fingerprinted over the transaction id, `quantity`, `reason`
+// (trimmed) and `policy`; a replay answers the first answer. The
+// refusals below are not stored: the key may be used again.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /admin/v1/players/{player_id}/purchases/{transaction_id}/refund (the `PostPurchaseRefund` operationId).
+func (c *Client) PostPurchaseRefund(ctx context.Context, playerId PlayerID, transactionId int64, params *PostPurchaseRefundParams, body PostPurchaseRefundJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostPurchaseRefundRequest(c.Server, playerId, transactionId, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // GetStorePurchases A player's store purchases, newest first
 //
 // Corresponds with GET /admin/v1/players/{player_id}/store-purchases (the `GetStorePurchases` operationId).
@@ -7278,7 +7667,8 @@ func (c *Client) PostEntitlementChecks(ctx context.Context, params *PostEntitlem
 //
 // Every posting that moved holdings (type `ledger.<kind>`: purchase,
 // admin_grant, award, spend, consume, exchange, player_consume,
-// store_purchase, store_refund, store_refund_reversal, tip), every
+// store_purchase, store_refund, store_refund_reversal, tip,
+// purchase_refund), every
 // subscription change (`subscription.<state>`), every creator credit
 // and payout (`creator.*`) and every catalog publish
 // (`catalog.published`) is an event, written in the change's own
@@ -10380,6 +10770,84 @@ func NewGetLedgerRequest(server string, playerId PlayerID, params *GetLedgerPara
 	return req, nil
 }
 
+// NewPostPurchaseRefundRequest calls the generic PostPurchaseRefund builder with application/json body
+func NewPostPurchaseRefundRequest(server string, playerId PlayerID, transactionId int64, params *PostPurchaseRefundParams, body PostPurchaseRefundJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPostPurchaseRefundRequestWithBody(server, playerId, transactionId, params, "application/json", bodyReader)
+}
+
+// NewPostPurchaseRefundRequestWithBody constructs an http.Request for the PostPurchaseRefund method, with any body, and a specified content type
+func NewPostPurchaseRefundRequestWithBody(server string, playerId PlayerID, transactionId int64, params *PostPurchaseRefundParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "player_id", playerId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "transaction_id", transactionId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/v1/players/%s/purchases/%s/refund", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		var headerParam0 string
+
+		headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("Idempotency-Key", headerParam0)
+
+		if params.XRequestId != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam1)
+		}
+
+	}
+
+	return req, nil
+}
+
 // NewGetStorePurchasesRequest constructs an http.Request for the GetStorePurchases method
 func NewGetStorePurchasesRequest(server string, playerId PlayerID, params *GetStorePurchasesParams) (*http.Request, error) {
 	var err error
@@ -13128,6 +13596,84 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /admin/v1/players/{player_id}/ledger (the `GetLedger` operationId).
 	GetLedgerWithResponse(ctx context.Context, playerId PlayerID, params *GetLedgerParams, reqEditors ...RequestEditorFn) (*GetLedgerResponse, error)
 
+	// PostPurchaseRefundWithBodyWithResponse Refund a purchase made with virtual currency, exactly once
+	//
+	// Refunds `quantity` units (absent: all not refunded yet) of one
+	// purchase made through POST /v1/purchases, named by its ledger
+	// transaction id (GET /admin/v1/players/{player_id}/ledger lists
+	// them). A purchase buys whole units, so it is refunded in whole
+	// units: k of its n units gives back k/n of what it moved, per asset
+	// (the currency spent; the items, bundle contents and currency it
+	// granted are taken back). Refunds in parts never move more than the
+	// purchase did: each takes floor(moved × refunded so far / n) less
+	// what earlier refunds took, so the last one takes exactly the rest.
+	// To compensate a player by a sum rather than by units, use a grant.
+	//
+	// What the player no longer holds follows `policy`, as for store
+	// refunds: `clamp` (default) takes what is held and records the rest
+	// as a debt, `negative` posts the rest against the player's debt
+	// account and records it, `flag` takes nothing back and records it
+	// all for support. Debts are listed by
+	// GET /admin/v1/players/{player_id}/debts with `store` `coinop` and
+	// the purchase's ledger transaction id.
+	//
+	// In the same transaction: the posting (ledger kind
+	// `purchase_refund`, event `ledger.purchase_refund`), the creator
+	// credits of the purchase reversed to the same share (a
+	// `creator.reversal` event each; from available earnings, or as a
+	// debt the creator's next earnings pay first when already paid out),
+	// and the audit log entry `player.purchase_refund` attributed to the
+	// caller.
+	//
+	// Idempotency: the key is scoped to (player_id, this route) and
+	// fingerprinted over the transaction id, `quantity`, `reason`
+	// (trimmed) and `policy`; a replay answers the first answer. The
+	// refusals below are not stored: the key may be used again.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/v1/players/{player_id}/purchases/{transaction_id}/refund (the `PostPurchaseRefund` operationId).
+	PostPurchaseRefundWithBodyWithResponse(ctx context.Context, playerId PlayerID, transactionId int64, params *PostPurchaseRefundParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostPurchaseRefundResponse, error)
+
+	// PostPurchaseRefundWithResponse Refund a purchase made with virtual currency, exactly once
+	//
+	// Refunds `quantity` units (absent: all not refunded yet) of one
+	// purchase made through POST /v1/purchases, named by its ledger
+	// transaction id (GET /admin/v1/players/{player_id}/ledger lists
+	// them). A purchase buys whole units, so it is refunded in whole
+	// units: k of its n units gives back k/n of what it moved, per asset
+	// (the currency spent; the items, bundle contents and currency it
+	// granted are taken back). Refunds in parts never move more than the
+	// purchase did: each takes floor(moved × refunded so far / n) less
+	// what earlier refunds took, so the last one takes exactly the rest.
+	// To compensate a player by a sum rather than by units, use a grant.
+	//
+	// What the player no longer holds follows `policy`, as for store
+	// refunds: `clamp` (default) takes what is held and records the rest
+	// as a debt, `negative` posts the rest against the player's debt
+	// account and records it, `flag` takes nothing back and records it
+	// all for support. Debts are listed by
+	// GET /admin/v1/players/{player_id}/debts with `store` `coinop` and
+	// the purchase's ledger transaction id.
+	//
+	// In the same transaction: the posting (ledger kind
+	// `purchase_refund`, event `ledger.purchase_refund`), the creator
+	// credits of the purchase reversed to the same share (a
+	// `creator.reversal` event each; from available earnings, or as a
+	// debt the creator's next earnings pay first when already paid out),
+	// and the audit log entry `player.purchase_refund` attributed to the
+	// caller.
+	//
+	// Idempotency: the key is scoped to (player_id, this route) and
+	// fingerprinted over the transaction id, `quantity`, `reason`
+	// (trimmed) and `policy`; a replay answers the first answer. The
+	// refusals below are not stored: the key may be used again.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/v1/players/{player_id}/purchases/{transaction_id}/refund (the `PostPurchaseRefund` operationId).
+	PostPurchaseRefundWithResponse(ctx context.Context, playerId PlayerID, transactionId int64, params *PostPurchaseRefundParams, body PostPurchaseRefundJSONRequestBody, reqEditors ...RequestEditorFn) (*PostPurchaseRefundResponse, error)
+
 	// GetStorePurchasesWithResponse A player's store purchases, newest first
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -13504,7 +14050,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Every posting that moved holdings (type `ledger.<kind>`: purchase,
 	// admin_grant, award, spend, consume, exchange, player_consume,
-	// store_purchase, store_refund, store_refund_reversal, tip), every
+	// store_purchase, store_refund, store_refund_reversal, tip,
+	// purchase_refund), every
 	// subscription change (`subscription.<state>`), every creator credit
 	// and payout (`creator.*`) and every catalog publish
 	// (`catalog.published`) is an event, written in the change's own
@@ -20355,6 +20902,212 @@ func (r GetLedgerResponse) ContentType() string {
 	return ""
 }
 
+// PostPurchaseRefundResponse201Headers the declared response headers of an HTTP 201 response for PostPurchaseRefund
+type PostPurchaseRefundResponse201Headers struct {
+	IdempotentReplayed *string
+	XRequestId         string
+}
+
+// PostPurchaseRefundResponse400Headers the declared response headers of an HTTP 400 response for PostPurchaseRefund
+type PostPurchaseRefundResponse400Headers struct {
+	XRequestId string
+}
+
+// PostPurchaseRefundResponse401Headers the declared response headers of an HTTP 401 response for PostPurchaseRefund
+type PostPurchaseRefundResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// PostPurchaseRefundResponse403Headers the declared response headers of an HTTP 403 response for PostPurchaseRefund
+type PostPurchaseRefundResponse403Headers struct {
+	XRequestId string
+}
+
+// PostPurchaseRefundResponse404Headers the declared response headers of an HTTP 404 response for PostPurchaseRefund
+type PostPurchaseRefundResponse404Headers struct {
+	XRequestId string
+}
+
+// PostPurchaseRefundResponse409Headers the declared response headers of an HTTP 409 response for PostPurchaseRefund
+type PostPurchaseRefundResponse409Headers struct {
+	XRequestId string
+}
+
+// PostPurchaseRefundResponse413Headers the declared response headers of an HTTP 413 response for PostPurchaseRefund
+type PostPurchaseRefundResponse413Headers struct {
+	XRequestId string
+}
+
+// PostPurchaseRefundResponse415Headers the declared response headers of an HTTP 415 response for PostPurchaseRefund
+type PostPurchaseRefundResponse415Headers struct {
+	XRequestId string
+}
+
+// PostPurchaseRefundResponse422Headers the declared response headers of an HTTP 422 response for PostPurchaseRefund
+type PostPurchaseRefundResponse422Headers struct {
+	XRequestId string
+}
+
+// PostPurchaseRefundResponse429Headers the declared response headers of an HTTP 429 response for PostPurchaseRefund
+type PostPurchaseRefundResponse429Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+// PostPurchaseRefundResponse500Headers the declared response headers of an HTTP 500 response for PostPurchaseRefund
+type PostPurchaseRefundResponse500Headers struct {
+	XRequestId string
+}
+
+// PostPurchaseRefundResponse503Headers the declared response headers of an HTTP 503 response for PostPurchaseRefund
+type PostPurchaseRefundResponse503Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
+type PostPurchaseRefundResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *PurchaseRefundResult
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequestIdempotent
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthenticated
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *RequestTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *PostPurchaseRefundResponse201Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *PostPurchaseRefundResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *PostPurchaseRefundResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *PostPurchaseRefundResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *PostPurchaseRefundResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *PostPurchaseRefundResponse409Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *PostPurchaseRefundResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *PostPurchaseRefundResponse415Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *PostPurchaseRefundResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PostPurchaseRefundResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *PostPurchaseRefundResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PostPurchaseRefundResponse503Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r PostPurchaseRefundResponse) GetJSON201() *PurchaseRefundResult {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PostPurchaseRefundResponse) GetApplicationproblemJSON400() *BadRequestIdempotent {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PostPurchaseRefundResponse) GetApplicationproblemJSON401() *Unauthenticated {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PostPurchaseRefundResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PostPurchaseRefundResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PostPurchaseRefundResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PostPurchaseRefundResponse) GetApplicationproblemJSON413() *RequestTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PostPurchaseRefundResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r PostPurchaseRefundResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PostPurchaseRefundResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PostPurchaseRefundResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PostPurchaseRefundResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PostPurchaseRefundResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PostPurchaseRefundResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PostPurchaseRefundResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PostPurchaseRefundResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetStorePurchasesResponse200Headers the declared response headers of an HTTP 200 response for GetStorePurchases
 type GetStorePurchasesResponse200Headers struct {
 	XRequestId string
@@ -26587,6 +27340,96 @@ func (c *ClientWithResponses) GetLedgerWithResponse(ctx context.Context, playerI
 	return ParseGetLedgerResponse(rsp)
 }
 
+// PostPurchaseRefundWithBodyWithResponse Refund a purchase made with virtual currency, exactly once
+//
+// Refunds `quantity` units (absent: all not refunded yet) of one
+// purchase made through POST /v1/purchases, named by its ledger
+// transaction id (GET /admin/v1/players/{player_id}/ledger lists
+// them). A purchase buys whole units, so it is refunded in whole
+// units: k of its n units gives back k/n of what it moved, per asset
+// (the currency spent; the items, bundle contents and currency it
+// granted are taken back). Refunds in parts never move more than the
+// purchase did: each takes floor(moved × refunded so far / n) less
+// what earlier refunds took, so the last one takes exactly the rest.
+// To compensate a player by a sum rather than by units, use a grant.
+//
+// What the player no longer holds follows `policy`, as for store
+// refunds: `clamp` (default) takes what is held and records the rest
+// as a debt, `negative` posts the rest against the player's debt
+// account and records it, `flag` takes nothing back and records it
+// all for support. Debts are listed by
+// GET /admin/v1/players/{player_id}/debts with `store` `coinop` and
+// the purchase's ledger transaction id.
+//
+// In the same transaction: the posting (ledger kind
+// `purchase_refund`, event `ledger.purchase_refund`), the creator
+// credits of the purchase reversed to the same share (a
+// `creator.reversal` event each; from available earnings, or as a
+// debt the creator's next earnings pay first when already paid out),
+// and the audit log entry `player.purchase_refund` attributed to the
+// caller.
+//
+// Idempotency: the key is scoped to (player_id, this route) and
+// fingerprinted over the transaction id, `quantity`, `reason`
+// (trimmed) and `policy`; a replay answers the first answer. The
+// refusals below are not stored: the key may be used again.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/v1/players/{player_id}/purchases/{transaction_id}/refund (the `PostPurchaseRefund` operationId).
+func (c *ClientWithResponses) PostPurchaseRefundWithBodyWithResponse(ctx context.Context, playerId PlayerID, transactionId int64, params *PostPurchaseRefundParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostPurchaseRefundResponse, error) {
+	rsp, err := c.PostPurchaseRefundWithBody(ctx, playerId, transactionId, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostPurchaseRefundResponse(rsp)
+}
+
+// PostPurchaseRefundWithResponse Refund a purchase made with virtual currency, exactly once
+//
+// Refunds `quantity` units (absent: all not refunded yet) of one
+// purchase made through POST /v1/purchases, named by its ledger
+// transaction id (GET /admin/v1/players/{player_id}/ledger lists
+// them). A purchase buys whole units, so it is refunded in whole
+// units: k of its n units gives back k/n of what it moved, per asset
+// (the currency spent; the items, bundle contents and currency it
+// granted are taken back). Refunds in parts never move more than the
+// purchase did: each takes floor(moved × refunded so far / n) less
+// what earlier refunds took, so the last one takes exactly the rest.
+// To compensate a player by a sum rather than by units, use a grant.
+//
+// What the player no longer holds follows `policy`, as for store
+// refunds: `clamp` (default) takes what is held and records the rest
+// as a debt, `negative` posts the rest against the player's debt
+// account and records it, `flag` takes nothing back and records it
+// all for support. Debts are listed by
+// GET /admin/v1/players/{player_id}/debts with `store` `coinop` and
+// the purchase's ledger transaction id.
+//
+// In the same transaction: the posting (ledger kind
+// `purchase_refund`, event `ledger.purchase_refund`), the creator
+// credits of the purchase reversed to the same share (a
+// `creator.reversal` event each; from available earnings, or as a
+// debt the creator's next earnings pay first when already paid out),
+// and the audit log entry `player.purchase_refund` attributed to the
+// caller.
+//
+// Idempotency: the key is scoped to (player_id, this route) and
+// fingerprinted over the transaction id, `quantity`, `reason`
+// (trimmed) and `policy`; a replay answers the first answer. The
+// refusals below are not stored: the key may be used again.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/v1/players/{player_id}/purchases/{transaction_id}/refund (the `PostPurchaseRefund` operationId).
+func (c *ClientWithResponses) PostPurchaseRefundWithResponse(ctx context.Context, playerId PlayerID, transactionId int64, params *PostPurchaseRefundParams, body PostPurchaseRefundJSONRequestBody, reqEditors ...RequestEditorFn) (*PostPurchaseRefundResponse, error) {
+	rsp, err := c.PostPurchaseRefund(ctx, playerId, transactionId, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostPurchaseRefundResponse(rsp)
+}
+
 // GetStorePurchasesWithResponse A player's store purchases, newest first
 //
 // Returns a wrapper object for the known response body format(s).
@@ -27149,7 +27992,8 @@ func (c *ClientWithResponses) PostEntitlementChecksWithResponse(ctx context.Cont
 //
 // Every posting that moved holdings (type `ledger.<kind>`: purchase,
 // admin_grant, award, spend, consume, exchange, player_consume,
-// store_purchase, store_refund, store_refund_reversal, tip), every
+// store_purchase, store_refund, store_refund_reversal, tip,
+// purchase_refund), every
 // subscription change (`subscription.<state>`), every creator credit
 // and payout (`creator.*`) and every catalog publish
 // (`catalog.published`) is an event, written in the change's own
@@ -35691,6 +36535,260 @@ func ParseGetLedgerResponse(rsp *http.Response) (*GetLedgerResponse, error) {
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetLedgerResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePostPurchaseRefundResponse parses an HTTP response from a PostPurchaseRefundWithResponse call
+func ParsePostPurchaseRefundResponse(rsp *http.Response) (*PostPurchaseRefundResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PostPurchaseRefundResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest PurchaseRefundResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequestIdempotent
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest RequestTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers PostPurchaseRefundResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 400:
+		var headers PostPurchaseRefundResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers PostPurchaseRefundResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers PostPurchaseRefundResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers PostPurchaseRefundResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers PostPurchaseRefundResponse409Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 413:
+		var headers PostPurchaseRefundResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers PostPurchaseRefundResponse415Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 422:
+		var headers PostPurchaseRefundResponse422Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers PostPurchaseRefundResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers PostPurchaseRefundResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers PostPurchaseRefundResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
