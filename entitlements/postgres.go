@@ -253,6 +253,22 @@ var auditQueries = []struct{ name, sql string }{
 		LEFT JOIN (SELECT store || ':' || transaction_id AS reference, asset_type, asset_id, sum(amount) AS owed
 		           FROM player_debts WHERE cancelled_at IS NULL GROUP BY 1, 2, 3) d USING (reference, asset_type, asset_id)
 		WHERE coalesce(r.taken, 0) < 0 OR coalesce(r.taken, 0) + coalesce(d.owed, 0) > g.granted`},
+	// Support refunds of purchases (purchase_refunds.go): per asset a
+	// refunded purchase moved, its refunds moved it back the other way,
+	// and what they gave back, or took back plus the debt still recorded,
+	// is at most what the purchase moved.
+	{"purchase_refunds_within_purchase", `SELECT m.purchase, m.asset_type, m.asset_id, m.moved,
+			coalesce(r.back, 0) AS back, coalesce(d.owed, 0) AS owed
+		FROM (SELECT DISTINCT p.purchase_ledger_transaction_id AS purchase, e.asset_type, e.asset_id, e.amount AS moved
+		      FROM purchase_refunds p JOIN ledger_entries e ON e.transaction_id = p.purchase_ledger_transaction_id
+		        AND e.account = 'player:' || p.player_id) m
+		LEFT JOIN (SELECT (t.metadata->>'reverses')::bigint AS purchase, e.asset_type, e.asset_id, sum(e.amount) AS back
+		           FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id AND e.account = 'player:' || t.player_id
+		           WHERE t.kind = 'purchase_refund' GROUP BY 1, 2, 3) r USING (purchase, asset_type, asset_id)
+		LEFT JOIN (SELECT transaction_id::bigint AS purchase, asset_type, asset_id, sum(amount) AS owed
+		           FROM player_debts WHERE store = 'coinop' AND cancelled_at IS NULL GROUP BY 1, 2, 3) d USING (purchase, asset_type, asset_id)
+		WHERE (m.moved < 0 AND (coalesce(r.back, 0) < 0 OR coalesce(r.back, 0) > -m.moved))
+		   OR (m.moved > 0 AND (coalesce(r.back, 0) > 0 OR coalesce(d.owed, 0) - coalesce(r.back, 0) > m.moved))`},
 	{"player_versions_not_behind_ledger", `SELECT p.player_id, p.version, t.last AS last_transaction
 		FROM players p LEFT JOIN (SELECT player_id, max(id) AS last FROM ledger_transactions GROUP BY player_id) t
 		  ON t.player_id = p.player_id

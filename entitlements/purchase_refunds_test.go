@@ -432,3 +432,31 @@ func TestConcurrentRefundsWithDifferentKeysNeverExceedThePurchase(t *testing.T) 
 	}
 	assertAuditOK(t, e.ledger)
 }
+
+func TestTheAuditFindsRefundsBeyondThePurchase(t *testing.T) {
+	e := newRefundEnv(t)
+	ctx := context.Background()
+	fund(t, e.ledger, "p1", map[string]int64{"gems": 1000})
+	tx := e.buy(t, "p1", "buy", "potion", 3, 100)
+	e.mustRefund(t, "p1", "r", tx, 1)
+	assertAuditOK(t, e.ledger)
+	// A debt recorded for potions the refunds never left owing: 1 taken
+	// back and 3 owed is more than the 3 bought.
+	if _, err := e.pool.Exec(ctx, `INSERT INTO player_debts (player_id, store, transaction_id, asset_type, asset_id, amount, policy)
+		VALUES ('p1', 'coinop', $1, 'item', 'potion', 3, 'clamp')`, fmt.Sprint(tx)); err != nil {
+		t.Fatal(err)
+	}
+	checks, err := e.ledger.Audit(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range checks {
+		if c.Name == "purchase_refunds_within_purchase" {
+			if c.OK {
+				t.Fatal("purchase_refunds_within_purchase passed a refund beyond its purchase")
+			}
+			return
+		}
+	}
+	t.Fatal("no purchase_refunds_within_purchase check")
+}

@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"regexp"
@@ -169,9 +170,15 @@ func TestReadmeEventCatalogue(t *testing.T) {
 	if r := ce.admin(t, "POST", "/admin/v1/creators/ninja/payouts", "", "Idempotency-Key", "payout-1"); r.status != http.StatusCreated {
 		t.Fatalf("payout: %s", r)
 	}
-	collect(t, ce.pool, real, `type LIKE 'creator.%' OR type = 'ledger.tip'`)
+	// Support refunds 2 of the 10 map packs after the payout
+	// (ledger.purchase_refund, a creator.reversal per credit).
+	path := fmt.Sprintf("/admin/v1/players/fan/purchases/%d/refund", ce.latestOfKind(t, "fan", "purchase"))
+	if r := ce.admin(t, "POST", path, `{"reason":"bought by mistake","quantity":2}`, "Idempotency-Key", "refund-1"); r.status != http.StatusCreated {
+		t.Fatalf("refund: %s", r)
+	}
+	collect(t, ce.pool, real, `type LIKE 'creator.%' OR type IN ('ledger.tip', 'ledger.purchase_refund')`)
 	for _, typ := range []string{"ledger.store_purchase", "ledger.store_refund", "ledger.store_refund_reversal", "subscription.active",
-		"creator.credit", "creator.payout", "ledger.tip"} {
+		"creator.credit", "creator.payout", "ledger.tip", "ledger.purchase_refund", "creator.reversal"} {
 		if _, ok := real[typ]; !ok {
 			t.Fatalf("no %s event was written", typ)
 		}

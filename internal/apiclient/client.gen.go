@@ -26,6 +26,7 @@ const (
 	EntriesSumToZeroPerAsset      AuditCheckName = "entries_sum_to_zero_per_asset"
 	NoNegativeBalance             AuditCheckName = "no_negative_balance"
 	PlayerVersionsNotBehindLedger AuditCheckName = "player_versions_not_behind_ledger"
+	PurchaseRefundsWithinPurchase AuditCheckName = "purchase_refunds_within_purchase"
 	RefundsReversedOnce           AuditCheckName = "refunds_reversed_once"
 	StorePurchasesGrantedOnce     AuditCheckName = "store_purchases_granted_once"
 	TransactionsBalancePerAsset   AuditCheckName = "transactions_balance_per_asset"
@@ -41,6 +42,8 @@ func (e AuditCheckName) Valid() bool {
 	case NoNegativeBalance:
 		return true
 	case PlayerVersionsNotBehindLedger:
+		return true
+	case PurchaseRefundsWithinPurchase:
 		return true
 	case RefundsReversedOnce:
 		return true
