@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/coinop/coinop/creators"
 )
@@ -135,11 +136,13 @@ func (l *Ledger) RefundPurchase(ctx context.Context, req PurchaseRefundRequest) 
 	var res postResult
 	var patches []holdingsPatch
 	err = pgx.BeginFunc(ctx, l.db, func(tx pgx.Tx) error {
-		// The player's row first, as the writer takes it: refunds of one
-		// player's purchases serialize here, so each sees what the ones
-		// before it refunded.
-		if _, err := tx.Exec(ctx, `INSERT INTO players AS p (player_id) VALUES ($1)
-			ON CONFLICT (player_id) DO UPDATE SET version = p.version`, req.PlayerID); err != nil {
+		// The player's row first, as the writer takes it (and waiting as
+		// long, so a duplicate behind a stuck first request is told the key
+		// is in use): refunds of one player's purchases serialize here, so
+		// each sees what the ones before it refunded.
+		if _, err := tx.Exec(ctx, `WITH cfg AS (SELECT set_config('lock_timeout', $2, true))
+			INSERT INTO players AS p (player_id) SELECT $1 FROM cfg
+			ON CONFLICT (player_id) DO UPDATE SET version = p.version`, req.PlayerID, strconv.FormatInt(l.keyWait.Milliseconds(), 10)); err != nil {
 			return err
 		}
 		p := &posting{playerID: req.PlayerID, scope: ScopePurchaseRefund, key: req.IdempotencyKey, fingerprint: fingerprint,
@@ -167,6 +170,10 @@ func (l *Ledger) RefundPurchase(ctx context.Context, req PurchaseRefundRequest) 
 		}
 		return plan.record(ctx, tx, req, res)
 	})
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "55P03" { // lock_not_available
+		return Outcome{}, ErrIdempotencyKeyInUse
+	}
 	if err != nil {
 		var refused *RefundError
 		var rejected *Rejection
