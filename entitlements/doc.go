@@ -3,7 +3,8 @@
 // the idempotency records that make each change happen exactly once.
 //
 // It owns the Postgres tables players, balances, ledger_transactions,
-// ledger_entries and idempotency_keys. Every change to holdings is a
+// ledger_entries and idempotency_keys, and purchase_refunds (support
+// refunds of purchases, purchase_refunds.go). Every change to holdings is a
 // posting applied by one writer (writer.go), purchases group-committed
 // (group.go): one Postgres transaction whose entries sum to zero per asset
 // against a named system account, with the idempotency record; CHECK

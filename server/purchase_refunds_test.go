@@ -3,6 +3,7 @@ package server_test
 import (
 	"fmt"
 	"net/http"
+	"sync"
 	"testing"
 
 	"github.com/coinop/coinop/access"
@@ -134,6 +135,60 @@ func TestSupportRefundsAPurchaseAndTheCreatorsShareAfterAPayout(t *testing.T) {
 	var audited int
 	if err := e.pool.QueryRow(t.Context(), `SELECT count(*) FROM audit_log WHERE action = 'player.purchase_refund' AND actor = 'key:alice'`).Scan(&audited); err != nil || audited != 2 {
 		t.Fatalf("%d audit entries by alice (%v), want 2", audited, err)
+	}
+	e.assertAuditOK(t)
+}
+
+// TestConcurrentRefundsNeverRefundMoreThanThePurchase sends one refund
+// many times under one key beside refunds under keys of their own, all at
+// once: each unit is refunded once, the key's duplicates replay, and the
+// wallet ends exact.
+func TestConcurrentRefundsNeverRefundMoreThanThePurchase(t *testing.T) {
+	t.Parallel()
+	e := newCreatorsEnv(t)
+	e.grant(t, "p1", "fund", map[string]int64{"gems": 1000}, nil)
+	if r := e.purchase(t, "p1", "buy", buy("map-pack", 5, "gems", 10)); r.status != http.StatusCreated {
+		t.Fatal(r)
+	}
+	path := fmt.Sprintf("/admin/v1/players/p1/purchases/%d/refund", e.latestOfKind(t, "p1", "purchase"))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	fresh, replayed := 0, 0
+	for i := range 30 {
+		key := "same"
+		if i%2 == 1 {
+			key = fmt.Sprintf("own-%d", i)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := e.admin(t, "POST", path, `{"reason":"at once","quantity":1}`, "Idempotency-Key", key)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case r.status == http.StatusCreated && r.header.Get("Idempotent-Replayed") == "true":
+				replayed++
+			case r.status == http.StatusCreated:
+				fresh++
+			case r.status == http.StatusConflict:
+				p := r.object(t)
+				if c := p["code"]; c != "purchase_already_refunded" && c != "idempotency_key_in_use" {
+					t.Errorf("refused with %v", c)
+				}
+			default:
+				t.Errorf("unexpected answer %s", r)
+			}
+		}()
+	}
+	wg.Wait()
+	if fresh != 5 {
+		t.Fatalf("%d refunds made (%d replays), want the 5 units once each", fresh, replayed)
+	}
+	if got := e.wallet(t, "p1")["gems"]; got != 1000 {
+		t.Fatalf("gems %d, want all 1000 back", got)
+	}
+	if got := e.items(t, "p1")["map-pack"]; got != 0 {
+		t.Fatalf("%d map packs left", got)
 	}
 	e.assertAuditOK(t)
 }
