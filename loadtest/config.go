@@ -427,7 +427,7 @@ every player's ledger against what it saw succeed. Exit status: 0 ok,
 	if set["tip-max"] {
 		cfg.Scenario.Creators.TipMax = tipMax
 	}
-	if cfg.Scenario.Creators.TipMax == 0 {
+	if cfg.Scenario.Creators.TipMax == 0 && !set["tip-max"] {
 		cfg.Scenario.Creators.TipMax = DefaultTipMax // a replayed report from before creators
 	}
 	if cfg.Program.SharePPM, err = parseShare(creatorShare); err != nil {

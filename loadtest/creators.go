@@ -363,6 +363,10 @@ type creditTally struct {
 	credited map[string]int              // creator → purchases and spends under its code
 	tips     map[string]int              // creator → tips
 	problems []Problem
+	// tipsOff counts tips whose answer names another credit than the tip
+	// less the fee; tipExample describes the first.
+	tipsOff    int
+	tipExample string
 }
 
 func newCreditTally() *creditTally {
@@ -432,11 +436,11 @@ func (t *creditTally) addPlayer(fx *Fixture, p *Player, seen PlayerRecord, confi
 	for _, id := range sortedKeys(seen.Tips) {
 		st := seen.Tips[id]
 		tip(st.CreatorID, st.Currency, st.Amount, "tip "+id)
-		if got, ok := parseMicro(st.Credit); ok {
-			if want, _ := prog.tipCredit(st.Amount); got != want {
-				t.problems = append(t.problems, Problem{Kind: ProblemCreatorEarnings, PlayerID: p.ID, Detail: fmt.Sprintf(
-					"tip %s of %d %s to %s was answered creator_credit %s; with a tip fee of %s it is %s (does the server run with COINOP_CREATOR_TIP_FEE=%s? see --creator-tip-fee)",
-					id, st.Amount, st.Currency, st.CreatorID, st.Credit, formatShare(prog.TipFeePPM), formatMicro(want), formatShare(prog.TipFeePPM))})
+		got, ok := parseMicro(st.Credit)
+		if want, _ := prog.tipCredit(st.Amount); !ok || got != want {
+			if t.tipsOff++; t.tipsOff == 1 {
+				t.tipExample = fmt.Sprintf("tip %s by %s of %d %s to %s was answered creator_credit %q, the tip less a %s fee is %s",
+					id, p.ID, st.Amount, st.Currency, st.CreatorID, st.Credit, formatShare(prog.TipFeePPM), formatMicro(want))
 			}
 		}
 	}
@@ -491,6 +495,10 @@ type statementLine struct {
 // micro-unit, with the tally.
 func verifyCreators(ctx context.Context, c *Client, fx *Fixture, t *creditTally) ([]CreatorCheck, []Problem) {
 	probs := slices.Clone(t.problems)
+	if t.tipsOff > 0 {
+		probs = append(probs, Problem{Kind: ProblemCreatorEarnings, Detail: fmt.Sprintf(
+			"%d tips were answered with a creator_credit other than the tip less the fee, first %s (is --creator-tip-fee the server's COINOP_CREATOR_TIP_FEE?)", t.tipsOff, t.tipExample)})
+	}
 	var checks []CreatorCheck
 	for _, rc := range fx.Creators {
 		ch := CreatorCheck{CreatorID: rc.ID, Code: rc.Code, Players: rc.Players, Credited: t.credited[rc.ID], Tips: t.tips[rc.ID],
