@@ -295,3 +295,14 @@ func TestCreatorCreditsCountLostAnswersOnce(t *testing.T) {
 		t.Errorf("credited %v, tips %v", tally.credited, tally.tips)
 	}
 }
+
+func TestMergedReportsKeepEveryPartsCreators(t *testing.T) {
+	part := func(id string, ok bool) *Verification {
+		return &Verification{OK: ok, TipsObserved: 3, Counts: ProblemCount{}, CreatorProgram: defaultProgram(),
+			Creators: []CreatorCheck{{CreatorID: id, OK: ok, ExpectedMicro: map[string]int64{"gems": 5}, EarnedMicro: map[string]int64{"gems": 5}}}}
+	}
+	v := mergeVerification(mergeVerification(nil, part("lt-a-c0", true)), part("lt-b-c0", false))
+	if v.OK || v.TipsObserved != 6 || len(v.Creators) != 2 || v.Creators[1].CreatorID != "lt-b-c0" || v.CreatorProgram == nil {
+		t.Fatalf("merged %+v", v)
+	}
+}
