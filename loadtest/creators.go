@@ -215,9 +215,33 @@ func setupCreators(ctx context.Context, c *Client, cfg Config, fx *Fixture, cata
 			fx.TipCurrencies = append(fx.TipCurrencies, cur.ID)
 		}
 	}
+	// A creator-made item's share caps a code's share of its sales, but
+	// only while its creator is active: the server leaves a suspended
+	// creator's share out.
 	fx.ItemShares = map[string]int64{}
+	status := map[string]string{}
 	for _, it := range catalog.Items {
-		if it.CreatorID != "" && it.CreatorSharePPM > 0 {
+		if it.CreatorID == "" || it.CreatorSharePPM <= 0 {
+			continue
+		}
+		if _, ok := status[it.CreatorID]; !ok {
+			path := "/admin/v1/creators/" + url.PathEscape(it.CreatorID)
+			r, err := c.get(ctx, path, c.adminToken)
+			if err != nil {
+				return fmt.Errorf("GET %s: %w", path, err)
+			}
+			var cr struct {
+				Status string `json:"status"`
+			}
+			if r.Status != http.StatusOK {
+				return statusError("GET "+path+" (the creator of item "+it.ID+")", r)
+			}
+			if err := r.decode("GET "+path, &cr); err != nil {
+				return err
+			}
+			status[it.CreatorID] = cr.Status
+		}
+		if status[it.CreatorID] == "active" {
 			fx.ItemShares[it.ID] = it.CreatorSharePPM
 		}
 	}

@@ -306,3 +306,28 @@ func TestMergedReportsKeepEveryPartsCreators(t *testing.T) {
 		t.Fatalf("merged %+v", v)
 	}
 }
+
+func TestReplayKeepsTheCreatorsAndTheProgram(t *testing.T) {
+	f := newFakeCoinop()
+	f.program = &CreatorProgram{SharePPM: 25_000, TipFeePPM: 100_000}
+	url := f.start(t)
+	out := filepath.Join(t.TempDir(), "report.json")
+	code, stdout, _ := runCommand(t, f, url, append(creatorArgs, "--creator-code-share", "0.4", "--tip-max", "4",
+		"--creator-share", "2.5%", "--creator-tip-fee", "10%", "--out", out)...)
+	if code != ExitOK {
+		t.Fatalf("exit %d\n%s", code, stdout)
+	}
+	env := func(k string) string {
+		return map[string]string{"COINOP_JWT_SECRET": "s", "COINOP_ADMIN_TOKEN": "a"}[k]
+	}
+	cfg, err := ParseArgs([]string{"--replay", out}, env, &strings.Builder{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (CreatorMix{Count: 2, CodeShare: 0.4, TipMax: 4}); cfg.Scenario.Creators != want || cfg.Scenario.Mix[ActionTip] != 2 {
+		t.Errorf("replayed creators %+v, mix %v", cfg.Scenario.Creators, cfg.Scenario.Mix)
+	}
+	if cfg.Program.SharePPM != 25_000 || cfg.Program.TipFeePPM != 100_000 {
+		t.Errorf("replayed program %+v", cfg.Program)
+	}
+}
