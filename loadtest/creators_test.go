@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -330,4 +331,39 @@ func TestReplayKeepsTheCreatorsAndTheProgram(t *testing.T) {
 	if cfg.Program.SharePPM != 25_000 || cfg.Program.TipFeePPM != 100_000 {
 		t.Errorf("replayed program %+v", cfg.Program)
 	}
+}
+
+// TestTipsWithLostAnswersCountOnce: tips the server applies and then
+// answers 503 are sent again with the same key; the replayed 201 settles
+// them, and each credits its creator once.
+func TestTipsWithLostAnswersCountOnce(t *testing.T) {
+	f := newFakeCoinop()
+	f.program = defaultProgram()
+	f.failTips.Store(4)
+	url := f.start(t)
+	code, stdout, _ := runCommand(t, f, url, creatorArgs...)
+	if code != ExitOK {
+		t.Fatalf("exit %d\n%s", code, stdout)
+	}
+	if f.failTips.Load() >= 0 {
+		t.Fatalf("fewer than 4 tips were sent:\n%s", stdout)
+	}
+	// Each lost answer is one tip request more than tips acknowledged.
+	sent := regexp.MustCompile(`(?m)^\s*tip\s+(\d+)\s`).FindStringSubmatch(stdout)
+	acked := regexp.MustCompile(`(\d+) tips observed`).FindStringSubmatch(stdout)
+	if !strings.Contains(stdout, "tip unavailable=4") || sent == nil || acked == nil || atoi(t, sent[1]) != atoi(t, acked[1])+4 {
+		t.Fatalf("want 4 lost answers, each retried once:\n%s", stdout)
+	}
+	if !strings.Contains(stdout, "2 of 2 earn exactly the sum of their shares") {
+		t.Fatalf("stdout:\n%s", stdout)
+	}
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

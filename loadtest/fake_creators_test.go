@@ -96,6 +96,7 @@ func (f *fakeCoinop) tip(w http.ResponseWriter, r *http.Request) {
 	}
 	creator := r.PathValue("creator_id")
 	key := r.Header.Get("Idempotency-Key")
+	var lost bool
 	f.idempotent(w, r, pid, "tip", func(body []byte) (int, any) {
 		var req TipRequest
 		if json.Unmarshal(body, &req) != nil || req.Amount < 1 {
@@ -120,8 +121,9 @@ func (f *fakeCoinop) tip(w http.ResponseWriter, r *http.Request) {
 		f.recordLocked(pid, KindTip, id, map[string]any{"creator_id": creator, "idempotency_key": key},
 			move(pid, "creator_tips", "currency", req.Currency, -req.Amount))
 		f.creditLocked(creator, "tip", req.Currency, req.Amount, micro)
+		lost = f.failTips.Add(-1) >= 0
 		return http.StatusCreated, TipResult{TipID: id, CreatorID: creator, Currency: req.Currency, Amount: req.Amount, CreatorCredit: formatMicro(micro)}
-	})
+	}, func() bool { return lost })
 }
 
 func (f *fakeCoinop) creatorEarnings(w http.ResponseWriter, r *http.Request) {

@@ -70,6 +70,8 @@ type fakeCoinop struct {
 	creators   map[string]*fakeCreator
 	playerCode map[string]string // player → creator
 	tips       int
+	// failTips answers this many tips 503 after applying them.
+	failTips atomic.Int32
 
 	traceMu  sync.Mutex
 	trace    []string     // load requests as "player METHOD path [item×qty]", the run id left out
