@@ -192,22 +192,17 @@ func setupCreators(ctx context.Context, c *Client, cfg Config, fx *Fixture, cata
 		fx.Creators = append(fx.Creators, rc)
 	}
 	if len(fx.Creators) > 0 {
-		picked := 0
+		var coded []*Player
 		for i, p := range fx.Players {
-			if math.Floor(float64(i+1)*cm.CodeShare) <= math.Floor(float64(i)*cm.CodeShare) {
-				continue
+			if math.Floor(float64(i+1)*cm.CodeShare) > math.Floor(float64(i)*cm.CodeShare) {
+				rc := fx.Creators[len(coded)%len(fx.Creators)]
+				p.creator = rc.ID
+				rc.Players++
+				coded = append(coded, p)
 			}
-			rc := fx.Creators[picked%len(fx.Creators)]
-			picked++
-			r, _, err := writeRetrying(ctx, c, http.MethodPut, "/v1/creator-code", p.Token, map[string]string{"code": rc.Code})
-			if err != nil {
-				return fmt.Errorf("player %s setting creator code %s: %w", p.ID, rc.Code, err)
-			}
-			if r.Status != http.StatusOK {
-				return statusError("player "+p.ID+" setting creator code "+rc.Code+" (PUT /v1/creator-code)", r)
-			}
-			p.creator = rc.ID
-			rc.Players++
+		}
+		if err := setCodes(ctx, c, fx, coded); err != nil {
+			return err
 		}
 	}
 	for _, cur := range catalog.Currencies {
@@ -252,6 +247,55 @@ func setupCreators(ctx context.Context, c *Client, cfg Config, fx *Fixture, cata
 	fx.Notes = append(fx.Notes, fmt.Sprintf("creators: %d (lt-%s-c0…), %d of %d players support one with its code; verified with %s",
 		len(fx.Creators), fx.RunID, coded, len(fx.Players), cfg.Program))
 	return nil
+}
+
+// setCodes has each player set its creator's code, a few players at a
+// time, as funding does.
+func setCodes(ctx context.Context, c *Client, fx *Fixture, players []*Player) error {
+	codes := map[string]string{}
+	for _, rc := range fx.Creators {
+		codes[rc.ID] = rc.Code
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		next  int
+		first error
+	)
+	for range min(8, len(players)) {
+		wg.Go(func() {
+			for {
+				mu.Lock()
+				i, stop := next, first != nil
+				next++
+				mu.Unlock()
+				if i >= len(players) || stop || ctx.Err() != nil {
+					return
+				}
+				p := players[i]
+				code := codes[p.creator]
+				r, _, err := writeRetrying(ctx, c, http.MethodPut, "/v1/creator-code", p.Token, map[string]string{"code": code})
+				if err == nil && r.Status != http.StatusOK {
+					err = statusError("player "+p.ID+" setting creator code "+code+" (PUT /v1/creator-code)", r)
+				} else if err != nil {
+					err = fmt.Errorf("player %s setting creator code %s: %w", p.ID, code, err)
+				}
+				if err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if first == nil {
+		first = ctx.Err()
+	}
+	return first
 }
 
 // writeRetrying sends a setup write that is safe to repeat (creating a
