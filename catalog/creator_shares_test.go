@@ -124,3 +124,34 @@ func TestABundleOfCreatorItemsNeedsAValueForEveryContent(t *testing.T) {
 		t.Errorf("a bundle of nothing creator-made: %v", err)
 	}
 }
+
+// Repricing an item changes its creator's rate on every bundle holding it,
+// though no field of the bundle changed: the diff lists it, with item
+// shares that change, appear or go.
+func TestTheDiffShowsCreatorShareChanges(t *testing.T) {
+	pack := bundleOf([]Price{{"gold", 400}}, map[string]int64{"sword": 1, "potion": 2}, nil)
+	from := creatorCatalog(pack)
+	to := creatorCatalog(pack)
+	to.Items[0].Prices = []Price{{"gold", 200}}                            // sword: 300 → 200 of the pack's list value
+	to.Items[1].CreatorSharePPM = 400_000                                  // shield: 50% → 40%
+	to.Items[2].CreatorID, to.Items[2].CreatorSharePPM = "brewer", 100_000 // potion: now creator-made
+	d := Compare(from, to)
+	i64 := func(n int64) *int64 { return &n }
+	want := []CreatorShareChange{
+		{Section: SectionItems, ID: "potion", CreatorID: "brewer", After: i64(100_000)},
+		{Section: SectionItems, ID: "shield", CreatorID: "tanner", Before: i64(500_000), After: i64(400_000)},
+		// potion now earns brewer 10% × 200/400 of the pack
+		{Section: SectionBundles, ID: "pack", Currency: "gold", CreatorID: "brewer", After: i64(50_000)},
+		// sword: 30% × 300/500 = 18% before, 30% × 200/400 = 15% after
+		{Section: SectionBundles, ID: "pack", Currency: "gold", CreatorID: "smith", Before: i64(180_000), After: i64(150_000)},
+	}
+	if !reflect.DeepEqual(d.CreatorShareChanges, want) {
+		t.Errorf("creator share changes:\n got %s\nwant %s", showValue(d.CreatorShareChanges), showValue(want))
+	}
+	if s := d.String(); !strings.Contains(s, "bundles/pack paid in gold, creator smith: 180000 -> 150000") {
+		t.Errorf("the text diff does not show the bundle's rate:\n%s", s)
+	}
+	if same := Compare(from, from); len(same.CreatorShareChanges) != 0 {
+		t.Errorf("no change lists %v", same.CreatorShareChanges)
+	}
+}
