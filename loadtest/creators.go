@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/big"
 	"math/bits"
 	"math/rand/v2"
 	"net/http"
@@ -240,6 +241,7 @@ func setupCreators(ctx context.Context, c *Client, cfg Config, fx *Fixture, cata
 			fx.ItemShares[it.ID] = it.CreatorSharePPM
 		}
 	}
+	fx.BundleShares = bundleShares(&catalog, status)
 	coded := 0
 	for _, rc := range fx.Creators {
 		coded += rc.Players
@@ -247,6 +249,72 @@ func setupCreators(ctx context.Context, c *Client, cfg Config, fx *Fixture, cata
 	fx.Notes = append(fx.Notes, fmt.Sprintf("creators: %d (lt-%s-c0…), %d of %d players support one with its code; verified with %s",
 		len(fx.Creators), fx.RunID, coded, len(fx.Players), cfg.Program))
 	return nil
+}
+
+// bundleShares is, for each bundle holding creator-made items and each
+// currency it is sold for, the sum of its active creators' shares: what
+// caps a code's share of its sales. It repeats the server's rule
+// (catalog.creatorShares: an item's share of the part of the bundle's list
+// value the item is worth, rounded down to a whole ppm per creator) because
+// the load tool may not import the module, and the server does not serve
+// the rates.
+func bundleShares(c *Catalog, status map[string]string) map[string]map[string]int64 {
+	items := map[string]Item{}
+	for _, it := range c.Items {
+		if _, dup := items[it.ID]; !dup {
+			items[it.ID] = it
+		}
+	}
+	out := map[string]map[string]int64{}
+	for _, b := range c.Bundles {
+		for _, price := range b.Prices {
+			total := new(big.Int)
+			perCreator := map[string]*big.Int{}
+			valued := true
+			for id, qty := range b.Contents.Items {
+				it, ok := items[id]
+				unit := int64(0)
+				for _, p := range it.Prices {
+					if p.Currency == price.Currency {
+						unit = p.Amount
+					}
+				}
+				if !ok || unit == 0 {
+					valued = false
+					continue
+				}
+				v := new(big.Int).Mul(big.NewInt(unit), big.NewInt(qty))
+				total.Add(total, v)
+				if it.CreatorID != "" && it.CreatorSharePPM > 0 {
+					if perCreator[it.CreatorID] == nil {
+						perCreator[it.CreatorID] = new(big.Int)
+					}
+					perCreator[it.CreatorID].Add(perCreator[it.CreatorID], v.Mul(v, big.NewInt(it.CreatorSharePPM)))
+				}
+			}
+			for id, n := range b.Contents.Currencies {
+				if id != price.Currency {
+					valued = false
+					continue
+				}
+				total.Add(total, big.NewInt(n))
+			}
+			if len(perCreator) == 0 || !valued || total.Sign() == 0 {
+				continue // the server credits no bundle share here
+			}
+			var sum int64
+			for creator, w := range perCreator {
+				if status[creator] == "active" {
+					sum += new(big.Int).Quo(w, total).Int64()
+				}
+			}
+			if out[b.ID] == nil {
+				out[b.ID] = map[string]int64{}
+			}
+			out[b.ID][price.Currency] = min(sum, maxSharePPM)
+		}
+	}
+	return out
 }
 
 // setCodes has each player set its creator's code, a few players at a
@@ -486,7 +554,11 @@ func (t *creditTally) addPlayer(fx *Fixture, p *Player, seen PlayerRecord, confi
 			overflow(what)
 			return
 		}
-		spend(price.Currency, int64(lo), fx.ItemShares[item], what)
+		share := fx.ItemShares[item]
+		if bs, ok := fx.BundleShares[item]; ok {
+			share = bs[price.Currency]
+		}
+		spend(price.Currency, int64(lo), share, what)
 	}
 	for _, id := range sortedKeys(seen.Purchases) {
 		sp := seen.Purchases[id]

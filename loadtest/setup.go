@@ -297,7 +297,9 @@ type Fixture struct {
 	Creators      []*RunCreator
 	TipCurrencies []string
 	ItemShares    map[string]int64
-	Program       CreatorProgram
+	// BundleShares: bundle id → currency → its active creators' shares.
+	BundleShares map[string]map[string]int64
+	Program      CreatorProgram
 }
 
 // Setup creates and funds the players and reads the catalog. It returns an

@@ -53,7 +53,12 @@ func TestCreatorEarningsAgainstTheRealServer(t *testing.T) {
 	admin(http.MethodPost, "/admin/v1/creators", `{"creator_id":"mapmaker","display_name":"Map maker"}`, http.StatusCreated)
 	admin(http.MethodPut, "/admin/v1/catalog", `{"currencies":[{"id":"gems","name":"Gems","tippable":true},{"id":"gold","name":"Gold"}],"items":[`+
 		`{"id":"potion","name":"Potion","kind":"consumable","prices":[{"currency":"gems","amount":3}]},`+
-		`{"id":"map","name":"Custom map","kind":"consumable","prices":[{"currency":"gold","amount":7}],"creator_id":"mapmaker","creator_share_ppm":970000}]}`,
+		`{"id":"torch","name":"Torch","kind":"consumable","prices":[{"currency":"gold","amount":1}]},`+
+		`{"id":"map","name":"Custom map","kind":"consumable","prices":[{"currency":"gold","amount":7}],"creator_id":"mapmaker","creator_share_ppm":970000}],`+
+		// The crate's maps are 21 of its 22 gold of list value (with a torch): the map maker
+		// gets floor(97% × 21/22) = 925909 ppm of it, which leaves a code
+		// 74091 ppm, less than the 7.5% share and more than the map's 3%.
+		`"bundles":[{"id":"mapcrate","name":"Map crate","prices":[{"currency":"gold","amount":12}],"contents":{"items":{"map":3,"torch":1}}}]}`,
 		http.StatusCreated)
 
 	report := filepath.Join(t.TempDir(), "report.json")
