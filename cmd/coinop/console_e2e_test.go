@@ -26,7 +26,10 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-const e2eAdminToken = "e2e-admin-token-0123456789abcdef0123456789"
+const (
+	e2eAdminToken = "e2e-admin-token-0123456789abcdef0123456789"
+	e2eJWTSecret  = "e2e-secret-0123456789abcdef0123456789"
+)
 
 // chromiumPath finds Debian's chromium. A machine without it fails the
 // test: a skipped browser test would pass CI without testing the console.
@@ -57,11 +60,19 @@ type e2e struct {
 
 func newE2E(t *testing.T) *e2e {
 	t.Helper()
+	return newE2EWith(t, nil)
+}
+
+// newE2EWith is newE2E with serve's settings added to (or overriding) the
+// test's own.
+func newE2EWith(t *testing.T, settings map[string]string) *e2e {
+	t.Helper()
 	chromium := chromiumPath(t)
-	_, base, _, _ := startServe(t, map[string]string{
-		"COINOP_ADMIN_TOKEN": e2eAdminToken,
-		"COINOP_JWT_SECRET":  "e2e-secret-0123456789abcdef0123456789",
-	})
+	all := map[string]string{"COINOP_ADMIN_TOKEN": e2eAdminToken, "COINOP_JWT_SECRET": e2eJWTSecret}
+	for k, v := range settings {
+		all[k] = v
+	}
+	_, base, _, _ := startServe(t, all)
 	e := &e2e{t: t, base: base, keys: map[string]string{}}
 	doc, err := os.ReadFile(filepath.Join("..", "..", "examples", "catalog.yaml"))
 	if err != nil {
