@@ -339,6 +339,7 @@ func TestConsoleCreatorsInABrowser(t *testing.T) {
 		if len(payouts) != 1 || !strings.Contains(payouts[0], "-5") {
 			t.Errorf("payout lines after a double click = %q, want one of -5", payouts)
 		}
+		tb.run(chromedp.ScrollIntoView(css(`#statement`)))
 		tb.screenshot("creator-payout")
 	})
 
