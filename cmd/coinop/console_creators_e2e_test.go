@@ -281,9 +281,42 @@ func TestConsoleCreatorsInABrowser(t *testing.T) {
 			}
 		}
 
+		// A period in whole UTC days, both included: the day of the line
+		// shows it (and exports it), the day before shows none.
+		var st struct {
+			Lines []struct {
+				CreatedAt time.Time `json:"created_at"`
+			} `json:"lines"`
+		}
+		e.call(t, e.keys["support"], "GET", "/admin/v1/creators/ninja/statement", "", nil, &st)
+		if len(st.Lines) != 1 {
+			t.Fatalf("the API's statement has %d lines, want 1", len(st.Lines))
+		}
+		day := st.Lines[0].CreatedAt.UTC()
+		for _, c := range []struct {
+			day   time.Time
+			lines int
+		}{{day.AddDate(0, 0, -1), 0}, {day, 1}} {
+			d := c.day.Format("2006-01-02")
+			tb.setValue(`#statement-period input[name=from]`, d)
+			tb.setValue(`#statement-period input[name=to]`, d)
+			tb.run(chromedp.Click(css(`#statement-period button[name=period]`)),
+				chromedp.WaitVisible(xpath(fmt.Sprintf(`//section[@id="statement"]/h2[contains(., "%s 00:00:00Z to ")]`, d))))
+			if got := eval[int](tb, `document.querySelectorAll('#statement-table tbody tr').length`); got != c.lines {
+				t.Errorf("the statement of %s shows %d lines, want %d", d, got, c.lines)
+			}
+			if c.lines == 0 && !strings.Contains(tb.text(`#statement`), "No lines in this period.") {
+				t.Errorf("the statement of %s says %q", d, tb.text(`#statement`))
+			}
+		}
+		if _, body := tb.download(`#statement button[name=csv]`); strings.Count(string(body), "\n") != 2 {
+			t.Errorf("the CSV of %s is\n%s", day.Format("2006-01-02"), body)
+		}
+
 		// Nothing is past its hold: the payout is refused and nothing is paid.
 		tb.run(chromedp.Click(css(`#payout button[name=payout]`)), chromedp.WaitVisible(css(`#payout-result p.error`)))
-		if got := tb.text(`#payout-result`); !strings.Contains(got, "No currency's available earnings reach the payout minimum") {
+		if got := tb.text(`#payout-result`); !strings.Contains(got, "No currency's available earnings reach the payout minimum") ||
+			!strings.Contains(got, "Still in the hold, not yet available: 2.5 gems.") {
 			t.Errorf("payout under the hold = %q", got)
 		}
 		if row := tb.earningsRow(); row["Paid"] != "0" || row["Pending"] != "2.5" {
@@ -310,7 +343,7 @@ func TestConsoleCreatorsInABrowser(t *testing.T) {
 			t.Errorf("5%% of 50 gems with no hold shows %v, want 2 available and 0.5 carried", row)
 		}
 		tb.run(chromedp.Click(css(`#payout button[name=payout]`)), chromedp.WaitVisible(css(`#payout-result p.error`)))
-		if got := tb.text(`#payout-result`); !strings.Contains(got, "reach the payout minimum") {
+		if got := tb.text(`#payout-result`); !strings.Contains(got, "reach the payout minimum") || strings.Contains(got, "hold") {
 			t.Errorf("payout below the minimum = %q", got)
 		}
 

@@ -184,7 +184,10 @@ func (e *e2e) newTab(t *testing.T, expected ...string) *tab {
 		cancel()
 		t.Fatalf("open a tab: %v", err)
 	}
-	ctx, cancelTimeout := context.WithTimeout(tabCtx, 30*time.Second)
+	// It bounds the tab's whole scenario, not one step: on a loaded 2-core
+	// machine (make test runs packages side by side) a dozen steps have
+	// taken over 30 s.
+	ctx, cancelTimeout := context.WithTimeout(tabCtx, 90*time.Second)
 	tb := &tab{e: e, t: t, ctx: ctx, expected: expected}
 	// Listen sees each event before the reply to any later command, so
 	// after the last action every message the page wrote has been seen.

@@ -110,8 +110,12 @@ export async function creatorScreen(main, id) {
         : h('p', { class: 'muted' }, 'Nothing earned yet.'));
   };
 
+  // period is the statement's [from, to) as the user chose it; null is
+  // the server's default, the last 31 days up to now.
+  let period = null;
   const loadStatement = async () => {
-    const { data: st } = await api('GET', `${base}/statement`);
+    const q = period ? `?from=${encodeURIComponent(period.from)}&to=${encodeURIComponent(period.to)}` : '';
+    const { data: st } = await api('GET', `${base}/statement${q}`);
     const rows = st.lines.map((l) => h('tr', { 'data-line': String(l.line_id) },
       h('td', { class: 'num' }, String(l.line_id)), h('td', {}, fmtTime(l.created_at)), h('td', {}, l.kind),
       h('td', {}, l.currency), h('td', { class: 'num' }, l.amount),
@@ -120,7 +124,11 @@ export async function creatorScreen(main, id) {
     mount(statementEl, h('h2', {}, `Statement, ${fmtTime(st.from)} to ${fmtTime(st.to)}`),
       rows.length ? table(['#', 'At', 'Kind', 'Currency', 'Amount', 'Ledger', 'Player', 'Available'], rows, { id: 'statement-table' })
         : h('p', { class: 'muted' }, 'No lines in this period.'),
-      h('div', { class: 'actions' }, csvButton(base, st)));
+      h('div', { class: 'actions' }, csvButton(base, st)),
+      periodForm(st, (p) => {
+        period = p;
+        return loadStatement();
+      }));
   };
 
   const refreshMoney = () => Promise.all([loadEarnings(), loadStatement()]);
@@ -190,7 +198,12 @@ function payoutForm(base, refresh) {
           newKey();
         } catch (e) {
           if (!(e instanceof ApiError && e.status === 409)) throw e;
-          mount(result, h('p', { class: 'error' }, e.problem.detail || e.message));
+          // The server names the minimum; what is still in its hold is
+          // the other reason nothing is paid, so say it too.
+          const { data: earned } = await api('GET', `${base}/earnings`);
+          const pending = earned.earnings.filter((x) => x.pending_micro > 0).map((x) => `${micro(x.pending_micro)} ${x.currency}`);
+          mount(result, h('p', { class: 'error' }, e.problem.detail || e.message),
+            pending.length ? h('p', { class: 'muted' }, `Still in the hold, not yet available: ${pending.join(', ')}.`) : null);
         }
         await refresh();
       }).finally(() => {
@@ -203,6 +216,33 @@ function payoutForm(base, refresh) {
   h('p', {}, 'Records a payout of every currency whose available earnings reach the payout minimum, and moves it to paid. coinop records payouts; it does not send money.'),
   h('div', { class: 'actions' }, button), keyNote, result);
   return h('section', { class: 'card', id: 'payout' }, form);
+}
+
+// periodForm picks the statement's period in whole UTC days, both days
+// included: a statement for a month is from its first day to its last.
+function periodForm(st, choose) {
+  const day = (t) => new Date(t).toISOString().slice(0, 10);
+  const lastDay = new Date(new Date(st.to).getTime() - 1);
+  const from = h('input', { type: 'date', name: 'from', required: true, value: day(st.from) });
+  const to = h('input', { type: 'date', name: 'to', required: true, value: day(lastDay) });
+  const note = h('p', { class: 'error', role: 'status' });
+  return h('form', {
+    id: 'statement-period',
+    novalidate: true,
+    onsubmit: (ev) => {
+      ev.preventDefault();
+      if (!from.value || !to.value || to.value < from.value) {
+        mount(note, 'Choose a first day and a last day on or after it.');
+        return;
+      }
+      const next = new Date(`${to.value}T00:00:00Z`);
+      next.setUTCDate(next.getUTCDate() + 1);
+      guard(() => choose({ from: `${from.value}T00:00:00Z`, to: next.toISOString() }));
+    },
+  },
+  h('h3', {}, 'Another period'),
+  h('div', { class: 'row' }, field('First day (UTC)', from), field('Last day (UTC), included', to)),
+  h('div', { class: 'actions' }, h('button', { type: 'submit', name: 'period' }, 'Show statement')), note);
 }
 
 // csvButton downloads the statement shown, as CSV for a payment provider.
