@@ -376,7 +376,7 @@ func TestConsoleCreatorsInABrowser(t *testing.T) {
 		tb.screenshot("creator-payout")
 	})
 
-	t.Run("only admin sees the payout, support creates, and a viewer has no creators screen", func(t *testing.T) {
+	t.Run("only admin sees the payout, support creates and suspends, and a viewer has no creators screen", func(t *testing.T) {
 		e := held
 		body := []byte(`{"creator_id":"maker","display_name":"Maker"}`)
 		if status, resp := e.call(t, e.keys["support"], "POST", "/admin/v1/creators", "application/json", body, nil); status != http.StatusCreated {
@@ -388,6 +388,29 @@ func TestConsoleCreatorsInABrowser(t *testing.T) {
 		support.open("#/creators/maker", `#add-code button[name=add-code]`)
 		if support.exists(`#payout`) || support.exists(`button[name=payout]`) {
 			t.Errorf("a support key without admin sees the payout")
+		}
+
+		// Suspending takes the creator's code form away; reactivating brings it back.
+		support.run(chromedp.Click(css(`#creator button[name=suspend]`)), chromedp.WaitVisible(css(`#creator button[name=activate]`)))
+		if got := support.text(`#creator p`); !strings.HasPrefix(got, "Status: suspended.") {
+			t.Errorf("after suspending: %q", got)
+		}
+		if support.exists(`#add-code`) {
+			t.Errorf("a suspended creator offers a form to add a code")
+		}
+		var c struct {
+			Status string `json:"status"`
+		}
+		e.call(t, e.keys["support"], "GET", "/admin/v1/creators/maker", "", nil, &c)
+		if c.Status != "suspended" {
+			t.Errorf("the API says maker is %q after the console suspended it", c.Status)
+		}
+		support.open("#/creators", `#creators-table tr[data-creator=maker].revoked`)
+		support.open("#/creators/maker", `#creator button[name=activate]`)
+		support.run(chromedp.Click(css(`#creator button[name=activate]`)), chromedp.WaitVisible(css(`#add-code button[name=add-code]`)))
+		e.call(t, e.keys["support"], "GET", "/admin/v1/creators/maker", "", nil, &c)
+		if c.Status != "active" {
+			t.Errorf("the API says maker is %q after the console reactivated it", c.Status)
 		}
 		support.open("#/creators", `#new-creator button[name=create]`)
 

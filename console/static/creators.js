@@ -1,8 +1,7 @@
 // Creator screens (support): every creator with its codes and status, a
-// form to add one; one creator's codes (with a form to add one), earnings
-// per currency, the statement for a period with its CSV export and, for a
-// key with the admin role, the payout. Suspending is the admin API's and
-// `coinop creators`'s.
+// form to add one; one creator's codes (with a form to add one), suspend
+// and reactivate, earnings per currency, the statement for a period with
+// its CSV export and, for a key with the admin role, the payout.
 //
 // A payout's Idempotency-Key belongs to the payout being prepared, as a
 // grant's does on the player screen: made when the screen is drawn and
@@ -95,7 +94,8 @@ export async function creatorScreen(main, id) {
     mount(creatorEl,
       h('p', {}, `Status: ${c.status}. Player: `, c.player_id ? playerLink(c.player_id) : 'none', `. Since ${fmtTime(c.created_at)}.`),
       h('p', { id: 'creator-codes' }, 'Codes: ', c.codes && c.codes.length ? c.codes.map((k, i) => [i ? ' ' : null, h('code', {}, k)]) : 'none'),
-      c.status === 'active' ? addCodeForm(base, loadCreator) : null);
+      c.status === 'active' ? addCodeForm(base, loadCreator) : null,
+      statusButton(base, c, loadCreator));
   };
 
   const loadEarnings = async () => {
@@ -161,6 +161,30 @@ function addCodeForm(base, reload) {
     },
   },
   h('div', { class: 'row' }, field('New code (3–24 characters, any letter case)', code)), h('div', { class: 'actions' }, button));
+}
+
+// statusButton suspends an active creator or reactivates a suspended one.
+// Suspending stops new credits, codes and tips; what was earned stays and
+// can still be paid out.
+function statusButton(base, c, reload) {
+  const suspend = c.status === 'active';
+  const button = h('button', {
+    type: 'button',
+    name: suspend ? 'suspend' : 'activate',
+    class: suspend ? 'danger' : null,
+    onclick: () => {
+      button.disabled = true;
+      clearAlert();
+      guard(async () => {
+        await api('PATCH', base, { body: { status: suspend ? 'suspended' : 'active' } });
+        await reload();
+      }).finally(() => { button.disabled = false; });
+    },
+  }, suspend ? 'Suspend' : 'Reactivate');
+  return h('div', { class: 'actions' }, button,
+    h('span', { class: 'muted small' }, suspend
+      ? 'A suspended creator earns nothing new and takes no codes or tips; what it earned stays.'
+      : 'Suspended: it earns nothing new until reactivated.'));
 }
 
 // payoutForm records a payout of what is available (admin only: the
