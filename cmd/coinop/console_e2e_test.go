@@ -578,6 +578,18 @@ func TestConsoleInABrowser(t *testing.T) {
 		tb.open("#/inbox", `#inbox-results`)
 	})
 
+	t.Run("with the creator program off, the Creators screen says how to start it", func(t *testing.T) {
+		tb := e.newTab(t, "status of 404")
+		tb.signIn("support")
+		tb.open("#/creators", `#creators-disabled`)
+		if got := tb.text(`#creators-disabled`); !strings.Contains(got, "COINOP_CREATOR_PROGRAM=true") {
+			t.Errorf("creators with the program off = %q", got)
+		}
+		if tb.exists(`#new-creator`) || eval[bool](tb, `!document.getElementById('alert').hidden`) {
+			t.Errorf("with the program off the screen offers a form or shows an error")
+		}
+	})
+
 	t.Run("the live preview shows the localized name for locale=fr", func(t *testing.T) {
 		tb := e.newTab(t)
 		tb.signIn("viewer")

@@ -9,7 +9,7 @@
 // records one payout.
 
 import { h, mount, field, table, fmtTime } from './dom.js';
-import { api, session, guard, flash, clearAlert, ApiError } from './api.js';
+import { api, session, guard, flash, clearAlert, showProblem, ApiError } from './api.js';
 
 const PAGE = 100;
 
@@ -17,7 +17,21 @@ export async function creatorsScreen(main) {
   const listEl = h('section', { class: 'card', id: 'creators' });
   const load = async (after, earlier) => {
     const q = `?limit=${PAGE}${after ? `&after=${encodeURIComponent(after)}` : ''}`;
-    const { data } = await api('GET', `/admin/v1/creators${q}`);
+    let data;
+    try {
+      ({ data } = await api('GET', `/admin/v1/creators${q}`, { quiet: [404] }));
+    } catch (e) {
+      if (!(e instanceof ApiError && e.status === 404)) throw e;
+      if (e.problem.code !== 'creators_disabled') {
+        showProblem(e);
+        throw e;
+      }
+      // A server setting, not a failure: say so where the list would be.
+      mount(main, h('h1', {}, 'Creators'),
+        h('p', { id: 'creators-disabled' }, 'The creator program is off on this server: start it with ',
+          h('code', {}, 'COINOP_CREATOR_PROGRAM=true'), ' to have creators, codes and payouts.'));
+      return;
+    }
     const rows = data.creators.map((c) => h('tr', { 'data-creator': c.creator_id, class: c.status === 'suspended' ? 'revoked' : null },
       h('td', {}, h('a', { href: `#/creators/${encodeURIComponent(c.creator_id)}` }, c.creator_id)),
       h('td', {}, c.display_name), h('td', {}, c.status), h('td', {}, playerLink(c.player_id)),
