@@ -376,6 +376,64 @@ func TestConsoleCreatorsInABrowser(t *testing.T) {
 		tb.screenshot("creator-payout")
 	})
 
+	t.Run("the catalog form keeps a creator-made item's creator and share, a player-consumable flag and a tippable currency", func(t *testing.T) {
+		e := held
+		body := []byte(`{"creator_id":"smith","display_name":"Smith"}`)
+		if status, resp := e.call(t, e.keys["support"], "POST", "/admin/v1/creators", "application/json", body, nil); status != http.StatusCreated {
+			t.Fatalf("create the creator: %d %s", status, resp)
+		}
+		entry := func(path string) map[string]any {
+			t.Helper()
+			var v map[string]any
+			if status, resp := e.call(t, e.keys["viewer"], "GET", "/admin/v1/catalog/draft/"+path, "", nil, &v); status != http.StatusOK {
+				t.Fatalf("GET draft %s: %d %s", path, status, resp)
+			}
+			return v
+		}
+		put := func(path string, v map[string]any) {
+			t.Helper()
+			b, _ := json.Marshal(v)
+			if status, resp := e.call(t, e.keys["designer"], "PUT", "/admin/v1/catalog/draft/"+path, "application/json", b, nil); status != http.StatusOK {
+				t.Fatalf("PUT draft %s: %d %s", path, status, resp)
+			}
+		}
+		shield := entry("items/shield")
+		shield["creator_id"], shield["creator_share_ppm"] = "smith", 300000
+		put("items/shield", shield)
+		potion := entry("items/potion")
+		potion["player_consumable"] = true
+		put("items/potion", potion)
+		gems := entry("currencies/gems")
+		gems["tippable"] = true
+		put("currencies/gems", gems)
+
+		tb := e.newTab(t)
+		tb.signIn("designer")
+		// Saved unchanged, each entry is what it was, field for field.
+		for _, path := range []string{"items/shield", "items/potion", "currencies/gems"} {
+			before := entry(path)
+			tb.open("#/catalog/"+path, `.entity-form button[name=save]`)
+			tb.run(chromedp.Click(css(`button[name=save]`)), chromedp.WaitVisible(css(`.form-status p.ok`)))
+			if after := entry(path); fmt.Sprint(after) != fmt.Sprint(before) {
+				t.Errorf("saving %s unchanged in the console changed it:\nbefore %v\nafter  %v", path, before, after)
+			}
+		}
+		tb.open("#/catalog/items/shield", `input[name=creator_share_ppm]`)
+		if got := eval[string](tb, `document.querySelector('input[name=creator_id]').value`); got != "smith" {
+			t.Errorf("the shield's creator field = %q", got)
+		}
+		tb.setValue(`input[name=creator_share_ppm]`, "1000001")
+		tb.run(chromedp.Click(css(`button[name=save]`)), chromedp.WaitVisible(css(`.field.invalid[data-path=creator_share_ppm] .field-error`)))
+		if got := tb.text(`.field.invalid .field-error`); !strings.Contains(got, "creator_share_ppm must be 0 to 1000000") {
+			t.Errorf("error at the share field = %q", got)
+		}
+		tb.setValue(`input[name=creator_share_ppm]`, "250000")
+		tb.run(chromedp.Click(css(`button[name=save]`)), chromedp.WaitVisible(css(`.form-status p.ok`)))
+		if got := entry("items/shield")["creator_share_ppm"]; got != float64(250000) {
+			t.Errorf("after the form set the share to 250000 the draft says %v", got)
+		}
+	})
+
 	t.Run("only admin sees the payout, support creates and suspends, and a viewer has no creators screen", func(t *testing.T) {
 		e := held
 		body := []byte(`{"creator_id":"maker","display_name":"Maker"}`)

@@ -168,6 +168,10 @@ function textInput(name, value, extra) {
   return h('input', { type: 'text', name, value: value ?? '', ...extra });
 }
 
+function checkbox(name, checked) {
+  return h('input', { type: 'checkbox', name, checked: !!checked });
+}
+
 function intOrRaw(s) {
   const t = String(s).trim();
   if (t === '') return undefined;
@@ -401,6 +405,18 @@ function buildFields(sec, v, creating, currencies) {
     if (sec === 'items') {
       const max = textInput('max_per_player', v.max_per_player, { inputmode: 'numeric', size: 10 });
       add(field('Max per player (consumables; empty for no cap)', max, 'max_per_player'), (out) => { const n = intOrRaw(max.value); if (n !== undefined) out.max_per_player = n; });
+      const own = checkbox('player_consumable', v.player_consumable);
+      add(field('Players may consume it themselves (consumables)', own, 'player_consumable'), (out) => { if (own.checked) out.player_consumable = true; });
+      // A save sends the whole entry: a field the form did not show would
+      // be dropped, and a creator-made item would stop paying its creator.
+      const creator = textInput('creator_id', v.creator_id, { size: 24, autocomplete: 'off', spellcheck: 'false' });
+      add(field('Creator (for a creator-made item; empty for none)', creator, 'creator_id'), (out) => { if (creator.value.trim()) out.creator_id = creator.value.trim(); });
+      const share = textInput('creator_share_ppm', v.creator_share_ppm, { inputmode: 'numeric', size: 10 });
+      add(field('Creator\'s share of each sale, in millionths (300000 is 30%)', share, 'creator_share_ppm'), (out) => { const n = intOrRaw(share.value); if (n !== undefined) out.creator_share_ppm = n; });
+    }
+    if (sec === 'currencies') {
+      const tip = checkbox('tippable', v.tippable);
+      add(field('Tippable (players may tip creators in it)', tip, 'tippable'), (out) => { if (tip.checked) out.tippable = true; });
     }
     if (sec === 'bundles') {
       const contents = jsonArea('contents', v.contents || { items: {}, currencies: {} }, 'Contents: {"items": {"sword": 1}, "currencies": {"gold": 1000}}');
