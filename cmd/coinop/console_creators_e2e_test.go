@@ -438,6 +438,13 @@ func TestConsoleCreatorsInABrowser(t *testing.T) {
 		if got := entry("items/shield")["creator_share_ppm"]; got != float64(250000) {
 			t.Errorf("after the form set the share to 250000 the draft says %v", got)
 		}
+
+		// The diff lists the new share apart from the field changes, as it does prices.
+		tb.open("#/diff", `#creator-share-changes`)
+		if got := tb.text(`#creator-share-changes tbody tr`); !strings.Contains(got, "items/shield") || !strings.Contains(got, "any currency") ||
+			!strings.Contains(got, "smith") || !strings.Contains(got, "(none)") || !strings.Contains(got, "25%") {
+			t.Errorf("creator share change row = %q", got)
+		}
 	})
 
 	t.Run("only admin sees the payout, support creates and suspends, and a viewer has no creators screen", func(t *testing.T) {

@@ -543,6 +543,20 @@ export async function diffScreen(main) {
           h('td', { class: 'price-after' }, p.after ?? '(none)'),
           h('td', {}, pct(p.before, p.after))))))
     : null;
+  // A bundle's creator shares follow from its contents' prices, so they
+  // can change with no field of the bundle changing: the server lists
+  // them, and they are shown apart, as money is.
+  const shareChanges = d.creator_share_changes || [];
+  const shareTable = shareChanges.length
+    ? h('section', { class: 'card price-changes', id: 'creator-share-changes' }, h('h2', {}, 'Creator share changes'),
+      table(['Entry', 'Paid in', 'Creator', 'Before', 'After'], shareChanges.map((c) =>
+        h('tr', { class: c.after === null ? 'removed' : (c.before === null || c.after > c.before ? 'up' : 'down') },
+          h('td', {}, h('a', { href: entityHref(c.section, c.id) }, `${c.section}/${c.id}`)),
+          h('td', {}, c.currency || 'any currency'),
+          h('td', {}, c.creator_id),
+          h('td', {}, c.before === null ? '(none)' : percentPPM(c.before)),
+          h('td', { class: 'price-after' }, c.after === null ? '(none)' : percentPPM(c.after))))))
+    : null;
   const changes = h('section', { class: 'card', id: 'changes' }, h('h2', {}, 'Changes'),
     d.changes.length ? h('ul', { class: 'changes' }, d.changes.map((c) => h('li', { class: `change-${c.change}` },
       h('span', { class: 'badge' }, c.change), ' ',
@@ -556,11 +570,19 @@ export async function diffScreen(main) {
     h('h1', {}, 'Changes against live'),
     h('p', { class: 'muted', id: 'diff-summary' }, d.from_version ? `Against version ${d.from_version}: ` : 'Nothing is live yet: ',
       `${d.summary.added} added, ${d.summary.removed} removed, ${d.summary.changed} changed.`),
-    priceTable, changes,
+    priceTable, shareTable, changes,
   ];
   if (session.can('publisher') && d.changed) parts.push(publishForm(d));
   else if (session.can('publisher')) parts.push(h('p', { class: 'muted' }, 'Nothing to publish.'));
   mount(main, ...parts);
+}
+
+// percentPPM shows parts per million as an exact percentage (300000 is
+// 30%, 12345 is 1.2345%).
+function percentPPM(n) {
+  const whole = Math.floor(n / 10000);
+  const frac = String(n % 10000).padStart(4, '0').replace(/0+$/, '');
+  return `${whole}${frac ? `.${frac}` : ''}%`;
 }
 
 function publishForm(d) {
