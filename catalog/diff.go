@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -31,6 +32,23 @@ type Diff struct {
 	Summary      DiffSummary    `json:"summary"`
 	Changes      []EntityChange `json:"changes"`
 	PriceChanges []PriceChange  `json:"price_changes"`
+	// CreatorShareChanges lists every creator share that changes, also
+	// those no field of the entity shows: a bundle's rates follow from its
+	// contents' list prices (see creatorShares), so repricing an item can
+	// change what its creator earns on every bundle holding it.
+	CreatorShareChanges []CreatorShareChange `json:"creator_share_changes"`
+}
+
+// CreatorShareChange is a creator share of the sales of an item (Currency
+// empty: any currency) or of a bundle paid in Currency that changed,
+// appeared (Before nil) or disappeared (After nil), in parts per million.
+type CreatorShareChange struct {
+	Section   Section `json:"section"`
+	ID        string  `json:"id"`
+	Currency  string  `json:"currency,omitempty"`
+	CreatorID string  `json:"creator_id"`
+	Before    *int64  `json:"before"`
+	After     *int64  `json:"after"`
 }
 
 // DiffSummary counts entities by kind of change.
@@ -74,7 +92,7 @@ type PriceChange struct {
 // by section and id (the first of duplicate ids wins) and listed by section
 // in document order, then by id.
 func Compare(from, to *Catalog) *Diff {
-	d := &Diff{Changes: []EntityChange{}, PriceChanges: []PriceChange{}}
+	d := &Diff{Changes: []EntityChange{}, PriceChanges: []PriceChange{}, CreatorShareChanges: creatorShareChanges(from, to)}
 	for _, sec := range Sections {
 		old, cur := entitiesOf(from, sec), entitiesOf(to, sec)
 		for _, id := range slices.Sorted(maps.Keys(unionKeys(old, cur))) {
@@ -105,6 +123,80 @@ func Compare(from, to *Catalog) *Diff {
 	d.Changed = len(d.Changes) > 0
 	return d
 }
+
+type shareKey struct {
+	section           Section
+	id, currency, who string
+}
+
+// sharesOf lists every creator share of c's sales: items' own, and
+// bundles' per currency. The first of duplicate ids wins, as in Compare.
+func sharesOf(c *Catalog) map[shareKey]int64 {
+	out := map[shareKey]int64{}
+	if c == nil {
+		return out
+	}
+	items := map[string]*Item{}
+	for i := range c.Items {
+		it := &c.Items[i]
+		if _, dup := items[it.ID]; dup {
+			continue
+		}
+		items[it.ID] = it
+		if it.CreatorID != "" && it.CreatorSharePPM > 0 {
+			out[shareKey{SectionItems, it.ID, "", it.CreatorID}] = it.CreatorSharePPM
+		}
+	}
+	seen := map[string]bool{}
+	for i := range c.Bundles {
+		b := &c.Bundles[i]
+		if seen[b.ID] {
+			continue
+		}
+		seen[b.ID] = true
+		shares, _ := creatorShares(b, items)
+		for cur, list := range shares {
+			for _, s := range list {
+				out[shareKey{SectionBundles, b.ID, cur, s.CreatorID}] = s.SharePPM
+			}
+		}
+	}
+	return out
+}
+
+func creatorShareChanges(from, to *Catalog) []CreatorShareChange {
+	old, cur := sharesOf(from), sharesOf(to)
+	keys := map[shareKey]bool{}
+	for k := range old {
+		keys[k] = true
+	}
+	for k := range cur {
+		keys[k] = true
+	}
+	out := []CreatorShareChange{}
+	for k := range keys {
+		a, inOld := old[k]
+		b, inNew := cur[k]
+		if inOld && inNew && a == b {
+			continue
+		}
+		c := CreatorShareChange{Section: k.section, ID: k.id, Currency: k.currency, CreatorID: k.who}
+		if inOld {
+			c.Before = &a
+		}
+		if inNew {
+			c.After = &b
+		}
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(x, y CreatorShareChange) int {
+		return cmp.Or(cmp.Compare(sectionOrder(x.Section), sectionOrder(y.Section)),
+			cmp.Compare(x.ID, y.ID), cmp.Compare(x.Currency, y.Currency), cmp.Compare(x.CreatorID, y.CreatorID))
+	})
+	return out
+}
+
+func sectionOrder(s Section) int { return slices.Index(Sections, s) }
 
 func unionKeys(a, b map[string]any) map[string]bool {
 	out := make(map[string]bool, len(a)+len(b))
@@ -282,6 +374,16 @@ func (d *Diff) String() string {
 		for _, p := range d.PriceChanges {
 			fmt.Fprintf(&b, "  %s/%s %s: %s -> %s%s\n", p.Section, p.ID, p.Currency,
 				showPrice(p.Before), showPrice(p.After), percent(p.Before, p.After))
+		}
+	}
+	if len(d.CreatorShareChanges) > 0 {
+		b.WriteString("creator share changes (ppm of the price):\n")
+		for _, c := range d.CreatorShareChanges {
+			in := ""
+			if c.Currency != "" {
+				in = " paid in " + c.Currency
+			}
+			fmt.Fprintf(&b, "  %s/%s%s, creator %s: %s -> %s\n", c.Section, c.ID, in, c.CreatorID, showPrice(c.Before), showPrice(c.After))
 		}
 	}
 	return b.String()

@@ -20,13 +20,15 @@ type Snapshot struct {
 	PublishedAt time.Time
 	Catalog     *Catalog
 
-	json        []byte
-	etag        string
-	items       map[string]*Item
-	bundles     map[string]*Bundle
-	currencies  map[string]*Currency
-	currencyIDs []string
-	products    map[productKey]*StoreProduct
+	json    []byte
+	etag    string
+	items   map[string]*Item
+	bundles map[string]*Bundle
+	// bundleShares: bundle id → currency → its creators' shares.
+	bundleShares map[string]map[string][]CreatorShare
+	currencies   map[string]*Currency
+	currencyIDs  []string
+	products     map[productKey]*StoreProduct
 
 	// Locales: the catalog's (see indexLocales), their matcher, and the
 	// localized documents computed so far (locale → []byte).
@@ -120,6 +122,12 @@ func build(v int64, publishedAt time.Time, c *Catalog, doc []byte) *Snapshot {
 	for i := range c.Bundles {
 		if _, dup := s.bundles[c.Bundles[i].ID]; !dup {
 			s.bundles[c.Bundles[i].ID] = &c.Bundles[i]
+		}
+	}
+	s.bundleShares = map[string]map[string][]CreatorShare{}
+	for id, b := range s.bundles {
+		if shares, _ := creatorShares(b, s.items); shares != nil {
+			s.bundleShares[id] = shares
 		}
 	}
 	for i := range c.StoreProducts {

@@ -224,6 +224,7 @@ func (v *validator) bundle(i int, b *Bundle) {
 	v.details(p, &b.Details)
 	v.prices(p, b.Prices)
 	v.grants(p+".contents", b.Contents, b.ID, "contents must not be empty")
+	v.bundleCreatorShares(p, b)
 	v.window(p, b.AvailableFrom, b.AvailableUntil)
 }
 

@@ -83,7 +83,7 @@ func TestAMillionPurchasesOfOneGemAtFivePercentEarnFiftyThousand(t *testing.T) {
 	p := creators.DefaultProgram()
 	var micro int64
 	for range 1_000_000 {
-		for _, r := range p.PurchaseCredits("gems", 1, "", 0, "ninja") {
+		for _, r := range p.PurchaseCredits("gems", 1, nil, "ninja") {
 			micro += r.Micro
 		}
 	}
@@ -94,7 +94,7 @@ func TestAMillionPurchasesOfOneGemAtFivePercentEarnFiftyThousand(t *testing.T) {
 
 func TestCodeAndItemSharesTogetherNeverExceedTheSpend(t *testing.T) {
 	p := creators.DefaultProgram()
-	rows := p.PurchaseCredits("gems", 10, "maker", 980_000, "streamer")
+	rows := p.PurchaseCredits("gems", 10, []creators.ItemShare{{CreatorID: "maker", SharePPM: 980_000}}, "streamer")
 	var sum int64
 	for _, r := range rows {
 		sum += r.Micro

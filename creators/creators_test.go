@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -54,6 +55,9 @@ func newEnv(t testing.TB, program creators.Program, opts ...entitlements.Option)
 			{ID: "map-pack", Name: "Map pack", Kind: catalog.KindConsumable, Prices: []catalog.Price{{Currency: "gems", Amount: 10}},
 				CreatorID: "maker", CreatorSharePPM: 300_000},
 		},
+		// The map pack (10 gems) is worth 10/110 of the crate.
+		Bundles: []catalog.Bundle{{ID: "crate", Name: "Crate", Prices: []catalog.Price{{Currency: "gems", Amount: 55}},
+			Contents: catalog.Grants{Items: map[string]int64{"map-pack": 1, "potion": 1}}}},
 	}
 	snap, err := catalog.NewSnapshot(1, start, cat)
 	if err != nil {
@@ -206,6 +210,35 @@ func TestACreatorItemUnderAnotherCreatorsCodeCreditsBothOnce(t *testing.T) {
 	}
 	if got := e.earning(t, "ninja"); got.PendingMicro != creators.MicroPerUnit {
 		t.Errorf("ninja after clearing the code: %+v, want still 1 gem", got)
+	}
+}
+
+// A bundle credits the creators of its contents their share of the part of
+// its price the contents are worth at list price: the map pack is 10 of the
+// crate's 110 gems of list value, so its 30% creator earns
+// floor(300000 × 10/110) = 27272 ppm of the 55 gems paid, exactly, and the
+// code's 5% is of the whole price.
+func TestABundleCreditsItsContentsCreatorsTheirShareOfItsPrice(t *testing.T) {
+	e := newEnv(t, creators.DefaultProgram())
+	e.fund(t, "p1", 1000)
+	e.setCode(t, "p1", "ninja")
+	e.buy(t, "p1", "k", "crate", 3, 55)
+	if got, want := e.earning(t, "maker").PendingMicro, int64(3*55*27272); got != want {
+		t.Errorf("maker earned %d micro, want %d (27272 ppm of 165 gems)", got, want)
+	}
+	if got, want := e.earning(t, "ninja").PendingMicro, int64(3*55*50_000); got != want {
+		t.Errorf("ninja earned %d micro, want %d (5%% of 165 gems)", got, want)
+	}
+	rows, err := e.pool.Query(context.Background(), `SELECT creator_id || ':' || kind || ':' || spent FROM creator_credits ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"maker:item:165", "ninja:code:165"}; !slices.Equal(kinds, want) {
+		t.Errorf("credit rows %v, want %v", kinds, want)
 	}
 }
 

@@ -100,19 +100,31 @@ type CreditRow struct {
 	Spent     int64  `json:"spent"`
 }
 
+// ItemShare is the share of a sale that goes to the creator of what it
+// sells: an item's creator, or one of the creators of a bundle's contents.
+type ItemShare struct {
+	CreatorID string
+	SharePPM  int64
+}
+
 // PurchaseCredits decides what one purchase or spend of spent units of
-// currency credits: the item's creator its share (itemCreator "" for none),
-// and the creator of the player's active code (codeCreator "" for none) the
-// program's share, capped so that the two together never exceed what was
-// spent. Inactive creators must already be left out by the caller. A sale
-// under the code of the item's own creator credits both shares to it.
-func (p Program) PurchaseCredits(currency string, spent int64, itemCreator string, itemSharePPM int64, codeCreator string) []CreditRow {
+// currency credits: each creator of what it sells its share (none for a
+// spend, or a sale of nothing creator-made), and the creator of the
+// player's active code (codeCreator "" for none) the program's share,
+// capped so that all of them together never exceed what was spent.
+// Inactive creators must already be left out by the caller. A sale under
+// the code of the item's own creator credits both shares to it.
+func (p Program) PurchaseCredits(currency string, spent int64, itemShares []ItemShare, codeCreator string) []CreditRow {
 	var rows []CreditRow
 	left := int64(MaxSharePPM)
-	if itemCreator != "" && itemSharePPM > 0 {
-		if m, ok := Credit(spent, itemSharePPM); ok && m > 0 {
-			rows = append(rows, CreditRow{CreatorID: itemCreator, Kind: KindItem, Source: AccountProgram, Currency: currency, Micro: m, Spent: spent})
-			left -= itemSharePPM
+	for _, s := range itemShares {
+		share := min(s.SharePPM, left)
+		if s.CreatorID == "" || share <= 0 {
+			continue
+		}
+		if m, ok := Credit(spent, share); ok && m > 0 {
+			rows = append(rows, CreditRow{CreatorID: s.CreatorID, Kind: KindItem, Source: AccountProgram, Currency: currency, Micro: m, Spent: spent})
+			left -= share
 		}
 	}
 	if codeCreator != "" && p.Covers(currency) {

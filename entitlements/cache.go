@@ -83,6 +83,29 @@ type Cache struct {
 	// loads counts the cold loads begun, so a read shares only a load that
 	// began after it did (see holdings).
 	loads atomic.Uint64
+	// bumps coalesces the epoch bumps of failed cache writes (see
+	// bumpAfterFailedWrite).
+	bumps bumpQueue
+}
+
+// bumpQueue shares one epoch bump among the failed cache writes waiting for
+// one. While Redis is down every committed batch needs a bump; one UPDATE
+// each, from every replica, would queue on the cache_state row and hold a
+// pool connection apiece while they wait, starving the purchases of
+// connections (the chaos suite's Redis kill saw acknowledgements drop to a
+// few a second and purchases time out). A bump whose UPDATE runs after a
+// write failed covers that write, so the writes that fail while one bump
+// runs all wait for the next, which starts when it ends: at most one bump
+// runs per process, and one more is queued.
+type bumpQueue struct {
+	mu   sync.Mutex // guards next
+	next *bumpCall  // the bump that writes failing now will share
+	run  sync.Mutex // held by the bump running
+}
+
+type bumpCall struct {
+	done chan struct{}
+	err  error
 }
 
 // CacheConfig tunes the cache; zero values take the defaults shown.
@@ -376,6 +399,38 @@ func (c *Cache) refreshEpoch(ctx context.Context) error {
 	return nil
 }
 
+// bumpAfterFailedWrite bumps the epoch for a committed change that Redis
+// did not take, sharing the bump with every other write that failed before
+// it starts (see bumpQueue). The first writer to find no bump queued leads
+// it: it waits for the running bump to end, closes the queue to later
+// arrivals, then bumps; those that joined wait for its outcome.
+func (c *Cache) bumpAfterFailedWrite(ctx context.Context) error {
+	q := &c.bumps
+	q.mu.Lock()
+	call, lead := q.next, false
+	if call == nil {
+		call, lead = &bumpCall{done: make(chan struct{})}, true
+		q.next = call
+	}
+	q.mu.Unlock()
+	if !lead {
+		select {
+		case <-call.done:
+			return call.err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	q.run.Lock()
+	q.mu.Lock()
+	q.next = nil // writes failing from now on need a bump that starts later
+	q.mu.Unlock()
+	call.err = c.bumpEpoch(ctx, "")
+	q.run.Unlock()
+	close(call.done)
+	return call.err
+}
+
 // bumpFailed records that a bump the cache needed did not happen.
 func (c *Cache) bumpFailed() {
 	c.pendingBump.Store(true)
@@ -637,7 +692,7 @@ func (c *Cache) committed(ctx context.Context, h Holdings) {
 	if !c.epochUnknown.Load() && c.store(wctx, h) == nil {
 		return
 	}
-	if err := c.bumpEpoch(wctx, ""); err != nil {
+	if err := c.bumpAfterFailedWrite(wctx); err != nil {
 		// This process no longer knows a safe epoch: it bypasses the cache
 		// until it can read the epoch again.
 		c.bumpFailed()
@@ -687,7 +742,7 @@ func (c *Cache) patched(ctx context.Context, patches []holdingsPatch) {
 		return
 	}
 	c.scriptLoaded.Store(false) // a restarted Redis forgot it
-	if err := c.bumpEpoch(wctx, ""); err != nil {
+	if err := c.bumpAfterFailedWrite(wctx); err != nil {
 		c.bumpFailed()
 		c.log.Error("cache: committed changes not cached and epoch not bumped; other replicas may serve stale entries until they expire",
 			slog.Int("players", len(patches)), slog.Any("error", err))

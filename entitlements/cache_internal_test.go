@@ -2,6 +2,7 @@ package entitlements
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -271,4 +272,51 @@ func counterValue(c prometheus.Counter) float64 {
 	var m dto.Metric
 	_ = c.Write(&m)
 	return m.GetCounter().GetValue()
+}
+
+// While Redis is down every committed batch needs an epoch bump. They are
+// shared: many failed writes at once make a few bumps, not one UPDATE each
+// queueing on the cache_state row, and each write's bump still starts after
+// the write failed, so it covers that write.
+func TestFailedWritesShareEpochBumps(t *testing.T) {
+	ctx := context.Background()
+	pool, _ := testenv.NewPool(t)
+	dead := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 50 * time.Millisecond, MaxRetries: -1})
+	t.Cleanup(func() { _ = dead.Close() })
+	c := NewCache(dead, pool, CacheConfig{})
+	epoch := func() int64 {
+		var e int64
+		if err := pool.QueryRow(ctx, `SELECT epoch FROM cache_state`).Scan(&e); err != nil {
+			t.Error(err)
+		}
+		return e
+	}
+	start := epoch()
+	const writers = 200
+	var wg sync.WaitGroup
+	failures := make(chan string, writers)
+	for i := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			before := epoch() // the write fails after this: the bump must come later
+			if err := c.bumpAfterFailedWrite(ctx); err != nil {
+				failures <- fmt.Sprintf("writer %d: %v", i, err)
+				return
+			}
+			if after := epoch(); after <= before {
+				failures <- fmt.Sprintf("writer %d: epoch %d before its failure, %d after its bump", i, before, after)
+			}
+		}()
+	}
+	wg.Wait()
+	close(failures)
+	for f := range failures {
+		t.Error(f)
+	}
+	bumps := epoch() - start
+	if bumps < 1 || bumps >= writers {
+		t.Errorf("%d failed writes made %d bumps; want at least one and fewer than one each", writers, bumps)
+	}
+	t.Logf("%d failed writes, %d bumps", writers, bumps)
 }

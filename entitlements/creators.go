@@ -28,11 +28,9 @@ func WithCreatorProgram(p creators.Program) Option {
 
 // creditPlan is what a posting may credit creators once it applies.
 type creditPlan struct {
-	// spent is what the posting takes, per currency, in whole units.
+	// spent is what the posting takes, per currency, in whole units, with
+	// the shares of the creators of what it sells.
 	spent []spentAmount
-	// itemCreator and itemSharePPM: the creator of the item sold.
-	itemCreator  string
-	itemSharePPM int64
 	// fixed rows are decided before the posting (a tip's).
 	fixed []creators.CreditRow
 }
@@ -40,6 +38,7 @@ type creditPlan struct {
 type spentAmount struct {
 	currency string
 	amount   int64
+	shares   []catalog.CreatorShare
 }
 
 // activeCode is a player's code as round trip 1 read it (its creator
@@ -66,17 +65,19 @@ func (l *Ledger) creditPlanFor(snap *catalog.Snapshot, itemID string, spent map[
 	cp := &creditPlan{}
 	for _, cur := range sortedIDs(spent) {
 		if spent[cur] > 0 {
-			cp.spent = append(cp.spent, spentAmount{cur, spent[cur]})
+			var shares []catalog.CreatorShare
+			if itemID != "" {
+				shares = snap.CreatorShares(itemID, cur)
+			}
+			cp.spent = append(cp.spent, spentAmount{cur, spent[cur], shares})
 		}
-	}
-	if item, ok := snap.Item(itemID); ok && item.CreatorID != "" && item.CreatorSharePPM > 0 {
-		cp.itemCreator, cp.itemSharePPM = item.CreatorID, item.CreatorSharePPM
 	}
 	return cp
 }
 
 // creditRows decides a posting's credits at now against what round trip 1
-// read: the player's code if still active, the item's creator if active.
+// read: the player's code if still active, the creators of what was sold
+// if active.
 func (l *Ledger) creditRows(p *posting, code *activeCode, active map[string]bool, now time.Time) []creators.CreditRow {
 	cp := p.credit
 	if cp == nil || l.program == nil {
@@ -87,12 +88,14 @@ func (l *Ledger) creditRows(p *posting, code *activeCode, active map[string]bool
 	if code != nil && now.Before(code.expiresAt) {
 		codeCreator = code.creator
 	}
-	itemCreator := ""
-	if active[cp.itemCreator] {
-		itemCreator = cp.itemCreator
-	}
 	for _, s := range cp.spent {
-		rows = append(rows, l.program.PurchaseCredits(s.currency, s.amount, itemCreator, cp.itemSharePPM, codeCreator)...)
+		var shares []creators.ItemShare
+		for _, sh := range s.shares {
+			if active[sh.CreatorID] {
+				shares = append(shares, creators.ItemShare{CreatorID: sh.CreatorID, SharePPM: sh.SharePPM})
+			}
+		}
+		rows = append(rows, l.program.PurchaseCredits(s.currency, s.amount, shares, codeCreator)...)
 	}
 	return rows
 }
@@ -290,8 +293,10 @@ func (l *Ledger) creditLookups(ps []*posting) (players, itemCreators []string) {
 		if len(p.credit.spent) > 0 {
 			ps1[p.playerID] = true
 		}
-		if p.credit.itemCreator != "" {
-			cs[p.credit.itemCreator] = true
+		for _, s := range p.credit.spent {
+			for _, sh := range s.shares {
+				cs[sh.CreatorID] = true
+			}
 		}
 	}
 	return sortedKeys(ps1), sortedKeys(cs)

@@ -50,6 +50,8 @@ type StoreProduct struct {
 type Currency struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
+	// Tippable: players may tip creators in this currency.
+	Tippable bool `json:"tippable,omitempty"`
 }
 
 // Item is a durable or consumable catalog item.
@@ -61,6 +63,10 @@ type Item struct {
 	MaxPerPlayer   *int64     `json:"max_per_player,omitempty"`
 	AvailableFrom  *time.Time `json:"available_from,omitempty"`
 	AvailableUntil *time.Time `json:"available_until,omitempty"`
+	// CreatorID made the item; every sale credits it CreatorSharePPM of the
+	// price, which caps what a creator code may take of the same sale.
+	CreatorID       string `json:"creator_id,omitempty"`
+	CreatorSharePPM int64  `json:"creator_share_ppm,omitempty"`
 }
 
 // Bundle sells several items and currencies as one purchase.
@@ -160,6 +166,8 @@ const (
 	// Store redemptions and refunds, as the store chaos checks them.
 	KindStorePurchase = "store_purchase"
 	KindStoreRefund   = "store_refund"
+	// KindTip: a player's tip to a creator (POST /v1/creators/{id}/tips).
+	KindTip = "tip"
 )
 
 // Audit is the body of GET /admin/v1/audit.

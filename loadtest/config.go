@@ -28,10 +28,12 @@ const (
 	ActionAward   = "award"
 	ActionSpend   = "spend"
 	ActionConsume = "consume"
+	// ActionTip: a player tips one of the run's creators.
+	ActionTip = "tip"
 )
 
 // Actions lists every action in a stable order.
-var Actions = []string{ActionCatalog, ActionWallet, ActionEntitlements, ActionPurchase, ActionEntitlementCheck, ActionReceipt, ActionAward, ActionSpend, ActionConsume}
+var Actions = []string{ActionCatalog, ActionWallet, ActionEntitlements, ActionPurchase, ActionEntitlementCheck, ActionReceipt, ActionAward, ActionSpend, ActionConsume, ActionTip}
 
 // ParseMix parses --mix "purchase=50,wallet=30,catalog=20". Actions not
 // named get weight 0.
@@ -126,6 +128,10 @@ type Config struct {
 	Seed             uint64
 	Timeout          time.Duration
 	Verify           bool
+	// Program is the server's creator program settings as the operator
+	// states them (no endpoint exposes them); verification replicates the
+	// server's arithmetic with them.
+	Program CreatorProgram
 
 	RunID string
 }
@@ -248,6 +254,10 @@ every player's ledger against what it saw succeed. Exit status: 0 ok,
 		rate                                    float64
 		jwtSecret, adminToken, srvToken, srvKey string
 		split                                   string
+		creators                                int
+		codeShare                               float64
+		tipMax                                  int64
+		creatorShare, tipFee, creatorCurrencies string
 	)
 	fs.StringVar(&cfg.URL, "url", DefaultURL, "coinop base URL; anything but loopback prints a warning")
 	fs.DurationVar(&cfg.Duration, "duration", DefaultDuration, "length of the load phase (with --stages: an upper bound)")
@@ -268,6 +278,12 @@ every player's ledger against what it saw succeed. Exit status: 0 ok,
 	fs.StringVar(&scenario, "scenario", "", "scenario YAML file (mix weights, purchase shares)")
 	fs.StringVar(&mix, "mix", "", "action weights, e.g. purchase=50,wallet=30,catalog=20 (replaces the scenario's mix)")
 	fs.Float64Var(&retryShare, "retry-share", 0, "share of purchases re-sent with the same Idempotency-Key (default 0.1)")
+	fs.IntVar(&creators, "creators", 0, "creators the run creates, each with one code (needs the server's COINOP_CREATOR_PROGRAM=true; replaces the scenario's creators.count)")
+	fs.Float64Var(&codeShare, "creator-code-share", DefaultCreatorCodeShare, "share of players who set one of the run's creator codes, so their purchases and spends credit it")
+	fs.Int64Var(&tipMax, "tip-max", DefaultTipMax, "a tip (--mix tip=N) is uniform in 1..tip-max units of a tippable currency")
+	fs.StringVar(&creatorShare, "creator-share", "5%", "the server's COINOP_CREATOR_SHARE, which verification checks creator earnings with")
+	fs.StringVar(&tipFee, "creator-tip-fee", "0%", "the server's COINOP_CREATOR_TIP_FEE, which verification checks tip credits with")
+	fs.StringVar(&creatorCurrencies, "creator-currencies", "", "the server's COINOP_CREATOR_CURRENCIES: comma list of currencies the code share covers (empty: every currency)")
 	fs.Float64Var(&staleShare, "stale-share", 0, "share of purchases sent with a wrong price, expecting 409 price_mismatch (default 0.05)")
 	fs.StringVar(&cfg.ReceiptsFile, "receipts", "", "`file` of pre-minted signed transactions, one per line (from coinop receipts mint); enables the receipt scenario")
 	fs.StringVar(&cfg.ReceiptStore, "receipt-store", "apple", "store named in receipt redemptions")
@@ -402,6 +418,29 @@ every player's ledger against what it saw succeed. Exit status: 0 ok,
 	if set["stale-share"] {
 		cfg.Scenario.Purchase.StalePriceShare = staleShare
 	}
+	if set["creators"] {
+		cfg.Scenario.Creators.Count = creators
+	}
+	if set["creator-code-share"] {
+		cfg.Scenario.Creators.CodeShare = codeShare
+	}
+	if set["tip-max"] {
+		cfg.Scenario.Creators.TipMax = tipMax
+	}
+	if cfg.Scenario.Creators.TipMax == 0 && !set["tip-max"] {
+		cfg.Scenario.Creators.TipMax = DefaultTipMax // a replayed report from before creators
+	}
+	if cfg.Program.SharePPM, err = parseShare(creatorShare); err != nil {
+		return cfg, fmt.Errorf("--creator-share: %w", err)
+	}
+	if cfg.Program.TipFeePPM, err = parseShare(tipFee); err != nil {
+		return cfg, fmt.Errorf("--creator-tip-fee: %w", err)
+	}
+	for _, cur := range strings.Split(creatorCurrencies, ",") {
+		if cur = strings.TrimSpace(cur); cur != "" {
+			cfg.Program.Currencies = append(cfg.Program.Currencies, cur)
+		}
+	}
 	if cfg.ReceiptsFile != "" {
 		f, err := os.Open(cfg.ReceiptsFile)
 		if err != nil {
@@ -517,6 +556,15 @@ func (c Config) Validate() error {
 		if funding || c.Verify {
 			return errors.New("funding and verification use the admin API: give --admin-token (or COINOP_ADMIN_TOKEN), or --fund 0 --no-verify")
 		}
+		if c.Scenario.Creators.Count > 0 {
+			return errors.New("creating creators (--creators) uses the admin API: give --admin-token (or COINOP_ADMIN_TOKEN)")
+		}
+	}
+	if c.Scenario.Creators.Count == 0 && c.Scenario.Uses(ActionTip) {
+		return errors.New("tips need creators to tip: give --creators (or creators.count in the scenario)")
+	}
+	if err := c.Program.Validate(); err != nil {
+		return err
 	}
 	return c.Scenario.Validate()
 }

@@ -36,6 +36,12 @@
 //     merged exactly (merge.go).
 //   - The server's side from /metrics during the run (servermetrics.go) and
 //     --baseline comparison per endpoint (baseline.go).
+//   - The creator program (creators.go): setup creates creators and has a
+//     share of the players set their codes; tips mix in with the other
+//     actions; verification holds every creator's earnings, to the
+//     micro-unit, against the exact sum of the shares of the purchases,
+//     spends and tips the tool saw succeed, with the server's arithmetic
+//     repeated here (not imported) and its share and fee given by flags.
 //   - Store chaos (chaos.go, applefake.go): fake App Store receipts minted
 //     from the fake store's CA files, refund waves delivered duplicated,
 //     shuffled, abandoned and ahead of their redemption, then a check that

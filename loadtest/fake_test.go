@@ -60,6 +60,18 @@ type fakeCoinop struct {
 	// them, as a server that commits and then loses the answer would.
 	failPostings atomic.Int32
 	postings     map[string]int // by kind, postings applied
+	// program, when set, runs the creator program (fake_creators_test.go);
+	// nil answers its routes 404 creators_disabled, as the server does
+	// with COINOP_CREATOR_PROGRAM off.
+	program *CreatorProgram
+	// creditOff is a deliberately broken accrual: the first creator credit
+	// is off by this many micro-units.
+	creditOff  int64
+	creators   map[string]*fakeCreator
+	playerCode map[string]string // player → creator
+	tips       int
+	// failTips answers this many tips 503 after applying them.
+	failTips atomic.Int32
 
 	traceMu  sync.Mutex
 	trace    []string     // load requests as "player METHOD path [item×qty]", the run id left out
@@ -102,7 +114,7 @@ func newFakeCoinop() *fakeCoinop {
 		refundedTx:    map[string]bool{},
 		notifications: map[string]bool{},
 		doc: CatalogDocument{Version: 3, Catalog: Catalog{
-			Currencies: []Currency{{ID: "gold", Name: "Gold"}, {ID: "gems", Name: "Gems"}},
+			Currencies: []Currency{{ID: "gold", Name: "Gold"}, {ID: "gems", Name: "Gems", Tippable: true}},
 			Items: []Item{
 				{ID: "potion", Name: "Potion", Kind: "consumable", Prices: []Price{{"gold", 10}}},
 				{ID: "elixir", Name: "Elixir", Kind: "consumable", Prices: []Price{{"gems", 3}}, AvailableFrom: &past, AvailableUntil: &later},
@@ -138,6 +150,11 @@ func (f *fakeCoinop) start(t *testing.T) string {
 	mux.HandleFunc("POST /v1/players/{player_id}/awards", f.serverPosting(KindAward))
 	mux.HandleFunc("POST /v1/players/{player_id}/spends", f.serverPosting(KindSpend))
 	mux.HandleFunc("POST /v1/players/{player_id}/consumptions", f.serverPosting(KindConsume))
+	mux.HandleFunc("POST /admin/v1/creators", f.createCreator)
+	mux.HandleFunc("GET /admin/v1/creators/{creator_id}/earnings", f.creatorEarnings)
+	mux.HandleFunc("GET /admin/v1/creators/{creator_id}/statement", f.creatorStatement)
+	mux.HandleFunc("PUT /v1/creator-code", f.setCreatorCode)
+	mux.HandleFunc("POST /v1/creators/{creator_id}/tips", f.tip)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.requests.Add(1)
 		if r.URL.Path == "/metrics" {
@@ -511,6 +528,7 @@ func (f *fakeCoinop) purchase(w http.ResponseWriter, r *http.Request) {
 			entries = append(entries, move(pid, "purchases", "currency", c, q*req.Quantity)...)
 		}
 		meta := map[string]any{"item_id": req.ItemID, "quantity": req.Quantity, "idempotency_key": key}
+		f.codeCreditLocked(pid, unit.Currency, cost)
 		switch n {
 		case f.losePurchase:
 		case f.duplicatePurchase:
@@ -657,6 +675,11 @@ func (f *fakeCoinop) serverPosting(kind string) http.HandlerFunc {
 			f.postings[kind]++
 			id := fmt.Sprintf("%s-%d", kind, f.postings[kind])
 			meta := map[string]any{"source": req.Source, "reason": req.Reason, "idempotency_key": key}
+			if kind == KindSpend {
+				for _, cur := range sortedKeys(req.Currencies) {
+					f.codeCreditLocked(pid, cur, req.Currencies[cur])
+				}
+			}
 			f.recordLocked(pid, kind, id, meta, entries)
 			if kind == KindAward && f.doubleAward > 0 && f.postings[kind] >= f.doubleAward {
 				f.recordLocked(pid, kind, id, meta, entries)

@@ -39,6 +39,7 @@ var pageTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 		return (time.Duration(ms) * time.Millisecond).Round(10 * time.Millisecond).String()
 	},
 	"codes":  func(m map[string]int64) string { return formatAssets(m) },
+	"micro":  microText,
 	"join":   strings.Join,
 	"mul100": func(v float64) float64 { return 100 * v },
 	"int64":  func(v float64) int64 { return int64(v) },
@@ -136,7 +137,12 @@ ul.problems li { color: #8a2c2c; }
 
 {{with .R.Verification}}<h2>Verification</h2>
 <p><span class="{{if .OK}}ok{{else}}fail{{end}}">{{if .OK}}consistent{{else}}{{len .Problems}} problems{{end}}</span>:
-{{.Players}} players, {{.PurchasesObserved}} purchases and {{.GrantsObserved}} grants observed, {{.LedgerTransactions}} ledger transactions read back{{if .Unconfirmed}}, {{.Unconfirmed}} unconfirmed{{end}}.</p>
+{{.Players}} players, {{.PurchasesObserved}} purchases and {{.GrantsObserved}} grants observed{{if .TipsObserved}}, {{.TipsObserved}} tips{{end}}, {{.LedgerTransactions}} ledger transactions read back{{if .Unconfirmed}}, {{.Unconfirmed}} unconfirmed{{end}}.</p>
+{{with .Creators}}<h3>Creator earnings</h3>
+<p>Each creator's earned_micro (pending included) against the exact sum of the shares of what the run saw succeed: purchases and spends under its code, and tips less the fee{{with $.R.Verification.CreatorProgram}} ({{.}}){{end}}.</p>
+<table><tr><th>creator</th><th>code</th><th>players</th><th>credited</th><th>tips</th><th>expected</th><th>earned</th><th></th></tr>
+{{range .}}<tr><td>{{.CreatorID}}</td><td>{{.Code}}</td><td>{{.Players}}</td><td>{{.Credited}}</td><td>{{.Tips}}</td><td>{{micro .ExpectedMicro}}</td><td>{{micro .EarnedMicro}}</td><td><span class="{{if .OK}}ok{{else}}fail{{end}}">{{if .OK}}exact{{else}}MISMATCH{{end}}</span></td></tr>
+{{end}}</table>{{end}}
 {{with .Problems}}<ul class="problems">{{range .}}<li>{{.}}</li>{{end}}</ul>{{end}}
 {{with .Notes}}<ul>{{range .}}<li>{{.}}</li>{{end}}</ul>{{end}}{{end}}
 

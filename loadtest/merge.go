@@ -209,6 +209,7 @@ func mergeVerification(a, b *Verification) *Verification {
 		}
 		c.Problems = slices.Clone(b.Problems)
 		c.Notes = slices.Clone(b.Notes)
+		c.Creators = slices.Clone(b.Creators)
 		return &c
 	}
 	a.OK = a.OK && b.OK
@@ -216,6 +217,13 @@ func mergeVerification(a, b *Verification) *Verification {
 	a.PurchasesObserved += b.PurchasesObserved
 	a.GrantsObserved += b.GrantsObserved
 	a.PostingsObserved += b.PostingsObserved
+	a.TipsObserved += b.TipsObserved
+	// Each process of a split run creates creators of its own (their ids
+	// hold its run id), so their checks add up side by side.
+	a.Creators = append(a.Creators, b.Creators...)
+	if a.CreatorProgram == nil {
+		a.CreatorProgram = b.CreatorProgram
+	}
 	a.LedgerTransactions += b.LedgerTransactions
 	a.Unconfirmed += b.Unconfirmed
 	a.Problems = append(a.Problems, b.Problems...)

@@ -34,6 +34,19 @@ type PlayerRecord struct {
 	// Refunds counts store refunds the store chaos delivered and the
 	// server accepted: each explains one store_refund ledger transaction.
 	Refunds int
+	// Tips holds the tips answered 201, by tip_id.
+	Tips map[string]SeenTip
+}
+
+// SeenTip is a tip the server answered 201.
+type SeenTip struct {
+	ID        string `json:"tip_id"`
+	Key       string `json:"idempotency_key"`
+	CreatorID string `json:"creator_id"`
+	Currency  string `json:"currency"`
+	Amount    int64  `json:"amount"`
+	// Credit is what the answer says the creator is credited (a decimal).
+	Credit string `json:"creator_credit"`
 }
 
 // SeenPurchase is a purchase the server answered 201.
@@ -63,13 +76,15 @@ type SeenPosting struct {
 	Moves map[string]int64 `json:"moves"`
 }
 
-// Attempt is a purchase or grant whose outcome is unknown.
+// Attempt is a purchase, grant, posting or tip whose outcome is unknown.
 type Attempt struct {
-	Kind       string // KindPurchase, KindAdminGrant or a posting's kind
+	Kind       string // KindPurchase, KindAdminGrant, KindTip or a posting's kind
 	Key        string
 	ItemID     string
 	Quantity   int64
-	Currencies map[string]int64
+	Price      Price            // a purchase's unit price
+	Currencies map[string]int64 // a grant's or posting's currencies, or a tip's
+	CreatorID  string           // a tip's creator
 }
 
 // NewObserved returns an empty record.
@@ -80,7 +95,7 @@ func (o *Observed) player(id string) *PlayerRecord {
 	if p == nil {
 		p = &PlayerRecord{
 			Purchases: map[string]SeenPurchase{}, Grants: map[string]SeenGrant{}, Postings: map[string]SeenPosting{},
-			Keys: map[string]map[string]bool{}, Unknown: map[string]Attempt{},
+			Keys: map[string]map[string]bool{}, Unknown: map[string]Attempt{}, Tips: map[string]SeenTip{},
 		}
 		o.players[id] = p
 	}
@@ -113,7 +128,7 @@ func (o *Observed) UnknownPurchase(playerID, key string, req PurchaseRequest) {
 	defer o.mu.Unlock()
 	p := o.player(playerID)
 	if p.Keys[key] == nil {
-		p.Unknown[key] = Attempt{Kind: KindPurchase, Key: key, ItemID: req.ItemID, Quantity: req.Quantity}
+		p.Unknown[key] = Attempt{Kind: KindPurchase, Key: key, ItemID: req.ItemID, Quantity: req.Quantity, Price: req.Price}
 	}
 }
 
@@ -158,6 +173,37 @@ func (o *Observed) UnknownPosting(playerID, kind, key string, req PostingRequest
 	}
 }
 
+// Tip records a 201 for a tip. It reports whether the tip id is new.
+func (o *Observed) Tip(playerID, key string, res TipResult) (first bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	p := o.player(playerID)
+	_, seen := p.Tips[res.TipID]
+	p.Tips[res.TipID] = SeenTip{ID: res.TipID, Key: key, CreatorID: res.CreatorID, Currency: res.Currency, Amount: res.Amount, Credit: res.CreatorCredit}
+	p.answered(key, res.TipID)
+	return !seen
+}
+
+// UnknownTip records a tip attempt that got no answer.
+func (o *Observed) UnknownTip(playerID, creatorID, key string, req TipRequest) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	p := o.player(playerID)
+	if p.Keys[key] == nil {
+		p.Unknown[key] = Attempt{Kind: KindTip, Key: key, CreatorID: creatorID, Currencies: map[string]int64{req.Currency: req.Amount}}
+	}
+}
+
+// TipCount totals the tips answered 201 over all players.
+func (o *Observed) TipCount() (n int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, p := range o.players {
+		n += len(p.Tips)
+	}
+	return n
+}
+
 // Receipt records a receipt redemption: answered true for a success, false
 // for no answer at all.
 func (o *Observed) Receipt(playerID string, answered bool) {
@@ -187,7 +233,7 @@ func (o *Observed) Player(id string) PlayerRecord {
 	c := PlayerRecord{
 		Purchases: maps.Clone(p.Purchases), Grants: maps.Clone(p.Grants), Postings: maps.Clone(p.Postings),
 		Keys: map[string]map[string]bool{}, Unknown: maps.Clone(p.Unknown),
-		Receipts: p.Receipts, UnknownReceipts: p.UnknownReceipts, Refunds: p.Refunds,
+		Receipts: p.Receipts, UnknownReceipts: p.UnknownReceipts, Refunds: p.Refunds, Tips: maps.Clone(p.Tips),
 	}
 	for k, ids := range p.Keys {
 		c.Keys[k] = maps.Clone(ids)

@@ -39,6 +39,9 @@ type RunConfig struct {
 	// Chaos holds the store chaos settings (the fake store's directory is
 	// this machine's, so a replay names it again with --fake-store-dir).
 	Chaos *ChaosOptions `json:"store_chaos,omitempty"`
+	// CreatorProgram holds the server's creator settings verification was
+	// told, for runs with creators.
+	CreatorProgram *CreatorProgram `json:"creator_program,omitempty"`
 	// Seen at setup: the live catalog's version and what the run could buy.
 	CatalogVersion int64    `json:"catalog_version"`
 	Offers         []Offer  `json:"offers,omitempty"`
@@ -59,6 +62,10 @@ func NewRunConfig(cfg Config, fx *Fixture) RunConfig {
 	if cfg.Chaos.Enabled() {
 		c := cfg.Chaos
 		rc.Chaos = &c
+	}
+	if cfg.Scenario.Creators.Count > 0 {
+		p := cfg.Program
+		rc.CreatorProgram = &p
 	}
 	for _, s := range cfg.SLOs {
 		rc.SLOs = append(rc.SLOs, s.Text)
@@ -129,6 +136,10 @@ func (rc *RunConfig) replayFlags() map[string]string {
 	}
 	if rc.Split != "" {
 		out["split"] = rc.Split
+	}
+	if p := rc.CreatorProgram; p != nil {
+		out["creator-share"], out["creator-tip-fee"] = formatShare(p.SharePPM), formatShare(p.TipFeePPM)
+		out["creator-currencies"] = strings.Join(p.Currencies, ",")
 	}
 	if c := rc.Chaos; c != nil {
 		f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }

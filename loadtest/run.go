@@ -488,6 +488,8 @@ func (r *runner) act(shard int, seq string, due time.Time, rng *rand.Rand, p *Pl
 		r.ownership(shard, due, rng, p)
 	case ActionAward, ActionSpend, ActionConsume:
 		r.posting(shard, a, seq, due, rng, p)
+	case ActionTip:
+		r.tip(shard, seq, due, rng, p)
 	case ActionReceipt:
 		if r.fx.Store != nil {
 			r.chaosReceipt(shard, due, rng, p)

@@ -41,6 +41,10 @@ import (
 //	    share: 80
 //	    session: 10
 //	    mix: {wallet: 50, entitlements: 30, purchase: 5, catalog: 15}
+//	creators:                 # the creator program (the server's COINOP_CREATOR_PROGRAM=true)
+//	  count: 3                # creators the run creates, lt-<runid>-c<n>, each with one code (0: none)
+//	  code_share: 0.5         # share of players who support one of them with its code
+//	  tip_max: 10             # a tip (mix action tip) is uniform in 1..tip_max units of a tippable currency
 //	arrival:                  # the open model's rate over time (instead of --rate)
 //	  - steady: {rate: 100, for: 30s}
 //	  - ramp: {to: 400, for: 60s}
@@ -54,9 +58,27 @@ type Scenario struct {
 	Archetypes []Archetype        `json:"archetypes,omitempty"` // sorted by name
 	// Arrival is the arrival curve as scheduler stages, from the file's
 	// steady, ramp and spike segments; Segments keeps them as written.
-	Arrival  []Stage   `json:"arrival,omitempty"`
-	Segments []Segment `json:"segments,omitempty"`
+	Arrival  []Stage    `json:"arrival,omitempty"`
+	Segments []Segment  `json:"segments,omitempty"`
+	Creators CreatorMix `json:"creators"`
 }
+
+// CreatorMix shapes the creator program's part of a run: creators made at
+// setup, the players who set their codes (so that their purchases and
+// spends credit them), and the size of tips.
+type CreatorMix struct {
+	Count     int     `json:"count"`
+	CodeShare float64 `json:"code_share"`
+	TipMax    int64   `json:"tip_max"`
+}
+
+// Creator mix defaults and bounds.
+const (
+	DefaultCreatorCodeShare = 0.5
+	DefaultTipMax           = 10
+	maxCreators             = 1000
+	maxTip                  = 1_000_000
+)
 
 // Archetype is one kind of player.
 type Archetype struct {
@@ -90,6 +112,7 @@ func DefaultScenario() Scenario {
 			ActionPurchase: 40, ActionEntitlementCheck: 10, ActionReceipt: 0,
 		},
 		Purchase: PurchaseMix{RetryShare: 0.1, StalePriceShare: 0.05, MaxQuantity: 3},
+		Creators: CreatorMix{CodeShare: DefaultCreatorCodeShare, TipMax: DefaultTipMax},
 	}
 }
 
@@ -135,6 +158,15 @@ func (s Scenario) Validate() error {
 	}
 	if err := validateWeights("items", s.Items); err != nil {
 		return err
+	}
+	cm := s.Creators
+	switch {
+	case cm.Count < 0 || cm.Count > maxCreators:
+		return fmt.Errorf("creators.count: must be in 0..%d", maxCreators)
+	case !(cm.CodeShare >= 0 && cm.CodeShare <= 1):
+		return errors.New("creators.code_share: must be in [0, 1]")
+	case cm.Count > 0 && (cm.TipMax < 1 || cm.TipMax > maxTip):
+		return fmt.Errorf("creators.tip_max: must be in 1..%d", maxTip)
 	}
 	total := 0.0
 	for _, ar := range s.Archetypes {
@@ -210,7 +242,7 @@ func ParseScenario(data []byte, base Scenario) (Scenario, error) {
 	if doc == nil {
 		return s, s.Validate()
 	}
-	top, err := object("", doc, "mix", "purchase", "items", "archetypes", "arrival")
+	top, err := object("", doc, "mix", "purchase", "items", "archetypes", "arrival", "creators")
 	if err != nil {
 		return base, err
 	}
@@ -239,6 +271,11 @@ func ParseScenario(data []byte, base Scenario) (Scenario, error) {
 			s.Purchase.MaxQuantity = n
 		}
 	}
+	if v, ok := top["creators"]; ok {
+		if s.Creators, err = creatorMix(v, s.Creators); err != nil {
+			return base, err
+		}
+	}
 	if v, ok := top["items"]; ok {
 		if s.Items, err = weights("items", v); err != nil {
 			return base, err
@@ -259,6 +296,34 @@ func ParseScenario(data []byte, base Scenario) (Scenario, error) {
 		}
 	}
 	return s, s.Validate()
+}
+
+func creatorMix(v any, cm CreatorMix) (CreatorMix, error) {
+	f, err := object("creators", v, "count", "code_share", "tip_max")
+	if err != nil {
+		return cm, err
+	}
+	if v, ok := f["count"]; ok {
+		n, err := integer("creators.count", v)
+		if err != nil {
+			return cm, err
+		}
+		if n < 0 || n > maxCreators {
+			return cm, fmt.Errorf("creators.count: want 0..%d creators, got %d", maxCreators, n)
+		}
+		cm.Count = int(n)
+	}
+	if v, ok := f["code_share"]; ok {
+		if cm.CodeShare, err = number("creators.code_share", v); err != nil {
+			return cm, err
+		}
+	}
+	if v, ok := f["tip_max"]; ok {
+		if cm.TipMax, err = integer("creators.tip_max", v); err != nil {
+			return cm, err
+		}
+	}
+	return cm, nil
 }
 
 func archetypes(v any) ([]Archetype, error) {

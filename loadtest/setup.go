@@ -32,8 +32,9 @@ type Player struct {
 	// purchases in flight count until the server refuses them.
 	held map[string]int64
 
-	kind     int   // index into Fixture.Kinds: the player's archetype
-	arrivals int64 // open model: actions dispatched so far (dispatcher only)
+	kind     int    // index into Fixture.Kinds: the player's archetype
+	creator  string // the run's creator whose code the player set, if any
+	arrivals int64  // open model: actions dispatched so far (dispatcher only)
 }
 
 // reserve books room under o's per-player limits for qty units, and
@@ -289,6 +290,16 @@ type Fixture struct {
 	// history. Players minted for the run start empty and have none.
 	Baseline map[string]int64
 	Notes    []string
+	// The creator program (scenario creators): the run's creators, the
+	// currencies the catalog lets players tip in, each creator-made item's
+	// share (which caps a code's share of its sales), and the server's
+	// settings verification checks earnings with.
+	Creators      []*RunCreator
+	TipCurrencies []string
+	ItemShares    map[string]int64
+	// BundleShares: bundle id → currency → its active creators' shares.
+	BundleShares map[string]map[string]int64
+	Program      CreatorProgram
 }
 
 // Setup creates and funds the players and reads the catalog. It returns an
@@ -296,7 +307,8 @@ type Fixture struct {
 // offers nothing a purchase scenario could buy. Grants are recorded in obs
 // so verification can find them in the ledger.
 func Setup(ctx context.Context, cfg Config, c *Client, obs *Observed, now time.Time) (_ *Fixture, err error) {
-	fx := &Fixture{RunID: cfg.RunID, Unavailable: map[string]string{}, Receipts: NewReceiptPool(cfg.Receipts), Baseline: map[string]int64{}}
+	fx := &Fixture{RunID: cfg.RunID, Unavailable: map[string]string{}, Receipts: NewReceiptPool(cfg.Receipts), Baseline: map[string]int64{},
+		Program: cfg.Program}
 	if len(cfg.TokenPlayers) > 0 {
 		fx.Players = cfg.TokenPlayers
 		for _, p := range fx.Players {
@@ -357,6 +369,14 @@ func Setup(ctx context.Context, cfg Config, c *Client, obs *Observed, now time.T
 		}
 	}
 
+	if cfg.Scenario.Creators.Count > 0 {
+		if err := setupCreators(ctx, c, cfg, fx, doc.Catalog); err != nil {
+			return nil, err
+		}
+		if cfg.Scenario.Uses(ActionTip) && len(fx.TipCurrencies) == 0 {
+			fx.Unavailable[ActionTip] = fmt.Sprintf("catalog v%d marks no currency tippable", doc.Version)
+		}
+	}
 	if cfg.Scenario.Uses(ActionEntitlementCheck) {
 		if why := probeOwnershipRoute(ctx, c, cfg, fx); why != "" {
 			fx.Unavailable[ActionEntitlementCheck] = why

@@ -24,6 +24,8 @@ const (
 	EndpointAward            = "award"             // POST /v1/players/{id}/awards
 	EndpointSpend            = "spend"             // POST /v1/players/{id}/spends
 	EndpointConsume          = "consume"           // POST /v1/players/{id}/consumptions
+	EndpointTip              = "tip"               // POST /v1/creators/{id}/tips
+	EndpointTipRetry         = "tip_retry"         // the same key and body sent again after an answer
 	// Store chaos: REFUND notifications delivered to
 	// POST /v1/stores/apple/notifications, and deliveries the "store" gave
 	// up on after 1 ms (their latency is the give-up time; never errors).
@@ -41,7 +43,7 @@ var Endpoints = []string{
 	EndpointCatalog, EndpointWallet, EndpointEntitlements, EndpointPurchase,
 	EndpointPurchaseRetry, EndpointPurchaseStale, EndpointEntitlementCheck, EndpointReceipt,
 	EndpointNotification, EndpointNotificationAbandoned, EndpointReceiptAfterRefund,
-	EndpointAward, EndpointSpend, EndpointConsume,
+	EndpointAward, EndpointSpend, EndpointConsume, EndpointTip, EndpointTipRetry,
 }
 
 // Histogram range: latencies are recorded in microseconds from 1 µs to one

@@ -47,6 +47,11 @@ const (
 	// ProblemUnverifiable: the tool could not read what it needed to check
 	// a player; correctness cannot be asserted.
 	ProblemUnverifiable = "unverifiable"
+	// ProblemCreatorEarnings: a creator's earnings differ, by as little as
+	// one micro-unit, from the exact sum of the shares of the purchases,
+	// spends and tips the tool saw succeed; or a tip's answer credited
+	// other than the tip less the fee.
+	ProblemCreatorEarnings = "creator_earnings"
 )
 
 // Problem is one inconsistency found by verification.
@@ -72,14 +77,19 @@ type Verification struct {
 	// PostingsObserved counts server postings (awards, spends,
 	// consumptions) answered 201.
 	PostingsObserved   int `json:"postings_observed"`
+	TipsObserved       int `json:"tips_observed,omitempty"`
 	LedgerTransactions int `json:"ledger_transactions"`
 	// Unconfirmed counts ledger transactions explained only by a request
 	// whose answer never arrived (timeouts): not a failure, but listed.
-	Unconfirmed int          `json:"unconfirmed"`
-	Audit       *Audit       `json:"audit,omitempty"`
-	Problems    []Problem    `json:"problems,omitempty"`
-	Notes       []string     `json:"notes,omitempty"`
-	Counts      ProblemCount `json:"problem_counts,omitempty"`
+	Unconfirmed int    `json:"unconfirmed"`
+	Audit       *Audit `json:"audit,omitempty"`
+	// Creators holds each of the run's creators' earnings against the sum
+	// of their shares, checked with CreatorProgram.
+	Creators       []CreatorCheck  `json:"creators,omitempty"`
+	CreatorProgram *CreatorProgram `json:"creator_program,omitempty"`
+	Problems       []Problem       `json:"problems,omitempty"`
+	Notes          []string        `json:"notes,omitempty"`
+	Counts         ProblemCount    `json:"problem_counts,omitempty"`
 }
 
 // ProblemCount counts problems by kind.
@@ -97,6 +107,8 @@ func Verify(ctx context.Context, c *Client, fx *Fixture, obs *Observed) (*Verifi
 	v := &Verification{Players: len(fx.Players), Counts: ProblemCount{}}
 	v.PurchasesObserved, v.GrantsObserved, _ = obs.Counts()
 	v.PostingsObserved = obs.PostingCount()
+	v.TipsObserved = obs.TipCount()
+	tally := newCreditTally()
 	var (
 		mu     sync.Mutex
 		wg     sync.WaitGroup
@@ -111,7 +123,11 @@ func Verify(ctx context.Context, c *Client, fx *Fixture, obs *Observed) (*Verifi
 					return
 				}
 				p := fx.Players[i]
-				probs, n, unconfirmed := verifyPlayer(ctx, c, p, obs.Player(p.ID), fx.Baseline[p.ID])
+				seen := obs.Player(p.ID)
+				probs, n, unconfirmed, confirmed := verifyPlayer(ctx, c, p, seen, fx.Baseline[p.ID])
+				if len(fx.Creators) > 0 {
+					tally.addPlayer(fx, p, seen, confirmed)
+				}
 				ledger.Add(int64(n))
 				mu.Lock()
 				v.Problems = append(v.Problems, probs...)
@@ -125,6 +141,13 @@ func Verify(ctx context.Context, c *Client, fx *Fixture, obs *Observed) (*Verifi
 		return nil, err
 	}
 	v.LedgerTransactions = int(ledger.Load())
+	if len(fx.Creators) > 0 {
+		prog := fx.Program
+		v.CreatorProgram = &prog
+		var probs []Problem
+		v.Creators, probs = verifyCreators(ctx, c, fx, tally)
+		v.Problems = append(v.Problems, probs...)
+	}
 
 	audit, err := c.FetchAudit(ctx)
 	switch {
@@ -153,28 +176,31 @@ func Verify(ctx context.Context, c *Client, fx *Fixture, obs *Observed) (*Verifi
 	return v, nil
 }
 
-func verifyPlayer(ctx context.Context, c *Client, p *Player, seen PlayerRecord, baseline int64) (probs []Problem, txns, unconfirmed int) {
+// verifyPlayer checks one player (CheckPlayer) and also returns the
+// unanswered attempts the ledger shows committed, which credit creators as
+// acknowledged ones do.
+func verifyPlayer(ctx context.Context, c *Client, p *Player, seen PlayerRecord, baseline int64) (probs []Problem, txns, unconfirmed int, confirmed []Attempt) {
 	unverifiable := func(err error) []Problem {
 		return []Problem{{Kind: ProblemUnverifiable, PlayerID: p.ID, Detail: err.Error()}}
 	}
 	ledger, err := c.Ledger(ctx, p.ID, maxLedgerPages)
 	if err != nil {
-		return unverifiable(err), len(ledger), 0
+		return unverifiable(err), len(ledger), 0, nil
 	}
 	w, err := c.FetchWallet(ctx, p.Token)
 	if err != nil {
-		return unverifiable(err), len(ledger), 0
+		return unverifiable(err), len(ledger), 0, nil
 	}
 	e, err := c.FetchEntitlements(ctx, p.Token)
 	if err != nil {
-		return unverifiable(err), len(ledger), 0
+		return unverifiable(err), len(ledger), 0, nil
 	}
 	items := map[string]int64{}
 	for _, ent := range e.Entitlements {
 		items[ent.ItemID] += ent.Quantity
 	}
-	probs, unconfirmed = CheckPlayer(p.ID, seen, ledger, baseline, w.Balances, items)
-	return probs, len(ledger), unconfirmed
+	probs, confirmed = checkPlayer(p.ID, seen, ledger, baseline, w.Balances, items)
+	return probs, len(ledger), len(confirmed), confirmed
 }
 
 // CheckPlayer holds one player's ledger against what the tool observed and
@@ -185,6 +211,13 @@ func verifyPlayer(ctx context.Context, c *Client, p *Player, seen PlayerRecord, 
 // but need no explanation. It is a pure function so each rule can be tested
 // without a server.
 func CheckPlayer(playerID string, seen PlayerRecord, ledger []LedgerTransaction, baseline int64, wallet, items map[string]int64) (probs []Problem, unconfirmed int) {
+	probs, confirmed := checkPlayer(playerID, seen, ledger, baseline, wallet, items)
+	return probs, len(confirmed)
+}
+
+// checkPlayer is CheckPlayer returning the unanswered attempts that explain
+// ledger transactions, each once.
+func checkPlayer(playerID string, seen PlayerRecord, ledger []LedgerTransaction, baseline int64, wallet, items map[string]int64) (probs []Problem, confirmed []Attempt) {
 	add := func(kind, format string, args ...any) {
 		probs = append(probs, Problem{Kind: kind, PlayerID: playerID, Detail: fmt.Sprintf(format, args...)})
 	}
@@ -254,6 +287,22 @@ func CheckPlayer(playerID string, seen PlayerRecord, ledger []LedgerTransaction,
 			}
 		}
 	}
+	for _, id := range slices.Sorted(maps.Keys(seen.Tips)) {
+		st := seen.Tips[id]
+		found := byRef[id]
+		switch {
+		case len(found) == 0:
+			add(ProblemLost, "tip %s (%d %s to %s, key %s) was answered 201 but is not in the ledger", id, st.Amount, st.Currency, st.CreatorID, st.Key)
+		case len(found) > 1:
+			add(ProblemDuplicated, "tip %s has %d ledger transactions: %s", id, len(found), txIDs(found))
+		}
+		for _, tx := range found {
+			matched[tx.ID] = true
+			if msg := tipMismatch(tx, account, st); msg != "" {
+				add(ProblemMismatch, "tip %s: %s", id, msg)
+			}
+		}
+	}
 	for _, key := range slices.Sorted(maps.Keys(seen.Keys)) {
 		if ids := seen.Keys[key]; len(ids) > 1 {
 			add(ProblemDuplicated, "idempotency key %s was answered with %d different ids: %s", key, len(ids), strings.Join(slices.Sorted(maps.Keys(ids)), ", "))
@@ -274,9 +323,10 @@ func CheckPlayer(playerID string, seen PlayerRecord, ledger []LedgerTransaction,
 		if matched[tx.ID] || tx.ID <= baseline {
 			continue
 		}
+		a, claimed := claimUnknown(unknown, tx)
 		switch {
-		case claimUnknown(unknown, tx):
-			unconfirmed++
+		case claimed:
+			confirmed = append(confirmed, a)
 		case tx.Kind == KindStoreRefund && refunds > 0:
 			refunds-- // a refund the store chaos delivered; checked by transaction in ChaosVerify
 		case !isToolKind(tx.Kind) && receipts > 0:
@@ -333,7 +383,23 @@ func CheckPlayer(playerID string, seen PlayerRecord, ledger []LedgerTransaction,
 			add(ProblemEntitlementsMismatch, "GET /v1/entitlements says %s ×%d, the ledger sums to %d", it, items[it], ledgerItems[it])
 		}
 	}
-	return probs, unconfirmed
+	return probs, confirmed
+}
+
+// tipMismatch checks that a tip's transaction has kind tip and takes
+// exactly the tip from the player, nothing else.
+func tipMismatch(tx LedgerTransaction, account string, st SeenTip) string {
+	if tx.Kind != KindTip {
+		return fmt.Sprintf("ledger transaction %d has kind %q, want %q", tx.ID, tx.Kind, KindTip)
+	}
+	moved := playerMoves(tx, account)
+	want := map[string]int64{"currency:" + st.Currency: -st.Amount}
+	for _, asset := range unionKeys(moved, want) {
+		if moved[asset] != want[asset] {
+			return fmt.Sprintf("ledger transaction %d moves %d %s for the player, want %d", tx.ID, moved[asset], asset, want[asset])
+		}
+	}
+	return ""
 }
 
 // purchaseMismatch checks that a purchase transaction charged the player
@@ -361,7 +427,7 @@ func purchaseMismatch(tx LedgerTransaction, account string, sp SeenPurchase) str
 // observes by id; such a transaction is never a receipt redemption.
 func isToolKind(kind string) bool {
 	switch kind {
-	case KindPurchase, KindAdminGrant, KindStoreRefund, KindAward, KindSpend, KindConsume:
+	case KindPurchase, KindAdminGrant, KindStoreRefund, KindAward, KindSpend, KindConsume, KindTip:
 		return true
 	}
 	return false
@@ -415,13 +481,13 @@ func playerMoves(tx LedgerTransaction, account string) map[string]int64 {
 // claimUnknown attributes an unmatched ledger transaction to an unanswered
 // attempt: by idempotency key when the ledger records one, else by kind,
 // item and quantity. A claimed attempt is used up.
-func claimUnknown(unknown map[string]Attempt, tx LedgerTransaction) bool {
+func claimUnknown(unknown map[string]Attempt, tx LedgerTransaction) (Attempt, bool) {
 	if k := metaString(tx.Metadata, "idempotency_key"); k != "" {
 		if a, ok := unknown[k]; ok && a.Kind == tx.Kind {
 			delete(unknown, k)
-			return true
+			return a, true
 		}
-		return false
+		return Attempt{}, false
 	}
 	item, qty := metaString(tx.Metadata, "item_id"), metaInt(tx.Metadata, "quantity")
 	for _, k := range sortedKeys(unknown) {
@@ -433,9 +499,9 @@ func claimUnknown(unknown map[string]Attempt, tx LedgerTransaction) bool {
 			continue
 		}
 		delete(unknown, k)
-		return true
+		return a, true
 	}
-	return false
+	return Attempt{}, false
 }
 
 func metaString(raw json.RawMessage, key string) string {
@@ -515,8 +581,12 @@ func (v *Verification) WriteText(w io.Writer) {
 	if v.PostingsObserved > 0 {
 		postings = fmt.Sprintf(", %d server postings", v.PostingsObserved)
 	}
+	if v.TipsObserved > 0 {
+		postings += fmt.Sprintf(", %d tips", v.TipsObserved)
+	}
 	fmt.Fprintf(w, "verification: %d players, %d purchases and %d grants%s observed, %d ledger transactions: %s\n",
 		v.Players, v.PurchasesObserved, v.GrantsObserved, postings, v.LedgerTransactions, status)
+	writeCreatorsText(w, v)
 	const show = 50
 	for i, p := range v.Problems {
 		if i == show {

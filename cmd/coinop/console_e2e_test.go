@@ -26,7 +26,10 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-const e2eAdminToken = "e2e-admin-token-0123456789abcdef0123456789"
+const (
+	e2eAdminToken = "e2e-admin-token-0123456789abcdef0123456789"
+	e2eJWTSecret  = "e2e-secret-0123456789abcdef0123456789"
+)
 
 // chromiumPath finds Debian's chromium. A machine without it fails the
 // test: a skipped browser test would pass CI without testing the console.
@@ -57,11 +60,19 @@ type e2e struct {
 
 func newE2E(t *testing.T) *e2e {
 	t.Helper()
+	return newE2EWith(t, nil)
+}
+
+// newE2EWith is newE2E with serve's settings added to (or overriding) the
+// test's own.
+func newE2EWith(t *testing.T, settings map[string]string) *e2e {
+	t.Helper()
 	chromium := chromiumPath(t)
-	_, base, _, _ := startServe(t, map[string]string{
-		"COINOP_ADMIN_TOKEN": e2eAdminToken,
-		"COINOP_JWT_SECRET":  "e2e-secret-0123456789abcdef0123456789",
-	})
+	all := map[string]string{"COINOP_ADMIN_TOKEN": e2eAdminToken, "COINOP_JWT_SECRET": e2eJWTSecret}
+	for k, v := range settings {
+		all[k] = v
+	}
+	_, base, _, _ := startServe(t, all)
 	e := &e2e{t: t, base: base, keys: map[string]string{}}
 	doc, err := os.ReadFile(filepath.Join("..", "..", "examples", "catalog.yaml"))
 	if err != nil {
@@ -173,7 +184,10 @@ func (e *e2e) newTab(t *testing.T, expected ...string) *tab {
 		cancel()
 		t.Fatalf("open a tab: %v", err)
 	}
-	ctx, cancelTimeout := context.WithTimeout(tabCtx, 30*time.Second)
+	// It bounds the tab's whole scenario, not one step: on a loaded 2-core
+	// machine (make test runs packages side by side) a dozen steps have
+	// taken over 30 s.
+	ctx, cancelTimeout := context.WithTimeout(tabCtx, 90*time.Second)
 	tb := &tab{e: e, t: t, ctx: ctx, expected: expected}
 	// Listen sees each event before the reply to any later command, so
 	// after the last action every message the page wrote has been seen.
@@ -562,6 +576,18 @@ func TestConsoleInABrowser(t *testing.T) {
 		tb.run(chromedp.WaitNotPresent(xpath(`//div[@id="audit-results"]//td[text()="key:designer"]`)))
 		tb.screenshot("audit-log")
 		tb.open("#/inbox", `#inbox-results`)
+	})
+
+	t.Run("with the creator program off, the Creators screen says how to start it", func(t *testing.T) {
+		tb := e.newTab(t, "status of 404")
+		tb.signIn("support")
+		tb.open("#/creators", `#creators-disabled`)
+		if got := tb.text(`#creators-disabled`); !strings.Contains(got, "COINOP_CREATOR_PROGRAM=true") {
+			t.Errorf("creators with the program off = %q", got)
+		}
+		if tb.exists(`#new-creator`) || eval[bool](tb, `!document.getElementById('alert').hidden`) {
+			t.Errorf("with the program off the screen offers a form or shows an error")
+		}
 	})
 
 	t.Run("the live preview shows the localized name for locale=fr", func(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/coinop/coinop/internal/testenv"
 )
@@ -315,5 +316,24 @@ func TestServeLogsItsSettingsWithSecretsMasked(t *testing.T) {
 	u, _ := url.Parse(db)
 	if !strings.Contains(out, `"COINOP_DATABASE_URL":"`+u.Redacted()) {
 		t.Errorf("the database URL is not shown (password masked):\n%s", out)
+	}
+}
+
+// A refused Redis must fail a command at once, so a committed purchase's
+// cache update does not hold its answer (see newRedis): one dial attempt
+// per connection, and the short timeouts.
+func TestRedisClientFailsFast(t *testing.T) {
+	rdb, err := newRedis("redis://127.0.0.1:1/0", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	c, ok := rdb.(*redis.Client)
+	if !ok {
+		t.Fatalf("one URL gave a %T, want *redis.Client", rdb)
+	}
+	o := c.Options()
+	if o.DialerRetries != 1 || o.DialTimeout != 500*time.Millisecond || o.ReadTimeout != 250*time.Millisecond {
+		t.Errorf("dial retries %d, dial timeout %s, read timeout %s; want 1, 500ms, 250ms", o.DialerRetries, o.DialTimeout, o.ReadTimeout)
 	}
 }

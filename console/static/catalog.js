@@ -168,6 +168,10 @@ function textInput(name, value, extra) {
   return h('input', { type: 'text', name, value: value ?? '', ...extra });
 }
 
+function checkbox(name, checked) {
+  return h('input', { type: 'checkbox', name, checked: !!checked });
+}
+
 function intOrRaw(s) {
   const t = String(s).trim();
   if (t === '') return undefined;
@@ -401,6 +405,18 @@ function buildFields(sec, v, creating, currencies) {
     if (sec === 'items') {
       const max = textInput('max_per_player', v.max_per_player, { inputmode: 'numeric', size: 10 });
       add(field('Max per player (consumables; empty for no cap)', max, 'max_per_player'), (out) => { const n = intOrRaw(max.value); if (n !== undefined) out.max_per_player = n; });
+      const own = checkbox('player_consumable', v.player_consumable);
+      add(field('Players may consume it themselves (consumables)', own, 'player_consumable'), (out) => { if (own.checked) out.player_consumable = true; });
+      // A save sends the whole entry: a field the form did not show would
+      // be dropped, and a creator-made item would stop paying its creator.
+      const creator = textInput('creator_id', v.creator_id, { size: 24, autocomplete: 'off', spellcheck: 'false' });
+      add(field('Creator (for a creator-made item; empty for none)', creator, 'creator_id'), (out) => { if (creator.value.trim()) out.creator_id = creator.value.trim(); });
+      const share = textInput('creator_share_ppm', v.creator_share_ppm, { inputmode: 'numeric', size: 10 });
+      add(field('Creator\'s share of each sale, in millionths (300000 is 30%)', share, 'creator_share_ppm'), (out) => { const n = intOrRaw(share.value); if (n !== undefined) out.creator_share_ppm = n; });
+    }
+    if (sec === 'currencies') {
+      const tip = checkbox('tippable', v.tippable);
+      add(field('Tippable (players may tip creators in it)', tip, 'tippable'), (out) => { if (tip.checked) out.tippable = true; });
     }
     if (sec === 'bundles') {
       const contents = jsonArea('contents', v.contents || { items: {}, currencies: {} }, 'Contents: {"items": {"sword": 1}, "currencies": {"gold": 1000}}');
@@ -527,6 +543,20 @@ export async function diffScreen(main) {
           h('td', { class: 'price-after' }, p.after ?? '(none)'),
           h('td', {}, pct(p.before, p.after))))))
     : null;
+  // A bundle's creator shares follow from its contents' prices, so they
+  // can change with no field of the bundle changing: the server lists
+  // them, and they are shown apart, as money is.
+  const shareChanges = d.creator_share_changes || [];
+  const shareTable = shareChanges.length
+    ? h('section', { class: 'card price-changes', id: 'creator-share-changes' }, h('h2', {}, 'Creator share changes'),
+      table(['Entry', 'Paid in', 'Creator', 'Before', 'After'], shareChanges.map((c) =>
+        h('tr', { class: c.after === null ? 'removed' : (c.before === null || c.after > c.before ? 'up' : 'down') },
+          h('td', {}, h('a', { href: entityHref(c.section, c.id) }, `${c.section}/${c.id}`)),
+          h('td', {}, c.currency || 'any currency'),
+          h('td', {}, c.creator_id),
+          h('td', {}, c.before === null ? '(none)' : percentPPM(c.before)),
+          h('td', { class: 'price-after' }, c.after === null ? '(none)' : percentPPM(c.after))))))
+    : null;
   const changes = h('section', { class: 'card', id: 'changes' }, h('h2', {}, 'Changes'),
     d.changes.length ? h('ul', { class: 'changes' }, d.changes.map((c) => h('li', { class: `change-${c.change}` },
       h('span', { class: 'badge' }, c.change), ' ',
@@ -540,11 +570,19 @@ export async function diffScreen(main) {
     h('h1', {}, 'Changes against live'),
     h('p', { class: 'muted', id: 'diff-summary' }, d.from_version ? `Against version ${d.from_version}: ` : 'Nothing is live yet: ',
       `${d.summary.added} added, ${d.summary.removed} removed, ${d.summary.changed} changed.`),
-    priceTable, changes,
+    priceTable, shareTable, changes,
   ];
   if (session.can('publisher') && d.changed) parts.push(publishForm(d));
   else if (session.can('publisher')) parts.push(h('p', { class: 'muted' }, 'Nothing to publish.'));
   mount(main, ...parts);
+}
+
+// percentPPM shows parts per million as an exact percentage (300000 is
+// 30%, 12345 is 1.2345%).
+function percentPPM(n) {
+  const whole = Math.floor(n / 10000);
+  const frac = String(n % 10000).padStart(4, '0').replace(/0+$/, '');
+  return `${whole}${frac ? `.${frac}` : ''}%`;
 }
 
 function publishForm(d) {

@@ -101,6 +101,24 @@ func (e CreatorLineKind) Valid() bool {
 	}
 }
 
+// Defines values for CreatorShareChangeSection.
+const (
+	CreatorShareChangeSectionBundles CreatorShareChangeSection = "bundles"
+	CreatorShareChangeSectionItems   CreatorShareChangeSection = "items"
+)
+
+// Valid indicates whether the value is a known member of the CreatorShareChangeSection enum.
+func (e CreatorShareChangeSection) Valid() bool {
+	switch e {
+	case CreatorShareChangeSectionBundles:
+		return true
+	case CreatorShareChangeSectionItems:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for DebtAssetType.
 const (
 	DebtAssetTypeCurrency DebtAssetType = "currency"
@@ -1255,6 +1273,21 @@ type CreatorPayout struct {
 	PayoutId  int64           `json:"payout_id"`
 }
 
+// CreatorShareChange defines model for CreatorShareChange.
+type CreatorShareChange struct {
+	After     *int64 `json:"after"`
+	Before    *int64 `json:"before"`
+	CreatorId string `json:"creator_id"`
+
+	// Currency For a bundle, the currency its price is paid in.
+	Currency *string                   `json:"currency,omitempty"`
+	Id       string                    `json:"id"`
+	Section  CreatorShareChangeSection `json:"section"`
+}
+
+// CreatorShareChangeSection defines model for CreatorShareChange.Section.
+type CreatorShareChangeSection string
+
 // CreatorStatement defines model for CreatorStatement.
 type CreatorStatement struct {
 	CreatorId string        `json:"creator_id"`
@@ -1329,8 +1362,16 @@ type Diff struct {
 	Changed bool `json:"changed"`
 
 	// Changes By section in document order, then by id.
-	Changes   []EntityChange `json:"changes"`
-	DraftEtag *string        `json:"draft_etag,omitempty"`
+	Changes []EntityChange `json:"changes"`
+
+	// CreatorShareChanges Every creator share of a sale that changes, appears (`before`
+	// null) or goes (`after` null), in parts per million of the price:
+	// an item's own (no `currency`), and a bundle's per currency it is
+	// sold for, which follow from its contents' list prices, so
+	// repricing an item can change a bundle's rates though no field of
+	// the bundle changed.
+	CreatorShareChanges []CreatorShareChange `json:"creator_share_changes"`
+	DraftEtag           *string              `json:"draft_etag,omitempty"`
 
 	// FromVersion The live version compared against; 0 when none.
 	FromVersion  int64         `json:"from_version"`
@@ -4590,8 +4631,9 @@ type ClientInterface interface {
 	//
 	// Compares the draft with the live version: entities added, removed and
 	// changed (each changed leaf field with its value before and after,
-	// prices keyed by currency), and every price change of an item or
-	// bundle under `price_changes`. Send `draft_etag` as If-Match when
+	// prices keyed by currency), every price change of an item or
+	// bundle under `price_changes`, and every creator share that changes
+	// under `creator_share_changes`. Send `draft_etag` as If-Match when
 	// publishing to publish exactly what was reviewed. Role: viewer.
 	//
 	// Corresponds with GET /admin/v1/catalog/draft/diff (the `DiffDraft` operationId).
@@ -6105,8 +6147,9 @@ func (c *Client) PutDraftCurrency(ctx context.Context, id string, params *PutDra
 //
 // Compares the draft with the live version: entities added, removed and
 // changed (each changed leaf field with its value before and after,
-// prices keyed by currency), and every price change of an item or
-// bundle under `price_changes`. Send `draft_etag` as If-Match when
+// prices keyed by currency), every price change of an item or
+// bundle under `price_changes`, and every creator share that changes
+// under `creator_share_changes`. Send `draft_etag` as If-Match when
 // publishing to publish exactly what was reviewed. Role: viewer.
 //
 // Corresponds with GET /admin/v1/catalog/draft/diff (the `DiffDraft` operationId).
@@ -13136,8 +13179,9 @@ type ClientWithResponsesInterface interface {
 	//
 	// Compares the draft with the live version: entities added, removed and
 	// changed (each changed leaf field with its value before and after,
-	// prices keyed by currency), and every price change of an item or
-	// bundle under `price_changes`. Send `draft_etag` as If-Match when
+	// prices keyed by currency), every price change of an item or
+	// bundle under `price_changes`, and every creator share that changes
+	// under `creator_share_changes`. Send `draft_etag` as If-Match when
 	// publishing to publish exactly what was reviewed. Role: viewer.
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -26646,8 +26690,9 @@ func (c *ClientWithResponses) PutDraftCurrencyWithResponse(ctx context.Context, 
 //
 // Compares the draft with the live version: entities added, removed and
 // changed (each changed leaf field with its value before and after,
-// prices keyed by currency), and every price change of an item or
-// bundle under `price_changes`. Send `draft_etag` as If-Match when
+// prices keyed by currency), every price change of an item or
+// bundle under `price_changes`, and every creator share that changes
+// under `creator_share_changes`. Send `draft_etag` as If-Match when
 // publishing to publish exactly what was reviewed. Role: viewer.
 //
 // Returns a wrapper object for the known response body format(s).
