@@ -155,6 +155,13 @@ func TestAReplicaThatDiesAfterClaimingIsTakenOverWhenTheLeaseExpires(t *testing.
 	// A dies here. B takes over after the lease.
 	run(t, NewWorker(db, opt))
 	waitFor(t, "B's delivery", func() bool { _, got := rcv.snapshot(); return len(got) == 1 })
+	// The receiver answers before B records the delivery: wait for the
+	// record, or A's result below would race B's instead of following it.
+	waitFor(t, "B's delivery recorded", func() bool {
+		var status string
+		err := db.QueryRow(context.Background(), `SELECT status FROM webhook_deliveries`).Scan(&status)
+		return err == nil && status == "delivered"
+	})
 	// A's late result is fenced out: the delivery stays delivered.
 	a.deliver(context.Background(), claimed{id: c[0].id, token: c[0].token, attempts: 1, url: "http://127.0.0.1:1/", secrets: c[0].secrets, event: c[0].event})
 	var status string
