@@ -28,8 +28,11 @@ import (
 //     currency balances and the items the batch touches, read the batch's
 //     idempotency keys, and reserve ledger transaction ids;
 //  2. write the idempotency records, ledger transactions, ledger entries,
-//     balance changes and player versions, set-based (unnest), in one
-//     statement of data-modifying CTEs, and commit.
+//     balance changes, creator credits and player versions, set-based
+//     (unnest), in one statement of data-modifying CTEs; then take the
+//     outbox's ordering lock, insert the batch's events and commit. Every
+//     batch waits for the lock, so only the events and the commit run
+//     under it.
 //
 // Between the two, Go decides each posting in arrival order against the
 // state read in step 1, so two postings for one player in one batch see each
@@ -202,10 +205,10 @@ const (
 	cteBudgets = `s AS (UPDATE server_key_budgets b SET used = b.used + d.delta
 		FROM unnest(%[1]s::bigint[], %[2]s::text[], %[3]s::bigint[]) AS d(key_id, currency, delta)
 		WHERE b.key_id = d.key_id AND b.currency = d.currency AND b.window_start = %[4]s)`
-	// Events in the batch's order (the lock taken before makes ids commit
-	// in order, see package outbox).
-	cteEvents = `o AS (INSERT INTO events (type, player_id, data)
-		SELECT u.t, u.p, u.d::jsonb FROM unnest(%s::text[], %s::text[], %s::text[]) WITH ORDINALITY AS u(t, p, d, n) ORDER BY u.n)`
+	// Events in the batch's order, after round trip 2's statement (the lock
+	// taken just before makes ids commit in order, see package outbox).
+	sqlInsertEvents = `INSERT INTO events (type, player_id, data)
+		SELECT u.t, u.p, u.d::jsonb FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS u(t, p, d, n) ORDER BY u.n`
 	cteVersions = `v AS (UPDATE players p SET version = v.version
 		FROM unnest(%[1]s::text[], %[2]s::bigint[]) AS v(player_id, version)
 		WHERE p.player_id = ANY(%[1]s::text[]) AND p.player_id = v.player_id)`
@@ -380,9 +383,6 @@ func (l *Ledger) apply(ctx context.Context, q batchSender, ps []*posting, own bo
 		ws.add(cteTransactions, w.txIDs, w.txs[0], w.txs[1], w.txs[2], w.txs[3])
 		ws.add(cteEntries, w.entryTx, w.entries[0], w.entries[1], w.entries[2], w.amounts)
 	}
-	if len(w.events[0]) > 0 {
-		ws.add(cteEvents, w.events[0], w.events[1], w.events[2])
-	}
 	if len(w.creditTx) > 0 {
 		now := l.now()
 		ws.add(cteCredits, now.Add(l.program.Hold), now, w.credits[0], w.credits[1], w.credits[2], w.credits[3],
@@ -447,11 +447,15 @@ func (l *Ledger) apply(ctx context.Context, q batchSender, ps []*posting, own bo
 		ws.add(cteBudgets, bKeys, bCurrencies, bDeltas, window)
 	}
 	b = &pgx.Batch{}
-	if len(w.events[0]) > 0 {
-		b.Queue(outbox.LockSQL)
-	}
 	if len(ws.ctes) > 0 {
 		b.Queue("WITH "+strings.Join(ws.ctes, ",\n")+"\nSELECT 1", ws.args...)
+	}
+	// The outbox's ordering lock is held from here to the commit, so every
+	// batch waits for the one before it: only the events' own insert runs
+	// under it, after everything else this batch writes.
+	if len(w.events[0]) > 0 {
+		b.Queue(outbox.LockSQL)
+		b.Queue(sqlInsertEvents, w.events[0], w.events[1], w.events[2])
 	}
 	if own {
 		b.Queue(`COMMIT`)
