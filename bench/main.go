@@ -94,12 +94,13 @@ type mode struct {
 	Settle    time.Duration // pause after each run
 	Precision float64       // bisect until the bracket is this narrow
 	MaxSteps  int           // most runs per search
+	SatRounds int           // saturated runs of each purchase target, taking turns
 	RedisN    int           // redis-benchmark requests
 }
 
 var (
-	fullMode  = mode{Name: "full", Step: 4 * time.Second, Hold: 5 * time.Second, Settle: 500 * time.Millisecond, Precision: 0.1, MaxSteps: 16, RedisN: 400_000}
-	quickMode = mode{Name: "quick", Step: 2 * time.Second, Hold: 2 * time.Second, Settle: 250 * time.Millisecond, Precision: 0.3, MaxSteps: 12, RedisN: 150_000}
+	fullMode  = mode{Name: "full", Step: 4 * time.Second, Hold: 5 * time.Second, Settle: 500 * time.Millisecond, Precision: 0.1, MaxSteps: 16, SatRounds: 5, RedisN: 400_000}
+	quickMode = mode{Name: "quick", Step: 2 * time.Second, Hold: 2 * time.Second, Settle: 250 * time.Millisecond, Precision: 0.3, MaxSteps: 12, SatRounds: 3, RedisN: 150_000}
 )
 
 // SLOs and targets from issue 6.
@@ -406,7 +407,7 @@ type target struct {
 	ServerPID int // whose CPU counts as the server's; 0 for none
 	// Database is whose Postgres backends count; "" for the bench database.
 	Database string
-	// SatRunner, when set, runs saturationRounds more times at SatRate,
+	// SatRunner, when set, runs the mode's SatRounds more times at SatRate,
 	// far above what the target can serve.
 	SatRunner runner
 	SatRate   float64
@@ -451,7 +452,7 @@ func (b *bench) measureAll(ctx context.Context, targets ...target) ([]Result, er
 	}
 	// Saturation rounds, the targets taking turns: what each serves when
 	// offered far more than it can, and the CPU each purchase costs then.
-	for round := 0; round < saturationRounds; round++ {
+	for round := 0; round < b.mode.SatRounds; round++ {
 		for i, t := range targets {
 			if t.SatRunner == nil {
 				continue
@@ -464,12 +465,9 @@ func (b *bench) measureAll(ctx context.Context, targets ...target) ([]Result, er
 	return out, nil
 }
 
-// saturationRounds is how many times each purchase target runs saturated;
-// saturationWorkers is how many purchases the load tool keeps in flight then.
-const (
-	saturationRounds  = 2
-	saturationWorkers = 128
-)
+// saturationWorkers is how many purchases the load tool keeps in flight
+// when a target runs saturated.
+const saturationWorkers = 128
 
 // saturate offers t.SatRate for one hold and records what was served.
 func (b *bench) saturate(ctx context.Context, t target, res *Result) error {
@@ -678,8 +676,15 @@ func (b *bench) purchases(ctx context.Context) (Pair, error) {
 	if rs[1].Max > 0 {
 		pair.Ratios = append(pair.Ratios,
 			RatioLine{Label: "hot wallet vs uniform", Of: rs[2], Over: rs[1], Target: targetHotWallet},
-			RatioLine{Label: "under creator codes vs plain", Of: rs[5], Over: rs[1], Target: targetCreatorCodes},
-			RatioLine{Label: "all crediting one creator vs plain", Of: rs[6], Over: rs[1], Target: targetCreatorCodes})
+			// Issue 17's throughput target is read at saturation, paired
+			// round by round: a 10% difference is below what the
+			// p99-bounded max resolves on a shared machine (its search
+			// steps are 10% apart and one disk stall fails a step), so the
+			// max ratios are shown for context only.
+			RatioLine{Label: "under creator codes vs plain, max sustained", Of: rs[5], Over: rs[1], Target: targetCreatorCodes, Info: true},
+			RatioLine{Label: "all crediting one creator vs plain, max sustained", Of: rs[6], Over: rs[1], Target: targetCreatorCodes, Info: true},
+			RatioLine{Label: "under creator codes vs plain, served at saturation", Of: rs[5], Over: rs[1], Target: targetCreatorCodes, Saturated: true},
+			RatioLine{Label: "all crediting one creator vs plain, served at saturation", Of: rs[6], Over: rs[1], Target: targetCreatorCodes, Saturated: true})
 	}
 	return pair, nil
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 	"time"
 )
@@ -47,23 +48,75 @@ type Pair struct {
 	Ratios []RatioLine
 }
 
-// RatioLine is one measurement's max over another's.
+// RatioLine is one measurement's max over another's, or with Saturated,
+// what one served at saturation over what the other served.
 type RatioLine struct {
 	Label    string
 	Of, Over Result
 	Target   float64
+	// Saturated compares the saturation rounds pairwise: the median over
+	// rounds of Of's served rate over Over's in the same round. The
+	// measurements take turns within a round, so each pair ran seconds
+	// apart, and a stretch of unrelated load spoils one round's pair, not
+	// the median.
+	Saturated bool
+	// Info marks a ratio shown for context, with no verdict.
+	Info bool
 }
 
-// Ratio is Of's max over Over's, NaN when Over sustained nothing.
+// Ratio is Of over Over, NaN when Over sustained (or, saturated, served)
+// nothing.
 func (l RatioLine) Ratio() float64 {
+	if l.Saturated {
+		return pairedSaturationRatio(l.Of, l.Over)
+	}
 	if l.Over.Max <= 0 {
 		return math.NaN()
 	}
 	return l.Of.Max / l.Over.Max
 }
 
-// Verdict is "met" or "missed".
+// pairedSaturationRatio is the median over the rounds both ran of of's
+// served rate over over's; NaN without a round.
+func pairedSaturationRatio(of, over Result) float64 {
+	var ratios []float64
+	for i := 0; i < len(of.Saturated) && i < len(over.Saturated); i++ {
+		if d := over.Saturated[i].M.Achieved; d > 0 {
+			ratios = append(ratios, of.Saturated[i].M.Achieved/d)
+		}
+	}
+	return median(ratios)
+}
+
+// medianServed is the median of res's saturated rates.
+func medianServed(res Result) float64 {
+	var rates []float64
+	for _, s := range res.Saturated {
+		rates = append(rates, s.M.Achieved)
+	}
+	return median(rates)
+}
+
+// median of xs (the mean of the middle two for an even count); NaN for
+// none.
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	xs = slices.Clone(xs)
+	slices.Sort(xs)
+	n := len(xs)
+	if n%2 == 1 {
+		return xs[n/2]
+	}
+	return (xs[n/2-1] + xs[n/2]) / 2
+}
+
+// Verdict is "met", "missed" or "informational".
 func (l RatioLine) Verdict() string {
+	if l.Info {
+		return "informational"
+	}
 	if r := l.Ratio(); !math.IsNaN(r) && r >= l.Target {
 		return "met"
 	}
@@ -145,7 +198,9 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	p("")
 	p("**Max sustained** is the highest fixed arrival rate at which p99 latency stayed within the SLO, " +
 		"at most 0.1%% of requests failed or were dropped, and at least 95%% of the rate was served. " +
-		"Latency counts from when each request was due, so queueing is included.")
+		"Latency counts from when each request was due, so queueing is included. " +
+		"A line whose SLO says *none (saturated)* compares throughput instead: what each served when offered far more than it can, " +
+		"as the median over the [saturation rounds](#purchases-at-saturation) of the two measurements' ratio in the same round.")
 	p("")
 	p("| comparison | SLO (p99) | coinop | baseline | ratio | target | |")
 	p("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
@@ -170,11 +225,14 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	for _, pr := range r.Pairs {
 		for _, l := range pr.Ratios {
 			verdict := l.Verdict()
-			if verdict != "met" {
+			if verdict == "missed" {
 				verdict = "**" + verdict + "**"
 			}
-			p("| %s: %s | %s | %s | %s | %s | ≥ %g× | %s |", pr.Name, l.Label, fmtDuration(pr.SLO),
-				fmtMax(l.Of), fmtMax(l.Over), fmtRatio(l.Ratio()), l.Target, verdict)
+			slo, of, over := fmtDuration(pr.SLO), fmtMax(l.Of), fmtMax(l.Over)
+			if l.Saturated {
+				slo, of, over = "none (saturated)", fmtRate(medianServed(l.Of)), fmtRate(medianServed(l.Over))
+			}
+			p("| %s: %s | %s | %s | %s | %s | ≥ %g× | %s |", pr.Name, l.Label, slo, of, over, fmtRatio(l.Ratio()), l.Target, verdict)
 		}
 	}
 	p("")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -123,5 +124,46 @@ func TestFormatMicro(t *testing.T) {
 		if got := formatMicro(micro); got != want {
 			t.Errorf("formatMicro(%d) = %q, want %q", micro, got, want)
 		}
+	}
+}
+
+// The saturated ratio pairs rounds: one round spoiled for one side moves
+// the median, not the verdict, and it renders with its medians.
+func TestSaturatedRatioIsTheMedianOfPairedRounds(t *testing.T) {
+	served := func(rates ...float64) []Saturation {
+		var out []Saturation
+		for _, r := range rates {
+			out = append(out, Saturation{M: Measurement{Achieved: r}})
+		}
+		return out
+	}
+	plain := Result{Label: "plain", Max: 1000, Saturated: served(3000, 2000, 3200, 3100, 2900)}
+	coded := Result{Label: "coded", Max: 500, Saturated: served(2850, 1900, 1600, 3000, 2800)}
+	l := RatioLine{Label: "coded vs plain, served at saturation", Of: coded, Over: plain, Target: 0.9, Saturated: true}
+	// Per round: 0.95, 0.95, 0.5, 0.968, 0.966 → median 0.95.
+	if got := l.Ratio(); got < 0.949 || got > 0.951 {
+		t.Errorf("ratio %v, want the median 0.95", got)
+	}
+	if l.Verdict() != "met" {
+		t.Errorf("verdict %q", l.Verdict())
+	}
+	if m := (RatioLine{Of: coded, Over: plain, Target: 0.9}); m.Verdict() != "missed" || m.Ratio() != 0.5 {
+		t.Errorf("max ratio %v %s", m.Ratio(), m.Verdict())
+	}
+	if i := (RatioLine{Of: coded, Over: plain, Target: 0.9, Info: true}); i.Verdict() != "informational" {
+		t.Errorf("info verdict %s", i.Verdict())
+	}
+	if got := pairedSaturationRatio(coded, Result{}); !math.IsNaN(got) {
+		t.Errorf("no rounds: %v", got)
+	}
+	r := sampleReport()
+	r.Pairs[0].Ratios = []RatioLine{l}
+	var b strings.Builder
+	if err := r.WriteMarkdown(&b); err != nil {
+		t.Fatal(err)
+	}
+	want := "| Purchases: coded vs plain, served at saturation | none (saturated) | 2,800/s | 3,000/s | 0.95× | ≥ 0.9× | met |"
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("document lacks\n%s\n---\n%s", want, b.String())
 	}
 }
