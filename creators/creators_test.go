@@ -154,7 +154,7 @@ func TestAPurchaseUnderAnActiveCodeCreditsExactlyTheShare(t *testing.T) {
 	if err := e.pool.QueryRow(context.Background(), `SELECT ledger_transaction_id FROM creator_credits WHERE creator_id = 'ninja'`).Scan(&tx); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM events WHERE type = 'creator.credit' AND (data->>'ledger_transaction_id')::bigint = $1`, tx).Scan(&events); err != nil || events != 1 {
+	if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM events WHERE type = 'creator.credit' AND data->'postings' @> jsonb_build_array(jsonb_build_object('ledger_transaction_id', $1::bigint))`, tx).Scan(&events); err != nil || events != 1 {
 		t.Fatalf("creator.credit events for tx %d: %d, %v", tx, events, err)
 	}
 	if out.Version != tx {

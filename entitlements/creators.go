@@ -1,6 +1,7 @@
 package entitlements
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -100,22 +101,54 @@ func (l *Ledger) creditRows(p *posting, code *activeCode, active map[string]bool
 	return rows
 }
 
-// queueCredits adds a posting's credit rows and their event to w.
+// queueCredits adds a posting's credit rows to w, and its entry to the
+// batch's creator.credit event (creditEvent).
 func (w *writeSet) queueCredits(p *posting, tx int64, rows []creators.CreditRow) error {
 	if len(rows) == 0 {
 		return nil
+	}
+	entry, err := json.Marshal(creditEntry{Credits: rows, Kind: p.kind, LedgerTransactionID: tx, PlayerID: p.playerID})
+	if err != nil {
+		return fmt.Errorf("entitlements: encode credit event: %w", err)
 	}
 	for _, r := range rows {
 		w.credits[0], w.credits[1], w.credits[2] = append(w.credits[0], r.CreatorID), append(w.credits[1], r.Kind), append(w.credits[2], r.Source)
 		w.credits[3], w.credits[4] = append(w.credits[3], r.Currency), append(w.credits[4], p.playerID)
 		w.creditMicro, w.creditSpent, w.creditTx = append(w.creditMicro, r.Micro), append(w.creditSpent, r.Spent), append(w.creditTx, tx)
 	}
-	data, err := json.Marshal(map[string]any{"ledger_transaction_id": tx, "player_id": p.playerID, "kind": p.kind, "credits": rows})
-	if err != nil {
-		return fmt.Errorf("entitlements: encode credit event: %w", err)
+	w.creditEntries = append(w.creditEntries, entry)
+	if len(w.creditEntries) == 1 {
+		w.creditPlayer = p.playerID
+	} else if w.creditPlayer != p.playerID {
+		w.creditPlayer = ""
 	}
-	w.events[0], w.events[1], w.events[2] = append(w.events[0], creators.EventCredit), append(w.events[1], p.playerID), append(w.events[2], string(data))
 	return nil
+}
+
+// creditEntry is one credited posting in a creator.credit event.
+type creditEntry struct {
+	Credits             []creators.CreditRow `json:"credits"`
+	Kind                string               `json:"kind"`
+	LedgerTransactionID int64                `json:"ledger_transaction_id"`
+	PlayerID            string               `json:"player_id"`
+}
+
+// creditEvent queues the batch's one creator.credit event, after its
+// ledger events: every credited posting of the batch, in order. One event
+// per commit rather than per posting: under load a batch commits dozens of
+// players' purchases, and a second outbox row for each would cost a
+// purchase under a code more than its credit does. The event carries the
+// player when the batch credited one player's postings only (a tip, a lone
+// purchase), and none otherwise.
+func (w *writeSet) creditEvent() {
+	if len(w.creditEntries) == 0 {
+		return
+	}
+	var b bytes.Buffer
+	b.WriteString(`{"postings":[`)
+	b.Write(bytes.Join(w.creditEntries, []byte{','}))
+	b.WriteString(`]}`)
+	w.events[0], w.events[1], w.events[2] = append(w.events[0], creators.EventCredit), append(w.events[1], w.creditPlayer), append(w.events[2], b.String())
 }
 
 // Tips.

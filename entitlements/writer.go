@@ -207,8 +207,9 @@ const (
 		WHERE b.key_id = d.key_id AND b.currency = d.currency AND b.window_start = %[4]s)`
 	// Events in the batch's order, after round trip 2's statement (the lock
 	// taken just before makes ids commit in order, see package outbox).
+	// An empty player is none (a creator.credit event of many players').
 	sqlInsertEvents = `INSERT INTO events (type, player_id, data)
-		SELECT u.t, u.p, u.d::jsonb FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS u(t, p, d, n) ORDER BY u.n`
+		SELECT u.t, nullif(u.p, ''), u.d::jsonb FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS u(t, p, d, n) ORDER BY u.n`
 	cteVersions = `v AS (UPDATE players p SET version = v.version
 		FROM unnest(%[1]s::text[], %[2]s::bigint[]) AS v(player_id, version)
 		WHERE p.player_id = ANY(%[1]s::text[]) AND p.player_id = v.player_id)`
@@ -367,6 +368,7 @@ func (l *Ledger) apply(ctx context.Context, q batchSender, ps []*posting, own bo
 	for i, p := range ps {
 		outs[i] = l.decide(p, wallets[p.playerID], stored, budgets, window, &ids, &w)
 	}
+	w.creditEvent()
 
 	if c, ok := q.(*pgx.Conn); ok && l.hookBeforeWrite != nil {
 		if err := l.hookBeforeWrite(c.PgConn().PID()); err != nil {
@@ -507,6 +509,10 @@ type writeSet struct {
 	creditSpent    []int64
 	creditTx       []int64
 	activeCreators map[string]bool
+	// The credited postings' entries of the batch's creator.credit event,
+	// and their player when they are all one player's.
+	creditEntries [][]byte
+	creditPlayer  string
 }
 
 func (w *writeSet) key(p *posting, outcome string, body []byte) {
