@@ -99,8 +99,8 @@ type mode struct {
 }
 
 var (
-	fullMode  = mode{Name: "full", Step: 4 * time.Second, Hold: 5 * time.Second, Settle: 500 * time.Millisecond, Precision: 0.1, MaxSteps: 16, SatRounds: 5, RedisN: 400_000}
-	quickMode = mode{Name: "quick", Step: 2 * time.Second, Hold: 2 * time.Second, Settle: 250 * time.Millisecond, Precision: 0.3, MaxSteps: 12, SatRounds: 3, RedisN: 150_000}
+	fullMode  = mode{Name: "full", Step: 4 * time.Second, Hold: 5 * time.Second, Settle: 500 * time.Millisecond, Precision: 0.1, MaxSteps: 16, SatRounds: 6, RedisN: 400_000}
+	quickMode = mode{Name: "quick", Step: 2 * time.Second, Hold: 2 * time.Second, Settle: 250 * time.Millisecond, Precision: 0.3, MaxSteps: 12, SatRounds: 4, RedisN: 150_000}
 )
 
 // SLOs and targets from issue 6.
@@ -411,6 +411,9 @@ type target struct {
 	// far above what the target can serve.
 	SatRunner runner
 	SatRate   float64
+	// Paired targets are compared round by round (RatioLine.Saturated):
+	// their saturated runs come one after another in each round.
+	Paired bool
 }
 
 // measureAll searches each target's max sustained rate, the targets taking
@@ -453,16 +456,39 @@ func (b *bench) measureAll(ctx context.Context, targets ...target) ([]Result, er
 	// Saturation rounds, the targets taking turns: what each serves when
 	// offered far more than it can, and the CPU each purchase costs then.
 	for round := 0; round < b.mode.SatRounds; round++ {
-		for i, t := range targets {
-			if t.SatRunner == nil {
-				continue
-			}
-			if err := b.saturate(ctx, t, &out[i]); err != nil {
+		for _, i := range saturationOrder(targets, round) {
+			if err := b.saturate(ctx, targets[i], &out[i]); err != nil {
 				return nil, err
 			}
 		}
 	}
 	return out, nil
+}
+
+// saturationOrder is the order in which round `round` saturates the
+// targets (indexes into targets; those without a SatRunner are left out):
+// the unpaired ones first, then the paired ones next to each other, and
+// every other round the whole order reversed. What a target serves drifts
+// down through a bench as the ledger tables grow (about a quarter over six
+// rounds of the purchase targets), so a pair measured apart, or always in
+// the same order, would read the drift as a difference between them;
+// side by side and in alternating order, it cancels over the rounds.
+func saturationOrder(targets []target, round int) []int {
+	var order, paired []int
+	for i, t := range targets {
+		switch {
+		case t.SatRunner == nil:
+		case t.Paired:
+			paired = append(paired, i)
+		default:
+			order = append(order, i)
+		}
+	}
+	order = append(order, paired...)
+	if round%2 == 1 {
+		slices.Reverse(order)
+	}
+	return order
 }
 
 // saturationWorkers is how many purchases the load tool keeps in flight
@@ -631,7 +657,7 @@ func (b *bench) purchases(ctx context.Context) (Pair, error) {
 		target{Label: "pgbench: reference purchase", Tool: "pgbench", Runner: pgRunner(b.refURL, "reference.pgbench", poolSize), SLO: sloPurchase, Start: 250,
 			Database: b.refName, SatRunner: unthrottled{pgRunner(b.refURL, "reference.pgbench", poolSize)}},
 		target{Label: "POST /v1/purchases", Tool: "coinop loadtest", Runner: uniform, SLO: sloPurchase,
-			Start: 250, WarmRate: 2000, ServerPID: pid, SatRunner: uniformSat, SatRate: saturate},
+			Start: 250, WarmRate: 2000, ServerPID: pid, SatRunner: uniformSat, SatRate: saturate, Paired: true},
 		target{Label: fmt.Sprintf("POST /v1/purchases, hot wallet (%d players)", hotPlayers), Tool: "coinop loadtest", Runner: hot, SLO: sloPurchase,
 			Start: 250, WarmRate: 2000, ServerPID: pid, SatRunner: hotSat, SatRate: saturate},
 		target{Label: "pgbench: the writer's statements, one purchase per transaction", Tool: "pgbench", Runner: pgRunner(b.dbURL, "purchase.sql", poolSize),
@@ -640,9 +666,9 @@ func (b *bench) purchases(ctx context.Context) (Pair, error) {
 			Runner: scaledRunner{r: pgRunner(b.refURL, "reference64.pgbench", 4), factor: referenceBatch}, SLO: sloPurchase, Start: 1000,
 			Database: b.refName, SatRunner: unthrottled{scaledRunner{r: pgRunner(b.refURL, "reference64.pgbench", 4), factor: referenceBatch}}},
 		target{Label: fmt.Sprintf("POST /v1/purchases under creator codes (%d creators)", len(spread.Creators)), Tool: "coinop loadtest", Runner: coded, SLO: sloPurchase,
-			Start: 250, WarmRate: 2000, ServerPID: pid, SatRunner: codedSat, SatRate: saturate},
+			Start: 250, WarmRate: 2000, ServerPID: pid, SatRunner: codedSat, SatRate: saturate, Paired: true},
 		target{Label: "POST /v1/purchases under creator codes (all crediting one creator)", Tool: "coinop loadtest", Runner: oneCreator, SLO: sloPurchase,
-			Start: 250, WarmRate: 2000, ServerPID: pid, SatRunner: oneCreatorSat, SatRate: saturate})
+			Start: 250, WarmRate: 2000, ServerPID: pid, SatRunner: oneCreatorSat, SatRate: saturate, Paired: true})
 	if err != nil {
 		return Pair{}, err
 	}

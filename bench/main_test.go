@@ -62,3 +62,32 @@ func TestMeasurementFromReport(t *testing.T) {
 		t.Fatalf("err = %v, want the report's notes", err)
 	}
 }
+
+// The paired purchase targets are saturated one after another, in
+// alternating order, so that the drift through a bench cancels in their
+// round-by-round ratio instead of counting against whichever comes later.
+func TestPairedTargetsSaturateSideBySideInAlternatingOrder(t *testing.T) {
+	sat := unthrottled{}
+	targets := []target{
+		{Label: "reference", SatRunner: sat},
+		{Label: "plain", SatRunner: sat, Paired: true},
+		{Label: "hot", SatRunner: sat},
+		{Label: "no saturation"},
+		{Label: "coded", SatRunner: sat, Paired: true},
+		{Label: "one creator", SatRunner: sat, Paired: true},
+	}
+	labels := func(order []int) []string {
+		var out []string
+		for _, i := range order {
+			out = append(out, targets[i].Label)
+		}
+		return out
+	}
+	even := []string{"reference", "hot", "plain", "coded", "one creator"}
+	odd := []string{"one creator", "coded", "plain", "hot", "reference"}
+	for round, want := range [][]string{even, odd, even, odd} {
+		if got := labels(saturationOrder(targets, round)); !slices.Equal(got, want) {
+			t.Errorf("round %d: order %v, want %v", round, got, want)
+		}
+	}
+}

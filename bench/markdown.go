@@ -279,7 +279,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	if len(saturated) > 0 {
 		p("## Purchases at saturation")
 		p("")
-		p("Each purchase measurement offered far more than it can serve, in %d rounds (the measurements taking turns): "+
+		p("Each purchase measurement offered far more than it can serve, in %d rounds (the measurements taking turns, the plain and creator-code purchases one after another and in alternating order, so that the drift as the tables grow cancels in their ratio): "+
 			"what it served, and the CPU per purchase then. On a shared machine these move less than the p99-bounded max. "+
 			"The ratio is to the reference purchase's best round.", len(saturated[0].Saturated))
 		p("")
