@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -588,5 +589,33 @@ func BenchmarkPurchaseUnderACode(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// A refund reads its purchase's credits and their reversals through
+// indexes: with sequential scans priced out, the plan of its read still has
+// none (without the index by credit reversed, migrations/018, every refund
+// read the whole journal).
+func TestARefundReadsItsCreditsByIndexNotTheJournal(t *testing.T) {
+	pool, _ := testenv.NewPool(t)
+	ctx := context.Background()
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SET LOCAL enable_seqscan = off`); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := tx.Query(ctx, "EXPLAIN "+creators.SQLLockCredits, int64(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text := strings.Join(plan, "\n"); strings.Contains(text, "Seq Scan") {
+		t.Errorf("the refund's read of its credits scans a table:\n%s", text)
 	}
 }

@@ -276,13 +276,19 @@ type lockedCredit struct {
 	availableAt     time.Time
 }
 
+// sqlLockCredits reads a ledger transaction's credits, each with what its
+// reversals (net of reinstatements) took back: by the index by ledger
+// transaction and, for the reversals, the one by credit reversed
+// (migrations/018), so a refund reads its own rows, not the journal.
+const sqlLockCredits = `SELECT c.id, c.creator_id, c.source_account, c.currency, c.micro, c.player_id, c.available_at,
+			coalesce((SELECT -sum(r.micro) FROM creator_credits r WHERE r.reverses = c.id), 0)::bigint
+		FROM creator_credits c WHERE c.ledger_transaction_id = $1 AND c.kind IN ('code', 'item', 'tip')
+		ORDER BY c.id FOR UPDATE OF c`
+
 // lockCredits locks the credits of ledger transaction ledgerTx in id order
 // (the order every reversal and reinstatement takes them in).
 func lockCredits(ctx context.Context, tx pgx.Tx, ledgerTx int64) ([]lockedCredit, error) {
-	rows, _ := tx.Query(ctx, `SELECT c.id, c.creator_id, c.source_account, c.currency, c.micro, c.player_id, c.available_at,
-			coalesce((SELECT -sum(r.micro) FROM creator_credits r WHERE r.reverses = c.id), 0)::bigint
-		FROM creator_credits c WHERE c.ledger_transaction_id = $1 AND c.kind IN ('code', 'item', 'tip')
-		ORDER BY c.id FOR UPDATE OF c`, ledgerTx)
+	rows, _ := tx.Query(ctx, sqlLockCredits, ledgerTx)
 	credits, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (lockedCredit, error) {
 		var c lockedCredit
 		return c, r.Scan(&c.id, &c.creator, &c.source, &c.currency, &c.micro, &c.player, &c.availableAt, &c.reversed)
