@@ -29,9 +29,10 @@ type codeRunPlayers struct {
 }
 
 // creatorCodePlayers creates `creators` creators with one code each and n
-// players "bench-<group>-<i>" supporting them in turn, and writes their
-// tokens to a file for `coinop loadtest --tokens` (which funds them each
-// run, as it funds the players it creates).
+// players "bench-<group>-<i>" supporting them in turn (none with no
+// creators: the plain purchases' players), and writes their tokens to a
+// file for `coinop loadtest --tokens` (which funds them each run, as it
+// funds the players it creates).
 func (b *bench) creatorCodePlayers(ctx context.Context, client *loadtest.Client, group string, creators, n int) (codeRunPlayers, error) {
 	out := codeRunPlayers{}
 	admin := http.Header{"Authorization": {"Bearer " + b.admin}}
@@ -54,6 +55,10 @@ func (b *bench) creatorCodePlayers(ctx context.Context, client *loadtest.Client,
 		if err != nil {
 			return out, err
 		}
+		fmt.Fprintf(&tokens, "%s %s\n", player, tok)
+		if creators == 0 {
+			continue
+		}
 		creator := out.Creators[i%len(out.Creators)]
 		r, err := client.Do(ctx, http.MethodPut, "/v1/creator-code", tok, map[string]string{"code": codeOf(creator)}, nil)
 		if err != nil {
@@ -66,7 +71,6 @@ func (b *bench) creatorCodePlayers(ctx context.Context, client *loadtest.Client,
 		if r.Status != http.StatusOK || json.Unmarshal(r.Body, &pc) != nil || !pc.Active || pc.CreatorID != creator {
 			return out, fmt.Errorf("setting %s's creator code: HTTP %d %s", player, r.Status, r.Body)
 		}
-		fmt.Fprintf(&tokens, "%s %s\n", player, tok)
 	}
 	out.TokensPath = filepath.Join(b.tmp, "tokens-"+group+".txt")
 	return out, os.WriteFile(out.TokensPath, []byte(tokens.String()), 0o600)
